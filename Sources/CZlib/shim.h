@@ -1,0 +1,9 @@
+#ifndef NF4KIT_CZLIB_SHIM_H
+#define NF4KIT_CZLIB_SHIM_H
+#include <zlib.h>
+
+/// inflateInit2 is a macro in zlib.h; Swift cannot call macros, so wrap it.
+static inline int nf4kit_inflateInit2(z_streamp strm, int windowBits) {
+    return inflateInit2(strm, windowBits);
+}
+#endif

@@ -1,0 +1,1 @@
+// NF4KitFormats: see docs/architecture.md for what lives here.

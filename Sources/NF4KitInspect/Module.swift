@@ -1,0 +1,1 @@
+// NF4KitInspect: see docs/architecture.md for what lives here.

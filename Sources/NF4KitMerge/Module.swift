@@ -1,0 +1,1 @@
+// NF4KitMerge: see docs/architecture.md for what lives here.

@@ -1,0 +1,1 @@
+// NF4KitQuant: see docs/architecture.md for what lives here.

@@ -1,0 +1,5 @@
+import Testing
+
+@Suite struct InspectPlaceholderTests {
+    @Test func `module builds`() {}
+}

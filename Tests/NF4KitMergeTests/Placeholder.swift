@@ -1,0 +1,5 @@
+import Testing
+
+@Suite struct MergePlaceholderTests {
+    @Test func `module builds`() {}
+}
