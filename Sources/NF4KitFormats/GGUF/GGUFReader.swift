@@ -133,12 +133,14 @@ public struct GGUFFile: Sendable {
     /// NF4Kit dequantizes block types and decodes the NF4 companion layout. `metadata` holds every scalar key as
     /// text (strings as they are, numbers in Swift's shortest form, booleans as `true`/`false`); arrays are left out.
     ///
+    /// - Parameter skippingBlockTypes: Leave out tensors of ggml block types instead of failing on them.
     /// - Throws: ``CheckpointError`` `.unsupportedDType` naming the first tensor whose ggml type has no ``DType``.
-    public func checkpoint() throws(CheckpointError) -> Checkpoint {
+    public func checkpoint(skippingBlockTypes: Bool = false) throws(CheckpointError) -> Checkpoint {
         var result: [Tensor] = []
         result.reserveCapacity(tensors.count)
         for info in tensors {
             guard let dtype = info.type.dtype else {
+                if skippingBlockTypes { continue }
                 throw CheckpointError(
                     .unsupportedDType,
                     "tensor '\(info.name)' has ggml type \(info.type.name), which has no plain element type; "
