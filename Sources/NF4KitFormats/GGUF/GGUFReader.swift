@@ -55,8 +55,10 @@ public struct GGUFFile: Sendable {
     public static let maxKeyByteCount = 65535
     /// Longest string value, in bytes (ggml's 2026 reader: 1 GiB; also never more than the remaining file).
     public static let maxStringByteCount = 1 << 30
-    /// Most elements in one metadata array (ggml's 2026 reader: 2^30).
-    public static let maxArrayCount = 1 << 30
+    /// Most elements in one metadata array: 2^24, ours. ggml's 2026 reader allows 2^30, but every element here
+    /// becomes a ``GGUFValue`` (24 bytes), so the lower cap bounds memory at about 400 MB; real tokenizer arrays
+    /// (vocabularies, merges) stay below 2^19.
+    public static let maxArrayCount = 1 << 24
     /// Longest tensor name, in bytes (ggml `GGML_MAX_NAME` = 64 including the terminating NUL).
     public static let maxTensorNameByteCount = 63
     /// Most dimensions per tensor (ggml `GGML_MAX_DIMS`).
