@@ -58,7 +58,9 @@ public enum GGUFBridge {
     /// - Returns: The plan entry and the encoded bytes (heap, or the input view).
     /// - Throws: ``CheckpointError`` `.invalidArgument` when the innermost dimension is not a multiple of 32 for a
     ///   block type, `.unsupportedDType` when the input is not a float tensor or `type` cannot be produced.
-    public static func encode(_ tensor: Tensor, as type: GGMLType) throws(CheckpointError) -> (GGUFTensorPlan, TensorBytes) {
+    public static func encode(_ tensor: Tensor, as type: GGMLType) throws(CheckpointError) -> (
+        GGUFTensorPlan, TensorBytes
+    ) {
         let plan = GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.shape)
         if type.dtype == tensor.dtype { return (plan, tensor.bytes) }
         guard tensor.dtype.isConvertibleFloat else {

@@ -100,7 +100,8 @@ import Testing
         let encoded = try GGUFBnbCompanion.encode(tensors)
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        try GGUFWriter.write(path: dir.file("odd.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
+        try GGUFWriter.write(
+            path: dir.file("odd.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
         let file = try GGUFFile.read(path: dir.file("odd.gguf"))
         #expect(file.tensor(named: w + ".nf4")?.dimensions == [8])
         #expect(file["bnb.shape." + w] == .uint64Array([5, 3]))
@@ -128,7 +129,8 @@ import Testing
             GGUFTensorPlan(name: encoded.tensors[index].0.name, type: .i8, dimensions: [64]),
             TensorBytes(copyingElementsOf: [UInt8](repeating: 0, count: 64))
         )
-        try GGUFWriter.write(path: dir.file("bad.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
+        try GGUFWriter.write(
+            path: dir.file("bad.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
         let file = try GGUFFile.read(path: dir.file("bad.gguf"))
         let error = #expect(throws: CheckpointError.self) { try GGUFBnbCompanion.decode(file) }
         #expect(error?.code == .malformedHeader)

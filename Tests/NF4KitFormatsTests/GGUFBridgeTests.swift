@@ -8,7 +8,8 @@ import Testing
 @Suite struct GGUFBridgeTests {
     static let sample = Fixture.path("gguf/sample.gguf")
 
-    @Test func `the golden sample becomes a checkpoint with block tensors dequantized to the reference values`() throws {
+    @Test func `the golden sample becomes a checkpoint with block tensors dequantized to the reference values`() throws
+    {
         let checkpoint = try GGUFBridge.readCheckpoint(path: Self.sample)
         let expected = try GGUFTestSafetensors.byName(Fixture.path("gguf/sample.expected.safetensors"))
         #expect(checkpoint.format == .gguf)
@@ -37,7 +38,9 @@ import Testing
     }
 
     @Test func `encoding a tensor whose rows are not whole blocks is refused`() throws {
-        let tensor = GGUFTestSafetensors.Entry(name: "w", dtype: .f32, shape: [2, 48], bytes: [UInt8](repeating: 0, count: 384)).tensor
+        let tensor = GGUFTestSafetensors.Entry(
+            name: "w", dtype: .f32, shape: [2, 48], bytes: [UInt8](repeating: 0, count: 384)
+        ).tensor
         let error = #expect(throws: CheckpointError.self) { try GGUFBridge.encode(tensor, as: .q4_0) }
         #expect(error?.code == .invalidArgument)
         #expect(error?.tensor == "w")
@@ -50,7 +53,8 @@ import Testing
         defer { dir.cleanup() }
         let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-nf4-dq-q_proj.safetensors"))
         let encoded = try GGUFBnbCompanion.encode(source.map(\.tensor))
-        try GGUFWriter.write(path: dir.file("m.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
+        try GGUFWriter.write(
+            path: dir.file("m.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
         let checkpoint = try GGUFBridge.readCheckpoint(path: dir.file("m.gguf"))
         #expect(Set(checkpoint.tensors.map(\.name)) == Set(source.map(\.name)))
         for entry in source {

@@ -70,7 +70,9 @@ import Testing
         for (plan, bytes) in tensors {
             let dataPath = dir.file("\(name).\(plan.name).bin")
             try write(bytes.array, to: dataPath)
-            var entry: [String: Any] = ["name": plan.name, "type": plan.type.name, "ne": plan.dimensions, "data": dataPath]
+            var entry: [String: Any] = [
+                "name": plan.name, "type": plan.type.name, "ne": plan.dimensions, "data": dataPath,
+            ]
             if let format = GGMLBlockFormat(ggmlTypeID: plan.type.id) {
                 var values = [Float](repeating: 0, count: bytes.count / format.typeSize * 32)
                 bytes.withUnsafeBytes { raw in
@@ -88,7 +90,9 @@ import Testing
         var result: [String: Any] = [
             "path": path, "dataStart": Int(layout.dataStart), "tensors": tensorEntries,
             "metadata": metadata.map { entry -> [String: Any] in
-                var item: [String: Any] = ["key": entry.key, "type": entry.value.type.description, "value": json(entry.value)]
+                var item: [String: Any] = [
+                    "key": entry.key, "type": entry.value.type.description, "value": json(entry.value),
+                ]
                 if case .array(let elementType, _) = entry.value { item["elementType"] = elementType.description }
                 return item
             },
@@ -99,7 +103,8 @@ import Testing
 
     private func f32Tensor(_ name: String, _ shape: Shape, _ values: [Float]) -> Tensor {
         Tensor(
-            descriptor: TensorDescriptor(name: name, dtype: .f32, shape: shape, file: "memory", fileOffset: 0, byteCount: values.count * 4),
+            descriptor: TensorDescriptor(
+                name: name, dtype: .f32, shape: shape, file: "memory", fileOffset: 0, byteCount: values.count * 4),
             bytes: TensorBytes(copyingElementsOf: values.map(\.bitPattern)))
     }
 

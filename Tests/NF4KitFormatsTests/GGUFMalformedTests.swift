@@ -14,8 +14,11 @@ import Testing
         let error = #expect(throws: CheckpointError.self, sourceLocation: sourceLocation) {
             try GGUFFile.read(path: path)
         }
-        #expect(error?.code == code, "\(error.map(String.init(describing:)) ?? "no error")", sourceLocation: sourceLocation)
-        #expect(error?.byteOffset == offset, "\(error.map(String.init(describing:)) ?? "no error")", sourceLocation: sourceLocation)
+        #expect(
+            error?.code == code, "\(error.map(String.init(describing:)) ?? "no error")", sourceLocation: sourceLocation)
+        #expect(
+            error?.byteOffset == offset, "\(error.map(String.init(describing:)) ?? "no error")",
+            sourceLocation: sourceLocation)
         #expect(error?.tensor == tensor, sourceLocation: sourceLocation)
         #expect(error?.file == path, sourceLocation: sourceLocation)
         #expect(error?.code.isDataError == true || code == .unsupported, sourceLocation: sourceLocation)

@@ -28,7 +28,8 @@ import Testing
         for length in 0..<dataEnd {
             let error = parse(Array(bytes.prefix(length)))
             #expect(error?.code.isDataError == true, "cut at \(length)")
-            #expect(error?.byteOffset.map { $0 <= Int64(length) } == true, "cut at \(length): \(String(describing: error))")
+            #expect(
+                error?.byteOffset.map { $0 <= Int64(length) } == true, "cut at \(length): \(String(describing: error))")
         }
         for length in dataEnd...bytes.count { #expect(parse(Array(bytes.prefix(length))) == nil, "cut at \(length)") }
     }

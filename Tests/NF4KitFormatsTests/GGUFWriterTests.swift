@@ -9,7 +9,9 @@ import Testing
 
     private func floats(_ values: [Float]) -> TensorBytes { TensorBytes(copyingElementsOf: values.map(\.bitPattern)) }
 
-    private func fileBytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+    private func fileBytes(_ path: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
 
     @Test func `the spec's 192-byte example file is reproduced exactly`() throws {
         let dir = TemporaryDirectory()
@@ -46,8 +48,14 @@ import Testing
                 GGUFMetadataEntry(key: "general.alignment", value: .uint32(32)),
                 "11 00 00 00 00 00 00 00 67 65 6e 65 72 61 6c 2e 61 6c 69 67 6e 6d 65 6e 74 04 00 00 00 20 00 00 00"
             ),
-            (GGUFMetadataEntry(key: "x.flag", value: .bool(true)), "06 00 00 00 00 00 00 00 78 2e 66 6c 61 67 07 00 00 00 01"),
-            (GGUFMetadataEntry(key: "x.eps", value: .float32(1e-5)), "05 00 00 00 00 00 00 00 78 2e 65 70 73 06 00 00 00 ac c5 27 37"),
+            (
+                GGUFMetadataEntry(key: "x.flag", value: .bool(true)),
+                "06 00 00 00 00 00 00 00 78 2e 66 6c 61 67 07 00 00 00 01"
+            ),
+            (
+                GGUFMetadataEntry(key: "x.eps", value: .float32(1e-5)),
+                "05 00 00 00 00 00 00 00 78 2e 65 70 73 06 00 00 00 ac c5 27 37"
+            ),
             (
                 GGUFMetadataEntry(key: "x.arr", value: .array(.uint32, [.uint32(1), .uint32(2)])),
                 "05 00 00 00 00 00 00 00 78 2e 61 72 72 09 00 00 00 04 00 00 00 02 00 00 00 00 00 00 00 01 00 00 00 02 00 00 00"
@@ -95,8 +103,14 @@ import Testing
         let tensors: [(GGUFTensorPlan, TensorBytes)] = [
             (GGUFTensorPlan(name: "f32", type: .f32, shape: [3, 64]), floats(values)),
             (GGUFTensorPlan(name: "i16", type: .i16, shape: [2, 3]), TensorBytes(copyingElementsOf: i16)),
-            (GGUFTensorPlan(name: "q8", type: .q8_0, shape: [2, 32]), TensorBytes(copyingElementsOf: [UInt8](repeating: 7, count: 68))),
-            (GGUFTensorPlan(name: "scalar", type: .f64, shape: []), TensorBytes(copyingElementsOf: [Double(2.5).bitPattern])),
+            (
+                GGUFTensorPlan(name: "q8", type: .q8_0, shape: [2, 32]),
+                TensorBytes(copyingElementsOf: [UInt8](repeating: 7, count: 68))
+            ),
+            (
+                GGUFTensorPlan(name: "scalar", type: .f64, shape: []),
+                TensorBytes(copyingElementsOf: [Double(2.5).bitPattern])
+            ),
         ]
         let layout = try GGUFWriter.write(path: path, metadata: metadata, tensors: tensors, overwrite: false)
         let file = try GGUFFile.read(path: path)
@@ -104,7 +118,7 @@ import Testing
         for entry in metadata {
             #expect(file[entry.key] == entry.value, "\(entry.key)")
         }
-        #expect(file[ "k.f32"].map { if case .float32(let v) = $0 { v.sign == .minus } else { false } } == true)
+        #expect(file["k.f32"].map { if case .float32(let v) = $0 { v.sign == .minus } else { false } } == true)
         #expect(file.tensors.map(\.name) == ["f32", "i16", "q8", "scalar"])
         #expect(file.tensors.map(\.type) == [.f32, .i16, .q8_0, .f64])
         #expect(file.tensors[0].dimensions == [64, 3])
@@ -126,7 +140,10 @@ import Testing
             path: path, metadata: [],
             tensors: [
                 (GGUFTensorPlan(name: "a", type: .f32, shape: [3]), floats([1, 2, 3])),
-                (GGUFTensorPlan(name: "b", type: .f16, shape: [5]), TensorBytes(copyingElementsOf: [UInt16](repeating: 0xFFFF, count: 5))),
+                (
+                    GGUFTensorPlan(name: "b", type: .f16, shape: [5]),
+                    TensorBytes(copyingElementsOf: [UInt16](repeating: 0xFFFF, count: 5))
+                ),
             ],
             overwrite: false)
         #expect(layout.tensorOffsets == [layout.dataStart, layout.dataStart + 32])
@@ -156,7 +173,10 @@ import Testing
         defer { dir.cleanup() }
         let path = dir.file("order.gguf")
         let layout = try GGUFLayout.plan(
-            metadata: [], tensors: [GGUFTensorPlan(name: "a", type: .f32, shape: [2]), GGUFTensorPlan(name: "b", type: .f32, shape: [2])])
+            metadata: [],
+            tensors: [
+                GGUFTensorPlan(name: "a", type: .f32, shape: [2]), GGUFTensorPlan(name: "b", type: .f32, shape: [2]),
+            ])
         let writer = try GGUFWriter(path: path, layout: layout, overwrite: false)
         try writer.write(tensorAt: 1, floats([3, 4]))
         try writer.write(tensorAt: 0, floats([1, 2]))
@@ -197,14 +217,23 @@ import Testing
     }
 
     @Test(arguments: [
-        ("nested array", [GGUFMetadataEntry(key: "x", value: .array(.array, [.array(.uint8, [.uint8(1)])]))], [GGUFTensorPlan]()),
+        (
+            "nested array", [GGUFMetadataEntry(key: "x", value: .array(.array, [.array(.uint8, [.uint8(1)])]))],
+            [GGUFTensorPlan]()
+        ),
         ("empty array", [GGUFMetadataEntry(key: "x", value: .array(.uint8, []))], []),
         ("mixed array", [GGUFMetadataEntry(key: "x", value: .array(.uint8, [.int8(1)]))], []),
-        ("duplicate key", [GGUFMetadataEntry(key: "x", value: .bool(true)), GGUFMetadataEntry(key: "x", value: .bool(false))], []),
+        (
+            "duplicate key",
+            [GGUFMetadataEntry(key: "x", value: .bool(true)), GGUFMetadataEntry(key: "x", value: .bool(false))], []
+        ),
         ("alignment 24", [GGUFMetadataEntry(key: "general.alignment", value: .uint32(24))], []),
         ("alignment as UINT64", [GGUFMetadataEntry(key: "general.alignment", value: .uint64(32))], []),
         ("64-byte name", [], [GGUFTensorPlan(name: String(repeating: "n", count: 64), type: .f32, shape: [1])]),
-        ("duplicate name", [], [GGUFTensorPlan(name: "a", type: .f32, shape: [1]), GGUFTensorPlan(name: "a", type: .f32, shape: [1])]),
+        (
+            "duplicate name", [],
+            [GGUFTensorPlan(name: "a", type: .f32, shape: [1]), GGUFTensorPlan(name: "a", type: .f32, shape: [1])]
+        ),
         ("Q8_0 row of 16", [], [GGUFTensorPlan(name: "q", type: .q8_0, shape: [2, 16])]),
         ("five dimensions", [], [GGUFTensorPlan(name: "a", type: .f32, shape: [1, 1, 1, 1, 1])]),
     ])

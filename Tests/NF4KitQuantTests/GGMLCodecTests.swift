@@ -15,7 +15,9 @@ import Testing
 
     private func dequantize(_ bytes: [UInt8], _ format: GGMLBlockFormat) -> [Float] {
         var out = [Float](repeating: .nan, count: bytes.count / format.typeSize * 32)
-        bytes.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { GGMLBlockCodec.dequantize(raw, as: format, into: $0) } }
+        bytes.withUnsafeBytes { raw in
+            out.withUnsafeMutableBufferPointer { GGMLBlockCodec.dequantize(raw, as: format, into: $0) }
+        }
         return out
     }
 

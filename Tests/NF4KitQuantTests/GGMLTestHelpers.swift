@@ -13,7 +13,9 @@ enum GGUFTestSafetensors {
 
         var floats: [Float] {
             stride(from: 0, to: bytes.count, by: 4).map { i in
-                Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+                Float(
+                    bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(
+                        bytes[i + 3]) << 24)
             }
         }
 
@@ -36,7 +38,12 @@ enum GGUFTestSafetensors {
             let offsets = info["data_offsets"] as! [Int]
             let bytes = [UInt8](data.subdata(in: (8 + headerLength + offsets[0])..<(8 + headerLength + offsets[1])))
             entries.append(
-                (offsets[0], Entry(name: name, dtype: DType(rawValue: info["dtype"] as! String)!, shape: info["shape"] as! [Int], bytes: bytes)))
+                (
+                    offsets[0],
+                    Entry(
+                        name: name, dtype: DType(rawValue: info["dtype"] as! String)!, shape: info["shape"] as! [Int],
+                        bytes: bytes)
+                ))
         }
         return entries.sorted { $0.0 < $1.0 }.map(\.1)
     }

@@ -94,13 +94,20 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     /// Every type with a known id, in id order.
     public static var allKnown: [GGMLType] { table.compactMap { $0 } }
 
+    // Named after ggml (`Q4_0` is `.q4_0`).
     public static let f32 = GGMLType(0, "F32", 1, 4)
     public static let f16 = GGMLType(1, "F16", 1, 2)
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q4_0 = GGMLType(2, "Q4_0", 32, 18)
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q4_1 = GGMLType(3, "Q4_1", 32, 20)
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q5_0 = GGMLType(6, "Q5_0", 32, 22)
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q5_1 = GGMLType(7, "Q5_1", 32, 24)
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q8_0 = GGMLType(8, "Q8_0", 32, 34)
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q8_1 = GGMLType(9, "Q8_1", 32, 36)
     public static let i8 = GGMLType(24, "I8", 1, 1)
     public static let i16 = GGMLType(25, "I16", 1, 2)

@@ -1,5 +1,5 @@
-public import NF4KitCore
 import FoundationEssentials
+public import NF4KitCore
 
 /// Our NF4-in-GGUF container convention (spec gguf.md §5.3 "Option A", documented in docs/gguf.md).
 ///
@@ -112,7 +112,8 @@ public enum GGUFBnbCompanion {
             }
             guard found <= version else {
                 throw CheckpointError(
-                    .unsupported, "the file uses NF4 companion convention version \(found); this reader knows \(version)",
+                    .unsupported,
+                    "the file uses NF4 companion convention version \(found); this reader knows \(version)",
                     file: file.path, byteOffset: recordOffset(file, versionKey))
             }
             guard case .array(.string, let names) = file[weightsKey] ?? .array(.string, []) else {
@@ -121,6 +122,11 @@ public enum GGUFBnbCompanion {
                     byteOffset: recordOffset(file, weightsKey))
             }
             for case .string(let name) in names {
+                guard file.tensor(named: name + ".nf4") != nil else {
+                    throw CheckpointError(
+                        .malformedHeader, "\(weightsKey) lists '\(name)' but the file has no tensor '\(name).nf4'",
+                        file: file.path, byteOffset: recordOffset(file, weightsKey), tensor: name)
+                }
                 groupsByNF4Name[name + ".nf4"] = name
                 for suffix in [".nf4", ".absmax", ".absmax2", ".absmax_offset"] { consumed.insert(name + suffix) }
             }
@@ -180,17 +186,20 @@ public enum GGUFBnbCompanion {
                 return tensor
             }
             guard stateTensor.dtype == .u8, stateTensor.shape.rank == 1 else {
-                throw fail("quant state '\(stateTensor.name)' must be a 1-D U8 tensor, found \(stateTensor.dtype) \(stateTensor.shape)")
+                throw fail(
+                    "quant state '\(stateTensor.name)' must be a 1-D U8 tensor, found \(stateTensor.dtype) \(stateTensor.shape)"
+                )
             }
             let blob = stateTensor.bytes.array
             guard let json = String(validating: blob, as: UTF8.self),
                 let decoded = try? JSONDecoder().decode(QuantState.self, from: Data(blob))
             else { throw fail("quant state '\(stateTensor.name)' is not the JSON bitsandbytes writes") }
-            guard decoded.quant_type == quantType else {
-                throw fail("quant state '\(stateTensor.name)' says quant_type '\(decoded.quant_type)'")
+            guard decoded.quantType == quantType else {
+                throw fail("quant state '\(stateTensor.name)' says quant_type '\(decoded.quantType)'")
             }
             guard decoded.blocksize > 0, let n = Shape(decoded.shape).checkedElementCount else {
-                throw fail("quant state '\(stateTensor.name)' has blocksize \(decoded.blocksize), shape \(decoded.shape)")
+                throw fail(
+                    "quant state '\(stateTensor.name)' has blocksize \(decoded.blocksize), shape \(decoded.shape)")
             }
             state = decoded
             stateJSON = json
@@ -208,15 +217,17 @@ public enum GGUFBnbCompanion {
                 throw fail("'\(map.name)' must be F32 [16], found \(map.dtype) \(map.shape)")
             }
             quantMap = floats(map)
-            if byName[weight + ".nested_absmax"] != nil || decoded.nested_blocksize != nil {
-                guard let nestedBlocksize = decoded.nested_blocksize, nestedBlocksize > 0, decoded.nested_offset != nil,
-                    decoded.nested_dtype ?? "float32" == "float32"
+            if byName[weight + ".nested_absmax"] != nil || decoded.nestedBlocksize != nil {
+                guard let nestedBlocksize = decoded.nestedBlocksize, nestedBlocksize > 0, decoded.nestedOffset != nil,
+                    decoded.nestedDtype ?? "float32" == "float32"
                 else { throw fail("quant state '\(stateTensor.name)' lacks a usable nested_blocksize/nested_offset") }
                 let nested = try part(".nested_absmax")
                 let nestedMap = try part(".nested_quant_map")
                 let nestedBlocks = (blocks + nestedBlocksize - 1) / nestedBlocksize
                 guard absmax.dtype == .u8, absmax.shape == Shape([blocks]) else {
-                    throw fail("'\(absmax.name)' must be U8 [\(blocks)] with double quantization, found \(absmax.dtype) \(absmax.shape)")
+                    throw fail(
+                        "'\(absmax.name)' must be U8 [\(blocks)] with double quantization, found \(absmax.dtype) \(absmax.shape)"
+                    )
                 }
                 guard nested.dtype == .f32, nested.shape == Shape([nestedBlocks]) else {
                     throw fail("'\(nested.name)' must be F32 [\(nestedBlocks)], found \(nested.dtype) \(nested.shape)")
@@ -245,13 +256,19 @@ public enum GGUFBnbCompanion {
             var out: [(GGUFTensorPlan, TensorBytes)] = [
                 (GGUFTensorPlan(name: weight + ".nf4", type: .i8, dimensions: packedDimensions), packed.bytes),
                 (
-                    GGUFTensorPlan(name: weight + ".absmax", type: doubleQuant ? .i8 : .f32, dimensions: [absmax.shape.dimensions[0]]),
+                    GGUFTensorPlan(
+                        name: weight + ".absmax", type: doubleQuant ? .i8 : .f32,
+                        dimensions: [absmax.shape.dimensions[0]]),
                     absmax.bytes
                 ),
             ]
-            if let nestedAbsmax, let offset = state.nested_offset {
+            if let nestedAbsmax, let offset = state.nestedOffset {
                 out.append(
-                    (GGUFTensorPlan(name: weight + ".absmax2", type: .f32, dimensions: [nestedAbsmax.shape.dimensions[0]]), nestedAbsmax.bytes))
+                    (
+                        GGUFTensorPlan(
+                            name: weight + ".absmax2", type: .f32, dimensions: [nestedAbsmax.shape.dimensions[0]]),
+                        nestedAbsmax.bytes
+                    ))
                 out.append(
                     (
                         GGUFTensorPlan(name: weight + ".absmax_offset", type: .f32, dimensions: [1]),
@@ -263,13 +280,16 @@ public enum GGUFBnbCompanion {
 
         /// Per-weight records: the verbatim quant state, the 1-D shape when needed, and overrides of global values.
         func perWeightEntries(globals: Group) -> [GGUFMetadataEntry] {
-            var entries = [GGUFMetadataEntry(key: GGUFBnbCompanion.quantStatePrefix + weight, value: .string(stateJSON))]
+            var entries = [
+                GGUFMetadataEntry(key: GGUFBnbCompanion.quantStatePrefix + weight, value: .string(stateJSON))
+            ]
             if packedDimensions.count == 1, state.shape.count != 1 || state.shape[0] % 2 != 0 {
                 entries.append(
                     GGUFMetadataEntry(
                         key: "bnb.shape." + weight, value: .uint64Array(state.shape.reversed().map { UInt64($0) })))
             }
-            let globalFields = Dictionary(globals.fields.compactMap { f in f.1.map { (f.0, $0) } }, uniquingKeysWith: { a, _ in a })
+            let globalFields = Dictionary(
+                globals.fields.compactMap { f in f.1.map { (f.0, $0) } }, uniquingKeysWith: { a, _ in a })
             for case (let field, let value?) in fields where value != globalFields[field] {
                 entries.append(GGUFMetadataEntry(key: "bnb.\(field).\(weight)", value: value))
             }
@@ -282,7 +302,7 @@ public enum GGUFBnbCompanion {
                 ("quant_type", .string(quantType)),
                 ("blocksize", .uint32(UInt32(clamping: state.blocksize))),
                 ("double_quant", .bool(doubleQuant)),
-                ("nested_blocksize", state.nested_blocksize.map { .uint32(UInt32(clamping: $0)) }),
+                ("nested_blocksize", state.nestedBlocksize.map { .uint32(UInt32(clamping: $0)) }),
                 ("compute_dtype", .string(state.dtype ?? "float32")),
                 ("quant_map", .float32Array(quantMap)),
                 ("nested_quant_map", nestedQuantMap.map { .float32Array($0) }),
@@ -329,16 +349,20 @@ public enum GGUFBnbCompanion {
             state.blocksize > 0, let n = Shape(state.shape).checkedElementCount
         else { throw fail("NF4 weight '\(weight)' has no valid \(stateKey) quant-state JSON", key: stateKey) }
         let doubleQuant: Bool
-        if case .bool(let flag) = value("double_quant")?.0 { doubleQuant = flag } else {
+        if case .bool(let flag) = value("double_quant")?.0 {
+            doubleQuant = flag
+        } else {
             throw fail("NF4 weight '\(weight)' has no BOOL bnb.double_quant")
         }
-        guard case .string(let quantType) = value("quant_type")?.0 ?? .string(state.quant_type),
-            quantType == state.quant_type
-        else { throw fail("bnb.quant_type disagrees with the quant state of '\(weight)'") }
+        guard case .string(let quantType) = value("quant_type")?.0 ?? .string(state.quantType),
+            quantType == state.quantType
+        else { throw fail("bnb.quantType disagrees with the quant state of '\(weight)'") }
         let packedBytes = (n + 1) / 2
         let blocks = (n + state.blocksize - 1) / state.blocksize
         guard codes.type == .i8, codes.byteCount == packedBytes else {
-            throw fail("'\(codes.name)' must be I8 with \(packedBytes) elements, found \(codes.type.name) \(codes.dimensions)", at: codes)
+            throw fail(
+                "'\(codes.name)' must be I8 with \(packedBytes) elements, found \(codes.type.name) \(codes.dimensions)",
+                at: codes)
         }
         guard let absmax = file.tensor(named: weight + ".absmax") else { throw fail("'\(weight).absmax' is missing") }
         guard absmax.type == (doubleQuant ? .i8 : .f32), absmax.elementCount == blocks else {
@@ -367,7 +391,7 @@ public enum GGUFBnbCompanion {
             heap(weight + ".quant_map", .f32, [16], floatBytes(try floatArray("quant_map", count: 16))),
         ]
         if doubleQuant {
-            guard let nestedBlocksize = state.nested_blocksize, nestedBlocksize > 0 else {
+            guard let nestedBlocksize = state.nestedBlocksize, nestedBlocksize > 0 else {
                 throw fail("the quant state of '\(weight)' has no nested_blocksize", key: stateKey)
             }
             let nestedBlocks = (blocks + nestedBlocksize - 1) / nestedBlocksize
@@ -376,11 +400,15 @@ public enum GGUFBnbCompanion {
             else { throw fail("'\(weight).absmax2' must be F32 with \(nestedBlocks) elements") }
             out.append(view(weight + ".nested_absmax", .f32, [nestedBlocks], absmax2))
             out.append(
-                heap(weight + ".nested_quant_map", .f32, [256], floatBytes(try floatArray("nested_quant_map", count: 256))))
+                heap(
+                    weight + ".nested_quant_map", .f32, [256],
+                    floatBytes(try floatArray("nested_quant_map", count: 256))))
         }
         let blob = Array(json.utf8)
         out.append(
-            heap(weight + ".quant_state.bitsandbytes__" + quantType, .u8, [blob.count], TensorBytes(copyingElementsOf: blob)))
+            heap(
+                weight + ".quant_state.bitsandbytes__" + quantType, .u8, [blob.count],
+                TensorBytes(copyingElementsOf: blob)))
         return out
     }
 
@@ -391,13 +419,21 @@ public enum GGUFBnbCompanion {
 
 /// The fields of bitsandbytes' packed quant-state JSON that the convention reads.
 private struct QuantState: Decodable, Sendable {
-    var quant_type: String
+    var quantType: String
     var blocksize: Int
     var dtype: String?
     var shape: [Int]
-    var nested_blocksize: Int?
-    var nested_dtype: String?
-    var nested_offset: Double?
+    var nestedBlocksize: Int?
+    var nestedDtype: String?
+    var nestedOffset: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case quantType = "quant_type"
+        case blocksize, dtype, shape
+        case nestedBlocksize = "nested_blocksize"
+        case nestedDtype = "nested_dtype"
+        case nestedOffset = "nested_offset"
+    }
 }
 
 /// `name` = `W.quant_state.bitsandbytes__nf4` (or `__fp4`) gives `(W, "nf4")`.

@@ -235,7 +235,7 @@ private struct Parser {
             guard parsed.keyIndex[key] == nil else {
                 throw fail(.malformedHeader, "metadata key '\(key)' appears twice", at: recordOffset)
             }
-            let value = try readValue(key: key, allowArray: true)
+            let value = try readValue(of: readType(key: key), key: key)
             if key == "general.alignment" {
                 guard case .uint32(let alignment) = value else {
                     throw fail(
@@ -391,13 +391,15 @@ private struct Parser {
         let raw = try reader.read(UInt64.self, "the length of a \(what)")
         guard raw <= UInt64(reader.remaining) else {
             throw fail(
-                .truncated, "a \(what) of \(raw) bytes runs past the end of the file (\(reader.remaining) bytes remain)",
+                .truncated,
+                "a \(what) of \(raw) bytes runs past the end of the file (\(reader.remaining) bytes remain)",
                 at: offset)
         }
         let length = Int(raw)
         guard length <= limit, length <= GGUFFile.maxStringByteCount else {
             throw fail(
-                .limitExceeded, "a \(what) of \(length) bytes exceeds the limit of \(min(limit, GGUFFile.maxStringByteCount))",
+                .limitExceeded,
+                "a \(what) of \(length) bytes exceeds the limit of \(min(limit, GGUFFile.maxStringByteCount))",
                 at: offset)
         }
         let bytes = try reader.readBytes(length, what)
@@ -414,11 +416,6 @@ private struct Parser {
             throw fail(.malformedHeader, "metadata key '\(key)' has unknown value type id \(raw)", at: offset)
         }
         return type
-    }
-
-    private mutating func readValue(key: String, allowArray: Bool) throws(CheckpointError) -> GGUFValue {
-        let type = try readType(key: key)
-        return try readValue(of: type, key: key)
     }
 
     private mutating func readValue(of type: GGUFValueType, key: String) throws(CheckpointError) -> GGUFValue {

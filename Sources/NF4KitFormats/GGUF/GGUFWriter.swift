@@ -124,7 +124,8 @@ public struct GGUFLayout: Sendable {
         out.bytes.append(contentsOf: repeatElement(0, count: Int(dataStart) - out.bytes.count))
         return GGUFLayout(
             header: out.bytes, alignment: alignment, dataStart: dataStart, tensors: tensors,
-            tensorOffsets: relativeOffsets.map { dataStart + $0 }, byteCounts: byteCounts, fileSize: dataStart + running)
+            tensorOffsets: relativeOffsets.map { dataStart + $0 }, byteCounts: byteCounts, fileSize: dataStart + running
+        )
     }
 
     private static func alignUp(_ value: Int64, _ alignment: Int) -> Int64 {
@@ -186,7 +187,8 @@ public final class GGUFWriter: Sendable {
             return !flags[index]
         }
         guard fresh else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' was written twice", file: output.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)' was written twice", file: output.path, tensor: name)
         }
         try output.write(bytes, at: layout.tensorOffsets[index])
     }

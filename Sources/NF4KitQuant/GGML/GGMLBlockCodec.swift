@@ -8,8 +8,11 @@ public import NF4KitCore
 ///   high nibble; `x = (code - 8) * d`.
 /// - Q4_1, 20 bytes: f16 `d`, f16 `m`, then 16 bytes as Q4_0; `x = code * d + m`.
 public enum GGMLBlockFormat: String, Sendable, Hashable, CaseIterable {
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q8_0 = "Q8_0"
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q4_0 = "Q4_0"
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case q4_1 = "Q4_1"
 
     /// Elements per block (32 for all three).
@@ -62,15 +65,16 @@ public enum GGMLBlockCodec {
     ///   - destination: Exactly `source.count / 32 * format.typeSize` bytes.
     /// - Complexity: O(n), no allocation.
     public static func quantize(
-        _ source: UnsafeBufferPointer<Float>, as format: GGMLBlockFormat, into destination: UnsafeMutableRawBufferPointer
+        _ source: UnsafeBufferPointer<Float>, as format: GGMLBlockFormat,
+        into destination: UnsafeMutableRawBufferPointer
     ) {
         precondition(format.canQuantize, "GGMLBlockCodec.quantize: \(format) is decode-only")
         precondition(
             source.count % 32 == 0 && destination.count == source.count / 32 * format.typeSize,
             "GGMLBlockCodec.quantize: \(source.count) values do not fill \(destination.count) bytes of \(format)")
         switch format {
-        case .q8_0: quantizeQ8_0(source, into: destination)
-        case .q4_0: quantizeQ4_0(source, into: destination)
+        case .q8_0: quantizeQ8(source, into: destination)
+        case .q4_0: quantizeQ4(source, into: destination)
         case .q4_1: break
         }
     }
@@ -83,7 +87,8 @@ public enum GGMLBlockCodec {
     ///   - destination: The values; the count must be a multiple of 32.
     /// - Complexity: O(n), no allocation.
     public static func dequantize(
-        _ source: UnsafeRawBufferPointer, as format: GGMLBlockFormat, into destination: UnsafeMutableBufferPointer<Float>
+        _ source: UnsafeRawBufferPointer, as format: GGMLBlockFormat,
+        into destination: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(
             destination.count % 32 == 0 && source.count == destination.count / 32 * format.typeSize,
@@ -140,12 +145,15 @@ public enum GGMLBlockCodec {
 
     @inline(__always)
     private static func half(_ raw: UnsafeRawBufferPointer, _ offset: Int) -> Float {
-        FloatConversion.float(fromHalfBits: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+        FloatConversion.float(
+            fromHalfBits: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
     }
 
     // Reference: amax = max|x|; d = amax / 127 (f32); id = 1/d (from the f32 d, 0 when d = 0);
     // q = round-half-away-from-zero(x * id); d stored as f16 (round to nearest even).
-    private static func quantizeQ8_0(_ source: UnsafeBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer) {
+    private static func quantizeQ8(
+        _ source: UnsafeBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer
+    ) {
         for block in 0..<(source.count / 32) {
             let x = UnsafeBufferPointer(rebasing: source[(block * 32)..<(block * 32 + 32)])
             var amax: Float = 0
@@ -153,7 +161,8 @@ public enum GGMLBlockCodec {
             let d = amax / 127
             let id: Float = d != 0 ? 1 / d : 0
             let base = block * 34
-            destination.storeBytes(of: FloatConversion.halfBits(from: d).littleEndian, toByteOffset: base, as: UInt16.self)
+            destination.storeBytes(
+                of: FloatConversion.halfBits(from: d).littleEndian, toByteOffset: base, as: UInt16.self)
             for j in 0..<32 {
                 let scaled = (x[j] * id).rounded(.toNearestOrAwayFromZero)
                 let code: Int8 = scaled.isNaN ? 0 : Int8(max(-128, min(127, scaled)))
@@ -164,7 +173,9 @@ public enum GGMLBlockCodec {
 
     // Reference: the first element of largest |x| gives max (signed); d = max / -8; id = 1/d (0 when d = 0);
     // code = min(15, trunc(x * id + 8.5)) with a separate multiply and add; qs[k] = code[k] | code[k+16] << 4.
-    private static func quantizeQ4_0(_ source: UnsafeBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer) {
+    private static func quantizeQ4(
+        _ source: UnsafeBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer
+    ) {
         for block in 0..<(source.count / 32) {
             let x = UnsafeBufferPointer(rebasing: source[(block * 32)..<(block * 32 + 32)])
             // Start from element 0 (not from +0) so an all-zero block keeps the sign of x[0], as numpy's argmax does.
@@ -177,7 +188,8 @@ public enum GGMLBlockCodec {
             let d = maxValue / -8
             let id: Float = d != 0 ? 1 / d : 0
             let base = block * 18
-            destination.storeBytes(of: FloatConversion.halfBits(from: d).littleEndian, toByteOffset: base, as: UInt16.self)
+            destination.storeBytes(
+                of: FloatConversion.halfBits(from: d).littleEndian, toByteOffset: base, as: UInt16.self)
             for k in 0..<16 {
                 let low = code4(x[k], id)
                 let high = code4(x[k + 16], id)
