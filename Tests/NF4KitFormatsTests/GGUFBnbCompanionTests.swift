@@ -138,3 +138,30 @@ import Testing
         #expect(error?.byteOffset == file.tensor(named: Self.weight + ".nf4")?.recordOffset)
     }
 }
+
+/// Whole golden checkpoints through GGUF and back, compared as files.
+@Suite struct GGUFBnbCompanionCheckpointTests {
+    @Test(arguments: ["nf4-dq", "nf4", "fp4-dq"])
+    func `a whole bitsandbytes checkpoint through GGUF and back is the same safetensors file byte for byte`(
+        _ variant: String
+    ) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let original = Fixture.path("llama-tiny/\(variant)/model.safetensors")
+        let source = try SafetensorsReader.read(path: original)
+        let encoded = try GGUFBnbCompanion.encode(
+            source.tensors, metadata: [GGUFMetadataEntry(key: "general.architecture", value: .string("llama"))])
+        let gguf = dir.file("model.gguf")
+        try GGUFWriter.write(path: gguf, metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
+        let file = try GGUFFile.read(path: gguf)
+        #expect(file["nf4kit.bnb.weights"]?.arrayElements?.count == 14)
+        #expect(file["bnb.quant_type"] == .string(variant.hasPrefix("fp4") ? "fp4" : "nf4"))
+        let decoded = try GGUFBnbCompanion.decode(file)
+        let back = dir.file("model.safetensors")
+        try SafetensorsWriter.write(decoded, metadata: [("format", "pt")], to: back, overwrite: false)
+        let expected = try MappedRegion(mapping: original).all.array
+        let actual = try MappedRegion(mapping: back).all.array
+        #expect(actual.count == expected.count)
+        #expect(actual == expected)
+    }
+}
