@@ -95,4 +95,33 @@ public enum GGUFBridge {
         }
         return (plan, region.all)
     }
+
+    /// The ggml type a tensor gets when a whole checkpoint is exported as `requested` (llama.cpp's conventions).
+    ///
+    /// Float tensors of rank 2 or more whose innermost dimension is a multiple of the block size get `requested`;
+    /// 1-D float tensors (norms, biases) stay F32 when a block type is requested; float tensors whose rows are not
+    /// whole blocks fall back to F16. Integer tensors keep their own type. `nil` for dtypes GGUF cannot store (U8,
+    /// BOOL, FP8, ...): the caller decides (for bitsandbytes checkpoints use ``GGUFBnbCompanion``).
+    public static func exportType(for tensor: Tensor, requested: GGMLType) -> GGMLType? {
+        guard tensor.dtype.isConvertibleFloat else { return GGMLType(dtype: tensor.dtype) }
+        guard requested.isQuantized else { return requested }
+        guard tensor.shape.rank >= 2 else { return .f32 }
+        let innermost = tensor.shape.dimensions.last ?? 0
+        return innermost > 0 && innermost % requested.blockSize == 0 ? requested : .f16
+    }
+
+    /// The `general.file_type` value (llama.cpp `llama_ftype`) for a file whose weights are mostly `type`, or `nil`
+    /// when llama.cpp has none for it. Write it as UINT32; with Q8_0/Q4_0 also write
+    /// `general.quantization_version` = UINT32 2.
+    public static func llamaFileType(for type: GGMLType) -> UInt32? {
+        switch type {
+        case .f32: 0
+        case .f16: 1
+        case .q4_0: 2
+        case .q4_1: 3
+        case .q8_0: 7
+        case .bf16: 32
+        default: nil
+        }
+    }
 }

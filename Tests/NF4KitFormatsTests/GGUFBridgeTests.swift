@@ -63,3 +63,28 @@ import Testing
         }
     }
 }
+
+@Suite struct GGUFBridgeExportTypeTests {
+    private func tensor(_ dtype: DType, _ shape: Shape) -> Tensor {
+        let count = dtype.byteCount(elementCount: shape.elementCount) ?? 0
+        return GGUFTestSafetensors.Entry(
+            name: "t", dtype: dtype, shape: shape.dimensions, bytes: [UInt8](repeating: 0, count: count)
+        ).tensor
+    }
+
+    @Test func `block types go to matrices with whole-block rows, norms stay F32, other rows fall back to F16`() {
+        #expect(GGUFBridge.exportType(for: tensor(.f16, [64, 256]), requested: .q4_0) == .q4_0)
+        #expect(GGUFBridge.exportType(for: tensor(.bf16, [256]), requested: .q8_0) == .f32)
+        #expect(GGUFBridge.exportType(for: tensor(.f32, [4, 48]), requested: .q8_0) == .f16)
+        #expect(GGUFBridge.exportType(for: tensor(.f16, [4, 48]), requested: .bf16) == .bf16)
+        #expect(GGUFBridge.exportType(for: tensor(.i64, [4]), requested: .q8_0) == .i64)
+        #expect(GGUFBridge.exportType(for: tensor(.u8, [4]), requested: .f16) == nil)
+    }
+
+    @Test func `llama file types follow llama_ftype`() {
+        #expect(GGUFBridge.llamaFileType(for: .q8_0) == 7)
+        #expect(GGUFBridge.llamaFileType(for: .q4_0) == 2)
+        #expect(GGUFBridge.llamaFileType(for: .bf16) == 32)
+        #expect(GGUFBridge.llamaFileType(for: .i8) == nil)
+    }
+}
