@@ -34,6 +34,7 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
         self = known
     }
 
+    /// The ggml name.
     public var description: String { name }
 
     /// Whether elements are stored in blocks of more than one (a ggml-quantized type).
@@ -95,25 +96,39 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public static var allKnown: [GGMLType] { table.compactMap { $0 } }
 
     // Named after ggml (`Q4_0` is `.q4_0`).
+    /// ggml `F32`: id 0, 1 element in 4 bytes.
     public static let f32 = GGMLType(0, "F32", 1, 4)
+    /// ggml `F16`: id 1, 1 element in 2 bytes.
     public static let f16 = GGMLType(1, "F16", 1, 2)
+    /// ggml `Q4_0`: id 2, 32 elements in 18 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q4_0 = GGMLType(2, "Q4_0", 32, 18)
+    /// ggml `Q4_1`: id 3, 32 elements in 20 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q4_1 = GGMLType(3, "Q4_1", 32, 20)
+    /// ggml `Q5_0`: id 6, 32 elements in 22 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q5_0 = GGMLType(6, "Q5_0", 32, 22)
+    /// ggml `Q5_1`: id 7, 32 elements in 24 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q5_1 = GGMLType(7, "Q5_1", 32, 24)
+    /// ggml `Q8_0`: id 8, 32 elements in 34 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q8_0 = GGMLType(8, "Q8_0", 32, 34)
+    /// ggml `Q8_1`: id 9, 32 elements in 36 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     public static let q8_1 = GGMLType(9, "Q8_1", 32, 36)
+    /// ggml `I8`: id 24, 1 element in 1 bytes.
     public static let i8 = GGMLType(24, "I8", 1, 1)
+    /// ggml `I16`: id 25, 1 element in 2 bytes.
     public static let i16 = GGMLType(25, "I16", 1, 2)
+    /// ggml `I32`: id 26, 1 element in 4 bytes.
     public static let i32 = GGMLType(26, "I32", 1, 4)
+    /// ggml `I64`: id 27, 1 element in 8 bytes.
     public static let i64 = GGMLType(27, "I64", 1, 8)
+    /// ggml `F64`: id 28, 1 element in 8 bytes.
     public static let f64 = GGMLType(28, "F64", 1, 8)
+    /// ggml `BF16`: id 30, 1 element in 2 bytes.
     public static let bf16 = GGMLType(30, "BF16", 1, 2)
 
     // Spec gguf.md §2.1 (ggml type traits, Feb 2025, and gguf-py 0.19.0 for ids 39-41). Q8_1 uses ggml's 36 bytes;

@@ -2,18 +2,31 @@
 ///
 /// Note the order: the 64-bit types come after `array` (spec gguf.md §1.4).
 public enum GGUFValueType: UInt32, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// `UINT8`, id 0.
     case uint8 = 0
+    /// `INT8`, id 1.
     case int8 = 1
+    /// `UINT16`, id 2.
     case uint16 = 2
+    /// `INT16`, id 3.
     case int16 = 3
+    /// `UINT32`, id 4.
     case uint32 = 4
+    /// `INT32`, id 5.
     case int32 = 5
+    /// `FLOAT32`, id 6.
     case float32 = 6
+    /// `BOOL`, id 7.
     case bool = 7
+    /// `STRING`, id 8.
     case string = 8
+    /// `ARRAY`, id 9.
     case array = 9
+    /// `UINT64`, id 10.
     case uint64 = 10
+    /// `INT64`, id 11.
     case int64 = 11
+    /// `FLOAT64`, id 12.
     case float64 = 12
 
     /// Bytes of one value for the fixed-size types; `nil` for `string` and `array`.
@@ -53,19 +66,31 @@ public enum GGUFValueType: UInt32, Sendable, Hashable, CaseIterable, CustomStrin
 
 /// A typed GGUF metadata value. Arrays hold values of one element type and are never nested.
 public enum GGUFValue: Hashable, Sendable {
+    /// A `UINT8` value.
     case uint8(UInt8)
+    /// A `INT8` value.
     case int8(Int8)
+    /// A `UINT16` value.
     case uint16(UInt16)
+    /// A `INT16` value.
     case int16(Int16)
+    /// A `UINT32` value.
     case uint32(UInt32)
+    /// A `INT32` value.
     case int32(Int32)
+    /// A `FLOAT32` value.
     case float32(Float)
+    /// A `BOOL` value.
     case bool(Bool)
+    /// A `STRING` value.
     case string(String)
     /// An array: the element type and the elements (all of that type; never `.array`).
     indirect case array(GGUFValueType, [GGUFValue])
+    /// A `UINT64` value.
     case uint64(UInt64)
+    /// A `INT64` value.
     case int64(Int64)
+    /// A `FLOAT64` value.
     case float64(Double)
 
     /// The value's type id.
@@ -151,6 +176,7 @@ extension GGUFValue: CustomStringConvertible {
 public struct GGUFMetadataEntry: Hashable, Sendable {
     /// The key (`general.architecture`).
     public var key: String
+    /// The typed value.
     public var value: GGUFValue
     /// Byte offset of the record (its key length) in the file; `nil` for entries not read from a file.
     public var recordOffset: Int64?

@@ -5,6 +5,7 @@ import Synchronization
 public struct GGUFTensorPlan: Hashable, Sendable {
     /// The tensor name (1–63 bytes, unique in the file).
     public var name: String
+    /// The ggml type of the data.
     public var type: GGMLType
     /// ggml dimensions, fastest-moving first (`ne[0]` first), 1 to 4 of them.
     public var dimensions: [Int]

@@ -8,10 +8,13 @@ public import NF4KitCore
 ///   high nibble; `x = (code - 8) * d`.
 /// - Q4_1, 20 bytes: f16 `d`, f16 `m`, then 16 bytes as Q4_0; `x = code * d + m`.
 public enum GGMLBlockFormat: String, Sendable, Hashable, CaseIterable {
+    /// Q8_0 (id 8): f16 scale + 32 int8 codes, 34 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     case q8_0 = "Q8_0"
+    /// Q4_0 (id 2): f16 scale + 32 4-bit codes, 18 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     case q4_0 = "Q4_0"
+    /// Q4_1 (id 3): f16 scale, f16 minimum + 32 4-bit codes, 20 bytes.
     // swift-format-ignore: AlwaysUseLowerCamelCase
     case q4_1 = "Q4_1"
 
