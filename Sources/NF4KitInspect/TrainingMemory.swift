@@ -95,6 +95,8 @@ public struct TrainingMemory: Sendable, Hashable {
     /// The row for `method`.
     public func row(_ method: Method) -> Row? { rows.first { $0.method == method } }
 
+    /// Largest LoRA parameter count (per target and in total) that we compute with: 2^48, far beyond any real model.
+    static let maxLoRAParameters = 1 << 48
     /// bitsandbytes' 8-bit optimizers keep FP32 states for tensors smaller than this (`min_8bit_size`).
     static let min8BitElements = 4096
     /// bitsandbytes' blockwise 8-bit optimizer state block (one F32 absmax per state per block).
@@ -127,7 +129,13 @@ public struct TrainingMemory: Sendable, Hashable {
             }
             guard isTarget else { continue }
             let out = entry.shape.dimensions[0], inFeatures = entry.shape.dimensions[1]
-            targets.append(Target(name: entry.name, outFeatures: out, inFeatures: inFeatures, loraParameterCount: r * (inFeatures + out)))
+            // Dimensions of an empty tensor are not bounded by the file size, so the product is checked.
+            let (sum, sumOverflow) = inFeatures.addingReportingOverflow(out)
+            let (count, countOverflow) = sum.multipliedReportingOverflow(by: r)
+            guard !sumOverflow, !countOverflow, count <= TrainingMemory.maxLoRAParameters else {
+                throw CheckpointError(.limitExceeded, "LoRA of rank \(r) on '\(entry.name)' \(entry.shape) would have more than \(TrainingMemory.maxLoRAParameters) parameters", tensor: entry.name)
+            }
+            targets.append(Target(name: entry.name, outFeatures: out, inFeatures: inFeatures, loraParameterCount: count))
         }
         if let wanted = options.targets {
             let missing = wanted.filter { !matched.contains($0) }
@@ -152,6 +160,9 @@ public struct TrainingMemory: Sendable, Hashable {
         var lora = 0, lora8Bit = 0
         for target in targets {
             lora += target.loraParameterCount
+            guard lora <= TrainingMemory.maxLoRAParameters else {
+                throw CheckpointError(.limitExceeded, "the LoRA targets would have more than \(TrainingMemory.maxLoRAParameters) parameters in total", tensor: target.name)
+            }
             lora8Bit += TrainingMemory.adamW8BitStateBytes(elements: r * target.inFeatures)
                 + TrainingMemory.adamW8BitStateBytes(elements: target.outFeatures * r)
         }

@@ -116,3 +116,19 @@ import Testing
         #expect(report.training?.loraParameterCount == adapter.adapter?.loraParameterCount)
     }
 }
+
+@Suite struct TrainingMemoryLimitTests {
+    @Test func `an empty weight with huge dimensions is refused, not overflowed`() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        // [2^62, 0] has no elements, so the file is tiny, but r * (in + out) would overflow.
+        let path = try SyntheticCheckpoint.write(
+            [SyntheticCheckpoint.zeros("model.layers.0.mlp.up_proj.weight", .f16, [1 << 62, 0])], in: directory)
+        let source = try ModelSource.open(path)
+        let error = #expect(throws: CheckpointError.self) {
+            try InspectionReport.inspect(source, training: TrainingMemoryOptions(rank: 8))
+        }
+        #expect(error?.code == .limitExceeded)
+        #expect(error?.tensor == "model.layers.0.mlp.up_proj.weight")
+    }
+}

@@ -58,7 +58,10 @@ struct InspectionTextRenderer {
     }
 
     private func tensors() -> [String] {
-        var rows: [[String]] = [["name", "dtype", "shape", "params", "bytes", "4-bit", "block", "DQ", "codes", "absmax", "nested"]]
+        var header = ["name", "dtype", "shape", "params", "bytes"]
+        let hasFourBit = report.tensors.contains { $0.fourBit != nil }
+        if hasFourBit { header += ["4-bit", "block", "DQ", "codes", "absmax", "nested"] }
+        var rows: [[String]] = [header]
         for t in report.tensors {
             if let q = t.fourBit {
                 rows.append([
@@ -70,7 +73,8 @@ struct InspectionTextRenderer {
                 rows.append([t.name, t.dtype.rawValue, t.shape.description, F.grouped(t.parameterCount), F.grouped(t.byteCount)])
             }
         }
-        return ["Tensors (4-bit weights: logical shape, pre-quantization dtype; bytes include companions)"]
+        let title = hasFourBit ? "Tensors (4-bit weights: logical shape, dtype before quantization; bytes include companions)" : "Tensors"
+        return [title]
             + F.table(rows, rightAligned: [3, 4, 6, 8, 9, 10])
     }
 
