@@ -23,6 +23,7 @@ public struct InspectionReport: Sendable, Hashable {
         public var path: String
         /// The container (`safetensors`, `gguf`, `torch`).
         public var format: String
+        /// Model or adapter.
         public var kind: Kind
         /// The weight files read, in order.
         public var files: [String]
@@ -52,7 +53,9 @@ public struct InspectionReport: Sendable, Hashable {
     public struct FourBitDetails: Sendable, Hashable {
         /// `nf4` or `fp4`.
         public var quantType: String
+        /// Elements per first-level block.
         public var blockSize: Int
+        /// Whether `absmax` is itself quantized (nested constants present).
         public var isDoubleQuantized: Bool
         /// The torch dtype the weight had before quantization (`bfloat16`, `float16`, `float32`).
         public var weightDType: String
@@ -66,16 +69,19 @@ public struct InspectionReport: Sendable, Hashable {
         public var nestedByteCount: Int
         /// Nested block size and offset when double-quantized.
         public var nestedBlockSize: Int?
+        /// The double-quantization offset (mean of the first-level absmax) from the quant state.
         public var nestedOffset: Double?
     }
 
     /// One logical tensor.
     public struct TensorRow: Sendable, Hashable {
+        /// The tensor's name (for a 4-bit weight, the codes tensor's name).
         public var name: String
         /// The stored dtype (U8 for the packed codes of a 4-bit weight).
         public var dtype: DType
         /// The logical shape (for a 4-bit weight, the shape before quantization).
         public var shape: Shape
+        /// Elements of the logical shape.
         public var parameterCount: Int
         /// Bytes stored for this tensor, 4-bit companions included.
         public var byteCount: Int
@@ -83,9 +89,11 @@ public struct InspectionReport: Sendable, Hashable {
         public var fourBit: FourBitDetails?
     }
 
+    /// The headline numbers.
     public var summary: Summary
     /// Logical tensors in natural name order (`layers.2` before `layers.10`).
     public var tensors: [TensorRow]
+    /// Bytes by role and the comparison with other storage formats.
     public var memory: MemoryBreakdown
     /// Present for a PEFT adapter folder.
     public var adapter: AdapterSummary?

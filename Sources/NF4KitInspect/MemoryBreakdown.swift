@@ -8,9 +8,13 @@ public import NF4KitCore
 public struct MemoryBreakdown: Sendable, Hashable {
     /// Unquantized tensors of one dtype.
     public struct DTypeUsage: Sendable, Hashable {
+        /// The element type.
         public var dtype: DType
+        /// How many tensors have it.
         public var tensorCount: Int
+        /// Their elements.
         public var parameterCount: Int
+        /// Their bytes.
         public var byteCount: Int
     }
 
@@ -30,7 +34,9 @@ public struct MemoryBreakdown: Sendable, Hashable {
 
     /// The size of one representation and how it compares with FP16.
     public struct Cost: Sendable, Hashable {
+        /// Which representation.
         public var representation: Representation
+        /// Its size in bytes of tensor data.
         public var byteCount: Int
         /// `(1 - byteCount / fp16) * 100`; `nil` when the FP16 size is 0.
         public var savingsVersusFP16Percent: Double?
@@ -42,6 +48,7 @@ public struct MemoryBreakdown: Sendable, Hashable {
     public struct CostBasis: Sendable, Hashable {
         /// Whether the quantizable set is the checkpoint's own 4-bit weights (else: Linear weights by name).
         public var fromFourBitWeights: Bool
+        /// How many tensors the comparison quantizes.
         public var quantizableTensorCount: Int
         /// Elements of the quantizable weights (logical shapes).
         public var quantizableParameterCount: Int
@@ -77,6 +84,7 @@ public struct MemoryBreakdown: Sendable, Hashable {
     public var bitsPerQuantizedParameter: Double?
     /// The same with code maps and quant-state blobs included (every byte that belongs to a 4-bit weight).
     public var bitsPerQuantizedParameterWithTables: Double?
+    /// What the comparison quantizes and what it leaves alone.
     public var costBasis: CostBasis
     /// One entry per ``Representation``, in declaration order.
     public var costs: [Cost]

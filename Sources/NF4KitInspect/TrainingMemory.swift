@@ -18,11 +18,13 @@ public struct TrainingMemoryOptions: Sendable, Hashable {
     /// Module names that get LoRA (`q_proj`, `model.layers.0.mlp.up_proj`); `nil` means every quantizable Linear
     /// layer (what QLoRA does; `lm_head` and embeddings excluded).
     public var targets: [String]?
+    /// Element type of the LoRA parameters and their gradients.
     public var adapterDType: LoRAParameterDType
 
     /// Largest rank accepted (keeps every product well inside `Int`).
     public static let maxRank = 65_536
 
+    /// Creates options; `targets == nil` means every quantizable Linear layer.
     public init(rank: Int, targets: [String]? = nil, adapterDType: LoRAParameterDType = .f32) {
         self.rank = rank
         self.targets = targets
@@ -49,6 +51,7 @@ public struct TrainingMemory: Sendable, Hashable {
 
     /// One row of the table, in bytes.
     public struct Row: Sendable, Hashable {
+        /// Which training method this row is.
         public var method: Method
         /// Parameters that receive gradients.
         public var trainableParameterCount: Int
@@ -56,6 +59,7 @@ public struct TrainingMemory: Sendable, Hashable {
         public var weightByteCount: Int
         /// Trainable parameters held in addition to ``weightByteCount``: LoRA A/B matrices, or FP32 master weights.
         public var trainableByteCount: Int
+        /// Gradients, in the dtype of the trainable parameters.
         public var gradientByteCount: Int
         /// AdamW states (two FP32 moments per trainable parameter).
         public var optimizerStateByteCount: Int
@@ -75,13 +79,15 @@ public struct TrainingMemory: Sendable, Hashable {
     public struct Target: Sendable, Hashable {
         /// The base weight's name.
         public var name: String
-        /// Rows (`out`) and columns (`in`) of the base weight.
+        /// Rows of the base weight (`out`).
         public var outFeatures: Int
+        /// Columns of the base weight (`in`).
         public var inFeatures: Int
         /// `r * (in + out)`.
         public var loraParameterCount: Int
     }
 
+    /// The options the estimate was made for.
     public var options: TrainingMemoryOptions
     /// The modules that get LoRA, in checkpoint order.
     public var targets: [Target]
