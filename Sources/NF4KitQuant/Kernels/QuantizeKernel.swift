@@ -173,8 +173,9 @@ enum QuantizeKernel {
         }
     }
 
-    /// Codes 8 values per step: 15 lane-wise compares summed, then pairs packed into 4 bytes.
-    /// Precondition: `count` is a multiple of 8 and no scaled value is NaN.
+    /// Codes 8 values per step: 15 lane-wise `s > T[k]` compares summed (NaN ranks 0, the CUDA rule; CPU blocks
+    /// that can produce NaN take the scalar path), then pairs packed into 4 bytes.
+    /// Precondition: `count` is a multiple of 8.
     @inline(__always)
     private static func vectorCodes(
         _ buffer: UnsafeMutablePointer<Float>, count: Int, inverse: Float, rule: CodeRule, out: UnsafeMutableRawPointer
@@ -183,25 +184,26 @@ enum QuantizeKernel {
         let scale = SIMD8<Float>(repeating: inverse)
         let t = rule.thresholds
         let one = SIMD8<UInt32>(repeating: 1)
+        let zero = SIMD8<UInt32>()
         var i = 0
         while i &+ 8 <= count {
             let s = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<Float>.self) * scale
             var rank = SIMD8<UInt32>()
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[0]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[1]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[2]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[3]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[4]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[5]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[6]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[7]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[8]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[9]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[10]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[11]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[12]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[13]))
-            rank &+= one.replacing(with: 0, where: s .<= SIMD8(repeating: t[14]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[0]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[1]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[2]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[3]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[4]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[5]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[6]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[7]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[8]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[9]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[10]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[11]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[12]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[13]))
+            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[14]))
             if !rule.isIdentity {
                 for lane in 0..<8 { rank[lane] = UInt32(rule.map[Int(rank[lane])]) }
             }
