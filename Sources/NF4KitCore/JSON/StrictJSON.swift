@@ -1,0 +1,254 @@
+/// A strict JSON parser for untrusted headers and configs.
+///
+/// Rejects duplicate keys at any level, nesting deeper than ``maxDepth``, invalid UTF-8, lone surrogates, and
+/// anything but JSON whitespace (space, tab, CR, LF) around the value. Errors carry the byte offset of the
+/// problem relative to the start of the text (callers add where the text starts in the file).
+public struct StrictJSON {
+    /// Deepest nesting accepted (the safetensors reference reader's serde_json recursion limit is 128).
+    public static let maxDepth = 128
+
+    /// Parses `bytes` as one JSON document.
+    /// - Throws: `CheckpointError` `.malformedHeader` with `byteOffset` = offset of the problem + `baseOffset`.
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, baseOffset: Int64 = 0, what: String = "JSON"
+    ) throws(CheckpointError) -> JSONValue {
+        var parser = StrictJSON(bytes: bytes, file: file, baseOffset: baseOffset, what: what)
+        parser.skipWhitespace()
+        let value = try parser.parseValue(depth: 0)
+        parser.skipWhitespace()
+        guard parser.position == bytes.count else { throw parser.fail("trailing characters after the \(what) value") }
+        return value
+    }
+
+    /// Parses a byte array as one JSON document.
+    public static func parse(_ bytes: [UInt8], file: String? = nil, what: String = "JSON") throws(CheckpointError) -> JSONValue {
+        let result: Result<JSONValue, CheckpointError> = bytes.withUnsafeBytes { raw in
+            do throws(CheckpointError) { return .success(try parse(raw, file: file, what: what)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private let bytes: UnsafeRawBufferPointer
+    private let file: String?
+    private let baseOffset: Int64
+    private let what: String
+    private var position = 0
+
+    private init(bytes: UnsafeRawBufferPointer, file: String?, baseOffset: Int64, what: String) {
+        self.bytes = bytes
+        self.file = file
+        self.baseOffset = baseOffset
+        self.what = what
+    }
+
+    private func fail(_ message: String) -> CheckpointError {
+        CheckpointError(.malformedHeader, message, file: file, byteOffset: baseOffset + Int64(position))
+    }
+
+    private var current: UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    private mutating func skipWhitespace() {
+        while let c = current, c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D { position += 1 }
+    }
+
+    private mutating func expect(_ literal: StaticString) throws(CheckpointError) {
+        let count = literal.utf8CodeUnitCount
+        guard position + count <= bytes.count else { throw fail("unexpected end of the \(what)") }
+        for i in 0..<count where bytes[position + i] != literal.utf8Start[i] {
+            throw fail("invalid literal in the \(what)")
+        }
+        position += count
+    }
+
+    private mutating func parseValue(depth: Int) throws(CheckpointError) -> JSONValue {
+        guard depth <= StrictJSON.maxDepth else { throw fail("\(what) nests deeper than \(StrictJSON.maxDepth) levels") }
+        guard let c = current else { throw fail("unexpected end of the \(what)") }
+        switch c {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth)
+        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"):
+            try expect("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expect("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expect("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        default: throw fail("unexpected character '\(Unicode.Scalar(c))' in the \(what)")
+        }
+    }
+
+    private mutating func parseObject(depth: Int) throws(CheckpointError) -> JSONValue {
+        position += 1
+        var members: [(key: String, value: JSONValue)] = []
+        var seen = Set<String>()
+        skipWhitespace()
+        if current == UInt8(ascii: "}") {
+            position += 1
+            return .object(JSONObject(members))
+        }
+        while true {
+            skipWhitespace()
+            guard current == UInt8(ascii: "\"") else { throw fail("expected a string key in the \(what)") }
+            let keyOffset = position
+            let key = try parseString()
+            guard seen.insert(key).inserted else {
+                position = keyOffset
+                throw fail("duplicate key '\(key)' in the \(what)")
+            }
+            skipWhitespace()
+            guard current == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
+            position += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth + 1)
+            members.append((key, value))
+            skipWhitespace()
+            if current == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            guard current == UInt8(ascii: "}") else { throw fail("expected ',' or '}' in an object of the \(what)") }
+            position += 1
+            return .object(JSONObject(members))
+        }
+    }
+
+    private mutating func parseArray(depth: Int) throws(CheckpointError) -> JSONValue {
+        position += 1
+        var elements: [JSONValue] = []
+        skipWhitespace()
+        if current == UInt8(ascii: "]") {
+            position += 1
+            return .array(elements)
+        }
+        while true {
+            skipWhitespace()
+            elements.append(try parseValue(depth: depth + 1))
+            skipWhitespace()
+            if current == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            guard current == UInt8(ascii: "]") else { throw fail("expected ',' or ']' in an array of the \(what)") }
+            position += 1
+            return .array(elements)
+        }
+    }
+
+    private mutating func parseNumber() throws(CheckpointError) -> String {
+        let start = position
+        if current == UInt8(ascii: "-") { position += 1 }
+        guard let first = current, first >= 0x30 && first <= 0x39 else { throw fail("invalid number in the \(what)") }
+        if first == 0x30 {
+            position += 1
+        } else {
+            while let c = current, c >= 0x30 && c <= 0x39 { position += 1 }
+        }
+        if current == UInt8(ascii: ".") {
+            position += 1
+            guard let c = current, c >= 0x30 && c <= 0x39 else { throw fail("invalid number in the \(what)") }
+            while let c = current, c >= 0x30 && c <= 0x39 { position += 1 }
+        }
+        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+            position += 1
+            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { position += 1 }
+            guard let c = current, c >= 0x30 && c <= 0x39 else { throw fail("invalid number in the \(what)") }
+            while let c = current, c >= 0x30 && c <= 0x39 { position += 1 }
+        }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+    }
+
+    private mutating func parseHex4() throws(CheckpointError) -> UInt32 {
+        guard position + 4 <= bytes.count else { throw fail("truncated \\u escape in the \(what)") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[position]
+            let digit: UInt32
+            switch c {
+            case 0x30...0x39: digit = UInt32(c - 0x30)
+            case 0x41...0x46: digit = UInt32(c - 0x41 + 10)
+            case 0x61...0x66: digit = UInt32(c - 0x61 + 10)
+            default: throw fail("invalid \\u escape in the \(what)")
+            }
+            value = value << 4 | digit
+            position += 1
+        }
+        return value
+    }
+
+    private mutating func parseString() throws(CheckpointError) -> String {
+        position += 1  // opening quote
+        var scalars = String.UnicodeScalarView()
+        while true {
+            guard let c = current else { throw fail("unterminated string in the \(what)") }
+            switch c {
+            case UInt8(ascii: "\""):
+                position += 1
+                return String(scalars)
+            case UInt8(ascii: "\\"):
+                position += 1
+                guard let e = current else { throw fail("unterminated escape in the \(what)") }
+                position += 1
+                switch e {
+                case UInt8(ascii: "\""): scalars.append("\"")
+                case UInt8(ascii: "\\"): scalars.append("\\")
+                case UInt8(ascii: "/"): scalars.append("/")
+                case UInt8(ascii: "b"): scalars.append("\u{08}")
+                case UInt8(ascii: "f"): scalars.append("\u{0C}")
+                case UInt8(ascii: "n"): scalars.append("\n")
+                case UInt8(ascii: "r"): scalars.append("\r")
+                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "u"):
+                    var code = try parseHex4()
+                    if (0xD800..<0xDC00).contains(code) {
+                        guard position + 6 <= bytes.count, bytes[position] == UInt8(ascii: "\\"),
+                            bytes[position + 1] == UInt8(ascii: "u")
+                        else { throw fail("lone surrogate escape in the \(what)") }
+                        position += 2
+                        let low = try parseHex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw fail("lone surrogate escape in the \(what)") }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(code) {
+                        throw fail("lone surrogate escape in the \(what)")
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { throw fail("invalid escape in the \(what)") }
+                    scalars.append(scalar)
+                default: throw fail("invalid escape in the \(what)")
+                }
+            case 0x00..<0x20:
+                throw fail("control character in a string of the \(what)")
+            case 0x00..<0x80:
+                scalars.append(Unicode.Scalar(c))
+                position += 1
+            default:
+                scalars.append(try decodeUTF8Scalar())
+            }
+        }
+    }
+
+    /// Decodes one multi-byte UTF-8 scalar strictly (no overlongs, no surrogates, at most U+10FFFF).
+    private mutating func decodeUTF8Scalar() throws(CheckpointError) -> Unicode.Scalar {
+        let lead = bytes[position]
+        let length: Int
+        var value: UInt32
+        switch lead {
+        case 0xC2...0xDF: length = 2; value = UInt32(lead & 0x1F)
+        case 0xE0...0xEF: length = 3; value = UInt32(lead & 0x0F)
+        case 0xF0...0xF4: length = 4; value = UInt32(lead & 0x07)
+        default: throw fail("invalid UTF-8 in the \(what)")
+        }
+        guard position + length <= bytes.count else { throw fail("truncated UTF-8 in the \(what)") }
+        for i in 1..<length {
+            let b = bytes[position + i]
+            guard b & 0xC0 == 0x80 else { throw fail("invalid UTF-8 in the \(what)") }
+            value = value << 6 | UInt32(b & 0x3F)
+        }
+        let minimum: UInt32 = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000
+        guard value >= minimum, let scalar = Unicode.Scalar(value) else { throw fail("invalid UTF-8 in the \(what)") }
+        position += length
+        return scalar
+    }
+}
