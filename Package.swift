@@ -31,7 +31,13 @@ let package = Package(
             dependencies: ["NF4KitCore", "NF4KitQuant", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: settings
         ),
-        .target(name: "NF4KitInspect", dependencies: ["NF4KitCore", "NF4KitFormats", "NF4KitQuant"], swiftSettings: settings),
+        .target(
+            name: "NF4KitInspect",
+            dependencies: [
+                "NF4KitCore", "NF4KitFormats", "NF4KitQuant", .product(name: "RealModule", package: "swift-numerics"),
+            ],
+            swiftSettings: settings
+        ),
         .target(
             name: "NF4Kit",
             dependencies: ["NF4KitCore", "NF4KitFormats", "NF4KitQuant", "NF4KitMerge", "NF4KitInspect"],

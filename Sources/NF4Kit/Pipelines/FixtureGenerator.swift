@@ -1,4 +1,5 @@
 public import NF4KitCore
+public import NF4KitInspect
 
 /// Deterministic synthetic Llama checkpoints for tests, CI and benchmarks.
 ///
@@ -190,55 +191,4 @@ public struct FixtureGenerator: Sendable {
             }
         }
     }
-}
-
-/// The hyper-parameters that decide a Llama model's tensor shapes.
-public struct LlamaArchitecture: Sendable, Hashable {
-    public var hidden: Int
-    public var intermediate: Int
-    public var layers: Int
-    public var heads: Int
-    public var kvHeads: Int
-    public var vocabulary: Int
-    public var maxPositions: Int
-    public var tiedEmbeddings: Bool = false
-
-    public init(hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int, vocabulary: Int, maxPositions: Int = 2048, tiedEmbeddings: Bool = false) {
-        self.hidden = hidden
-        self.intermediate = intermediate
-        self.layers = layers
-        self.heads = heads
-        self.kvHeads = kvHeads
-        self.vocabulary = vocabulary
-        self.maxPositions = maxPositions
-        self.tiedEmbeddings = tiedEmbeddings
-    }
-
-    public var headDim: Int { hidden / heads }
-
-    /// Every parameter tensor in state-dict order.
-    public var parameterShapes: [(name: String, shape: Shape)] {
-        let kv = kvHeads * headDim
-        var shapes: [(String, Shape)] = [("model.embed_tokens.weight", [vocabulary, hidden])]
-        for layer in 0..<layers {
-            let p = "model.layers.\(layer)."
-            shapes += [
-                (p + "self_attn.q_proj.weight", [heads * headDim, hidden]),
-                (p + "self_attn.k_proj.weight", [kv, hidden]),
-                (p + "self_attn.v_proj.weight", [kv, hidden]),
-                (p + "self_attn.o_proj.weight", [hidden, heads * headDim]),
-                (p + "mlp.gate_proj.weight", [intermediate, hidden]),
-                (p + "mlp.up_proj.weight", [intermediate, hidden]),
-                (p + "mlp.down_proj.weight", [hidden, intermediate]),
-                (p + "input_layernorm.weight", [hidden]),
-                (p + "post_attention_layernorm.weight", [hidden]),
-            ]
-        }
-        shapes.append(("model.norm.weight", [hidden]))
-        if !tiedEmbeddings { shapes.append(("lm_head.weight", [vocabulary, hidden])) }
-        return shapes
-    }
-
-    /// Total number of parameters.
-    public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.shape.elementCount } }
 }

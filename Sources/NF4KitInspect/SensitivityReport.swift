@@ -1,0 +1,384 @@
+import Dispatch
+public import NF4KitCore
+public import NF4KitQuant
+import Synchronization
+
+/// Settings of a sensitivity analysis.
+public struct SensitivityOptions: Sendable, Hashable {
+    /// The schemes to quantize with, in report order.
+    public var schemes: [QuantizationScheme]
+    /// Elements per block of NF4, FP4 and INT4 (one of ``BlockQuantizer/supportedBlocksizes``; transformers uses 64).
+    public var blocksize: Int
+    /// Which tensors are quantized: the same plan `convert` uses.
+    public var plan: BnbQuantizationPlan
+    /// Worker threads (at least 1); each holds one tensor's buffers at a time.
+    public var threads: Int
+    /// Cap on the buffers in flight: the thread count is lowered so that threads × (the largest selected tensor's
+    /// working set, about 10 bytes per element) stays below it (one thread always runs).
+    public var memoryBudgetByteCount: Int
+
+    /// Default memory budget: 4 GiB.
+    public static let defaultMemoryBudgetByteCount = 4 << 30
+
+    /// Creates options.
+    public init(
+        schemes: [QuantizationScheme] = QuantizationScheme.defaultSchemes, blocksize: Int = 64,
+        plan: BnbQuantizationPlan = BnbQuantizationPlan(), threads: Int = 1,
+        memoryBudgetByteCount: Int = SensitivityOptions.defaultMemoryBudgetByteCount
+    ) {
+        self.schemes = schemes
+        self.blocksize = blocksize
+        self.plan = plan
+        self.threads = threads
+        self.memoryBudgetByteCount = memoryBudgetByteCount
+    }
+}
+
+/// How much accuracy each storage scheme loses on a checkpoint's weights, and what it costs in bytes.
+///
+/// Every tensor that `convert` would quantize (``BnbQuantizationPlan``) is quantized in memory with each scheme
+/// and decoded to float32; the decoded values are compared with the original values (widened to float32). Results
+/// are kept per tensor, per layer type (`q`, `k`, `v`, `o`, `gate`, `up`, `down`, ...), per component (attention,
+/// MLP, other) and for the whole model. See docs/sensitivity.md.
+public struct SensitivityReport: Sendable, Hashable {
+    /// Version of the JSON document's layout.
+    public static let schemaVersion = 1
+
+    /// Which part of a transformer block a weight belongs to.
+    public enum Component: String, Sendable, Hashable, CaseIterable {
+        /// Attention projections (`q`, `k`, `v`, `o`, or a module under `attn`/`attention`).
+        case attention
+        /// Feed-forward projections (`gate`, `up`, `down`, or a module under `mlp`/`ffn`).
+        case mlp
+        /// Anything else.
+        case other
+    }
+
+    /// The error and cost of one scheme on one tensor or group of tensors.
+    public struct SchemeResult: Sendable, Hashable {
+        /// The scheme.
+        public var scheme: QuantizationScheme
+        /// Tensors the scheme was applied to (ggml formats skip rows that are not a multiple of 32).
+        public var tensorCount: Int
+        /// Their elements.
+        public var parameterCount: Int
+        /// Bytes of those tensors in this scheme (``QuantizationScheme/byteCount(elementCount:blocksize:)``).
+        public var byteCount: Int
+        /// The error statistics.
+        public var error: ErrorStatistics
+
+        /// `byteCount · 8 / parameterCount`; 0 for no parameters.
+        public var bitsPerParameter: Double { parameterCount > 0 ? Double(byteCount) * 8 / Double(parameterCount) : 0 }
+
+        mutating func merge(_ other: SchemeResult) {
+            tensorCount += other.tensorCount
+            parameterCount += other.parameterCount
+            byteCount += other.byteCount
+            error.merge(other.error)
+        }
+    }
+
+    /// One weight.
+    public struct TensorResult: Sendable, Hashable {
+        /// The tensor's name.
+        public var name: String
+        /// Its stored dtype.
+        public var dtype: DType
+        /// Its shape.
+        public var shape: Shape
+        /// Layer type, e.g. `q`, `gate` (see ``SensitivityReport/layerType(of:)``).
+        public var layerType: String
+        /// Attention, MLP or other.
+        public var component: Component
+        /// Elements.
+        public var parameterCount: Int
+        /// Bytes as stored.
+        public var byteCount: Int
+        /// One entry per scheme that accepts the shape, in ``SensitivityOptions/schemes`` order.
+        public var schemes: [SchemeResult]
+    }
+
+    /// Statistics merged over a group of tensors.
+    public struct Aggregate: Sendable, Hashable {
+        /// The group: a layer type, a component name, or `model`.
+        public var label: String
+        /// Tensors in the group.
+        public var tensorCount: Int
+        /// Their elements.
+        public var parameterCount: Int
+        /// Their bytes as stored.
+        public var byteCount: Int
+        /// One entry per scheme applied to at least one tensor of the group.
+        public var schemes: [SchemeResult]
+
+        /// The entry for `scheme`.
+        public func result(_ scheme: QuantizationScheme) -> SchemeResult? { schemes.first { $0.scheme == scheme } }
+    }
+
+    /// The schemes compared.
+    public var schemes: [QuantizationScheme]
+    /// Block size of NF4, FP4 and INT4.
+    public var blocksize: Int
+    /// The quantized tensors in checkpoint order.
+    public var tensors: [TensorResult]
+    /// Per layer type: `q`, `k`, `v`, `o`, `gate`, `up`, `down` first (those present), then others by name.
+    public var byLayerType: [Aggregate]
+    /// Per component: attention, MLP, other (those present).
+    public var byComponent: [Aggregate]
+    /// The whole model (every selected tensor).
+    public var model: Aggregate
+
+    /// Quantizes every selected tensor of `checkpoint` with each scheme and measures the error.
+    ///
+    /// Tensors are processed by up to ``SensitivityOptions/threads`` threads, one tensor per thread at a time, so
+    /// memory stays at about threads × 10 bytes per element of the largest tensor. Each tensor's statistics are
+    /// summed sequentially and aggregates are merged in checkpoint order, so the result is the same for any
+    /// thread count.
+    /// - Parameters:
+    ///   - progress: called after each tensor with (tensors done, tensors total), from any thread.
+    /// - Throws: ``CheckpointError`` `.invalidArgument` for an unsupported block size or an empty scheme list.
+    /// - Complexity: O(schemes × parameters).
+    public static func analyze(
+        _ checkpoint: Checkpoint, options: SensitivityOptions = SensitivityOptions(),
+        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws(CheckpointError) -> SensitivityReport {
+        guard !options.schemes.isEmpty else { throw CheckpointError(.invalidArgument, "no scheme to compare") }
+        let nf4 = try BlockQuantizer(quantType: .nf4, blocksize: options.blocksize)
+        let fp4 = try BlockQuantizer(quantType: .fp4, blocksize: options.blocksize)
+        let selected = checkpoint.tensors.filter {
+            options.plan.shouldQuantize(name: $0.name, dtype: $0.dtype, shape: $0.shape) && $0.descriptor.elementCount > 0
+        }
+        let largest = selected.map(\.descriptor.elementCount).max() ?? 0
+        let perThread = max(1, largest * bytesPerElementInFlight)
+        let window = max(1, min(options.threads, options.memoryBudgetByteCount / perThread, selected.count))
+        let context = Worker(schemes: options.schemes, blocksize: options.blocksize, nf4: nf4, fp4: fp4)
+
+        let results = Mutex<[TensorResult?]>(Array(repeating: nil, count: selected.count))
+        let next = Atomic<Int>(0)
+        let done = Atomic<Int>(0)
+        @Sendable func work() {
+            while true {
+                let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard index < selected.count else { return }
+                let result = context.analyze(selected[index])
+                results.withLock { $0[index] = result }
+                let finished = done.wrappingAdd(1, ordering: .relaxed).newValue
+                progress?(finished, selected.count)
+            }
+        }
+        if window <= 1 {
+            work()
+        } else {
+            DispatchQueue.concurrentPerform(iterations: window) { _ in work() }
+        }
+        let tensors = results.withLock { $0.compactMap { $0 } }
+        return SensitivityReport(schemes: options.schemes, blocksize: options.blocksize, tensors: tensors)
+    }
+
+    /// Bytes of buffers per element while one tensor is analysed: float32 reference and decoded copies (8), plus
+    /// the largest encoded form (Q8_0, about 1.1; BF16, 2).
+    static let bytesPerElementInFlight = 10
+
+    /// Builds the aggregates from per-tensor results (merged in the given order).
+    public init(schemes: [QuantizationScheme], blocksize: Int, tensors: [TensorResult]) {
+        self.schemes = schemes
+        self.blocksize = blocksize
+        self.tensors = tensors
+        func aggregate(_ label: String, _ members: [TensorResult]) -> Aggregate {
+            var merged: [SchemeResult] = []
+            for scheme in schemes {
+                var total = SchemeResult(scheme: scheme, tensorCount: 0, parameterCount: 0, byteCount: 0, error: ErrorStatistics())
+                for tensor in members {
+                    if let result = tensor.schemes.first(where: { $0.scheme == scheme }) { total.merge(result) }
+                }
+                if total.tensorCount > 0 { merged.append(total) }
+            }
+            return Aggregate(
+                label: label, tensorCount: members.count, parameterCount: members.reduce(0) { $0 + $1.parameterCount },
+                byteCount: members.reduce(0) { $0 + $1.byteCount }, schemes: merged)
+        }
+        let known = Self.layerTypeOrder
+        let present = Set(tensors.map(\.layerType))
+        let order = known.filter(present.contains) + present.subtracting(known).sorted()
+        byLayerType = order.map { type in aggregate(type, tensors.filter { $0.layerType == type }) }
+        byComponent = Component.allCases.compactMap { component in
+            let members = tensors.filter { $0.component == component }
+            return members.isEmpty ? nil : aggregate(component.rawValue, members)
+        }
+        model = aggregate("model", tensors)
+    }
+
+    /// The layer types listed first, in this order.
+    public static let layerTypeOrder = ["q", "k", "v", "o", "qkv", "gate", "up", "gate_up", "down"]
+
+    /// The layer type of a weight: its module's last name with `_proj` removed (`q_proj` -> `q`), with the common
+    /// aliases of other families mapped to Llama's (`query` -> `q`, `dense_h_to_4h` -> `up`, ...).
+    public static func layerType(of name: String) -> String {
+        let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+        var last = module.split(separator: ".").last.map(String.init) ?? module
+        if last.hasSuffix("_proj") { last = String(last.dropLast("_proj".count)) }
+        switch last {
+        case "query", "wq": return "q"
+        case "key", "wk": return "k"
+        case "value", "wv": return "v"
+        case "out", "wo": return "o"
+        case "c_proj": return module.contains("attn") ? "o" : "down"  // GPT-2: attn.c_proj vs mlp.c_proj
+        case "query_key_value", "c_attn", "Wqkv": return "qkv"
+        case "w1": return "gate"
+        case "w3", "fc1", "dense_h_to_4h", "c_fc": return "up"
+        case "w2", "fc2", "dense_4h_to_h": return "down"
+        default: return last
+        }
+    }
+
+    /// The component of a weight: attention for `q`/`k`/`v`/`o`/`qkv` or a path through `attn`/`attention`, MLP for
+    /// `gate`/`up`/`down` or a path through `mlp`/`ffn`/`feed_forward`, else other.
+    public static func component(of name: String) -> Component {
+        let type = layerType(of: name)
+        if ["q", "k", "v", "o", "qkv"].contains(type) { return .attention }
+        if ["gate", "up", "down", "gate_up"].contains(type) { return .mlp }
+        let parts = name.lowercased().split(separator: ".")
+        if parts.contains(where: { $0.contains("attn") || $0.contains("attention") }) { return .attention }
+        if parts.contains(where: { $0.contains("mlp") || $0.contains("ffn") || $0.contains("feed_forward") }) { return .mlp }
+        return .other
+    }
+}
+
+/// Quantizes one tensor with every scheme; immutable, shared by the worker threads.
+private struct Worker: Sendable {
+    let schemes: [QuantizationScheme]
+    let blocksize: Int
+    let nf4: BlockQuantizer
+    let fp4: BlockQuantizer
+
+    func analyze(_ tensor: Tensor) -> SensitivityReport.TensorResult {
+        let n = tensor.descriptor.elementCount
+        var reference = [Float](repeating: 0, count: n)
+        var decoded = [Float](repeating: 0, count: n)
+        var results: [SensitivityReport.SchemeResult] = []
+        tensor.bytes.withUnsafeBytes { raw in
+            reference.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: tensor.dtype, into: $0) }
+            reference.withUnsafeBufferPointer { ref in
+                decoded.withUnsafeMutableBufferPointer { out in
+                    func record(_ scheme: QuantizationScheme) {
+                        let error = ErrorStatistics.measure(reference: ref, decoded: UnsafeBufferPointer(out))
+                        results.append(
+                            .init(
+                                scheme: scheme, tensorCount: 1, parameterCount: n,
+                                byteCount: scheme.byteCount(elementCount: n, blocksize: blocksize), error: error))
+                    }
+                    var done = Set<QuantizationScheme>()
+                    for scheme in schemes where !done.contains(scheme) && scheme.accepts(tensor.shape) {
+                        switch scheme {
+                        case .nf4, .nf4DoubleQuant, .fp4, .fp4DoubleQuant:
+                            let isNF4 = scheme == .nf4 || scheme == .nf4DoubleQuant
+                            let plain: QuantizationScheme = isNF4 ? .nf4 : .fp4
+                            let double: QuantizationScheme = isNF4 ? .nf4DoubleQuant : .fp4DoubleQuant
+                            let wanted = schemes.filter { $0 == plain || $0 == double }
+                            fourBit(raw, tensor, quantizer: isNF4 ? nf4 : fp4, wanted: wanted, out: out) { record($0) }
+                            done.formUnion(wanted)
+                        case .int4:
+                            let blocks = (n + blocksize - 1) / blocksize
+                            var packed = [UInt8](repeating: 0, count: BlockQuantizer.packedByteCount(elementCount: n))
+                            var absmax = [Float](repeating: 0, count: blocks)
+                            packed.withUnsafeMutableBytes { p in
+                                absmax.withUnsafeMutableBufferPointer { a in
+                                    UniformInt4.quantize(ref, blocksize: blocksize, packedInto: p, absmaxInto: a)
+                                    UniformInt4.dequantize(packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a), blocksize: blocksize, into: out)
+                                }
+                            }
+                            record(.int4)
+                        case .q4_0, .q8_0:
+                            let format: GGMLBlockFormat = scheme == .q4_0 ? .q4_0 : .q8_0
+                            var blocks = [UInt8](repeating: 0, count: n / 32 * format.typeSize)
+                            blocks.withUnsafeMutableBytes { b in
+                                GGMLBlockCodec.quantize(ref, as: format, into: b)
+                                GGMLBlockCodec.dequantize(UnsafeRawBufferPointer(b), as: format, into: out)
+                            }
+                            record(scheme)
+                        case .bf16:
+                            var narrow = [UInt8](repeating: 0, count: 2 * n)
+                            narrow.withUnsafeMutableBytes { b in
+                                FloatConversion.narrow(ref, to: .bf16, into: b)
+                                FloatConversion.widen(UnsafeRawBufferPointer(b), from: .bf16, into: out)
+                            }
+                            record(.bf16)
+                        }
+                        done.insert(scheme)
+                    }
+                }
+            }
+        }
+        let order = Dictionary(uniqueKeysWithValues: schemes.enumerated().map { ($1, $0) })
+        results.sort { order[$0.scheme, default: 0] < order[$1.scheme, default: 0] }
+        return SensitivityReport.TensorResult(
+            name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, layerType: SensitivityReport.layerType(of: tensor.name),
+            component: SensitivityReport.component(of: tensor.name), parameterCount: n,
+            byteCount: tensor.descriptor.byteCount, schemes: results)
+    }
+
+    /// bitsandbytes 4-bit: quantize the stored values exactly as `convert` does, decode with the float32 absmax
+    /// (plain) and with the double-quantized absmax (reconstructed as bitsandbytes does).
+    private func fourBit(
+        _ raw: UnsafeRawBufferPointer, _ tensor: Tensor, quantizer: BlockQuantizer, wanted: [QuantizationScheme],
+        out: UnsafeMutableBufferPointer<Float>, record: (QuantizationScheme) -> Void
+    ) {
+        let n = tensor.descriptor.elementCount
+        let blocks = quantizer.blockCount(elementCount: n)
+        var packed = [UInt8](repeating: 0, count: BlockQuantizer.packedByteCount(elementCount: n))
+        var absmax = [Float](repeating: 0, count: blocks)
+        packed.withUnsafeMutableBytes { p in
+            absmax.withUnsafeMutableBufferPointer { a in
+                quantizer.quantizeBlocks(0..<blocks, of: raw, dtype: tensor.dtype, elementCount: n, packedInto: p, absmaxInto: a)
+            }
+        }
+        let table = NF4Codebook.table(for: quantizer.quantType)
+        func decode(_ scales: [Float]) {
+            packed.withUnsafeBytes { p in
+                scales.withUnsafeBufferPointer { a in
+                    table.withUnsafeBufferPointer { t in
+                        for i in 0..<n {
+                            let byte = p[i >> 1]
+                            let code = i & 1 == 0 ? byte >> 4 : byte & 0x0F
+                            out[i] = t[Int(code)] * a[i / blocksize]
+                        }
+                    }
+                }
+            }
+        }
+        for scheme in wanted {
+            if scheme == .nf4 || scheme == .fp4 {
+                decode(absmax)
+            } else {
+                decode(Self.doubleQuantized(absmax))
+            }
+            record(scheme)
+        }
+    }
+
+    /// The absmax values as bitsandbytes reads them back after double quantization (CPU rules, offset with one thread).
+    static func doubleQuantized(_ absmax: [Float]) -> [Float] {
+        let m = absmax.count
+        var codes = [UInt8](repeating: 0, count: m)
+        var nested = [Float](repeating: 0, count: DoubleQuantization.nestedBlockCount(blockCount: m))
+        var result = [Float](repeating: 0, count: m)
+        absmax.withUnsafeBufferPointer { a in
+            let offset = DoubleQuantization.offset(of: a)
+            codes.withUnsafeMutableBufferPointer { c in
+                nested.withUnsafeMutableBufferPointer { nb in
+                    DoubleQuantization.quantize(absmax: a, offset: offset, profile: .cpu, codes: c, nestedAbsmax: nb)
+                }
+            }
+            codes.withUnsafeBufferPointer { c in
+                nested.withUnsafeBufferPointer { nb in
+                    NF4Codebook.dynamic8Bit.withUnsafeBufferPointer { t in
+                        result.withUnsafeMutableBufferPointer { r in
+                            DoubleQuantization.reconstruct(codes: c, nestedAbsmax: nb, offset: offset, table: t, into: r)
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,88 @@
+/// A uniform 4-bit block code, the baseline that shows what NF4's non-uniform levels buy (docs/sensitivity.md).
+///
+/// Per block of `blocksize` consecutive elements (the last block may be shorter):
+/// - `absmax = max |x|` in float32, stored as one float32 per block (as NF4 without double quantization);
+/// - `scale = absmax / 7` (float32), so the block's largest magnitude is exactly a level;
+/// - `q = clamp(round-half-to-even(x / scale), -8, 7)`, computed as `x * (7 / absmax)` in float32; a block whose
+///   absmax is 0 (or not finite) gets all codes 0;
+/// - decoding: `x' = Float(q) * scale`.
+/// Codes are two's-complement nibbles packed like NF4: element 2j in the high nibble of byte j, 2j+1 in the low
+/// nibble, an odd count padded with code 0. Level -8 is representable but never chosen, because `|x| ≤ absmax`
+/// keeps `x / scale` within [-7, 7]: this is the symmetric absmax quantizer (`round(x · (2^(k-1) − 1) / absmax)`)
+/// that the QLoRA paper compares NF4 with.
+public enum UniformInt4 {
+    /// The largest code magnitude the scale maps the block's absmax to.
+    public static let levels: Float = 7
+
+    /// Bytes of packed codes plus float32 absmax for `elementCount` values in blocks of `blocksize`.
+    public static func byteCount(elementCount: Int, blocksize: Int) -> Int {
+        BlockQuantizer.packedByteCount(elementCount: elementCount) + 4 * ((elementCount + blocksize - 1) / blocksize)
+    }
+
+    /// Quantizes `source` block by block.
+    ///
+    /// - Parameters:
+    ///   - source: the values, row-major.
+    ///   - blocksize: elements per block (positive and even, so that each block owns whole bytes).
+    ///   - packed: `(source.count + 1) / 2` bytes.
+    ///   - absmax: one float per block, `ceil(source.count / blocksize)`.
+    /// - Complexity: O(n), no allocation.
+    public static func quantize(
+        _ source: UnsafeBufferPointer<Float>, blocksize: Int, packedInto packed: UnsafeMutableRawBufferPointer,
+        absmaxInto absmax: UnsafeMutableBufferPointer<Float>
+    ) {
+        let n = source.count
+        precondition(blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
+        precondition(packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed buffer too small")
+        precondition(absmax.count >= (n + blocksize - 1) / blocksize, "UniformInt4: absmax buffer too small")
+        var block = 0
+        var start = 0
+        while start < n {
+            let end = min(start + blocksize, n)
+            var peak: Float = 0
+            for i in start..<end {
+                let magnitude = abs(source[i])
+                if magnitude > peak { peak = magnitude }
+            }
+            absmax[block] = peak
+            let inverse: Float = peak > 0 && peak.isFinite ? levels / peak : 0
+            var i = start
+            while i < end {
+                let high = code(source[i], inverse)
+                let low = i + 1 < end ? code(source[i + 1], inverse) : 0
+                packed[i >> 1] = (high << 4) | low
+                i += 2
+            }
+            start = end
+            block += 1
+        }
+    }
+
+    /// Decodes `destination.count` values from packed codes and per-block absmax.
+    ///
+    /// - Complexity: O(n), no allocation.
+    public static func dequantize(
+        packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, blocksize: Int,
+        into destination: UnsafeMutableBufferPointer<Float>
+    ) {
+        let n = destination.count
+        precondition(blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
+        precondition(packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed codes too short")
+        precondition(absmax.count >= (n + blocksize - 1) / blocksize, "UniformInt4: absmax too short")
+        for i in 0..<n {
+            let byte = packed[i >> 1]
+            let nibble = i & 1 == 0 ? byte >> 4 : byte & 0x0F
+            let q = Int8(bitPattern: nibble << 4) >> 4  // sign-extend the nibble
+            destination[i] = Float(q) * (absmax[i / blocksize] / levels)
+        }
+    }
+
+    /// The nibble of `value` scaled by `inverse` (`7 / absmax`), rounded half to even and clamped to -8...7.
+    @inline(__always)
+    private static func code(_ value: Float, _ inverse: Float) -> UInt8 {
+        let scaled = (value * inverse).rounded(.toNearestOrEven)
+        guard !scaled.isNaN else { return 0 }
+        let q = Int8(max(-8, min(7, scaled)))
+        return UInt8(bitPattern: q) & 0x0F
+    }
+}
