@@ -8,12 +8,19 @@ struct Inspect: AsyncParsableCommand {
             Reads headers only (plus the small quant-state JSON of bitsandbytes 4-bit weights). \
             The report goes to standard output; --json writes one JSON document with "schemaVersion" instead. \
             Training memory counts weights, trainable parameters, gradients and AdamW states, not activations; \
-            see docs/inspect.md.
+            see docs/inspect.md. \
+            --sensitivity quantizes every weight that convert would quantize with each scheme (in memory, using all \
+            cores) and reports the error and bytes per scheme; --what-if sizes Llama-style 7b/13b/30b/65b models \
+            (PATH is then optional and may be a config.json); see docs/sensitivity.md.
             """
     )
 
-    @Argument(help: "The checkpoint to inspect: a file, a Hugging Face model folder or a PEFT adapter folder.")
-    var path: String
+    @Argument(
+        help: """
+            The checkpoint to inspect: a file, a Hugging Face model folder or a PEFT adapter folder \
+            (with --what-if: optional, or a config.json).
+            """)
+    var path: String?
 
     @Flag(help: "List every tensor; a 4-bit weight is one row with its quant type, block size and byte split.")
     var tensors = false
@@ -32,7 +39,48 @@ struct Inspect: AsyncParsableCommand {
     @Option(name: .customLong("lora-dtype"), help: "Element type of the LoRA parameters: f32 or bf16.")
     var loraDType: String = "f32"
 
+    @Flag(help: "Quantize each weight in memory with every scheme and report the error and bytes per scheme.")
+    var sensitivity = false
+
+    @Option(help: "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, bf16.")
+    var schemes: String?
+
+    @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity (32 ... 4096, a power of two).")
+    var blocksize: Int?
+
+    @Option(help: "Worker threads for --sensitivity (default: every core).")
+    var threads: Int?
+
+    @Option(
+        name: .customLong("what-if"),
+        help: "Comma-separated Llama-style sizes to compare memory with: 7b, 13b, 30b, 65b (LoRA rank: --lora-rank, default 16).")
+    var whatIf: String?
+
+    /// LoRA rank of the what-if report when --lora-rank is not given.
+    static let defaultWhatIfRank = 16
+
     func validate() throws {
+        if path == nil && whatIf == nil { throw ValidationError("Missing expected argument '<path>'.") }
+        if !sensitivity && (schemes != nil || blocksize != nil || threads != nil) {
+            throw ValidationError("--schemes, --blocksize and --threads need --sensitivity.")
+        }
+        if sensitivity && (path == nil || isConfigFile) {
+            throw ValidationError("--sensitivity needs a checkpoint to quantize.")
+        }
+        if let blocksize, !BlockQuantizer.supportedBlocksizes.contains(blocksize) {
+            throw ValidationError(
+                "--blocksize must be one of \(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", ")).")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if let schemes, let message = Self.failure({ _ = try QuantizationScheme.parseList(schemes) }) {
+            throw ValidationError("--schemes: " + message)
+        }
+        if let whatIf, let message = Self.failure({ _ = try WhatIfReport.presets(in: whatIf) }) {
+            throw ValidationError("--what-if: " + message)
+        }
+        if whatIf != nil && (loraTargets != nil || loraDType != "f32") {
+            throw ValidationError("--what-if puts LoRA on every Linear layer in F32; --lora-targets and --lora-dtype do not apply.")
+        }
         if loraRank == nil && (loraTargets != nil || loraDType != "f32") {
             throw ValidationError("--lora-targets and --lora-dtype need --lora-rank.")
         }
@@ -49,6 +97,11 @@ struct Inspect: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if sensitivity || whatIf != nil {
+                try runAnalyses()
+                return
+            }
+            guard let path else { return }
             let source = try ModelSource.open(path)
             var training: TrainingMemoryOptions?
             if let loraRank {
@@ -60,6 +113,88 @@ struct Inspect: AsyncParsableCommand {
             let text = json ? report.jsonText : InspectionTextRenderer(report: report, showTensors: tensors).render()
             print(text, terminator: "")
         }
+    }
+
+    /// The message of the error `body` throws, or `nil`.
+    private static func failure(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch let error as CheckpointError {
+            return error.message + "."
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Whether PATH is a bare `config.json` (a file whose name ends in `.json`).
+    private var isConfigFile: Bool {
+        guard let path else { return false }
+        return path.hasSuffix(".json") && !FileAccess.isDirectory(path)
+    }
+
+    /// --sensitivity and/or --what-if: their sections only (text), or one JSON document with both.
+    private func runAnalyses() throws {
+        var sensitivityReport: SensitivityReport?
+        var whatIfReport: WhatIfReport?
+        var source: ModelSource?
+        if let path, !isConfigFile { source = try ModelSource.open(path) }
+        if sensitivity, let source {
+            guard !source.isAdapter else {
+                throw CheckpointError(.invalidArgument, "--sensitivity quantizes a base model, and this is a LoRA adapter", file: source.path)
+            }
+            let options = SensitivityOptions(
+                schemes: try schemes.map(QuantizationScheme.parseList) ?? QuantizationScheme.defaultSchemes,
+                blocksize: blocksize ?? 64, threads: threads ?? max(1, FileAccess.processorCount))
+            let showProgress = FileAccess.isStandardErrorTerminal
+            sensitivityReport = try SensitivityReport.analyze(source.checkpoint, options: options) { done, total in
+                guard showProgress else { return }
+                FileAccess.writeStandardError("\r\u{1B}[Ksensitivity: \(done)/\(total) tensors" + (done == total ? "\n" : ""))
+            }
+        }
+        if let whatIf {
+            let rank = loraRank ?? Self.defaultWhatIfRank
+            var models: [WhatIfReport.Model] = []
+            if let source {
+                guard !source.isAdapter else {
+                    throw CheckpointError(.invalidArgument, "--what-if sizes a base model, and this is a LoRA adapter", file: source.path)
+                }
+                models.append(try WhatIfReport.model(label: Self.label(source.path), checkpoint: source.checkpoint, loraRank: rank))
+            } else if let path {
+                let architecture = try LlamaArchitecture(config: try ModelSource.readJSONObject(path), file: path)
+                models.append(try WhatIfReport.model(label: Self.label(path), architecture: architecture, loraRank: rank))
+            }
+            for preset in try WhatIfReport.presets(in: whatIf) {
+                models.append(try WhatIfReport.model(label: preset.name, architecture: preset.architecture, loraRank: rank))
+            }
+            whatIfReport = WhatIfReport(loraRank: rank, models: models)
+        }
+        if json {
+            let document = JSONValue.object(
+                JSONObject([
+                    (key: "schemaVersion", value: .integer(1)),
+                    (key: "path", value: path.map(JSONValue.string) ?? .null),
+                    (key: "sensitivity", value: sensitivityReport?.jsonValue ?? .null),
+                    (key: "whatIf", value: whatIfReport?.jsonValue ?? .null),
+                ]))
+            print(JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(document))
+            return
+        }
+        var lines: [String] = []
+        if let path { lines += ["path  \(path)", ""] }
+        if let sensitivityReport { lines += SensitivityTextRenderer(report: sensitivityReport, showTensors: tensors).render() }
+        if let whatIfReport {
+            if !lines.isEmpty && sensitivityReport != nil { lines.append("") }
+            lines += WhatIfTextRenderer(report: whatIfReport).render()
+        }
+        print(lines.joined(separator: "\n"))
+    }
+
+    /// The last path component, for table rows.
+    private static func label(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        return trimmed.split(separator: "/").last.map(String.init) ?? String(trimmed)
     }
 
     private func parsedTargets(_ text: String) -> [String] {
