@@ -215,8 +215,7 @@ public struct SensitivityReport: Sendable, Hashable {
     /// aliases of other families mapped to Llama's (`query` -> `q`, `dense_h_to_4h` -> `up`, ...).
     public static func layerType(of name: String) -> String {
         let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
-        var last = module.split(separator: ".").last.map(String.init) ?? module
-        if last.hasSuffix("_proj") { last = String(last.dropLast("_proj".count)) }
+        let last = module.split(separator: ".").last.map(String.init) ?? module
         switch last {
         case "query", "wq": return "q"
         case "key", "wk": return "k"
@@ -227,7 +226,7 @@ public struct SensitivityReport: Sendable, Hashable {
         case "w1": return "gate"
         case "w3", "fc1", "dense_h_to_4h", "c_fc": return "up"
         case "w2", "fc2", "dense_4h_to_h": return "down"
-        default: return last
+        default: return last.hasSuffix("_proj") ? String(last.dropLast("_proj".count)) : last
         }
     }
 
