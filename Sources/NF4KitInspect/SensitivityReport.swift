@@ -336,10 +336,13 @@ private struct Worker: Sendable {
             packed.withUnsafeBytes { p in
                 scales.withUnsafeBufferPointer { a in
                     table.withUnsafeBufferPointer { t in
-                        for i in 0..<n {
-                            let byte = p[i >> 1]
-                            let code = i & 1 == 0 ? byte >> 4 : byte & 0x0F
-                            out[i] = t[Int(code)] * a[i / blocksize]
+                        for block in 0..<blocks {
+                            let scale = a[block]
+                            for i in (block * blocksize)..<min(n, (block + 1) * blocksize) {
+                                let byte = p[i >> 1]
+                                let code = i & 1 == 0 ? byte >> 4 : byte & 0x0F
+                                out[i] = t[Int(code)] * scale
+                            }
                         }
                     }
                 }

@@ -69,11 +69,18 @@ public enum UniformInt4 {
         precondition(blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
         precondition(packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed codes too short")
         precondition(absmax.count >= (n + blocksize - 1) / blocksize, "UniformInt4: absmax too short")
-        for i in 0..<n {
-            let byte = packed[i >> 1]
-            let nibble = i & 1 == 0 ? byte >> 4 : byte & 0x0F
-            let q = Int8(bitPattern: nibble << 4) >> 4  // sign-extend the nibble
-            destination[i] = Float(q) * (absmax[i / blocksize] / levels)
+        var block = 0
+        var start = 0
+        while start < n {
+            let scale = absmax[block] / levels
+            for i in start..<min(start + blocksize, n) {
+                let byte = packed[i >> 1]
+                let nibble = i & 1 == 0 ? byte >> 4 : byte & 0x0F
+                let q = Int8(bitPattern: nibble << 4) >> 4  // sign-extend the nibble
+                destination[i] = Float(q) * scale
+            }
+            start += blocksize
+            block += 1
         }
     }
 
