@@ -180,6 +180,15 @@ package enum PickleValue {
         }
     }
 
+    /// Whether this is the very container `other` (a value placed into itself would make a cycle).
+    fileprivate func isSameContainer(as other: AnyObject) -> Bool {
+        switch self {
+        case .list(let list): list === other
+        case .dict(let dict): dict === other
+        default: false
+        }
+    }
+
     /// Marks a container read-only because it is now inside another one.
     fileprivate func seal() {
         switch self {
@@ -467,6 +476,9 @@ package struct Unpickler {
             guard let key = PickleKey(keyValue) else {
                 throw error(.malformedHeader, "a \(keyValue.kind) cannot be a dict key")
             }
+            guard !value.isSameContainer(as: dict) else {
+                throw error(.refused, "SETITEM(S) puts a dict into itself (cycles are not allowed)")
+            }
             try checkNesting(value.depth + 1)
             value.seal()
             dict.depth = max(dict.depth, value.depth + 1)
@@ -483,6 +495,9 @@ package struct Unpickler {
             throw error(.refused, "APPEND(S) on a list that is already inside another value (cycles are not allowed)")
         }
         for item in items {
+            guard !item.isSameContainer(as: list) else {
+                throw error(.refused, "APPEND(S) puts a list into itself (cycles are not allowed)")
+            }
             try checkNesting(item.depth + 1)
             item.seal()
             list.depth = max(list.depth, item.depth + 1)
@@ -703,6 +718,7 @@ package struct Unpickler {
             guard byte >= 0x20, byte < 0x7F else { throw error(.malformedHeader, "\(what) has a non-ASCII byte") }
             position += 1
         }
+        if position == bytes.count { throw error(.truncated, "data.pkl ends inside opcode \(what)") }
         throw error(.malformedHeader, "\(what) has no newline within 256 bytes")
     }
 }
