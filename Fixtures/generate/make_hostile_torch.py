@@ -191,6 +191,34 @@ class TorchLikePickler(pickle.Pickler):
         return None
 
 
+class LegacyPickler(pickle.Pickler):
+    """torch's _legacy_save persistent id: ("storage", type, key, location, numel, view_metadata=None)."""
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            return ("storage", obj.cls, obj.key, "cpu", obj.numel, None)
+        return None
+
+
+def legacy_file(state, storages, count_override=None, trailing=b""):
+    """The five pickles torch's _legacy_save writes, then each storage as int64 count + raw elements."""
+    out = io.BytesIO()
+    pickle.dump(0x1950A86A20F9469CFC6C, out, protocol=2)  # MAGIC_NUMBER
+    pickle.dump(1001, out, protocol=2)  # PROTOCOL_VERSION
+    pickle.dump(dict(protocol_version=1001, little_endian=True, type_sizes=dict(short=2, int=4, long=4)), out,
+                protocol=2)
+    LegacyPickler(out, protocol=2).dump(state)
+    keys = sorted(s.key for s in storages)
+    pickle.dump(keys, out, protocol=2)
+    for key in keys:
+        storage = next(s for s in storages if s.key == key)
+        count = storage.numel if count_override is None else count_override
+        out.write(struct.pack("<q", count) + storage.data)
+    data = out.getvalue() + trailing
+    assert data.startswith(bytes.fromhex("80028a0a6cfc9c46f9206aa850192e") + b"\x80\x02M\xe9\x03.")
+    return data
+
+
 def torch_pickle(state):
     buffer = io.BytesIO()
     TorchLikePickler(buffer, protocol=2).dump(state)
@@ -389,8 +417,14 @@ def main():
                                                  dict(name="version", data=b"3\n")]))
     write("hostile/torchscript.bin", torch_zip(base + [dict(name="constants.pkl", data=b"\x80\x02).")]))
     write("hostile/no-version.bin", torch_zip(base[:2]))
-    # Legacy (pre-1.6) magic and an LFS pointer: both must get a clear explanation.
-    write("hostile/legacy.bin", bytes.fromhex("80028a0a6cfc9c46f9206aa850192e") + b"\x80\x02M\xe9\x03.")
+    # Legacy (pre-1.6) files: the spec's worked example (keys are pointer strings), then broken variants.
+    lw = Storage("94058547932848", TORCH.FloatStorage, 6, floats(range(6)))
+    lb = Storage("94058461467312", TORCH.HalfStorage, 2, floats([1.0, 2.0], "<e"))
+    legacy_state = collections.OrderedDict(w=Tensor(lw, 0, (2, 3), (3, 1)), b=Tensor(lb, 0, (2,), (1,)))
+    write("crafted/legacy.bin", legacy_file(legacy_state, [lw, lb]))
+    write("hostile/legacy-count-mismatch.bin", legacy_file(legacy_state, [lw, lb], count_override=2))
+    write("hostile/legacy-trailing-bytes.bin", legacy_file(legacy_state, [lw, lb], trailing=b"\0" * 4))
+    write("hostile/legacy-truncated.bin", bytes.fromhex("80028a0a6cfc9c46f9206aa850192e") + b"\x80\x02M\xe9\x03.")
     write("hostile/lfs-pointer.bin", b"version https://git-lfs.github.com/spec/v1\noid sha256:"
           + b"0" * 64 + b"\nsize 123\n")
 

@@ -106,6 +106,21 @@ import Testing
         #expect(stored.tensor(named: "transposed")?.bytes.region.path != storedPath)
     }
 
+    @Test func `legacy pre-1.6 files read from their storage section without copying`() throws {
+        let path = TorchFixture.path("crafted/legacy.bin")
+        let checkpoint = try TorchCheckpointReader.read(path: path)
+        #expect(checkpoint.tensors.map(\.name) == ["w", "b"])
+        let w = try #require(checkpoint.tensor(named: "w"))
+        #expect(w.dtype == .f32 && w.shape == [2, 3])
+        #expect(w.bytes.array.floats == [0, 1, 2, 3, 4, 5])
+        #expect(w.bytes.region.path == path)
+        // Storages follow the pickles in key order ("9405846..." = b first): count 2, then 1.0, 2.0 as halves.
+        let b = try #require(checkpoint.tensor(named: "b"))
+        #expect(b.dtype == .f16 && b.bytes.array == [0x00, 0x3C, 0x00, 0x40])
+        let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(Int(b.descriptor.fileOffset) == file.count - 8 - 24 - 4)
+    }
+
     @Test func `sharded folder reads every shard through the index`() throws {
         let result = try TorchCheckpointReader.readSharded(
             indexPath: TorchFixture.path("crafted/sharded/pytorch_model.bin.index.json"))

@@ -63,7 +63,11 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
             file: "deflate-lies", code: .refused, message: "inflates to more than the declared 8 bytes"),
         HostileCase(file: "torchscript", code: .refused, message: "TorchScript archive"),
         HostileCase(file: "no-version", code: .malformedHeader, message: "has no 'version' record"),
-        HostileCase(file: "legacy", code: .unsupported, message: "legacy (pre-1.6, non-zip) torch.save file"),
+        HostileCase(file: "legacy-truncated", code: .truncated, message: "data.pkl ends inside opcode"),
+        HostileCase(
+            file: "legacy-count-mismatch", code: .malformedHeader,
+            message: "legacy storage '94058547932848' holds 2 elements but its persistent id declares 6"),
+        HostileCase(file: "legacy-trailing-bytes", code: .malformedHeader, message: "4 bytes follow the last legacy storage"),
         HostileCase(file: "lfs-pointer", code: .malformedHeader, message: "Git LFS pointer"),
     ]
 

@@ -99,9 +99,12 @@ public enum TorchCheckpointReader {
         path: String, limits: TorchReadLimits = .default
     ) throws(CheckpointError) -> TorchCheckpoint {
         let region = try MappedRegion(mapping: path)
-        try checkContainer(region, file: path)
+        if try checkContainer(region, file: path) == .legacy {
+            var reader = StateDictReader(archive: nil, file: path, limits: limits)
+            return try reader.readLegacy(region)
+        }
         let archive = try ZipArchive(region: region, file: path, limits: limits)
-        var reader = ArchiveReader(archive: archive, file: path, limits: limits)
+        var reader = StateDictReader(archive: archive, file: path, limits: limits)
         return try reader.read()
     }
 
@@ -175,19 +178,21 @@ public enum TorchCheckpointReader {
             && !name.utf8.contains(0)
     }
 
-    /// Recognises the container by its first bytes (spec §0) and explains every non-zip case.
-    private static func checkContainer(_ region: MappedRegion, file: String) throws(CheckpointError) {
-        try region.withUnsafeBytes { bytes throws(CheckpointError) in
+    private enum Container { case zip, legacy }
+
+    /// The legacy format's first pickle: PROTO 2, LONG1 0x1950A86A20F9469CFC6C (torch's MAGIC_NUMBER), STOP.
+    fileprivate static let legacyMagic: [UInt8] = [
+        0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E,
+    ]
+
+    /// Recognises the container by its first bytes (spec §0) and explains every other case.
+    private static func checkContainer(_ region: MappedRegion, file: String) throws(CheckpointError) -> Container {
+        try region.withUnsafeBytes { bytes throws(CheckpointError) -> Container in
             func starts(with prefix: [UInt8], at offset: Int = 0) -> Bool {
                 bytes.count >= offset + prefix.count && bytes[offset..<(offset + prefix.count)].elementsEqual(prefix)
             }
-            if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return }
-            if starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]) {
-                throw CheckpointError(
-                    .unsupported, "this is a legacy (pre-1.6, non-zip) torch.save file, which nf4kit does not read; "
-                        + "re-save it with a current PyTorch (torch.save(torch.load(path, weights_only=True), path)) "
-                        + "to get the zip format", file: file, byteOffset: 0)
-            }
+            if starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .zip }
+            if starts(with: legacyMagic) { return .legacy }
             if starts(with: Array("version https://git-lfs.github.com/spec/v1".utf8)) {
                 throw CheckpointError(
                     .malformedHeader, "this is a Git LFS pointer, not the checkpoint: the file was not downloaded "
@@ -205,17 +210,25 @@ public enum TorchCheckpointReader {
     }
 }
 
-/// The per-file work: records, pickle, tensors.
-private struct ArchiveReader {
-    let archive: ZipArchive
+/// Where a storage's bytes are: the bytes, their file offset, and whether they are a view of the file.
+private struct StorageRecord {
+    var bytes: TensorBytes
+    var fileOffset: Int
+    var isFileView: Bool
+    var name: String
+}
+
+/// The per-file work: records, pickle, tensors. `archive` is `nil` for a legacy file.
+private struct StateDictReader {
+    let archive: ZipArchive?
     let file: String
     let limits: TorchReadLimits
     var inflated = 0
     /// Storage records already read, by key, with the storage type and count that first referenced them.
-    var storages: [String: (bytes: TensorBytes, entry: ZipArchive.Entry, ref: PickleStorageRef)] = [:]
+    var storages: [String: (record: StorageRecord, ref: PickleStorageRef)] = [:]
     var bigEndian = false
 
-    init(archive: ZipArchive, file: String, limits: TorchReadLimits) {
+    init(archive: ZipArchive?, file: String, limits: TorchReadLimits) {
         self.archive = archive
         self.file = file
         self.limits = limits
@@ -226,11 +239,12 @@ private struct ArchiveReader {
     }
 
     mutating func record(_ name: String) throws(CheckpointError) -> (ZipArchive.Entry, TensorBytes)? {
-        guard let entry = archive.entry(record: name) else { return nil }
+        guard let archive, let entry = archive.entry(record: name) else { return nil }
         return (entry, try archive.contents(of: entry, inflatedSoFar: &inflated))
     }
 
     mutating func read() throws(CheckpointError) -> TorchCheckpoint {
+        guard let archive else { preconditionFailure("read() needs an archive") }
         let prefix = archive.prefix
         if archive.entry(record: "constants.pkl") != nil
             || archive.entries.contains(where: { $0.name.hasPrefix(prefix + "/code/") })
@@ -268,7 +282,15 @@ private struct ArchiveReader {
             var unpickler = Unpickler(bytes, file: file, fileOffset: stored, limits: limits)
             return try unpickler.run()
         }
+        let refs = try stateDict(root, pickleOffset: stored)
+        return try makeCheckpoint(refs.tensors, skipped: refs.skipped)
+    }
 
+    /// The `(name, tensor)` pairs of the state dict (the top-level dict, or its "state_dict" member) and the
+    /// keys of entries that are not tensors.
+    func stateDict(
+        _ root: PickleValue, pickleOffset stored: Int?
+    ) throws(CheckpointError) -> (tensors: [(String, PickleTensorRef)], skipped: [String]) {
         // The state dict: the top-level dict, or its "state_dict" member.
         guard case .dict(var dict) = root else {
             throw fail(.unsupported, "the checkpoint holds a \(root.kind), not a dict of tensors", at: stored)
@@ -290,7 +312,12 @@ private struct ArchiveReader {
                 .unsupported, "the checkpoint has no tensors at its top level (entries: "
                     + skipped.prefix(8).joined(separator: ", ") + "); only state dicts are read", at: stored)
         }
+        return (refs, skipped)
+    }
 
+    mutating func makeCheckpoint(
+        _ refs: [(String, PickleTensorRef)], skipped: [String]
+    ) throws(CheckpointError) -> TorchCheckpoint {
         var tensors: [Tensor] = []
         var layouts: [(name: String, ref: PickleTensorRef, coversStorage: Bool)] = []
         for (name, ref) in refs {
@@ -334,7 +361,8 @@ private struct ArchiveReader {
         guard let dtype = ref.dtype else {
             throw bad(.unsupportedDType, "dtype '\(ref.dtypeName)' has no safetensors counterpart")
         }
-        let (storageBytes, entry) = try storage(for: ref.storage, tensor: name)
+        let record = try storage(for: ref.storage, tensor: name)
+        let storageBytes = record.bytes
         // Element size in bytes; float4_e2m1fn_x2 elements are bytes holding two values.
         let elementSize = dtype == .f4 ? 1 : dtype.bitWidth / 8
         guard let elementCount = Shape(ref.shape).checkedElementCount else {
@@ -397,16 +425,14 @@ private struct ArchiveReader {
             }
             bytes = region.all
         }
-        let fileOffset = Int64(entry.dataOffset + (entry.method == 0 ? start : 0))
+        let fileOffset = Int64(record.fileOffset + (record.isFileView ? start : 0))
         let descriptor = TensorDescriptor(
             name: name, dtype: dtype, shape: Shape(shape), file: file, fileOffset: fileOffset, byteCount: byteCount)
         return (Tensor(descriptor: descriptor, bytes: bytes), coversStorage)
     }
 
     /// The bytes of a storage record, read once per key; checks one type and count per key and the exact size.
-    mutating func storage(
-        for ref: PickleStorageRef, tensor: String
-    ) throws(CheckpointError) -> (TensorBytes, ZipArchive.Entry) {
+    mutating func storage(for ref: PickleStorageRef, tensor: String) throws(CheckpointError) -> StorageRecord {
         if let known = storages[ref.key] {
             guard known.ref.type == ref.type, known.ref.elementCount == ref.elementCount else {
                 throw fail(
@@ -414,7 +440,7 @@ private struct ArchiveReader {
                         + "\(known.ref.type.qualifiedName) and as \(ref.elementCount) × \(ref.type.qualifiedName)",
                     tensor: tensor, at: nil)
             }
-            return (known.bytes, known.entry)
+            return known.record
         }
         guard case .storageType(let typeName, let storageDType, let untyped) = ref.type else {
             throw fail(.malformedHeader, "storage '\(ref.key)' has no storage type", tensor: tensor)
@@ -425,9 +451,8 @@ private struct ArchiveReader {
                 tensor: tensor)
         }
         guard let (entry, bytes) = try record("data/" + ref.key) else {
-            throw fail(
-                .malformedHeader, "tensor '\(tensor)': storage record '\(archive.prefix)/data/\(ref.key)' is missing",
-                tensor: tensor)
+            let place = archive.map { "storage record '\($0.prefix)/data/\(ref.key)'" } ?? "storage '\(ref.key)'"
+            throw fail(.malformedHeader, "tensor '\(tensor)': \(place) is missing", tensor: tensor)
         }
         let elementSize = untyped ? 1 : storageDType.bitWidth / 8
         let (expected, overflow) = ref.elementCount.multipliedReportingOverflow(by: elementSize)
@@ -437,8 +462,10 @@ private struct ArchiveReader {
                     + "its persistent id declares \(ref.elementCount) × \(elementSize) bytes", tensor: tensor,
                 at: entry.dataOffset)
         }
-        storages[ref.key] = (bytes, entry, ref)
-        return (bytes, entry)
+        let record = StorageRecord(
+            bytes: bytes, fileOffset: entry.dataOffset, isFileView: entry.method == 0, name: entry.name)
+        storages[ref.key] = (record, ref)
+        return record
     }
 
     /// Copies a strided view into a row-major buffer, one run along the last dimension at a time.
@@ -494,5 +521,88 @@ private struct ArchiveReader {
             }
             start += size
         }
+    }
+}
+
+// MARK: - Legacy (pre-1.6) files
+
+extension StateDictReader {
+    /// Reads the legacy stream (spec §7): magic, protocol version, system info, the object, the storage keys,
+    /// then for each key in list order an 8-byte little-endian element count and the raw elements.
+    mutating func readLegacy(_ region: MappedRegion) throws(CheckpointError) -> TorchCheckpoint {
+        let file = self.file
+        let limits = self.limits
+        var offset = TorchCheckpointReader.legacyMagic.count
+        func nextPickle() throws(CheckpointError) -> (PickleValue, Int) {
+            let start = offset
+            let (value, count) = try region.withUnsafeBytes { bytes throws(CheckpointError) in
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+                var unpickler = Unpickler(rest, file: file, fileOffset: start, limits: limits, isLegacy: true)
+                let value = try unpickler.run()
+                return (value, unpickler.consumedByteCount)
+            }
+            offset += count
+            return (value, start)
+        }
+        let (protocolVersion, protocolOffset) = try nextPickle()
+        guard case .int(1001) = protocolVersion else {
+            throw fail(
+                .unsupported, "legacy protocol version is \(protocolVersion.kind), not 1001", at: protocolOffset)
+        }
+        let (systemInfo, systemOffset) = try nextPickle()
+        guard case .dict(let info) = systemInfo else {
+            throw fail(.malformedHeader, "legacy system info is a \(systemInfo.kind), not a dict", at: systemOffset)
+        }
+        guard case .bool(true) = info["little_endian"] ?? .bool(false) else {
+            // PyTorch's own legacy loader does not byte-swap these either (spec §9).
+            throw fail(.unsupported, "a legacy file written on a big-endian machine is not supported", at: systemOffset)
+        }
+        let (root, rootOffset) = try nextPickle()
+        let refs = try stateDict(root, pickleOffset: rootOffset)
+        let (keyList, keysOffset) = try nextPickle()
+        guard case .list(let keyValues) = keyList else {
+            throw fail(.malformedHeader, "legacy storage key list is a \(keyList.kind), not a list", at: keysOffset)
+        }
+        // The storage types and counts the tensors declare, by key.
+        var declared: [String: PickleStorageRef] = [:]
+        for (_, ref) in refs.tensors where declared[ref.storage.key] == nil { declared[ref.storage.key] = ref.storage }
+        for value in keyValues.items {
+            guard case .string(let key) = value else {
+                throw fail(.malformedHeader, "legacy storage key list holds a \(value.kind)", at: keysOffset)
+            }
+            guard let ref = declared[key], storages[key] == nil else {
+                throw fail(
+                    .malformedHeader, "legacy storage '\(key)' is listed twice or used by no tensor", at: keysOffset)
+            }
+            guard case .storageType(_, let dtype?, let untyped) = ref.type else {
+                throw fail(.unsupportedDType, "legacy storage '\(key)' has type \(ref.type.qualifiedName)", at: offset)
+            }
+            guard region.count - offset >= 8 else {
+                throw fail(.truncated, "the file ends before the element count of storage '\(key)'", at: offset)
+            }
+            let count = region.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: Int64.self)) }
+            guard count == Int64(ref.elementCount) else {
+                throw fail(
+                    .malformedHeader, "legacy storage '\(key)' holds \(count) elements but its persistent id "
+                        + "declares \(ref.elementCount)", at: offset)
+            }
+            let elementSize = untyped ? 1 : dtype.bitWidth / 8
+            let (byteCount, overflow) = ref.elementCount.multipliedReportingOverflow(by: elementSize)
+            let start = offset + 8
+            guard !overflow, byteCount <= region.count - start else {
+                throw fail(
+                    .truncated, "legacy storage '\(key)' needs \(ref.elementCount) × \(elementSize) bytes at \(start) "
+                        + "but the file has \(region.count - start) left", at: offset)
+            }
+            let record = StorageRecord(
+                bytes: TensorBytes(region: region, range: start..<(start + byteCount)), fileOffset: start,
+                isFileView: true, name: key)
+            storages[key] = (record, ref)
+            offset = start + byteCount
+        }
+        guard offset == region.count else {
+            throw fail(.malformedHeader, "\(region.count - offset) bytes follow the last legacy storage", at: offset)
+        }
+        return try makeCheckpoint(refs.tensors, skipped: refs.skipped)
     }
 }

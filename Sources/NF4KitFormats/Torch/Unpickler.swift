@@ -253,6 +253,8 @@ package struct Unpickler {
     /// File offset of `bytes[0]`, when `data.pkl` is stored (not deflated) in the file.
     private let fileOffset: Int?
     private let limits: TorchReadLimits
+    /// Legacy files: 6-item persistent ids, and more bytes follow each pickle's STOP.
+    private let isLegacy: Bool
     private var position = 0
     private var opcodeStart = 0
     private var stack: [PickleValue] = []
@@ -262,12 +264,20 @@ package struct Unpickler {
     /// Prepares to interpret `bytes` (the contents of `data.pkl`).
     ///
     /// - Parameter fileOffset: where `bytes` start in `file`, if they are stored there uncompressed.
-    package init(_ bytes: UnsafeRawBufferPointer, file: String, fileOffset: Int?, limits: TorchReadLimits) {
+    /// - Parameter isLegacy: read a legacy (pre-1.6) stream: persistent ids have a 6th item (`None`), and STOP
+    ///   ends the pickle without ending `bytes` (see ``consumedByteCount``).
+    package init(
+        _ bytes: UnsafeRawBufferPointer, file: String, fileOffset: Int?, limits: TorchReadLimits, isLegacy: Bool = false
+    ) {
         self.bytes = bytes
         self.file = file
         self.fileOffset = fileOffset
         self.limits = limits
+        self.isLegacy = isLegacy
     }
+
+    /// Bytes read so far (after ``run()``, the length of the pickle up to and including STOP).
+    package var consumedByteCount: Int { position }
 
     private func error(_ code: CheckpointError.Code, _ message: String) -> CheckpointError {
         CheckpointError(
@@ -300,7 +310,7 @@ package struct Unpickler {
                         .malformedHeader, "STOP with \(stack.count) values and \(marks.count) open marks on the stack; "
                             + "expected exactly one value")
                 }
-                guard position == bytes.count else {
+                guard isLegacy || position == bytes.count else {
                     throw error(.malformedHeader, "\(bytes.count - position) bytes follow the STOP opcode")
                 }
                 return stack[0]
@@ -639,14 +649,18 @@ package struct Unpickler {
     }
 
     private func persistentLoad(_ id: PickleValue) throws(CheckpointError) -> PickleValue {
+        if isLegacy, case .tuple(let tuple) = id, tuple.items.count == 6 {
+            // Legacy ids end with view metadata: `None`, or (view key, offset, size) in files older than 0.4.
+            guard case .none = tuple.items[5] else {
+                throw error(.unsupported, "a legacy storage view (persistent id view metadata) is not supported")
+            }
+            return try persistentLoad(.tuple(PickleTuple(Array(tuple.items.prefix(5)))))
+        }
         guard case .tuple(let tuple) = id, tuple.items.count == 5,
             case .string("storage") = tuple.items[0], case .global(let type) = tuple.items[1],
             case .string(let key) = tuple.items[2], case .string(let location) = tuple.items[3],
             case .storageType = type
         else {
-            if case .tuple(let tuple) = id, tuple.items.count == 6 {
-                throw error(.unsupported, "a 6-item persistent id belongs to the legacy (pre-1.6) format")
-            }
             throw error(
                 .refused, "persistent id must be ('storage', <storage type>, key, location, numel), found \(id.kind)")
         }
