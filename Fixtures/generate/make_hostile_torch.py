@@ -370,6 +370,11 @@ def main():
     good = in_state_dict(w_tensor())
     # --- storage record size must equal numel x element size (CVE-2026-24747)
     write("hostile/record-size-mismatch.bin", checkpoint(in_state_dict(w_tensor(numel=4)), w_storage))
+    # A 1-element storage viewed with stride 0 as 2^40 elements: copying it out would need 4 TiB.
+    expand = (global_op("torch._utils", "_rebuild_tensor_v2") + b"((" + binunicode("storage")
+              + global_op("torch", "FloatStorage") + binunicode("0") + binunicode("cpu") + b"K\x02tQK\x00"
+              + b"\x8a\x06" + (1 << 40).to_bytes(6, "little") + b"\x85K\x00\x85\x89}tR")
+    write("hostile/stride-zero-expansion.bin", checkpoint(in_state_dict(expand), w_storage))
     write("hostile/view-out-of-bounds.bin", checkpoint(in_state_dict(w_tensor(offset=1, size=2)), w_storage))
     write("hostile/missing-record.bin", checkpoint(in_state_dict(w_tensor(key="9")), w_storage))
 
@@ -389,6 +394,8 @@ def main():
     write("hostile/absolute-path.bin", torch_zip(base + [dict(name="/etc/nf4kit", raw=True, data=b"x")]))
     write("hostile/outside-prefix.bin", torch_zip(base + [dict(name="other/x", raw=True, data=b"x")]))
     write("hostile/duplicate-entry.bin", torch_zip(base + [dict(name="data/0", data=b"\0" * 8)]))
+    # data/0's directory sizes cover the next entry's local header: two entries over the same bytes.
+    write("hostile/overlapping-entries.bin", torch_zip(variant(1, central_usize=72, central_csize=72)))
     write("hostile/local-name-mismatch.bin", torch_zip(variant(1, local_name=b"archive/data/1")))
     crc_bad = bytearray(checkpoint(good, w_storage))
     index = crc_bad.index(floats([1.0, 2.0]))

@@ -47,6 +47,7 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
             file: "record-size-mismatch", code: .malformedHeader,
             message: "has 8 bytes but its persistent id declares 4 × 4 bytes"),
         HostileCase(file: "view-out-of-bounds", code: .malformedHeader, message: "reaches past its storage '0'"),
+        HostileCase(file: "stride-zero-expansion", code: .malformedHeader, message: "needs more bytes than its storage"),
         HostileCase(file: "missing-record", code: .malformedHeader, message: "'archive/data/9' is missing"),
         // The zip container.
         HostileCase(file: "sizes-disagree-central", code: .refused, message: "'archive/data/0': is stored but its sizes disagree"),
@@ -54,6 +55,7 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
         HostileCase(file: "path-traversal", code: .refused, message: "'archive/../../x': the path points outside"),
         HostileCase(file: "absolute-path", code: .refused, message: "'/etc/nf4kit': the path points outside"),
         HostileCase(file: "outside-prefix", code: .refused, message: "'other/x' is outside the archive folder"),
+        HostileCase(file: "overlapping-entries", code: .refused, message: "'archive/data/0' and 'archive/version' overlap"),
         HostileCase(file: "duplicate-entry", code: .refused, message: "'archive/data/0': appears twice"),
         HostileCase(file: "local-name-mismatch", code: .refused, message: "the local header names 'archive/data/1'"),
         HostileCase(file: "crc-mismatch", code: .malformedHeader, message: "'archive/data/0' has CRC-32"),

@@ -369,7 +369,14 @@ private struct StateDictReader {
             throw bad(.malformedHeader, "shape \(ref.shape) overflows")
         }
         let length = storageBytes.count
-        var lastByte = 0  // one past the last byte the view touches
+        // The bytes the tensor occupies once row-major; a view that repeats storage elements (stride 0,
+        // overlapping strides) could declare far more than the file holds, so it may not exceed its storage.
+        let (byteCount, countOverflow) = elementCount.multipliedReportingOverflow(by: elementSize)
+        guard !countOverflow, byteCount <= length else {
+            throw bad(
+                .malformedHeader, "shape \(ref.shape) of \(ref.dtypeName) needs more bytes than its storage "
+                    + "'\(ref.storage.key)' holds (\(length)); views that repeat elements are not read")
+        }
         if elementCount > 0 {
             var maxIndex = ref.storageOffset
             for (size, stride) in zip(ref.shape, ref.strides) {
@@ -378,25 +385,23 @@ private struct StateDictReader {
                 guard !overflow1, !overflow2 else { throw bad(.malformedHeader, "strides overflow") }
                 maxIndex = sum
             }
-            let (end, overflow) = (maxIndex + 1).multipliedReportingOverflow(by: elementSize)
-            guard !overflow, maxIndex < Int.max, end <= length else {
+            let (count, overflow1) = maxIndex.addingReportingOverflow(1)
+            let (end, overflow2) = count.multipliedReportingOverflow(by: elementSize)
+            guard !overflow1, !overflow2, end <= length else {
                 throw bad(
                     .malformedHeader, "the view (offset \(ref.storageOffset), shape \(ref.shape), strides \(ref.strides)) "
                         + "reaches past its storage '\(ref.storage.key)' of \(length) bytes")
             }
-            lastByte = end
         } else {
             guard !ref.storageOffset.multipliedReportingOverflow(by: elementSize).overflow else {
                 throw bad(.malformedHeader, "storage offset \(ref.storageOffset) overflows")
             }
         }
-        _ = lastByte
         var shape = ref.shape
         if dtype == .f4 {
             guard let last = shape.last else { throw bad(.unsupportedDType, "a 0-d float4_e2m1fn_x2 tensor") }
             shape[shape.count - 1] = last * 2
         }
-        let byteCount = elementCount * elementSize
         // Contiguous: scanning from the last dimension, each stride equals the product of later sizes
         // (dimensions of size 1 may have any stride).
         var contiguous = true

@@ -164,8 +164,18 @@ package struct ZipArchive {
                     .malformedHeader, "the ZIP64 end record counts \(onDisk) entries on this disk but \(entryCount) "
                         + "in total", at: record)
             }
+            // Classic fields that are not saturated must agree with the ZIP64 ones (two readers, one answer).
+            let classic = (UInt64(u16(bytes, eocd + 10)), UInt64(u32(bytes, eocd + 12)), UInt64(u32(bytes, eocd + 16)))
             cdSize = u64(bytes, record + 40)
             cdOffset = u64(bytes, record + 48)
+            guard classic.0 == 0xFFFF || classic.0 == entryCount, classic.1 == 0xFFFF_FFFF || classic.1 == cdSize,
+                classic.2 == 0xFFFF_FFFF || classic.2 == cdOffset
+            else {
+                throw fail(
+                    .refused, "the ZIP64 and classic end records disagree about the central directory "
+                        + "(entries \(entryCount)/\(classic.0), size \(cdSize)/\(classic.1), offset \(cdOffset)/\(classic.2))",
+                    at: record)
+            }
             directoryEnd = record
         } else {
             guard diskNumber == 0, cdDisk == 0, u16(bytes, eocd + 8) == u16(bytes, eocd + 10) else {
