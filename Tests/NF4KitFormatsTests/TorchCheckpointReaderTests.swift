@@ -50,14 +50,17 @@ import Testing
 
     // MARK: Crafted layouts (pickled with torch's opcodes by Fixtures/generate/make_hostile_torch.py)
 
-    @Test(arguments: ["crafted/views.bin", "crafted/views-deflated.bin", "crafted/views-zip64.bin",
-                      "crafted/views-bigendian.bin"])
+    @Test(arguments: [
+        "crafted/views.bin", "crafted/views-deflated.bin", "crafted/views-zip64.bin",
+        "crafted/views-bigendian.bin",
+    ])
     func `views, scalars, empty, float8 and parameters read to their row-major values`(_ file: String) throws {
         let result = try TorchCheckpointReader.readDetailed(path: TorchFixture.path(file))
         let tensors = result.checkpoint.tensorsByName
-        #expect(result.checkpoint.tensors.map(\.name) == [
-            "w", "transposed", "slice", "scalar", "empty", "f8", "lm_head.weight", "embed.weight", "bf16",
-        ])
+        #expect(
+            result.checkpoint.tensors.map(\.name) == [
+                "w", "transposed", "slice", "scalar", "empty", "f8", "lm_head.weight", "embed.weight", "bf16",
+            ])
         #expect(result.skippedEntries == ["step"])
 
         let w = try #require(tensors["w"])
@@ -125,9 +128,10 @@ import Testing
         let result = try TorchCheckpointReader.readSharded(
             indexPath: TorchFixture.path("crafted/sharded/pytorch_model.bin.index.json"))
         #expect(result.checkpoint.tensors.map(\.name) == ["a", "b"])
-        #expect(result.checkpoint.files.map { ($0 as NSString).lastPathComponent } == [
-            "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
-        ])
+        #expect(
+            result.checkpoint.files.map { ($0 as NSString).lastPathComponent } == [
+                "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+            ])
         #expect(result.checkpoint.tensor(named: "a")?.bytes.array.floats == [1, 2])
         let b = try #require(result.checkpoint.tensor(named: "b"))
         #expect(b.dtype == .f16 && b.bytes.array == [0x00, 0x38, 0x00, 0x3E, 0x00, 0xC0])  // 0.5, 1.5, -2

@@ -24,7 +24,8 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
         HostileCase(
             file: "global-functools-partial", code: .refused, message: "global 'functools.partial' is not allowed"),
         // REDUCE / BUILD / SETITEM / NEWOBJ / persistent ids on things that are not allowed.
-        HostileCase(file: "reduce-storage-type", code: .refused, message: "calling 'torch.FloatStorage' is not allowed"),
+        HostileCase(
+            file: "reduce-storage-type", code: .refused, message: "calling 'torch.FloatStorage' is not allowed"),
         HostileCase(file: "reduce-on-string", code: .refused, message: "REDUCE on str is not allowed"),
         HostileCase(file: "build-on-list", code: .refused, message: "BUILD on list is not allowed"),
         HostileCase(file: "build-on-tensor", code: .refused, message: "BUILD on tensor is not allowed"),
@@ -47,15 +48,19 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
             file: "record-size-mismatch", code: .malformedHeader,
             message: "has 8 bytes but its persistent id declares 4 × 4 bytes"),
         HostileCase(file: "view-out-of-bounds", code: .malformedHeader, message: "reaches past its storage '0'"),
-        HostileCase(file: "stride-zero-expansion", code: .malformedHeader, message: "needs more bytes than its storage"),
+        HostileCase(
+            file: "stride-zero-expansion", code: .malformedHeader, message: "needs more bytes than its storage"),
         HostileCase(file: "missing-record", code: .malformedHeader, message: "'archive/data/9' is missing"),
         // The zip container.
-        HostileCase(file: "sizes-disagree-central", code: .refused, message: "'archive/data/0': is stored but its sizes disagree"),
+        HostileCase(
+            file: "sizes-disagree-central", code: .refused,
+            message: "'archive/data/0': is stored but its sizes disagree"),
         HostileCase(file: "sizes-disagree-local", code: .refused, message: "'archive/data/0': sizes disagree"),
         HostileCase(file: "path-traversal", code: .refused, message: "'archive/../../x': the path points outside"),
         HostileCase(file: "absolute-path", code: .refused, message: "'/etc/nf4kit': the path points outside"),
         HostileCase(file: "outside-prefix", code: .refused, message: "'other/x' is outside the archive folder"),
-        HostileCase(file: "overlapping-entries", code: .refused, message: "'archive/data/0' and 'archive/version' overlap"),
+        HostileCase(
+            file: "overlapping-entries", code: .refused, message: "'archive/data/0' and 'archive/version' overlap"),
         HostileCase(file: "duplicate-entry", code: .refused, message: "'archive/data/0': appears twice"),
         HostileCase(file: "local-name-mismatch", code: .refused, message: "the local header names 'archive/data/1'"),
         HostileCase(file: "crc-mismatch", code: .malformedHeader, message: "'archive/data/0' has CRC-32"),
@@ -69,7 +74,8 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
         HostileCase(
             file: "legacy-count-mismatch", code: .malformedHeader,
             message: "legacy storage '94058547932848' holds 2 elements but its persistent id declares 6"),
-        HostileCase(file: "legacy-trailing-bytes", code: .malformedHeader, message: "4 bytes follow the last legacy storage"),
+        HostileCase(
+            file: "legacy-trailing-bytes", code: .malformedHeader, message: "4 bytes follow the last legacy storage"),
         HostileCase(file: "lfs-pointer", code: .malformedHeader, message: "Git LFS pointer"),
     ]
 

@@ -48,9 +48,10 @@ extension Array where Element == UInt8 {
     /// Little-endian float32 values.
     var floats: [Float] {
         stride(from: 0, to: count, by: 4).map { offset in
-            Float(bitPattern: self[offset..<(offset + 4)].enumerated().reduce(UInt32(0)) {
-                $0 | UInt32($1.element) << (8 * UInt32($1.offset))
-            })
+            Float(
+                bitPattern: self[offset..<(offset + 4)].enumerated().reduce(UInt32(0)) {
+                    $0 | UInt32($1.element) << (8 * UInt32($1.offset))
+                })
         }
     }
 }

@@ -195,7 +195,8 @@ public enum TorchCheckpointReader {
             if starts(with: legacyMagic) { return .legacy }
             if starts(with: Array("version https://git-lfs.github.com/spec/v1".utf8)) {
                 throw CheckpointError(
-                    .malformedHeader, "this is a Git LFS pointer, not the checkpoint: the file was not downloaded "
+                    .malformedHeader,
+                    "this is a Git LFS pointer, not the checkpoint: the file was not downloaded "
                         + "(run `git lfs pull`)", file: file, byteOffset: 0)
             }
             if starts(with: Array("ustar".utf8), at: 257) {
@@ -234,7 +235,8 @@ private struct StateDictReader {
         self.limits = limits
     }
 
-    func fail(_ code: CheckpointError.Code, _ message: String, tensor: String? = nil, at: Int? = nil) -> CheckpointError {
+    func fail(_ code: CheckpointError.Code, _ message: String, tensor: String? = nil, at: Int? = nil) -> CheckpointError
+    {
         CheckpointError(code, message, file: file, byteOffset: at.map(Int64.init), tensor: tensor)
     }
 
@@ -250,7 +252,8 @@ private struct StateDictReader {
             || archive.entries.contains(where: { $0.name.hasPrefix(prefix + "/code/") })
         {
             throw fail(
-                .refused, "this is a TorchScript archive (torch.jit.save), not a state dict; PyTorch refuses to load "
+                .refused,
+                "this is a TorchScript archive (torch.jit.save), not a state dict; PyTorch refuses to load "
                     + "these without running code too", at: 0)
         }
         // The version record (`.data/version` first, as PyTorch's reader does).
@@ -263,7 +266,8 @@ private struct StateDictReader {
         let trimmed = versionText.hasSuffix("\n") ? String(versionText.dropLast()) : versionText
         guard let version = Int(trimmed), (1...10).contains(version) else {
             throw fail(
-                .malformedHeader, "'\(versionEntry.name)' holds '\(versionText.prefix(20))', not a format version "
+                .malformedHeader,
+                "'\(versionEntry.name)' holds '\(versionText.prefix(20))', not a format version "
                     + "from 1 to 10", at: versionEntry.dataOffset)
         }
         if let (entry, bytes) = try record("byteorder") {
@@ -271,7 +275,8 @@ private struct StateDictReader {
             case "little": bigEndian = false
             case "big": bigEndian = true
             case let other:
-                throw fail(.malformedHeader, "'\(entry.name)' says '\(other)', not 'little' or 'big'", at: entry.dataOffset)
+                throw fail(
+                    .malformedHeader, "'\(entry.name)' says '\(other)', not 'little' or 'big'", at: entry.dataOffset)
             }
         }
         guard let (pickleEntry, pickleBytes) = try record("data.pkl") else {
@@ -305,11 +310,16 @@ private struct StateDictReader {
             case .int(let number): name = String(number)
             default: name = "<\(key.kind) key>"
             }
-            if case .tensor(let ref) = value, case .string = key { refs.append((name, ref)) } else { skipped.append(name) }
+            if case .tensor(let ref) = value, case .string = key {
+                refs.append((name, ref))
+            } else {
+                skipped.append(name)
+            }
         }
         if refs.isEmpty && !skipped.isEmpty {
             throw fail(
-                .unsupported, "the checkpoint has no tensors at its top level (entries: "
+                .unsupported,
+                "the checkpoint has no tensors at its top level (entries: "
                     + skipped.prefix(8).joined(separator: ", ") + "); only state dicts are read", at: stored)
         }
         return (refs, skipped)
@@ -337,7 +347,9 @@ private struct StateDictReader {
         for (index, layout) in layouts.enumerated() { byKey[layout.ref.storage.key, default: []].append(index) }
         var targetOf: [String: String] = [:]
         for (_, members) in byKey where members.count > 1 {
-            guard let keep = members.filter({ layouts[$0].coversStorage }).min(by: { layouts[$0].name < layouts[$1].name })
+            guard
+                let keep = members.filter({ layouts[$0].coversStorage }).min(by: { layouts[$0].name < layouts[$1].name }
+                )
             else { continue }
             let kept = layouts[keep].ref
             for member in members where member != keep {
@@ -374,7 +386,8 @@ private struct StateDictReader {
         let (byteCount, countOverflow) = elementCount.multipliedReportingOverflow(by: elementSize)
         guard !countOverflow, byteCount <= length else {
             throw bad(
-                .malformedHeader, "shape \(ref.shape) of \(ref.dtypeName) needs more bytes than its storage "
+                .malformedHeader,
+                "shape \(ref.shape) of \(ref.dtypeName) needs more bytes than its storage "
                     + "'\(ref.storage.key)' holds (\(length)); views that repeat elements are not read")
         }
         if elementCount > 0 {
@@ -389,7 +402,8 @@ private struct StateDictReader {
             let (end, overflow2) = count.multipliedReportingOverflow(by: elementSize)
             guard !overflow1, !overflow2, end <= length else {
                 throw bad(
-                    .malformedHeader, "the view (offset \(ref.storageOffset), shape \(ref.shape), strides \(ref.strides)) "
+                    .malformedHeader,
+                    "the view (offset \(ref.storageOffset), shape \(ref.shape), strides \(ref.strides)) "
                         + "reaches past its storage '\(ref.storage.key)' of \(length) bytes")
             }
         } else {
@@ -441,7 +455,8 @@ private struct StateDictReader {
         if let known = storages[ref.key] {
             guard known.ref.type == ref.type, known.ref.elementCount == ref.elementCount else {
                 throw fail(
-                    .malformedHeader, "storage '\(ref.key)' is referenced as \(known.ref.elementCount) × "
+                    .malformedHeader,
+                    "storage '\(ref.key)' is referenced as \(known.ref.elementCount) × "
                         + "\(known.ref.type.qualifiedName) and as \(ref.elementCount) × \(ref.type.qualifiedName)",
                     tensor: tensor, at: nil)
             }
@@ -463,7 +478,8 @@ private struct StateDictReader {
         let (expected, overflow) = ref.elementCount.multipliedReportingOverflow(by: elementSize)
         guard !overflow, expected == bytes.count else {
             throw fail(
-                .malformedHeader, "tensor '\(tensor)': storage record '\(entry.name)' has \(bytes.count) bytes but "
+                .malformedHeader,
+                "tensor '\(tensor)': storage record '\(entry.name)' has \(bytes.count) bytes but "
                     + "its persistent id declares \(ref.elementCount) × \(elementSize) bytes", tensor: tensor,
                 at: entry.dataOffset)
         }
@@ -481,7 +497,8 @@ private struct StateDictReader {
         guard destination.count > 0 else { return }
         let rank = shape.count
         if rank == 0 {
-            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[(offset * elementSize)...].prefix(elementSize)))
+            destination.copyMemory(
+                from: UnsafeRawBufferPointer(rebasing: source[(offset * elementSize)...].prefix(elementSize)))
             return
         }
         let inner = shape[rank - 1]
@@ -499,7 +516,8 @@ private struct StateDictReader {
             } else {
                 for element in 0..<inner {
                     (destination.baseAddress! + written).copyMemory(
-                        from: source.baseAddress! + (base + element * innerStride) * elementSize, byteCount: elementSize)
+                        from: source.baseAddress! + (base + element * innerStride) * elementSize, byteCount: elementSize
+                    )
                     written += elementSize
                 }
             }
@@ -585,10 +603,13 @@ extension StateDictReader {
             guard region.count - offset >= 8 else {
                 throw fail(.truncated, "the file ends before the element count of storage '\(key)'", at: offset)
             }
-            let count = region.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: Int64.self)) }
+            let count = region.withUnsafeBytes {
+                Int64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+            }
             guard count == Int64(ref.elementCount) else {
                 throw fail(
-                    .malformedHeader, "legacy storage '\(key)' holds \(count) elements but its persistent id "
+                    .malformedHeader,
+                    "legacy storage '\(key)' holds \(count) elements but its persistent id "
                         + "declares \(ref.elementCount)", at: offset)
             }
             let elementSize = untyped ? 1 : dtype.bitWidth / 8
@@ -596,7 +617,8 @@ extension StateDictReader {
             let start = offset + 8
             guard !overflow, byteCount <= region.count - start else {
                 throw fail(
-                    .truncated, "legacy storage '\(key)' needs \(ref.elementCount) × \(elementSize) bytes at \(start) "
+                    .truncated,
+                    "legacy storage '\(key)' needs \(ref.elementCount) × \(elementSize) bytes at \(start) "
                         + "but the file has \(region.count - start) left", at: offset)
             }
             let record = StorageRecord(

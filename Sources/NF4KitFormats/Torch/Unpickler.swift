@@ -291,7 +291,8 @@ package struct Unpickler {
     ///   `.limitExceeded` for stack, memo or nesting abuse, `.malformedHeader`/`.truncated` for a broken stream.
     package mutating func run() throws(CheckpointError) -> PickleValue {
         guard bytes.count <= limits.maxPickleBytes else {
-            throw error(.limitExceeded, "data.pkl is \(bytes.count) bytes, more than the limit of \(limits.maxPickleBytes)")
+            throw error(
+                .limitExceeded, "data.pkl is \(bytes.count) bytes, more than the limit of \(limits.maxPickleBytes)")
         }
         while true {
             opcodeStart = position
@@ -301,13 +302,15 @@ package struct Unpickler {
                 let version = try readByte("protocol version")
                 guard version == 2 || version == 3 else {
                     throw error(
-                        .unsupported, "pickle protocol \(version) is not supported (torch.save writes protocol 2; "
+                        .unsupported,
+                        "pickle protocol \(version) is not supported (torch.save writes protocol 2; "
                             + "PyTorch's weights-only loader rejects protocol 4 and 5 opcodes too)")
                 }
             case 0x2E:  // STOP
                 guard marks.isEmpty, stack.count == 1 else {
                     throw error(
-                        .malformedHeader, "STOP with \(stack.count) values and \(marks.count) open marks on the stack; "
+                        .malformedHeader,
+                        "STOP with \(stack.count) values and \(marks.count) open marks on the stack; "
                             + "expected exactly one value")
                 }
                 guard isLegacy || position == bytes.count else {
@@ -345,7 +348,9 @@ package struct Unpickler {
                 try setItems(on: try top(), [key, value])
             case 0x75:  // SETITEMS
                 let items = try popToMark()
-                guard items.count % 2 == 0 else { throw error(.malformedHeader, "SETITEMS with an odd number of items") }
+                guard items.count % 2 == 0 else {
+                    throw error(.malformedHeader, "SETITEMS with an odd number of items")
+                }
                 try setItems(on: try top(), items)
             case 0x61:  // APPEND
                 let value = try pop()
@@ -401,7 +406,8 @@ package struct Unpickler {
                 try push(.double(Double(bitPattern: bits)))
             default:
                 let name = Self.opcodeNames[opcode].map { " (\($0))" } ?? ""
-                throw error(.refused, "pickle opcode 0x\(String(opcode, radix: 16, uppercase: true))\(name) is not allowed")
+                throw error(
+                    .refused, "pickle opcode 0x\(String(opcode, radix: 16, uppercase: true))\(name) is not allowed")
             }
         }
     }
@@ -530,7 +536,9 @@ package struct Unpickler {
     private func call(_ global: PickleGlobal, _ args: [PickleValue]) throws(CheckpointError) -> PickleValue {
         let name = global.qualifiedName
         func bad(_ what: String) -> CheckpointError {
-            error(.malformedHeader, "'\(name)' called with \(args.count) arguments (\(args.map(\.kind).joined(separator: ", "))); \(what)")
+            error(
+                .malformedHeader,
+                "'\(name)' called with \(args.count) arguments (\(args.map(\.kind).joined(separator: ", "))); \(what)")
         }
         switch global {
         case .orderedDict:
@@ -589,7 +597,8 @@ package struct Unpickler {
         }
     }
 
-    private func rebuildTensor(_ global: PickleGlobal, _ args: [PickleValue]) throws(CheckpointError) -> PickleTensorRef {
+    private func rebuildTensor(_ global: PickleGlobal, _ args: [PickleValue]) throws(CheckpointError) -> PickleTensorRef
+    {
         let name = global.qualifiedName
         let (minimum, maximum) =
             switch global {
@@ -598,7 +607,8 @@ package struct Unpickler {
             default: (7, 8)
             }
         guard (minimum...maximum).contains(args.count) else {
-            throw error(.malformedHeader, "'\(name)' called with \(args.count) arguments, expected \(minimum)...\(maximum)")
+            throw error(
+                .malformedHeader, "'\(name)' called with \(args.count) arguments, expected \(minimum)...\(maximum)")
         }
         guard case .storage(let storage) = args[0] else {
             throw error(.malformedHeader, "'\(name)' expects a storage as its first argument, found \(args[0].kind)")
@@ -607,7 +617,8 @@ package struct Unpickler {
         let shape = try integers(args[2], "size")
         let strides = try integers(args[3], "stride")
         guard shape.count == strides.count else {
-            throw error(.malformedHeader, "'\(name)': size has \(shape.count) dimensions but stride has \(strides.count)")
+            throw error(
+                .malformedHeader, "'\(name)': size has \(shape.count) dimensions but stride has \(strides.count)")
         }
         var metadataIndex: Int? = nil
         var dtypeName: String
@@ -695,7 +706,8 @@ package struct Unpickler {
         return bytes[position]
     }
 
-    private mutating func readInteger<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws(CheckpointError) -> T {
+    private mutating func readInteger<T: FixedWidthInteger>(_ type: T.Type, _ what: String) throws(CheckpointError) -> T
+    {
         guard bytes.count - position >= MemoryLayout<T>.size else {
             throw error(.truncated, "data.pkl ends inside \(what)")
         }

@@ -84,7 +84,8 @@ package struct ZipArchive {
             data = try inflate(entry, inflatedSoFar: &inflatedSoFar)
         default:
             throw CheckpointError(
-                .unsupported, "zip entry '\(entry.name)' uses compression method \(entry.method); only stored (0) "
+                .unsupported,
+                "zip entry '\(entry.name)' uses compression method \(entry.method); only stored (0) "
                     + "and deflated (8) are read", file: file, byteOffset: Int64(entry.centralOffset))
         }
         if limits.verifyCRC && entry.crc32 != 0 {
@@ -126,7 +127,8 @@ package struct ZipArchive {
         }
         guard eocd >= 0 else {
             throw fail(
-                .truncated, "no zip end-of-central-directory record in the last \(min(size, maxEOCDSearch)) bytes; "
+                .truncated,
+                "no zip end-of-central-directory record in the last \(min(size, maxEOCDSearch)) bytes; "
                     + "the archive is truncated or not a zip file", at: size)
         }
         let diskNumber = u16(bytes, eocd + 4)
@@ -147,7 +149,8 @@ package struct ZipArchive {
             }
             guard locator >= zip64EOCDSize, eocd64Offset <= UInt64(locator - zip64EOCDSize) else {
                 throw fail(
-                    .malformedHeader, "the ZIP64 locator points to offset \(eocd64Offset), which leaves no room for "
+                    .malformedHeader,
+                    "the ZIP64 locator points to offset \(eocd64Offset), which leaves no room for "
                         + "the 56-byte ZIP64 end record before the locator at \(locator)", at: locator)
             }
             let record = Int(eocd64Offset)
@@ -161,7 +164,8 @@ package struct ZipArchive {
             entryCount = u64(bytes, record + 32)
             guard onDisk == entryCount else {
                 throw fail(
-                    .malformedHeader, "the ZIP64 end record counts \(onDisk) entries on this disk but \(entryCount) "
+                    .malformedHeader,
+                    "the ZIP64 end record counts \(onDisk) entries on this disk but \(entryCount) "
                         + "in total", at: record)
             }
             // Classic fields that are not saturated must agree with the ZIP64 ones (two readers, one answer).
@@ -172,8 +176,10 @@ package struct ZipArchive {
                 classic.2 == 0xFFFF_FFFF || classic.2 == cdOffset
             else {
                 throw fail(
-                    .refused, "the ZIP64 and classic end records disagree about the central directory "
-                        + "(entries \(entryCount)/\(classic.0), size \(cdSize)/\(classic.1), offset \(cdOffset)/\(classic.2))",
+                    .refused,
+                    "the ZIP64 and classic end records disagree about the central directory "
+                        + "(entries \(entryCount)/\(classic.0), size \(cdSize)/\(classic.1), "
+                        + "offset \(cdOffset)/\(classic.2))",
                     at: record)
             }
             directoryEnd = record
@@ -183,24 +189,28 @@ package struct ZipArchive {
             }
             guard entryCount != 0xFFFF, cdSize != 0xFFFF_FFFF, cdOffset != 0xFFFF_FFFF else {
                 throw fail(
-                    .malformedHeader, "the end-of-central-directory record has saturated fields but there is "
+                    .malformedHeader,
+                    "the end-of-central-directory record has saturated fields but there is "
                         + "no ZIP64 locator", at: eocd)
             }
         }
         // 3. The central directory lies before the end records; counts are bounded by its size.
         guard cdOffset <= UInt64(directoryEnd), cdSize <= UInt64(directoryEnd) - cdOffset else {
             throw fail(
-                .truncated, "the central directory (offset \(cdOffset), \(cdSize) bytes) does not fit before "
+                .truncated,
+                "the central directory (offset \(cdOffset), \(cdSize) bytes) does not fit before "
                     + "the end records at \(directoryEnd)", at: directoryEnd)
         }
         guard entryCount <= cdSize / UInt64(centralFixedSize) else {
             throw fail(
-                .malformedHeader, "the archive declares \(entryCount) entries but its central directory has only "
+                .malformedHeader,
+                "the archive declares \(entryCount) entries but its central directory has only "
                     + "\(cdSize) bytes (46 per entry at least)", at: directoryEnd)
         }
         guard entryCount <= UInt64(limits.maxZipEntries) else {
             throw fail(
-                .limitExceeded, "the archive declares \(entryCount) entries, more than the limit of "
+                .limitExceeded,
+                "the archive declares \(entryCount) entries, more than the limit of "
                     + "\(limits.maxZipEntries)", at: directoryEnd)
         }
         guard entryCount > 0 else { throw fail(.malformedHeader, "the zip archive has no entries", at: eocd) }
@@ -232,7 +242,8 @@ package struct ZipArchive {
             let variable = nameLength + extraLength + commentLength
             guard cdEnd - position - centralFixedSize >= variable else {
                 throw fail(
-                    .truncated, "central directory entry at \(start) declares \(variable) bytes of name, extra and "
+                    .truncated,
+                    "central directory entry at \(start) declares \(variable) bytes of name, extra and "
                         + "comment, past the directory's end", at: start)
             }
             let nameStart = position + centralFixedSize
@@ -269,7 +280,9 @@ package struct ZipArchive {
             let entryError = { (code: CheckpointError.Code, message: String) in
                 fail(code, "zip entry '\(name)': \(message)", at: start)
             }
-            guard disk == 0 else { throw entryError(.unsupported, "lives on disk \(disk); multi-disk is not supported") }
+            guard disk == 0 else {
+                throw entryError(.unsupported, "lives on disk \(disk); multi-disk is not supported")
+            }
             guard flags & 0x0001 == 0, flags & 0x0040 == 0 else {
                 throw entryError(.unsupported, "is encrypted")
             }
@@ -285,7 +298,8 @@ package struct ZipArchive {
             }
             if method == 0 && compressed != uncompressed {
                 throw entryError(
-                    .refused, "is stored but its sizes disagree (compressed \(compressed), uncompressed \(uncompressed))")
+                    .refused,
+                    "is stored but its sizes disagree (compressed \(compressed), uncompressed \(uncompressed))")
             }
             entries.append(
                 Entry(
@@ -295,7 +309,8 @@ package struct ZipArchive {
         }
         guard position == cdEnd else {
             throw fail(
-                .malformedHeader, "the central directory has \(cdEnd - position) bytes left after its "
+                .malformedHeader,
+                "the central directory has \(cdEnd - position) bytes left after its "
                     + "\(entryCount) entries", at: position)
         }
 
@@ -314,7 +329,8 @@ package struct ZipArchive {
         let first = entries[0].name
         guard let slash = first.firstIndex(of: "/") else {
             throw fail(
-                .malformedHeader, "the first zip entry '\(first)' is not inside a folder; PyTorch archives keep "
+                .malformedHeader,
+                "the first zip entry '\(first)' is not inside a folder; PyTorch archives keep "
                     + "every record under one top-level folder", at: entries[0].centralOffset)
         }
         let prefix = String(first[..<slash])
@@ -379,7 +395,8 @@ package struct ZipArchive {
             }
             guard compressed == UInt64(entry.compressedSize), uncompressed == UInt64(entry.uncompressedSize) else {
                 throw fail(
-                    .refused, "sizes disagree: the local header says \(compressed)/\(uncompressed) bytes "
+                    .refused,
+                    "sizes disagree: the local header says \(compressed)/\(uncompressed) bytes "
                         + "(compressed/uncompressed), the central directory \(entry.compressedSize)/"
                         + "\(entry.uncompressedSize)")
             }
@@ -390,7 +407,8 @@ package struct ZipArchive {
         let dataStart = nameStart + nameLength + extraLength
         guard entry.compressedSize <= directoryStart - dataStart else {
             throw fail(
-                .truncated, "its \(entry.compressedSize) bytes of data at \(dataStart) run past the central "
+                .truncated,
+                "its \(entry.compressedSize) bytes of data at \(dataStart) run past the central "
                     + "directory at \(directoryStart)")
         }
         return dataStart
@@ -408,20 +426,24 @@ package struct ZipArchive {
     private func inflate(_ entry: Entry, inflatedSoFar: inout Int) throws(CheckpointError) -> TensorBytes {
         let declared = entry.uncompressedSize
         func fail(_ code: CheckpointError.Code, _ message: String) -> CheckpointError {
-            CheckpointError(code, "zip entry '\(entry.name)': \(message)", file: file, byteOffset: Int64(entry.dataOffset))
+            CheckpointError(
+                code, "zip entry '\(entry.name)': \(message)", file: file, byteOffset: Int64(entry.dataOffset))
         }
         // Both caps are checked on the declared size before anything is allocated.
         if declared > limits.deflateRatioExemptBytes {
-            let (allowed, overflow) = max(entry.compressedSize, 1).multipliedReportingOverflow(by: limits.maxDeflateRatio)
+            let (allowed, overflow) = max(entry.compressedSize, 1).multipliedReportingOverflow(
+                by: limits.maxDeflateRatio)
             guard overflow || declared <= allowed else {
                 throw fail(
-                    .limitExceeded, "deflate bomb refused: \(entry.compressedSize) compressed bytes declare "
+                    .limitExceeded,
+                    "deflate bomb refused: \(entry.compressedSize) compressed bytes declare "
                         + "\(declared) uncompressed, a ratio above the limit of \(limits.maxDeflateRatio):1")
             }
         }
         guard declared <= limits.maxInflatedBytes - inflatedSoFar else {
             throw fail(
-                .limitExceeded, "deflate bomb refused: inflating \(declared) bytes would bring the archive's "
+                .limitExceeded,
+                "deflate bomb refused: inflating \(declared) bytes would bring the archive's "
                     + "inflated total past the limit of \(limits.maxInflatedBytes) bytes")
         }
         let source = TensorBytes(region: region, range: entry.dataOffset..<(entry.dataOffset + entry.compressedSize))
@@ -472,7 +494,8 @@ package struct ZipArchive {
                 }
                 if stream.avail_out == 0 {
                     throw fail(
-                        .refused, "sizes disagree: the deflate stream inflates to more than the declared "
+                        .refused,
+                        "sizes disagree: the deflate stream inflates to more than the declared "
                             + "\(destination.count) bytes")
                 }
             }
@@ -480,7 +503,8 @@ package struct ZipArchive {
             case Z_STREAM_END:
                 guard outputUsed == destination.count else {
                     throw fail(
-                        .refused, "sizes disagree: the deflate stream inflates to \(outputUsed) bytes, the "
+                        .refused,
+                        "sizes disagree: the deflate stream inflates to \(outputUsed) bytes, the "
                             + "directory declares \(destination.count)")
                 }
                 guard stream.avail_in == 0, inputUsed == input.count else {
@@ -508,7 +532,8 @@ package struct ZipArchive {
         var offset = 0
         while offset < bytes.count {
             let count = min(1 << 30, bytes.count - offset)
-            crc = CZlib.crc32(crc, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self), uInt(count))
+            crc = CZlib.crc32(
+                crc, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self), uInt(count))
             offset += count
         }
         return UInt32(truncatingIfNeeded: crc)
