@@ -40,3 +40,14 @@ public enum RepositoryPaths {
             .deletingLastPathComponent().path
     }
 }
+
+extension Array where Element == UInt8 {
+    /// The bytes of the file at `path`.
+    public init(contentsOf path: String) throws {
+        self = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+    /// Writes the bytes to `path`, replacing it.
+    public func write(to path: String) throws {
+        try Data(self).write(to: URL(fileURLWithPath: path))
+    }
+}

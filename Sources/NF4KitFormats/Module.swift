@@ -1,1 +1,0 @@
-// NF4KitFormats: see docs/architecture.md for what lives here.

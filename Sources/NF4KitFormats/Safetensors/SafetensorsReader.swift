@@ -1,0 +1,176 @@
+public import NF4KitCore
+
+/// Reads safetensors files with every validation of the reference reader (safetensors 0.8.0), plus stricter ones.
+///
+/// The file is memory-mapped; tensors are views into the mapping, so reading costs the header only.
+/// Stricter than the reference: duplicate keys anywhere in the header are rejected (the reference keeps the
+/// last one), and so is a tensor named `__metadata__` that is not the metadata object.
+public enum SafetensorsReader {
+    /// Largest header accepted (safetensors `MAX_HEADER_SIZE`, 100 MB decimal).
+    public static let maxHeaderBytes: UInt64 = 100_000_000
+
+    /// Reads and validates the file at `path`.
+    ///
+    /// - Returns: A checkpoint whose tensors are in data order.
+    /// - Throws: ``CheckpointError``: `.truncated`, `.limitExceeded`, `.malformedHeader` or `.unsupportedDType`,
+    ///   naming the file, the byte offset and the tensor; `.io`/`.notFound` if the file cannot be mapped.
+    public static func read(path: String) throws(CheckpointError) -> Checkpoint {
+        let region = try MappedRegion(mapping: path)
+        return try read(region: region, path: path)
+    }
+
+    /// Validates the bytes of `region` as a safetensors file named `path`.
+    public static func read(region: MappedRegion, path: String) throws(CheckpointError) -> Checkpoint {
+        let parsed: Result<Checkpoint, CheckpointError> = region.withUnsafeBytes { raw in
+            do throws(CheckpointError) { return .success(try parse(raw, region: region, path: path)) } catch {
+                return .failure(error)
+            }
+        }
+        return try parsed.get()
+    }
+
+    private struct Entry {
+        var name: String
+        var dtype: DType
+        var shape: Shape
+        var begin: Int
+        var end: Int
+    }
+
+    private static func parse(_ raw: UnsafeRawBufferPointer, region: MappedRegion, path: String) throws(CheckpointError) -> Checkpoint {
+        let fileSize = raw.count
+        guard fileSize >= 8 else {
+            throw CheckpointError(.truncated, "the file has \(fileSize) bytes; a safetensors file starts with an 8-byte header length (HeaderTooSmall)", file: path, byteOffset: 0)
+        }
+        let headerLength = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+        guard headerLength <= maxHeaderBytes else {
+            throw CheckpointError(.limitExceeded, "the header length \(headerLength) exceeds the limit of \(maxHeaderBytes) bytes (HeaderTooLarge)", file: path, byteOffset: 0)
+        }
+        guard 8 + Int(headerLength) <= fileSize else {
+            throw CheckpointError(.truncated, "the header length \(headerLength) runs past the end of the file (\(fileSize) bytes) (InvalidHeaderLength)", file: path, byteOffset: 0)
+        }
+        let headerBytes = UnsafeRawBufferPointer(rebasing: raw[8..<(8 + Int(headerLength))])
+        let header = try StrictJSON.parse(headerBytes, file: path, baseOffset: 8, what: "safetensors header")
+        guard case .object(let top) = header else {
+            throw CheckpointError(.malformedHeader, "the header is not a JSON object", file: path, byteOffset: 8)
+        }
+
+        var metadata: [String: String] = [:]
+        var entries: [Entry] = []
+        entries.reserveCapacity(top.count)
+        // Where a key's entry starts in the file; searched only when an error is reported.
+        func at(_ key: String) -> Int64 { Int64(8 + locate(key: key, in: headerBytes)) }
+        for (key, value) in top {
+            if key == "__metadata__" {
+                switch value {
+                case .null: continue
+                case .object(let object):
+                    for (metaKey, metaValue) in object {
+                        guard case .string(let text) = metaValue else {
+                            throw CheckpointError(.malformedHeader, "metadata value of '\(metaKey)' is not a string", file: path, byteOffset: at(key))
+                        }
+                        metadata[metaKey] = text
+                    }
+                default:
+                    throw CheckpointError(.malformedHeader, "__metadata__ must be an object of strings", file: path, byteOffset: at(key))
+                }
+                continue
+            }
+            entries.append(try entry(key, value, at: at, path: path))
+        }
+
+        // Reference step 7: sorted by offsets, the tensors must tile the data buffer from 0 without gaps or overlaps.
+        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var cursor = 0
+        for entry in entries {
+            guard entry.begin == cursor, entry.end >= entry.begin else {
+                let problem = entry.end < entry.begin ? "ends before it begins" : entry.begin < cursor ? "overlaps the previous tensor" : "leaves a gap after the previous tensor"
+                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)' has data_offsets [\(entry.begin), \(entry.end)] and \(problem) (expected begin \(cursor)) (InvalidOffset)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+            }
+            cursor = entry.end
+            guard let elements = entry.shape.checkedElementCount else {
+                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the element count of shape \(entry.shape) overflows (ValidationOverflow)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+            }
+            let (bits, overflow) = elements.multipliedReportingOverflow(by: entry.dtype.bitWidth)
+            guard !overflow else {
+                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the bit count of shape \(entry.shape) × \(entry.dtype) overflows (ValidationOverflow)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+            }
+            guard bits % 8 == 0 else {
+                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': \(elements) elements of \(entry.dtype) are not a whole number of bytes (MisalignedSlice)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+            }
+            guard entry.end - entry.begin == bits / 8 else {
+                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': shape \(entry.shape) of \(entry.dtype) needs \(bits / 8) bytes but data_offsets span \(entry.end - entry.begin) (TensorInvalidInfo)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+            }
+        }
+        let dataStart = 8 + Int(headerLength)
+        let (expected, overflow) = dataStart.addingReportingOverflow(cursor)
+        guard !overflow, expected == fileSize else {
+            let detail = overflow || expected > fileSize ? "the tensors need \(cursor) bytes of data but the file has \(fileSize - dataStart)" : "\(fileSize - expected) bytes follow the last tensor"
+            throw CheckpointError(overflow || expected > fileSize ? .truncated : .malformedHeader, "\(detail) (MetadataIncompleteBuffer)", file: path, byteOffset: Int64(min(expected, fileSize)))
+        }
+
+        let tensors = entries.map { entry in
+            Tensor(
+                descriptor: TensorDescriptor(name: entry.name, dtype: entry.dtype, shape: entry.shape, file: path, fileOffset: Int64(dataStart + entry.begin), byteCount: entry.end - entry.begin),
+                bytes: TensorBytes(region: region, range: (dataStart + entry.begin)..<(dataStart + entry.end)))
+        }
+        return Checkpoint(format: .safetensors, files: [path], tensors: tensors, metadata: metadata)
+    }
+
+    private static func entry(_ name: String, _ value: JSONValue, at: (String) -> Int64, path: String) throws(CheckpointError) -> Entry {
+        func bad(_ message: String) -> CheckpointError {
+            CheckpointError(.malformedHeader, "tensor '\(name)': \(message)", file: path, byteOffset: at(name), tensor: name)
+        }
+        guard case .object(let info) = value else { throw bad("the tensor info is not an object") }
+        guard let dtypeValue = info["dtype"] else { throw bad("missing field 'dtype'") }
+        guard case .string(let dtypeName) = dtypeValue else { throw bad("'dtype' is not a string") }
+        guard let dtype = DType(safetensorsName: dtypeName) else {
+            throw CheckpointError(.unsupportedDType, "tensor '\(name)': unknown dtype '\(dtypeName)'", file: path, byteOffset: at(name), tensor: name)
+        }
+        guard let shapeValue = info["shape"] else { throw bad("missing field 'shape'") }
+        guard case .array(let dims) = shapeValue else { throw bad("'shape' is not an array") }
+        var dimensions: [Int] = []
+        dimensions.reserveCapacity(dims.count)
+        for dim in dims {
+            guard let d = dim.uint64Value else { throw bad("shape entry \(describe(dim)) is not a non-negative integer") }
+            guard d <= UInt64(Int.max) else {
+                throw CheckpointError(.limitExceeded, "tensor '\(name)': shape entry \(d) is too large (ValidationOverflow)", file: path, byteOffset: at(name), tensor: name)
+            }
+            dimensions.append(Int(d))
+        }
+        guard let offsetsValue = info["data_offsets"] else { throw bad("missing field 'data_offsets'") }
+        guard case .array(let offsets) = offsetsValue, offsets.count == 2 else { throw bad("'data_offsets' must be an array of 2 integers") }
+        guard let begin = offsets[0].uint64Value, let end = offsets[1].uint64Value else {
+            throw bad("'data_offsets' entries must be non-negative integers")
+        }
+        guard begin <= UInt64(Int.max), end <= UInt64(Int.max) else {
+            throw CheckpointError(.truncated, "tensor '\(name)': data_offsets [\(begin), \(end)] lie past the end of the file", file: path, byteOffset: at(name), tensor: name)
+        }
+        return Entry(name: name, dtype: dtype, shape: Shape(dimensions), begin: Int(begin), end: Int(end))
+    }
+
+    private static func describe(_ value: JSONValue) -> String {
+        JSONWriter.compact.string(value)
+    }
+
+    /// Offset of the first occurrence of `"key":` in the header text, to point errors at the tensor's entry.
+    /// Falls back to 0 (start of the header) when the key was written with escapes.
+    private static func locate(key: String, in header: UnsafeRawBufferPointer) -> Int {
+        let needle = Array(JSONWriter.compact.string(.string(key)).utf8)
+        guard !needle.isEmpty, header.count >= needle.count else { return 0 }
+        var i = 0
+        let last = header.count - needle.count
+        while i <= last {
+            if header[i] == needle[0] {
+                var match = true
+                for j in 1..<needle.count where header[i + j] != needle[j] {
+                    match = false
+                    break
+                }
+                if match { return i }
+            }
+            i += 1
+        }
+        return 0
+    }
+}
