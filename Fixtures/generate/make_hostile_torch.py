@@ -432,6 +432,7 @@ def main():
     write("hostile/legacy-count-mismatch.bin", legacy_file(legacy_state, [lw, lb], count_override=2))
     write("hostile/legacy-trailing-bytes.bin", legacy_file(legacy_state, [lw, lb], trailing=b"\0" * 4))
     write("hostile/legacy-truncated.bin", bytes.fromhex("80028a0a6cfc9c46f9206aa850192e") + b"\x80\x02M\xe9\x03.")
+    write("hostile/bare-pickle.bin", call_pickle("os", "system", "touch " + marker("bare-pickle")))
     write("hostile/lfs-pointer.bin", b"version https://git-lfs.github.com/spec/v1\noid sha256:"
           + b"0" * 64 + b"\nsize 123\n")
 

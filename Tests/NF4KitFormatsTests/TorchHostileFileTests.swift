@@ -76,6 +76,7 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
             message: "legacy storage '94058547932848' holds 2 elements but its persistent id declares 6"),
         HostileCase(
             file: "legacy-trailing-bytes", code: .malformedHeader, message: "4 bytes follow the last legacy storage"),
+        HostileCase(file: "bare-pickle", code: .malformedHeader, message: "bare pickle stream without torch's legacy"),
         HostileCase(file: "lfs-pointer", code: .malformedHeader, message: "Git LFS pointer"),
     ]
 
@@ -88,17 +89,21 @@ struct HostileCase: CustomTestStringConvertible, Sendable {
     }
 
     @Test(arguments: [
-        ("global-os-system", "os-system"), ("global-posix-system", "posix-system"), ("global-builtins-eval", "eval"),
-        ("global-subprocess", "subprocess"), ("global-functools-partial", "partial"),
+        ("global-os-system", "os-system", CheckpointError.Code.refused),
+        ("global-posix-system", "posix-system", .refused),
+        ("global-builtins-eval", "eval", .refused), ("global-subprocess", "subprocess", .refused),
+        ("global-functools-partial", "partial", .refused), ("bare-pickle", "bare-pickle", .malformedHeader),
     ])
-    func `code-execution payloads are never executed`(_ file: String, _ markerName: String) throws {
+    func `code-execution payloads are never executed`(
+        _ file: String, _ markerName: String, _ code: CheckpointError.Code
+    ) throws {
         let marker = "/tmp/nf4kit-pwned-" + markerName
         try? FileManager.default.removeItem(atPath: marker)
         // The fixture really carries the payload that would create the marker under Python's pickle.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: TorchFixture.path("hostile/\(file).bin")))
         #expect(bytes.range(of: Data(marker.utf8)) != nil)
         let error = try #require(TorchFixture.error("hostile/\(file).bin"))
-        #expect(error.code == .refused)
+        #expect(error.code == code)
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
 

@@ -204,6 +204,12 @@ public enum TorchCheckpointReader {
                     .unsupported, "this is a tar archive (the oldest torch.save format), which nf4kit does not read",
                     file: file, byteOffset: 0)
             }
+            if bytes.count >= 2, bytes[0] == 0x80 {
+                throw CheckpointError(
+                    .malformedHeader,
+                    "a bare pickle stream without torch's legacy magic number is not a torch.save "
+                        + "checkpoint; nf4kit reads no other pickles", file: file, byteOffset: 0)
+            }
             throw CheckpointError(
                 .malformedHeader, "not a PyTorch checkpoint: it does not start with a zip local header (PK\\3\\4)",
                 file: file, byteOffset: 0)
