@@ -268,7 +268,8 @@ private struct StateDictReader {
         guard let (versionEntry, versionBytes) = versionRecord else {
             throw fail(.malformedHeader, "the archive '\(prefix)/' has no 'version' record", at: 0)
         }
-        let versionText = String(decoding: versionBytes.array, as: UTF8.self)
+        // Text records are a few bytes; look at no more than 32 of them.
+        let versionText = String(decoding: versionBytes.slice(0..<min(versionBytes.count, 32)).array, as: UTF8.self)
         let trimmed = versionText.hasSuffix("\n") ? String(versionText.dropLast()) : versionText
         guard let version = Int(trimmed), (1...10).contains(version) else {
             throw fail(
@@ -277,7 +278,7 @@ private struct StateDictReader {
                     + "from 1 to 10", at: versionEntry.dataOffset)
         }
         if let (entry, bytes) = try record("byteorder") {
-            switch String(decoding: bytes.array.prefix(16), as: UTF8.self) {
+            switch String(decoding: bytes.slice(0..<min(bytes.count, 32)).array, as: UTF8.self) {
             case "little": bigEndian = false
             case "big": bigEndian = true
             case let other:
