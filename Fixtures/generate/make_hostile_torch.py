@@ -311,6 +311,16 @@ def main():
         with zipfile.ZipFile(os.path.join(ROOT, "crafted", name)) as z:  # our writer must satisfy Python's reader
             assert z.testzip() is None
 
+    # data.pkl exactly as the spec's worked example (§5) quotes it from PyTorch 2.13: OrderedDict(w=[1.0, 2.0]).
+    spec_pkl = bytes.fromhex(
+        "80 02 63 63 6f 6c 6c 65 63 74 69 6f 6e 73 0a 4f 72 64 65 72 65 64 44 69 63 74 0a 71 00 29 52 71 01 58 01 00 00"
+        " 00 77 71 02 63 74 6f 72 63 68 2e 5f 75 74 69 6c 73 0a 5f 72 65 62 75 69 6c 64 5f 74 65 6e 73 6f 72 5f 76 32"
+        " 0a 71 03 28 28 58 07 00 00 00 73 74 6f 72 61 67 65 71 04 63 74 6f 72 63 68 0a 46 6c 6f 61 74 53 74 6f 72 61"
+        " 67 65 0a 71 05 58 01 00 00 00 30 71 06 58 03 00 00 00 63 70 75 71 07 4b 02 74 71 08 51 4b 00 4b 02 85 71 09"
+        " 4b 01 85 71 0a 89 68 00 29 52 71 0b 74 71 0c 52 71 0d 73 2e")
+    assert len(spec_pkl) == 165
+    write("crafted/spec-example.bin", checkpoint(spec_pkl, [("0", bytes.fromhex("0000803f00000040"))]))
+
     # A sharded folder: two shards plus the index transformers writes (shard prefixes follow the file names).
     a = Storage("0", TORCH.FloatStorage, 2, floats([1.0, 2.0]))
     b = Storage("0", TORCH.HalfStorage, 3, floats([0.5, 1.5, -2.0], "<e"))

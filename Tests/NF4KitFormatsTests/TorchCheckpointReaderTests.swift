@@ -90,6 +90,14 @@ import Testing
         #expect(bf16.dtype == .bf16 && bf16.bytes.array == [0x80, 0x3F, 0x00, 0xC0])
     }
 
+    @Test func `the spec's worked example pickle from PyTorch 2.13 reads as w = [1, 2]`() throws {
+        let checkpoint = try TorchCheckpointReader.read(path: TorchFixture.path("crafted/spec-example.bin"))
+        #expect(checkpoint.tensors.count == 1)
+        let w = try #require(checkpoint.tensor(named: "w"))
+        #expect(w.dtype == .f32 && w.shape == [2])
+        #expect(w.bytes.array == [0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0x40])
+    }
+
     @Test func `tensors sharing a whole storage are reported as aliases of the first name`() throws {
         let result = try TorchCheckpointReader.readDetailed(path: TorchFixture.path("crafted/views.bin"))
         // 'transposed' and 'slice' share a storage too, but neither covers it whole: both stay tensors.
