@@ -39,6 +39,11 @@ import Testing
             label: "non-ASCII names and metadata",
             tensors: [("é.weight", .f16, [2, 2]), ("日本.bias", .f32, [2]), ("quote\"back\\slash", .u8, [3]), ("", .i8, [1])],
             metadata: [("note", "héllo — ✓ \"quoted\"")]),
+        Sample(
+            label: "same dtype, names ordered byte-wise, control characters escaped",
+            tensors: ["b", "a", "é", "z", "Z", "日本", "ａ", "😀", "", "a.b", "a\u{1}\u{7F}\n\t", "a/b", "__metadata"].map { ($0, DType.f32, Shape([2])) }
+                + [("zero.a", .f32, [0]), ("zero.b", .f32, [3, 0])],
+            metadata: [("format", "pt")]),
     ]
 
     private static func hex(_ bytes: [UInt8]) -> String {
