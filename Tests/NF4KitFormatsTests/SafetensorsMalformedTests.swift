@@ -125,6 +125,77 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
     }
 }
 
+/// Seeded mutations of valid files: every outcome must be a checkpoint or a `CheckpointError`, never a trap.
+@Suite struct SafetensorsMutationTests {
+    static let seeds: [[UInt8]] = [
+        SpecExample.bytes,
+        (try? [UInt8](contentsOf: Fixture.path("malformed/ok-zero-size-shared-offset.safetensors"))) ?? [],
+        (try? [UInt8](contentsOf: Fixture.path("malformed/ok-unusual-names.safetensors"))) ?? [],
+    ]
+
+    /// Reads `bytes`; a returned checkpoint must describe only bytes inside the file.
+    private func check(_ bytes: [UInt8]) {
+        let region = bytes.withUnsafeBytes { MappedRegion(copying: $0, description: "mutant") }
+        do {
+            let checkpoint = try SafetensorsReader.read(region: region, path: "mutant")
+            for tensor in checkpoint.tensors {
+                #expect(tensor.bytes.range.lowerBound >= 8 && tensor.bytes.range.upperBound <= bytes.count)
+                #expect(tensor.dtype.byteCount(elementCount: tensor.shape.elementCount) == tensor.bytes.count)
+            }
+        } catch {
+            #expect(error.file == "mutant")
+            #expect(error.byteOffset.map { $0 >= 0 && $0 <= Int64(bytes.count) } == true, "\(error)")
+        }
+    }
+
+    @Test(arguments: 0..<3)
+    func `random byte edits and truncations never trap`(_ seedIndex: Int) {
+        let original = Self.seeds[seedIndex]
+        #expect(original.count > 16)
+        var rng = SeededGenerator(seed: UInt64(seedIndex) + 1)
+        for _ in 0..<3000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                case 1: bytes[Int.random(in: 8..<min(bytes.count, 200), using: &rng)] = Array("{}[],:\"0123456789-.e\\ ".utf8).randomElement(using: &rng)!
+                case 2: bytes.removeLast(Int.random(in: 0...min(8, bytes.count - 1), using: &rng))
+                default: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
+                }
+                if bytes.isEmpty { break }
+            }
+            check(bytes)
+        }
+    }
+
+    @Test func `extreme numbers in every numeric slot never trap`() {
+        let header = Array(SpecExample.header.utf8)
+        let extremes = ["0", "1", "7", "4294967296", "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616", "-1", "1e3", "2.0"]
+        // Each run of digits in the header is replaced by each extreme value in turn.
+        var runs: [Range<Int>] = []
+        var i = 0
+        while i < header.count {
+            if header[i] >= 0x30 && header[i] <= 0x39 {
+                let start = i
+                while i < header.count && header[i] >= 0x30 && header[i] <= 0x39 { i += 1 }
+                runs.append(start..<i)
+            } else {
+                i += 1
+            }
+        }
+        #expect(runs.count == 8)  // the two shapes, two pairs of offsets, and the "32"/"16" of the dtypes
+        for run in runs {
+            for value in extremes {
+                var text = header
+                text.replaceSubrange(run, with: Array(value.utf8))
+                while text.count % 8 != 0 { text.append(0x20) }
+                let data: [UInt8] = [0x00, 0x00, 0x00, 0x3F, 0x00, 0x3C, 0x00, 0xC0]
+                check(withUnsafeBytes(of: UInt64(text.count).littleEndian, Array.init) + text + data)
+            }
+        }
+    }
+}
+
 @Suite struct SafetensorsCraftedValidFilesTests {
     private func read(_ name: String) throws -> Checkpoint {
         try SafetensorsReader.read(path: Fixture.path("malformed/\(name).safetensors"))
