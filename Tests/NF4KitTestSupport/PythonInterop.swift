@@ -19,6 +19,7 @@ public enum PythonInterop {
 
     /// Thrown when `NF4KIT_PYTHON` is unset in CI, or names something that cannot be run.
     public struct NotConfigured: Error, CustomStringConvertible {
+        /// What is missing and how to set it up.
         public var description: String
     }
 
