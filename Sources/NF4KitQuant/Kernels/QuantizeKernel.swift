@@ -1,0 +1,211 @@
+public import NF4KitCore
+
+/// The first-level 4-bit block kernel: absmax per block, codes, nibble packing (spec sections 2 and 3).
+///
+/// Works on raw buffers over whole tensors; one call handles a range of blocks, so callers can split a tensor
+/// across threads. Blocks start at even elements (block sizes are even), so each block owns whole bytes.
+enum QuantizeKernel {
+    /// Quantizes blocks `blocks` of `input` (`elementCount` values of `dtype`, little-endian).
+    ///
+    /// Writes `absmax[b]` and the packed bytes of each block in the range into the whole-tensor buffers.
+    static func run(
+        blocks: Range<Int>, input: UnsafeRawBufferPointer, dtype: DType, elementCount: Int, blocksize: Int,
+        rule: CodeRule, profile: QuantizationProfile, packed: UnsafeMutableRawBufferPointer,
+        absmax: UnsafeMutableBufferPointer<Float>
+    ) {
+        if blocks.isEmpty { return }
+        let halfTable = HalfTable.shared.values
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
+          withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blocksize) { codeScratch in
+            let buffer = scratch.baseAddress!
+            let codes = codeScratch.baseAddress!
+            for block in blocks {
+                let start = block &* blocksize
+                let count = min(blocksize, elementCount &- start)
+                widen(input, dtype: dtype, from: start, count: count, into: buffer, halfTable: halfTable)
+                let out = packed.baseAddress! + (start >> 1)
+                if count == blocksize {
+                    absmax[block] = fullBlock(buffer, codes: codes, count: count, rule: rule, profile: profile, out: out)
+                } else {
+                    absmax[block] = partialBlock(buffer, count: count, rule: rule, profile: profile, out: out)
+                }
+            }
+          }
+        }
+    }
+
+    /// Converts `count` input values starting at element `start` to float32.
+    @inline(__always)
+    private static func widen(
+        _ input: UnsafeRawBufferPointer, dtype: DType, from start: Int, count: Int, into buffer: UnsafeMutablePointer<Float>,
+        halfTable: UnsafeMutablePointer<Float>
+    ) {
+        let base = input.baseAddress!
+        switch dtype {
+        case .f16:
+            let source = base + start &* 2
+            var i = 0
+            while i &+ 8 <= count {
+                let bits = source.loadUnaligned(fromByteOffset: i &* 2, as: SIMD8<UInt16>.self)
+                for lane in 0..<8 { buffer[i &+ lane] = halfTable[Int(UInt16(littleEndian: bits[lane]))] }
+                i &+= 8
+            }
+            while i < count {
+                buffer[i] = halfTable[Int(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))]
+                i &+= 1
+            }
+        case .bf16:
+            let source = base + start &* 2
+            for i in 0..<count {
+                let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+                buffer[i] = Float(bitPattern: UInt32(bits) << 16)
+            }
+        case .f32:
+            UnsafeMutableRawPointer(buffer).copyMemory(from: base + start &* 4, byteCount: count &* 4)
+        case .f64:
+            let source = base + start &* 8
+            for i in 0..<count {
+                buffer[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))))
+            }
+        default:
+            preconditionFailure("QuantizeKernel: \(dtype) is not a float input")
+        }
+    }
+
+    /// The largest magnitude of `count` values as float32 bits of |x|.
+    ///
+    /// As integers, non-negative float bits order like the floats and every NaN sorts above +infinity, so the
+    /// integer maximum is NaN when any value is NaN (the CPU backend's `max`). With `ignoringNaN` NaNs count as 0
+    /// (CUDA's `fmaxf`) and bit 31 of the result is set when the block held a NaN.
+    @inline(__always)
+    private static func magnitudeMax(_ buffer: UnsafeMutablePointer<Float>, count: Int, ignoringNaN: Bool) -> UInt32 {
+        // Plain loops over the bits: LLVM vectorizes these reductions; Swift's SIMD mask operations did not.
+        let bits = UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt32.self)
+        var result: UInt32 = 0
+        if ignoringNaN {
+            var nan: UInt32 = 0
+            for i in 0..<count {
+                let v = bits[i] & 0x7FFF_FFFF
+                let isNaN = (0x7F80_0000 &- v) >> 31  // 1 when v > 0x7F800000
+                nan |= isNaN
+                result = max(result, v & (isNaN &- 1))
+            }
+            // Reported as an impossible magnitude so the caller takes the scalar path, which codes NaN per rule.
+            if nan != 0 { return result | 0x8000_0000 }
+        } else {
+            for i in 0..<count { result = max(result, bits[i] & 0x7FFF_FFFF) }
+        }
+        return result
+    }
+
+    /// A full block: s = x * (1/absmax) (spec 2.4); the CPU divisor is clamped to >= 1e-38, the stored absmax is not.
+    @inline(__always)
+    private static func fullBlock(
+        _ buffer: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>, count: Int, rule: CodeRule, profile: QuantizationProfile,
+        out: UnsafeMutableRawPointer
+    ) -> Float {
+        let maxBits = magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda)
+        let absmax = Float(bitPattern: maxBits & 0x7FFF_FFFF)
+        let divisor = profile == .cpu && absmax < clampFloor ? clampFloor : absmax
+        let inverse = 1 / divisor
+        if maxBits >= 0x7F80_0000 || !inverse.isFinite || rule.ranksMagnitude {
+            // Non-finite absmax or scale (NaN/Inf input, CUDA zero block), or CUDA FP4's sign-magnitude rule.
+            scalarCodes(buffer, count: count, rule: rule, out: out) { $0 * inverse }
+        } else {
+            vectorCodes(buffer, codes: codes, count: count, inverse: inverse, rule: rule, out: out)
+        }
+        return absmax
+    }
+
+    /// The partial last block. CPU: stored absmax = max(absmax, 1e-38) and s = x / absmax; CUDA: as full blocks.
+    /// An odd count gets a pad nibble, the code of 0 * (1/absmax) (CUDA) or 0 (CPU).
+    private static func partialBlock(
+        _ buffer: UnsafeMutablePointer<Float>, count: Int, rule: CodeRule, profile: QuantizationProfile,
+        out: UnsafeMutableRawPointer
+    ) -> Float {
+        let maxBits = magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda)
+        var absmax = Float(bitPattern: maxBits & 0x7FFF_FFFF)
+        if profile == .cpu {
+            if absmax < clampFloor { absmax = clampFloor }
+            let divisor = absmax
+            scalarCodes(buffer, count: count, rule: rule, out: out) { $0 / divisor }
+            if count & 1 == 1 { padLastNibble(out, count: count, code: rule.code(0)) }
+        } else {
+            let inverse = 1 / absmax
+            scalarCodes(buffer, count: count, rule: rule, out: out) { $0 * inverse }
+            if count & 1 == 1 { padLastNibble(out, count: count, code: rule.code(0 * inverse)) }
+        }
+        return absmax
+    }
+
+    /// bitsandbytes' CPU clamp for the divisor (float32 0x006CE3EE, a subnormal).
+    static let clampFloor = Float(bitPattern: 0x006C_E3EE)
+
+    @inline(__always)
+    private static func padLastNibble(_ out: UnsafeMutableRawPointer, count: Int, code: UInt8) {
+        let index = count >> 1
+        let byte = out.load(fromByteOffset: index, as: UInt8.self)
+        out.storeBytes(of: (byte & 0xF0) | code, toByteOffset: index, as: UInt8.self)
+    }
+
+    /// Codes one value at a time. For an odd count the last byte gets its high nibble (low nibble 0 until padded).
+    @inline(__always)
+    private static func scalarCodes(
+        _ buffer: UnsafeMutablePointer<Float>, count: Int, rule: CodeRule, out: UnsafeMutableRawPointer,
+        scale: (Float) -> Float
+    ) {
+        var i = 0
+        while i &+ 1 < count {
+            let high = rule.code(scale(buffer[i]))
+            let low = rule.code(scale(buffer[i &+ 1]))
+            out.storeBytes(of: high << 4 | low, toByteOffset: i >> 1, as: UInt8.self)
+            i &+= 2
+        }
+        if i < count {
+            out.storeBytes(of: rule.code(scale(buffer[i])) << 4, toByteOffset: i >> 1, as: UInt8.self)
+        }
+    }
+
+    /// Codes a full block: rank = number of thresholds below s, counted without branches, then packed in pairs.
+    ///
+    /// Precondition: no scaled value is NaN (blocks that can produce one take the scalar path).
+    /// Written as plain loops over the block because LLVM vectorizes them; Swift's `SIMD` mask operations
+    /// (`replacing(with:where:)`) and `s > t ? 1 : 0` both compiled to per-lane branches and ran 5-30x slower.
+    @inline(__always)
+    private static func vectorCodes(
+        _ buffer: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>, count: Int, inverse: Float,
+        rule: CodeRule, out: UnsafeMutableRawPointer
+    ) {
+        let t = rule.thresholds
+        let (t0, t1, t2, t3, t4, t5, t6, t7) = (t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7])
+        let (t8, t9, t10, t11, t12, t13, t14) = (t[8], t[9], t[10], t[11], t[12], t[13], t[14])
+        for i in 0..<count {
+            let s = buffer[i] * inverse
+            // (T - s) is negative exactly when s > T (distinct floats never subtract to zero), so its sign bit is
+            // the compare result as an integer: no branches or masks, which LLVM vectorizes.
+            var r = (t0 - s).bitPattern >> 31
+            r &+= (t1 - s).bitPattern >> 31
+            r &+= (t2 - s).bitPattern >> 31
+            r &+= (t3 - s).bitPattern >> 31
+            r &+= (t4 - s).bitPattern >> 31
+            r &+= (t5 - s).bitPattern >> 31
+            r &+= (t6 - s).bitPattern >> 31
+            r &+= (t7 - s).bitPattern >> 31
+            r &+= (t8 - s).bitPattern >> 31
+            r &+= (t9 - s).bitPattern >> 31
+            r &+= (t10 - s).bitPattern >> 31
+            r &+= (t11 - s).bitPattern >> 31
+            r &+= (t12 - s).bitPattern >> 31
+            r &+= (t13 - s).bitPattern >> 31
+            r &+= (t14 - s).bitPattern >> 31
+            codes[i] = UInt8(truncatingIfNeeded: r)
+        }
+        if !rule.isIdentity {
+            let map = rule.map
+            for i in 0..<count { codes[i] = map[Int(codes[i] & 15)] }
+        }
+        for j in 0..<(count >> 1) {
+            out.storeBytes(of: codes[2 &* j] << 4 | codes[2 &* j &+ 1], toByteOffset: j, as: UInt8.self)
+        }
+    }
+}
