@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct SensitivityCLITests {
     @Test func `--sensitivity on llama-tiny fp16 prints the error table and the chart`() throws {
-        let result = try InspectCLI.run(["inspect", "--sensitivity", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run(["inspect", "--sensitivity", Fixture.path("llama-tiny/fp16")])
         #expect(result.status == 0)
         #expect(result.stderr.isEmpty)
         #expect(result.stdout.contains("Quantization sensitivity (14 weights that convert quantizes, 1,449,984 parameters"))
@@ -21,7 +21,7 @@ import Testing
     }
 
     @Test func `--sensitivity --tensors adds a row per weight`() throws {
-        let result = try InspectCLI.run([
+        let result = try NF4KitCLI.run([
             "inspect", "--sensitivity", "--tensors", "--schemes", "nf4,int4", Fixture.path("llama-tiny/fp16"),
         ])
         #expect(result.status == 0)
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func `--sensitivity --json parses and holds every scheme for the whole model`() throws {
-        let result = try InspectCLI.run(["inspect", "--sensitivity", "--json", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run(["inspect", "--sensitivity", "--json", Fixture.path("llama-tiny/fp16")])
         #expect(result.status == 0)
         let root = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(root["schemaVersion"] as? Int == 1)
@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func `--what-if on a config.json lists the model first, then the Llama sizes`() throws {
-        let result = try InspectCLI.run([
+        let result = try NF4KitCLI.run([
             "inspect", "--what-if", "7b,13b,30b,65b", "--lora-rank", "8", "--json", Fixture.path("llama-tiny/fp16/config.json"),
         ])
         #expect(result.status == 0)
@@ -65,7 +65,7 @@ import Testing
     }
 
     @Test func `--what-if alone prints a table of the sizes`() throws {
-        let result = try InspectCLI.run(["inspect", "--what-if", "7b,65b"])
+        let result = try NF4KitCLI.run(["inspect", "--what-if", "7b,65b"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("What-if memory"))
         let lines = result.stdout.split(separator: "\n")
@@ -75,14 +75,14 @@ import Testing
     }
 
     @Test func `an unknown scheme or size is a usage error`() throws {
-        let scheme = try InspectCLI.run(["inspect", "--sensitivity", "--schemes", "nf4,q3_k", Fixture.path("llama-tiny/fp16")])
+        let scheme = try NF4KitCLI.run(["inspect", "--sensitivity", "--schemes", "nf4,q3_k", Fixture.path("llama-tiny/fp16")])
         #expect(scheme.status == 64)
         #expect(scheme.stderr.contains("q3_k"))
-        let size = try InspectCLI.run(["inspect", "--what-if", "70b"])
+        let size = try NF4KitCLI.run(["inspect", "--what-if", "70b"])
         #expect(size.status == 64)
-        let blocksize = try InspectCLI.run(["inspect", "--sensitivity", "--blocksize", "48", Fixture.path("llama-tiny/fp16")])
+        let blocksize = try NF4KitCLI.run(["inspect", "--sensitivity", "--blocksize", "48", Fixture.path("llama-tiny/fp16")])
         #expect(blocksize.status == 64)
-        let missing = try InspectCLI.run(["inspect", "--sensitivity"])
+        let missing = try NF4KitCLI.run(["inspect", "--sensitivity"])
         #expect(missing.status == 64)
     }
 }

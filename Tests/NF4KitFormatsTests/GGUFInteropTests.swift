@@ -9,30 +9,12 @@ import Testing
 /// gguf-py (PyPI `gguf`) reads every kind of GGUF file we write, and we read what gguf-py writes.
 /// Runs Tests/Interop/gguf_check.py with the interpreter named by NF4KIT_PYTHON (numpy, safetensors, gguf).
 @Suite struct GGUFInteropTests {
-    static let script = RepositoryPaths.root + "/Tests/Interop/gguf_check.py"
+    static let script = "Tests/Interop/gguf_check.py"
 
-    /// Runs the script; `nil` (with an issue recorded) when no interpreter is configured.
-    private func runPython(_ arguments: [String]) throws -> (status: Int32, output: String)? {
-        guard let python = ProcessInfo.processInfo.environment["NF4KIT_PYTHON"], !python.isEmpty else {
-            if ProcessInfo.processInfo.environment["CI"] != nil {
-                Issue.record("NF4KIT_PYTHON is not set; the GGUF interop test cannot run in CI without it")
-            } else {
-                withKnownIssue("NF4KIT_PYTHON is not set; GGUF interop with gguf-py was not checked") {
-                    Issue.record("NF4KIT_PYTHON unset")
-                }
-            }
-            return nil
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [Self.script] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs the script through the shared interop runner (fails in CI without NF4KIT_PYTHON, never passes silently).
+    private func runPython(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let result = try PythonInterop.run(script: Self.script, arguments: arguments)
+        return (result.status, result.stdout + result.stderr)
     }
 
     private func json(_ value: GGUFValue) -> Any {
@@ -176,7 +158,7 @@ import Testing
 
         let manifest = dir.file("manifest.json")
         try JSONSerialization.data(withJSONObject: ["files": files]).write(to: URL(fileURLWithPath: manifest))
-        guard let (status, output) = try runPython(["check", manifest]) else { return }
+        let (status, output) = try runPython(["check", manifest])
         #expect(status == 0, "\(output)")
         #expect(output.contains("checked 5 files, 0 failures"), "\(output)")
     }
@@ -184,7 +166,7 @@ import Testing
     @Test func `we dequantize gguf-py's Q4_1 file to exactly gguf-py's values`() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        guard let (status, output) = try runPython(["make-q41", dir.path]) else { return }
+        let (status, output) = try runPython(["make-q41", dir.path])
         try #require(status == 0, "\(output)")
         let checkpoint = try GGUFBridge.readCheckpoint(path: dir.file("q4_1.gguf"))
         let tensor = try #require(checkpoint.tensor(named: "t.q4_1"))
