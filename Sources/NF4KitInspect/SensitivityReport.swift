@@ -212,15 +212,20 @@ public struct SensitivityReport: Sendable, Hashable {
     public static let layerTypeOrder = ["q", "k", "v", "o", "qkv", "gate", "up", "gate_up", "down"]
 
     /// The layer type of a weight: its module's last name with `_proj` removed (`q_proj` -> `q`), with the common
-    /// aliases of other families mapped to Llama's (`query` -> `q`, `dense_h_to_4h` -> `up`, ...).
+    /// aliases of other families and of GGUF mapped to Llama's (`query` -> `q`, `dense_h_to_4h` -> `up`,
+    /// `attn_output` -> `o`, `ffn_down` -> `down`, ...).
     public static func layerType(of name: String) -> String {
         let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
         let last = module.split(separator: ".").last.map(String.init) ?? module
         switch last {
-        case "query", "wq": return "q"
-        case "key", "wk": return "k"
-        case "value", "wv": return "v"
-        case "out", "wo": return "o"
+        case "query", "wq", "attn_q": return "q"
+        case "key", "wk", "attn_k": return "k"
+        case "value", "wv", "attn_v": return "v"
+        case "out", "wo", "attn_output": return "o"
+        case "attn_qkv": return "qkv"
+        case "ffn_gate": return "gate"
+        case "ffn_up": return "up"
+        case "ffn_down": return "down"
         case "c_proj": return module.contains("attn") ? "o" : "down"  // GPT-2: attn.c_proj vs mlp.c_proj
         case "query_key_value", "c_attn", "Wqkv": return "qkv"
         case "w1": return "gate"

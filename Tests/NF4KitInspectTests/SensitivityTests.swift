@@ -276,5 +276,8 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
         #expect(SensitivityReport.component(of: "transformer.h.0.attn.c_attn.weight") == .attention)
         #expect(SensitivityReport.component(of: "model.layers.0.mlp.down_proj.weight") == .mlp)
         #expect(SensitivityReport.component(of: "pooler.dense.weight") == .other)
+        #expect(SensitivityReport.layerType(of: "blk.0.attn_output.weight") == "o")
+        #expect(SensitivityReport.layerType(of: "blk.0.ffn_gate.weight") == "gate")
+        #expect(SensitivityReport.component(of: "blk.0.ffn_down.weight") == .mlp)
     }
 }
