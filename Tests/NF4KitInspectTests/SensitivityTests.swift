@@ -234,6 +234,9 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
         let one = try SensitivityReport.analyze(Self.smallModel(), options: SensitivityOptions(threads: 1))
         let four = try SensitivityReport.analyze(Self.smallModel(), options: SensitivityOptions(threads: 4))
         #expect(one == four)
+        // A budget smaller than one tensor's buffers still runs (one worker) and gives the same report.
+        let budgeted = try SensitivityReport.analyze(Self.smallModel(), options: SensitivityOptions(threads: 4, memoryBudgetByteCount: 1))
+        #expect(budgeted == one)
         #expect(one.model.schemes.count == QuantizationScheme.allCases.count)
     }
 
