@@ -1,1 +1,0 @@
-// NF4KitQuant: see docs/architecture.md for what lives here.

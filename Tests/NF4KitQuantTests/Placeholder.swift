@@ -1,5 +1,0 @@
-import Testing
-
-@Suite struct QuantPlaceholderTests {
-    @Test func `module builds`() {}
-}
