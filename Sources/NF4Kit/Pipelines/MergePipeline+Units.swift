@@ -4,31 +4,39 @@ import NF4KitMerge
 import NF4KitQuant
 
 /// bitsandbytes 4-bit settings of a base checkpoint or of the requested output.
-struct QuantizationSettings: Sendable {
-    var quantType: String
+struct QuantizationSettings: Sendable, Hashable {
+    var quantType: QuantType
     var blocksize: Int
     var doubleQuantization: Bool
-    /// `bnb_4bit_compute_dtype`, and the dtype recorded in each weight's quant state.
+    /// `bnb_4bit_compute_dtype` for config.json.
     var computeDType: DType
-    /// The `quantization_config` object transformers writes into config.json.
+
+    /// The `quantization_config` object transformers 5 writes into config.json.
     var configJSON: JSONObject {
         JSONObject([
             ("_load_in_4bit", .bool(true)), ("_load_in_8bit", .bool(false)),
             ("bnb_4bit_compute_dtype", .string(computeDType.torchName ?? "float32")),
-            ("bnb_4bit_quant_storage", .string("uint8")), ("bnb_4bit_quant_type", .string(quantType)),
+            ("bnb_4bit_quant_storage", .string("uint8")), ("bnb_4bit_quant_type", .string(quantType.rawValue)),
             ("bnb_4bit_use_double_quant", .bool(doubleQuantization)), ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
             ("llm_int8_has_fp16_weight", .bool(false)), ("llm_int8_skip_modules", .null),
             ("llm_int8_threshold", .number("6.0")), ("load_in_4bit", .bool(true)), ("load_in_8bit", .bool(false)),
             ("quant_method", .string("bitsandbytes")),
         ])
     }
+
+    /// Whether `tensor` is stored with exactly these settings.
+    func matches(_ tensor: QuantizedTensor) -> Bool {
+        tensor.quantType == quantType && tensor.blocksize == blocksize && tensor.isDoubleQuantized == doubleQuantization
+    }
 }
 
-/// The base checkpoint as logical tensors: one entry per float tensor, a 4-bit weight and its companion tensors
-/// folded into one entry with the shape recorded in its quant state.
+/// The base checkpoint as logical tensors: one entry per tensor, a 4-bit weight and its companion tensors folded
+/// into one entry with the shape recorded in its quant state.
 struct BaseModel {
     enum Storage {
         case plain(Tensor)
+        /// A bitsandbytes weight and all its member tensors in checkpoint order.
+        case quantized(BnbQuantizedWeight, members: [Tensor])
     }
     struct Entry {
         var name: String
@@ -36,41 +44,78 @@ struct BaseModel {
         var storage: Storage
     }
     var entries: [Entry]
+    /// The base's 4-bit settings (from its first quantized weight and config.json), `nil` for a plain base.
     var quantization: QuantizationSettings?
 
     var logicalTensors: [(name: String, shape: Shape)] { entries.map { ($0.name, $0.shape) } }
 
     init(source: ModelSource) throws(CheckpointError) {
         let tensors = source.checkpoint.tensors
-        if let state = tensors.first(where: { $0.name.contains(".quant_state.bitsandbytes__") }) {
-            throw CheckpointError(
-                .unsupported, "the base is a bitsandbytes 4-bit checkpoint ('\(state.name)'); 4-bit bases are not supported by this build yet",
-                file: source.path, tensor: state.name)
+        let groups = try BnbQuantizedWeight.groups(in: tensors)
+        guard let first = groups.first else {
+            entries = tensors.map { Entry(name: $0.name, shape: $0.shape, storage: .plain($0)) }
+            quantization = nil
+            return
         }
-        entries = tensors.map { Entry(name: $0.name, shape: $0.shape, storage: .plain($0)) }
-        quantization = nil
+        let byName = source.checkpoint.tensorsByName
+        var byWeight: [String: BnbQuantizedWeight] = [:]
+        var companions = Set<String>()
+        for group in groups {
+            byWeight[group.weightName] = group
+            companions.formUnion(group.memberNames.filter { $0 != group.weightName })
+        }
+        var entries: [Entry] = []
+        for tensor in tensors {
+            if let group = byWeight[tensor.name] {
+                entries.append(Entry(name: tensor.name, shape: group.tensor.shape, storage: .quantized(group, members: group.memberNames.map { byName[$0]! })))
+            } else if !companions.contains(tensor.name) {
+                entries.append(Entry(name: tensor.name, shape: tensor.shape, storage: .plain(tensor)))
+            }
+        }
+        self.entries = entries
+        let computeName = source.config?["quantization_config"]?["bnb_4bit_compute_dtype"]?.stringValue
+        quantization = QuantizationSettings(
+            quantType: first.tensor.quantType, blocksize: first.tensor.blocksize,
+            doubleQuantization: first.tensor.isDoubleQuantized,
+            computeDType: computeName.flatMap { DType(torchName: $0) } ?? first.tensor.dtype)
     }
 }
 
-/// The output form after resolving `--to same` against the base.
+/// The output form after resolving `--to` against the base.
 struct OutputForm {
+    var target: MergeOptions.Target
     /// Plain dtype for every float tensor (`--to f16|bf16|f32`), or `nil` to keep each tensor's dtype.
     var plainDType: DType?
-    /// 4-bit settings for the quantized weights, or `nil` for a plain output.
+    /// Settings for weights quantized by `--to nf4|fp4`, or `nil`.
     var quantization: QuantizationSettings?
+    /// Which plain weights `--to nf4|fp4` quantizes (transformers' choice: Linear weights, not head/embeddings).
+    var selection = BnbQuantizationPlan()
 
-    init(options: MergeOptions, base: BaseModel) throws(CheckpointError) {
+    init(options: MergeOptions, base: BaseModel, baseDType: DType) throws(CheckpointError) {
+        target = options.target
+        plainDType = options.target.plainDType
         switch options.target {
-        case .same:
-            plainDType = nil
-            quantization = base.quantization
-        case .f16, .bf16, .f32:
-            plainDType = options.target.plainDType
+        case .same, .f16, .bf16, .f32:
             quantization = nil
+            if options.target == .same, base.quantization == nil, options.blocksize != nil || !options.doubleQuantization {
+                throw CheckpointError(.invalidArgument, "--blocksize and --no-double-quant need a 4-bit output; the base is not 4-bit (use --to nf4|fp4)")
+            }
         case .nf4, .fp4:
-            throw CheckpointError(.unsupported, "--to \(options.target.rawValue) is not supported by this build yet")
+            let blocksize = options.blocksize ?? 64
+            guard BlockQuantizer.supportedBlocksizes.contains(blocksize) else {
+                throw CheckpointError(.invalidArgument, "--blocksize \(blocksize) is not one of \(BlockQuantizer.supportedBlocksizes)")
+            }
+            quantization = QuantizationSettings(
+                quantType: options.target == .nf4 ? .nf4 : .fp4, blocksize: blocksize,
+                doubleQuantization: options.doubleQuantization,
+                computeDType: base.quantization?.computeDType ?? (baseDType == .bf16 || baseDType == .f16 ? baseDType : .f32))
         }
     }
+}
+
+/// Receives output tensors: the planned file writer, or the spill file of freshly quantized tensors.
+protocol TensorSink {
+    func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws
 }
 
 /// One base entry and the output tensor(s) it becomes.
@@ -84,7 +129,9 @@ struct OutputUnit {
 
     let entry: BaseModel.Entry
     let action: MergePlan.Action?
-    let outputs: [Output]
+    /// The outputs, when their sizes are known before computing (`nil` for a freshly quantized weight: the
+    /// quant-state JSON's length depends on the computed offset, so such units are computed first and spilled).
+    let outputs: [Output]?
 
     init(entry: BaseModel.Entry, action: MergePlan.Action?, form: OutputForm) throws(CheckpointError) {
         self.entry = entry
@@ -95,39 +142,111 @@ struct OutputUnit {
             if let action, action.needsArithmetic, !tensor.dtype.isConvertibleFloat {
                 throw CheckpointError(.unsupportedDType, "base tensor '\(tensor.name)' is \(tensor.dtype); only float tensors can take a LoRA update", tensor: tensor.name)
             }
-            let dtype = tensor.dtype.isConvertibleFloat ? (form.plainDType ?? tensor.dtype) : tensor.dtype
-            outputs = [Output(name: entry.name, dtype: dtype, shape: shape)]
+            if form.quantization != nil, form.selection.shouldQuantize(name: entry.name, dtype: tensor.dtype, shape: shape) {
+                outputs = nil
+            } else {
+                let dtype = tensor.dtype.isConvertibleFloat ? (form.plainDType ?? tensor.dtype) : tensor.dtype
+                outputs = [Output(name: entry.name, dtype: dtype, shape: shape)]
+            }
+        case .quantized(let group, let members):
+            if let plain = form.plainDType {
+                outputs = [Output(name: entry.name, dtype: plain, shape: shape)]
+            } else if action == nil && (form.quantization.map { $0.matches(group.tensor) } ?? true) {
+                outputs = members.map { Output(name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+            } else {
+                outputs = nil
+            }
         }
     }
 
-    /// Computes and writes this unit's output tensors.
-    func produce(form: OutputForm, options: MergeOptions, writer: SafetensorsWriter) throws -> Result {
-        let output = outputs[0]
+    /// Computes this unit's output tensors and hands them to `sink`.
+    func produce(form: OutputForm, options: MergeOptions, sink: any TensorSink) throws -> Result {
         switch entry.storage {
         case .plain(let tensor):
-            guard let action else {
-                try writeConverted(tensor, as: output, writer: writer)
-                return .copied
+            let source = action?.replacement ?? tensor
+            let result: Result = action == nil ? .copied : (action!.needsArithmetic ? .merged : .replaced)
+            guard let outputs else {
+                // A plain weight quantized by --to nf4|fp4, after merging if needed.
+                let settings = form.quantization!
+                var values = try LoRAMerger.floats(source)
+                if let action, action.needsArithmetic { try merge(action, values: &values, options: options) }
+                try quantize(values, settings: settings, recordedDType: BlockQuantizer.recordedDType(forInput: tensor.dtype), sink: sink)
+                return result
             }
-            let source = action.replacement ?? tensor
-            guard action.needsArithmetic else {
-                try writeConverted(source, as: output, writer: writer)
-                return .replaced
+            let output = outputs[0]
+            guard let action, action.needsArithmetic else {
+                try putConverted(source, as: output, sink: sink)
+                return result
             }
             var values = try LoRAMerger.floats(source)
             try merge(action, values: &values, options: options)
-            var bytes = [UInt8](repeating: 0, count: output.dtype.byteCount(elementCount: values.count) ?? 0)
-            values.withUnsafeBufferPointer { source in
-                bytes.withUnsafeMutableBytes { FloatConversion.narrow(source, to: output.dtype, into: $0) }
-            }
-            try bytes.withUnsafeBytes { raw in try writer.write(output.name, bytes: raw) }
+            try putNarrowed(values, as: output, sink: sink)
             return .merged
+
+        case .quantized(let group, let members):
+            if let outputs, outputs.count == members.count, form.plainDType == nil {
+                for member in members {
+                    try member.bytes.withUnsafeBytes { raw in
+                        try sink.put(name: member.name, dtype: member.dtype, shape: member.shape, bytes: raw)
+                    }
+                }
+                return .copied
+            }
+            let result: Result = action == nil ? .copied : (action!.needsArithmetic ? .merged : .replaced)
+            // Re-quantizing (`same`, nf4, fp4) follows PEFT: dequantize to the recorded dtype first, as
+            // bitsandbytes' dequantize_4bit does; a plain output dequantizes straight to f32 (one rounding less).
+            let requantize = form.plainDType == nil
+            var values: [Float]
+            if let replacement = action?.replacement {
+                values = try LoRAMerger.floats(replacement)
+            } else {
+                values = dequantize(group.tensor, through: requantize ? group.tensor.dtype : .f32)
+            }
+            if let action, action.needsArithmetic { try merge(action, values: &values, options: options) }
+            if let plain = form.plainDType {
+                try putNarrowed(values, as: Output(name: entry.name, dtype: plain, shape: entry.shape), sink: sink)
+            } else if let settings = form.quantization {
+                // --to nf4|fp4: quantize like a fresh conversion, recording the weight's original dtype.
+                try quantize(values, settings: settings, recordedDType: group.tensor.dtype, sink: sink)
+            } else {
+                // --to same: PEFT's merge_and_unload re-quantizes the f32 sum, so bitsandbytes records float32.
+                let settings = QuantizationSettings(
+                    quantType: group.tensor.quantType, blocksize: group.tensor.blocksize,
+                    doubleQuantization: group.tensor.isDoubleQuantized, computeDType: .f32)
+                try quantize(values, settings: settings, recordedDType: action == nil ? group.tensor.dtype : .f32, sink: sink)
+            }
+            return result
+        }
+    }
+
+    private func dequantize(_ tensor: QuantizedTensor, through dtype: DType) -> [Float] {
+        let absmax = tensor.absmaxValues()
+        var values = [Float](repeating: 0, count: tensor.elementCount)
+        if dtype == .f32 {
+            values.withUnsafeMutableBytes { out in
+                absmax.withUnsafeBufferPointer { tensor.dequantizeBlocks(0..<tensor.blockCount, absmax: $0, as: .f32, into: out) }
+            }
+        } else {
+            let rounded = tensor.dequantized(as: dtype)
+            rounded.withUnsafeBytes { raw in values.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: dtype, into: $0) } }
+        }
+        return values
+    }
+
+    private func quantize(_ values: [Float], settings: QuantizationSettings, recordedDType: DType, sink: any TensorSink) throws {
+        let quantizer = try BlockQuantizer(quantType: settings.quantType, blocksize: settings.blocksize)
+        var quantized = try values.withUnsafeBytes { raw in
+            try quantizer.quantize(raw, dtype: .f32, shape: entry.shape, doubleQuantization: settings.doubleQuantization, name: entry.name)
+        }
+        quantized.dtype = recordedDType
+        for tensor in quantized.bnbTensors(weightName: entry.name) {
+            try tensor.bytes.withUnsafeBytes { raw in try sink.put(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: raw) }
         }
     }
 
     private func merge(_ action: MergePlan.Action, values: inout [Float], options: MergeOptions) throws {
         try values.withUnsafeMutableBufferPointer { buffer in
-            try LoRAMerger.apply(action, to: buffer, threadCount: options.threadCount)
+            try LoRAMerger.apply(action, to: buffer, threadCount: options.threadCount, arithmetic: options.arithmetic)
             if !options.allowNonFinite, let index = LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(buffer)) {
                 throw CheckpointError(
                     .nonFinite,
@@ -137,14 +256,61 @@ struct OutputUnit {
         }
     }
 
-    private func writeConverted(_ tensor: Tensor, as output: Output, writer: SafetensorsWriter) throws {
+    private func putNarrowed(_ values: [Float], as output: Output, sink: any TensorSink) throws {
+        var bytes = [UInt8](repeating: 0, count: output.dtype.byteCount(elementCount: values.count) ?? 0)
+        values.withUnsafeBufferPointer { source in
+            bytes.withUnsafeMutableBytes { FloatConversion.narrow(source, to: output.dtype, into: $0) }
+        }
+        try bytes.withUnsafeBytes { raw in try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw) }
+    }
+
+    private func putConverted(_ tensor: Tensor, as output: Output, sink: any TensorSink) throws {
         if tensor.dtype == output.dtype {
-            try writer.write(output.name, bytes: tensor.bytes)
+            try tensor.bytes.withUnsafeBytes { raw in try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw) }
             return
         }
         let converted = tensor.bytes.withUnsafeBytes { raw in
             FloatConversion.convert(raw, from: tensor.dtype, to: output.dtype, count: tensor.shape.elementCount)
         }
-        try converted.withUnsafeBytes { raw in try writer.write(output.name, bytes: raw) }
+        try converted.withUnsafeBytes { raw in try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw) }
+    }
+}
+
+/// Writes each tensor to the planned safetensors writer that holds its name.
+struct WriterSink: TensorSink {
+    let writers: [String: SafetensorsWriter]
+    func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
+        guard let writer = writers[name] else {
+            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned output", tensor: name)
+        }
+        try writer.write(name, bytes: bytes)
+    }
+}
+
+/// A scratch file for freshly quantized tensors, appended in order and copied into the planned output later.
+/// It is an unfinished ``OutputFile``, so it is removed when the pipeline ends, whatever happens.
+final class SpillSink: TensorSink {
+    struct Record {
+        var name: String
+        var dtype: DType
+        var shape: Shape
+        var offset: Int
+        var byteCount: Int
+    }
+    private let file: OutputFile
+    private(set) var records: [Record] = []
+    private var end = 0
+
+    init(path: String) throws(CheckpointError) { file = try OutputFile(path: path, overwrite: true) }
+
+    func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
+        try file.write(bytes, at: Int64(end))
+        records.append(Record(name: name, dtype: dtype, shape: shape, offset: end, byteCount: bytes.count))
+        end += bytes.count
+    }
+
+    /// Maps what was written, for copying into the final files.
+    func mapped() throws(CheckpointError) -> MappedRegion? {
+        end == 0 ? nil : try MappedRegion(mapping: file.partialPath)
     }
 }

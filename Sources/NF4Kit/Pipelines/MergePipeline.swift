@@ -43,6 +43,9 @@ public struct MergeOptions: Sendable {
     public var allowNonFinite: Bool = false
     /// Replace an existing output (`--force`); an input is never replaced.
     public var overwrite: Bool = false
+    /// How the rank-r product rounds: `.separate` (default, fast) or `.fused` (PyTorch's fused multiply-add,
+    /// bit-identical to PEFT on AVX2 CPUs, about 6x slower kernel), `--fused-arithmetic`.
+    public var arithmetic: GEMMAccumulate.Arithmetic = .separate
     /// Threads for the rank-r updates.
     public var threadCount: Int = FileAccess.processorCount
 
@@ -112,60 +115,97 @@ public enum MergePipeline {
         }
 
         let baseModel = try BaseModel(source: baseSource)
-        let target = try OutputForm(options: options, base: baseModel)
+        let baseDType = baseModel.entries.compactMap { entry -> DType? in if case .plain(let t) = entry.storage, t.dtype.isConvertibleFloat { return t.dtype } else { return nil } }.first ?? .f32
+        let target = try OutputForm(options: options, base: baseModel, baseDType: baseDType)
         let plan = try MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
         var warnings: [MergeWarning] = []
         for (adapter, source) in zip(loaded, adapterSources) {
             if let warning = baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) { warnings.append(warning) }
         }
         warnings += plan.warnings
-        if baseModel.quantization != nil && !plan.actions.isEmpty && target.quantization != nil {
+        if baseModel.quantization != nil && !plan.actions.isEmpty && target.plainDType == nil {
             warnings.append(MergeWarning("merging into a 4-bit base re-quantizes the merged weights, which adds a second rounding error (as PEFT warns: generations may differ); merging into the 16-bit base and quantizing once is more accurate"))
         }
 
         // Plan the output tensors from shapes, in base order.
         var units: [OutputUnit] = []
         for entry in baseModel.entries {
-            let action = plan.actions[entry.name]
-            units.append(try OutputUnit(entry: entry, action: action, form: target))
+            units.append(try OutputUnit(entry: entry, action: plan.actions[entry.name], form: target))
         }
 
         let inputs = [baseSource.path] + baseSource.checkpoint.files + adapterSources.flatMap { [$0.path] + $0.checkpoint.files }
         let metadata = baseSource.checkpoint.metadata.isEmpty
             ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         var counts = (merged: 0, replaced: 0, copied: 0)
-        func writeAll(into writers: [String: SafetensorsWriter]) throws {
+        func count(_ result: OutputUnit.Result) {
+            switch result {
+            case .merged: counts.merged += 1
+            case .replaced: counts.replaced += 1
+            case .copied: counts.copied += 1
+            }
+        }
+
+        // Pass 1: units whose output sizes are only known after computing (freshly quantized weights) go to a
+        // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
+        func writeOutputs(spillPath: String, open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]) throws {
+            let spill = try SpillSink(path: spillPath)
+            for unit in units where unit.outputs == nil {
+                count(try unit.produce(form: target, options: options, sink: spill))
+            }
+            var planned: [(name: String, dtype: DType, shape: Shape)] = []
+            var spilled = spill.records.makeIterator()
+            var nextSpilled = spilled.next()
             for unit in units {
-                let writer = writers[unit.outputs[0].name]!
-                switch try unit.produce(form: target, options: options, writer: writer) {
-                case .merged: counts.merged += 1
-                case .replaced: counts.replaced += 1
-                case .copied: counts.copied += 1
+                if let outputs = unit.outputs {
+                    planned += outputs.map { ($0.name, $0.dtype, $0.shape) }
+                } else {
+                    while let record = nextSpilled, record.name == unit.entry.name || record.name.hasPrefix(unit.entry.name + ".") {
+                        planned.append((record.name, record.dtype, record.shape))
+                        nextSpilled = spilled.next()
+                    }
+                }
+            }
+            let writers = try open(planned)
+            let sink = WriterSink(writers: writers)
+            for unit in units where unit.outputs != nil {
+                count(try unit.produce(form: target, options: options, sink: sink))
+            }
+            if let region = try spill.mapped() {
+                for record in spill.records {
+                    try region.withUnsafeBytes { raw in
+                        try sink.put(
+                            name: record.name, dtype: record.dtype, shape: record.shape,
+                            bytes: UnsafeRawBufferPointer(rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
+                    }
                 }
             }
         }
 
         if baseSource.isFolder {
             let directory = try OutputDirectory(path: output, overwrite: options.overwrite, inputs: inputs)
-            let sized = units.flatMap { $0.outputs }.map { ($0.name, $0.dtype.byteCount(elementCount: $0.shape.elementCount) ?? 0) }
             let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
-            let shards = ShardPlan(tensors: sized, maxShardBytes: sharded ? shardLimit : Int.max)
-            var writers: [String: SafetensorsWriter] = [:]
+            var shardPlan: ShardPlan?
             var fileWriters: [SafetensorsWriter] = []
-            let byName = Dictionary(units.flatMap { $0.outputs }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            for shard in shards.shards {
-                let layout = try SafetensorsLayout(
-                    tensors: shard.tensorNames.map { (byName[$0]!.name, byName[$0]!.dtype, byName[$0]!.shape) }, metadata: metadata)
-                let writer = try SafetensorsWriter(path: directory.partialFile(shard.fileName), layout: layout, overwrite: false)
-                fileWriters.append(writer)
-                for name in shard.tensorNames { writers[name] = writer }
+            var totalBytes = 0
+            try writeOutputs(spillPath: directory.partialFile("merge-scratch")) { planned in
+                let sized = planned.map { ($0.name, $0.dtype.byteCount(elementCount: $0.shape.elementCount) ?? 0) }
+                totalBytes = sized.reduce(0) { $0 + $1.1 }
+                let shards = ShardPlan(tensors: sized, maxShardBytes: sharded ? shardLimit : Int.max)
+                shardPlan = shards
+                let byName = Dictionary(planned.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                var writers: [String: SafetensorsWriter] = [:]
+                for shard in shards.shards {
+                    let layout = try SafetensorsLayout(tensors: shard.tensorNames.map { byName[$0]! }, metadata: metadata)
+                    let writer = try SafetensorsWriter(path: directory.partialFile(shard.fileName), layout: layout, overwrite: false)
+                    fileWriters.append(writer)
+                    for name in shard.tensorNames { writers[name] = writer }
+                }
+                return writers
             }
-            try writeAll(into: writers)
             for writer in fileWriters { try writer.finish() }
-            if shards.isSharded {
+            if let shards = shardPlan, shards.isSharded {
                 let map = shards.shards.flatMap { shard in shard.tensorNames.map { (name: $0, file: shard.fileName) } }
-                let total = sized.reduce(0) { $0 + $1.1 }
-                let index = SafetensorsIndex(weightMap: map, totalSize: total, totalParameters: nil)
+                let index = SafetensorsIndex(weightMap: map, totalSize: totalBytes, totalParameters: nil)
                 try FileAccess.writeSmallFile(directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
             }
             let folder = baseSource.path + "/"
@@ -181,10 +221,14 @@ public enum MergePipeline {
             }
             try directory.finish()
         } else {
-            let layout = try SafetensorsLayout(tensors: units.flatMap { $0.outputs }.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
-            let writer = try SafetensorsWriter(path: output, layout: layout, overwrite: options.overwrite, inputs: inputs)
-            try writeAll(into: Dictionary(layout.entries.map { ($0.name, writer) }, uniquingKeysWith: { a, _ in a }))
-            try writer.finish()
+            var fileWriter: SafetensorsWriter?
+            try writeOutputs(spillPath: output + ".merge-scratch") { planned in
+                let layout = try SafetensorsLayout(tensors: planned, metadata: metadata)
+                let writer = try SafetensorsWriter(path: output, layout: layout, overwrite: options.overwrite, inputs: inputs)
+                fileWriter = writer
+                return Dictionary(layout.entries.map { ($0.name, writer) }, uniquingKeysWith: { a, _ in a })
+            }
+            try fileWriter!.finish()
         }
         return MergeSummary(
             outputPath: output, modulesMerged: plan.moduleCount, tensorsMerged: counts.merged,
@@ -224,13 +268,8 @@ public enum MergePipeline {
             }
             if !found { result["dtype"] = .string(name) }
         }
-        if let dtype = form.plainDType ?? (base.quantization != nil && form.quantization == nil ? base.quantization?.computeDType : nil),
-            result["quantization_config"] != nil
-        {
-            _ = dtype
-            result["quantization_config"] = nil
-        }
-        if let quantization = form.quantization, base.quantization == nil {
+        if form.plainDType != nil { result["quantization_config"] = nil }
+        if let quantization = form.quantization, base.quantization != quantization {
             result["quantization_config"] = .object(quantization.configJSON)
         }
         for action in plan.actions.values where action.name.hasSuffix("embed_tokens.weight") && action.shape.rank == 2 {

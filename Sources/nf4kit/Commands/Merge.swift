@@ -42,6 +42,9 @@ struct Merge: AsyncParsableCommand {
     @Flag(help: "Write NaN or infinite merged values instead of failing.")
     var allowNonfinite = false
 
+    @Flag(help: "Round each multiply-add of B·A once, as PyTorch's fused CPU kernel does (bit-identical to PEFT; slower).")
+    var fusedArithmetic = false
+
     @Flag(help: "Replace an existing output (an input is never replaced).")
     var force = false
 
@@ -82,6 +85,7 @@ struct Merge: AsyncParsableCommand {
         options.doubleQuantization = !noDoubleQuant
         options.allowNonFinite = allowNonfinite
         options.overwrite = force
+        options.arithmetic = fusedArithmetic ? .fused : .separate
         let summary = try await reportingErrors {
             try MergePipeline.run(base: base, adapters: adapters, output: output, options: options)
         }
