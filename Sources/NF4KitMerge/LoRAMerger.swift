@@ -55,15 +55,20 @@ public enum LoRAMerger {
                 right = transpose(b, rows: columns, columns: rank)
             }
             precondition(rows * columns == values.count, "plan and values disagree")
+            // An all-zero B (a freshly initialised adapter) adds nothing: skip it, so that the base comes out bit for
+            // bit (adding +0 would turn a -0 weight into +0).
+            let isZero = b.allSatisfy { $0 == 0 }
             let scale = update.scale
             let weight = update.weight
-            left.withUnsafeBufferPointer { leftBuffer in
-                right.withUnsafeBufferPointer { rightBuffer in
-                    let buffers = KernelBuffers(left: leftBuffer, right: rightBuffer, out: values)
-                    parallelRows(rows, columns: columns, rank: rank, threadCount: threadCount) { range in
-                        GEMMAccumulate.addScaledProduct(
-                            left: buffers.left, right: buffers.right, rank: rank, columns: columns, scale: scale,
-                            weight: weight, into: buffers.out, rowRange: range, arithmetic: arithmetic)
+            if !isZero {
+                left.withUnsafeBufferPointer { leftBuffer in
+                    right.withUnsafeBufferPointer { rightBuffer in
+                        let buffers = KernelBuffers(left: leftBuffer, right: rightBuffer, out: values)
+                        parallelRows(rows, columns: columns, rank: rank, threadCount: threadCount) { range in
+                            GEMMAccumulate.addScaledProduct(
+                                left: buffers.left, right: buffers.right, rank: rank, columns: columns, scale: scale,
+                                weight: weight, into: buffers.out, rowRange: range, arithmetic: arithmetic)
+                        }
                     }
                 }
             }
