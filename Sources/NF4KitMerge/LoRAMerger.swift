@@ -99,7 +99,7 @@ public enum LoRAMerger {
 
     /// A float tensor's values as f32 (F16/BF16/F32/F64, widened exactly; F64 rounded).
     /// - Throws: ``CheckpointError`` `.unsupportedDType` / `.shapeMismatch` when the bytes do not hold the shape.
-    public static func floats(_ tensor: Tensor) throws(CheckpointError) -> [Float] {
+    public static func floats(_ tensor: Tensor, threadCount: Int = 1) throws(CheckpointError) -> [Float] {
         guard tensor.dtype.isConvertibleFloat else {
             throw CheckpointError(.unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
         }
@@ -108,7 +108,7 @@ public enum LoRAMerger {
         }
         var result = [Float](repeating: 0, count: count)
         tensor.bytes.withUnsafeBytes { raw in
-            result.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: tensor.dtype, into: $0) }
+            result.withUnsafeMutableBufferPointer { HalfConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount) }
         }
         return result
     }

@@ -112,6 +112,31 @@ import Testing
         #expect(close(result, [2.0, 0.1, 2.2, 0.3, 2.4, 2.5, 0.6, 2.7, 2.8, 2.9, 1.0, 3.1]))
     }
 
+    @Test func `DoRA on an embedding normalises each embedding column`() throws {
+        let base: [Float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]
+        let eA: [Float] = [1, 0, 0, 1, 0, 1, 1, 0]
+        let eB: [Float] = [1, 0, 0, 1, 1, 1]
+        let m: [Float] = [1.5, 2.5, 0.5]
+        let adapter = try makeAdapter(
+            "{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4, \"use_dora\": true}",
+            [
+                makeTensor("base_model.model.model.embed_tokens.lora_embedding_A", [2, 4], eA),
+                makeTensor("base_model.model.model.embed_tokens.lora_embedding_B", [3, 2], eB),
+                makeTensor("base_model.model.model.embed_tokens.lora_magnitude_vector", [3], m),
+            ])
+        let result = try merged(base: [("model.embed_tokens.weight", [4, 3], base)], adapters: [adapter], name: "model.embed_tokens.weight")
+        var v = base
+        for row in 0..<4 {
+            for d in 0..<3 { v[row * 3 + d] += 2 * ((0..<2).map { eB[d * 2 + $0] * eA[$0 * 4 + row] }.reduce(0, +)) }
+        }
+        var expected = v
+        for d in 0..<3 {
+            let norm = (0..<4).map { Double(v[$0 * 3 + d]) * Double(v[$0 * 3 + d]) }.reduce(0, +).squareRoot()
+            for row in 0..<4 { expected[row * 3 + d] = Float(Double(m[d]) / norm * Double(v[row * 3 + d])) }
+        }
+        #expect(close(result, expected))
+    }
+
     @Test func `zero B leaves the base unchanged bit for bit`() throws {
         var base = WorkedExample.w
         base[1] = -0.0

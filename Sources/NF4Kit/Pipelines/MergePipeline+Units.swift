@@ -2,6 +2,7 @@ import NF4KitCore
 import NF4KitFormats
 import NF4KitMerge
 import NF4KitQuant
+import Dispatch
 
 /// bitsandbytes 4-bit settings of a base checkpoint or of the requested output.
 struct QuantizationSettings: Sendable, Hashable {
@@ -159,18 +160,17 @@ struct OutputUnit {
         }
     }
 
-    /// Computes this unit's output tensors and hands them to `sink`.
-    func produce(form: OutputForm, options: MergeOptions, sink: any TensorSink) throws -> Result {
+    /// Computes this unit's output tensors and hands them to `sink`, using `scratch` for the f32 values.
+    func produce(form: OutputForm, options: MergeOptions, sink: any TensorSink, scratch: MergeScratch) throws -> Result {
         switch entry.storage {
         case .plain(let tensor):
             let source = action?.replacement ?? tensor
             let result: Result = action == nil ? .copied : (action!.needsArithmetic ? .merged : .replaced)
             guard let outputs else {
                 // A plain weight quantized by --to nf4|fp4, after merging if needed.
-                let settings = form.quantization!
-                var values = try LoRAMerger.floats(source)
-                if let action, action.needsArithmetic { try merge(action, values: &values, options: options) }
-                try quantize(values, settings: settings, recordedDType: BlockQuantizer.recordedDType(forInput: tensor.dtype), sink: sink)
+                let values = try scratch.load(source, threadCount: options.threadCount)
+                if let action, action.needsArithmetic { try merge(action, values: values, options: options) }
+                try quantize(values, settings: form.quantization!, recordedDType: BlockQuantizer.recordedDType(forInput: tensor.dtype), sink: sink, threadCount: options.threadCount)
                 return result
             }
             let output = outputs[0]
@@ -178,9 +178,9 @@ struct OutputUnit {
                 try putConverted(source, as: output, sink: sink)
                 return result
             }
-            var values = try LoRAMerger.floats(source)
-            try merge(action, values: &values, options: options)
-            try putNarrowed(values, as: output, sink: sink)
+            let values = try scratch.load(source, threadCount: options.threadCount)
+            try merge(action, values: values, options: options)
+            try putNarrowed(values, as: output, sink: sink, scratch: scratch, threadCount: options.threadCount)
             return .merged
 
         case .quantized(let group, let members):
@@ -196,47 +196,69 @@ struct OutputUnit {
             // Re-quantizing (`same`, nf4, fp4) follows PEFT: dequantize to the recorded dtype first, as
             // bitsandbytes' dequantize_4bit does; a plain output dequantizes straight to f32 (one rounding less).
             let requantize = form.plainDType == nil
-            var values: [Float]
+            let values: UnsafeMutableBufferPointer<Float>
             if let replacement = action?.replacement {
-                values = try LoRAMerger.floats(replacement)
+                values = try scratch.load(replacement, threadCount: options.threadCount)
             } else {
-                values = dequantize(group.tensor, through: requantize ? group.tensor.dtype : .f32)
+                values = scratch.floats(group.tensor.elementCount)
+                dequantize(group.tensor, through: requantize ? group.tensor.dtype : .f32, into: values)
             }
-            if let action, action.needsArithmetic { try merge(action, values: &values, options: options) }
+            if let action, action.needsArithmetic { try merge(action, values: values, options: options) }
             if let plain = form.plainDType {
-                try putNarrowed(values, as: Output(name: entry.name, dtype: plain, shape: entry.shape), sink: sink)
+                let output = Output(name: entry.name, dtype: plain, shape: entry.shape)
+                try putNarrowed(values, as: output, sink: sink, scratch: scratch, threadCount: options.threadCount)
             } else if let settings = form.quantization {
                 // --to nf4|fp4: quantize like a fresh conversion, recording the weight's original dtype.
-                try quantize(values, settings: settings, recordedDType: group.tensor.dtype, sink: sink)
+                try quantize(values, settings: settings, recordedDType: group.tensor.dtype, sink: sink, threadCount: options.threadCount)
             } else {
                 // --to same: PEFT's merge_and_unload re-quantizes the f32 sum, so bitsandbytes records float32.
                 let settings = QuantizationSettings(
                     quantType: group.tensor.quantType, blocksize: group.tensor.blocksize,
                     doubleQuantization: group.tensor.isDoubleQuantized, computeDType: .f32)
-                try quantize(values, settings: settings, recordedDType: action == nil ? group.tensor.dtype : .f32, sink: sink)
+                try quantize(
+                    values, settings: settings, recordedDType: action == nil ? group.tensor.dtype : .f32, sink: sink,
+                    threadCount: options.threadCount)
             }
             return result
         }
     }
 
-    private func dequantize(_ tensor: QuantizedTensor, through dtype: DType) -> [Float] {
+    private func dequantize(_ tensor: QuantizedTensor, through dtype: DType, into values: UnsafeMutableBufferPointer<Float>) {
         let absmax = tensor.absmaxValues()
-        var values = [Float](repeating: 0, count: tensor.elementCount)
         if dtype == .f32 {
-            values.withUnsafeMutableBytes { out in
-                absmax.withUnsafeBufferPointer { tensor.dequantizeBlocks(0..<tensor.blockCount, absmax: $0, as: .f32, into: out) }
+            absmax.withUnsafeBufferPointer {
+                tensor.dequantizeBlocks(0..<tensor.blockCount, absmax: $0, as: .f32, into: UnsafeMutableRawBufferPointer(values))
             }
         } else {
             let rounded = tensor.dequantized(as: dtype)
-            rounded.withUnsafeBytes { raw in values.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: dtype, into: $0) } }
+            rounded.withUnsafeBytes { raw in FloatConversion.widen(raw, from: dtype, into: values) }
         }
-        return values
     }
 
-    private func quantize(_ values: [Float], settings: QuantizationSettings, recordedDType: DType, sink: any TensorSink) throws {
+    private func quantize(
+        _ values: UnsafeMutableBufferPointer<Float>, settings: QuantizationSettings, recordedDType: DType,
+        sink: any TensorSink, threadCount: Int
+    ) throws {
         let quantizer = try BlockQuantizer(quantType: settings.quantType, blocksize: settings.blocksize)
-        var quantized = try values.withUnsafeBytes { raw in
-            try quantizer.quantize(raw, dtype: .f32, shape: entry.shape, doubleQuantization: settings.doubleQuantization, name: entry.name)
+        let count = values.count
+        guard count > 0 else { throw CheckpointError(.invalidArgument, "cannot quantize the empty tensor '\(entry.name)'", tensor: entry.name) }
+        let blocks = quantizer.blockCount(elementCount: count)
+        var absmax = [Float](repeating: 0, count: blocks)
+        // Phase 1 on disjoint block ranges (parallel, same bytes for any thread count), phase 2 once.
+        let packed = absmax.withUnsafeMutableBufferPointer { absmaxBuffer in
+            MappedRegion(filling: BlockQuantizer.packedByteCount(elementCount: count), description: "packed codes") { raw in
+                let job = QuantizeJob(input: UnsafeRawBufferPointer(values), packed: raw, absmax: absmaxBuffer)
+                let parts = min(max(threadCount, 1), max(1, blocks / 4096))
+                let body: @Sendable (Int) -> Void = { part in
+                    let range = (blocks * part / parts)..<(blocks * (part + 1) / parts)
+                    quantizer.quantizeBlocks(
+                        range, of: job.input, dtype: .f32, elementCount: count, packedInto: job.packed, absmaxInto: job.absmax)
+                }
+                if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: body) } else { body(0) }
+            }
+        }
+        var quantized = try absmax.withUnsafeBufferPointer { buffer in
+            try quantizer.finish(shape: entry.shape, dtype: .f32, packed: packed.all, absmax: buffer, doubleQuantization: settings.doubleQuantization)
         }
         quantized.dtype = recordedDType
         for tensor in quantized.bnbTensors(weightName: entry.name) {
@@ -244,24 +266,22 @@ struct OutputUnit {
         }
     }
 
-    private func merge(_ action: MergePlan.Action, values: inout [Float], options: MergeOptions) throws {
-        try values.withUnsafeMutableBufferPointer { buffer in
-            try LoRAMerger.apply(action, to: buffer, threadCount: options.threadCount, arithmetic: options.arithmetic)
-            if !options.allowNonFinite, let index = LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(buffer)) {
-                throw CheckpointError(
-                    .nonFinite,
-                    "merged tensor '\(action.name)' has a non-finite value (\(buffer[index])) at element \(index); the adapter seems broken (use --allow-nonfinite to write it anyway)",
-                    tensor: action.name)
-            }
+    private func merge(_ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions) throws {
+        try LoRAMerger.apply(action, to: values, threadCount: options.threadCount, arithmetic: options.arithmetic)
+        if !options.allowNonFinite, let index = LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(values)) {
+            throw CheckpointError(
+                .nonFinite,
+                "merged tensor '\(action.name)' has a non-finite value (\(values[index])) at element \(index); the adapter seems broken (use --allow-nonfinite to write it anyway)",
+                tensor: action.name)
         }
     }
 
-    private func putNarrowed(_ values: [Float], as output: Output, sink: any TensorSink) throws {
-        var bytes = [UInt8](repeating: 0, count: output.dtype.byteCount(elementCount: values.count) ?? 0)
-        values.withUnsafeBufferPointer { source in
-            bytes.withUnsafeMutableBytes { FloatConversion.narrow(source, to: output.dtype, into: $0) }
-        }
-        try bytes.withUnsafeBytes { raw in try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw) }
+    private func putNarrowed(
+        _ values: UnsafeMutableBufferPointer<Float>, as output: Output, sink: any TensorSink, scratch: MergeScratch, threadCount: Int
+    ) throws {
+        let bytes = scratch.bytes(output.dtype.byteCount(elementCount: values.count) ?? 0)
+        HalfConversion.narrow(UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: threadCount)
+        try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: UnsafeRawBufferPointer(bytes))
     }
 
     private func putConverted(_ tensor: Tensor, as output: Output, sink: any TensorSink) throws {
@@ -313,4 +333,56 @@ final class SpillSink: TensorSink {
     func mapped() throws(CheckpointError) -> MappedRegion? {
         end == 0 ? nil : try MappedRegion(mapping: file.partialPath)
     }
+}
+
+/// Reusable buffers for one tensor's f32 values and its output bytes, so the pipeline does not allocate (and the
+/// kernel does not fault in fresh zeroed pages) per tensor. Peak size: the largest merged tensor in f32 plus its
+/// output bytes.
+final class MergeScratch {
+    private var floatBuffer = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var byteBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+
+    /// A buffer of `count` floats (contents undefined), valid until the next call.
+    func floats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        if floatBuffer.count < count {
+            floatBuffer.deallocate()
+            floatBuffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        }
+        return UnsafeMutableBufferPointer(rebasing: floatBuffer[0..<count])
+    }
+
+    /// A buffer of `count` bytes (contents undefined), valid until the next call.
+    func bytes(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if byteBuffer.count < count {
+            byteBuffer.deallocate()
+            byteBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: byteBuffer[0..<count])
+    }
+
+    /// A float tensor's values widened to f32 into ``floats(_:)``.
+    func load(_ tensor: Tensor, threadCount: Int) throws(CheckpointError) -> UnsafeMutableBufferPointer<Float> {
+        guard tensor.dtype.isConvertibleFloat else {
+            throw CheckpointError(.unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
+        }
+        guard let count = tensor.shape.checkedElementCount, tensor.dtype.byteCount(elementCount: count) == tensor.bytes.count else {
+            throw CheckpointError(.shapeMismatch, "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)", tensor: tensor.name)
+        }
+        let values = floats(count)
+        tensor.bytes.withUnsafeBytes { HalfConversion.widen($0, from: tensor.dtype, into: values, threadCount: threadCount) }
+        return values
+    }
+
+    deinit {
+        floatBuffer.deallocate()
+        byteBuffer.deallocate()
+    }
+}
+
+// @unchecked Sendable: workers read `input` and write disjoint block ranges of `packed` and `absmax`, which all
+// outlive the concurrentPerform call.
+private struct QuantizeJob: @unchecked Sendable {
+    let input: UnsafeRawBufferPointer
+    let packed: UnsafeMutableRawBufferPointer
+    let absmax: UnsafeMutableBufferPointer<Float>
 }

@@ -149,8 +149,9 @@ public enum MergePipeline {
         // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
         func writeOutputs(spillPath: String, open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]) throws {
             let spill = try SpillSink(path: spillPath)
+            let scratch = MergeScratch()
             for unit in units where unit.outputs == nil {
-                count(try unit.produce(form: target, options: options, sink: spill))
+                count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch))
             }
             var planned: [(name: String, dtype: DType, shape: Shape)] = []
             var spilled = spill.records.makeIterator()
@@ -168,7 +169,7 @@ public enum MergePipeline {
             let writers = try open(planned)
             let sink = WriterSink(writers: writers)
             for unit in units where unit.outputs != nil {
-                count(try unit.produce(form: target, options: options, sink: sink))
+                count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch))
             }
             if let region = try spill.mapped() {
                 for record in spill.records {
