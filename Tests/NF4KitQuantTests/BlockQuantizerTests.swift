@@ -183,3 +183,23 @@ import Testing
         }
     }
 }
+
+@Suite struct DequantizeKernelTests {
+    @Test func `the fast f16 narrowing equals Float16 conversion`() {
+        var bits: UInt32 = 0
+        var mismatches = 0
+        // Every 997th float32 pattern (4.3 million values across all exponents), plus the f16 edges.
+        while true {
+            let value = Float(bitPattern: bits)
+            if DequantizeKernel.halfBits(value) != Float16(value).bitPattern && !value.isNaN { mismatches += 1 }
+            let (next, overflow) = bits.addingReportingOverflow(997)
+            if overflow { break }
+            bits = next
+        }
+        #expect(mismatches == 0)
+        for value: Float in [65504, 65519.99, 65520, 6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08, -0.0, 1e-30] {
+            #expect(DequantizeKernel.halfBits(value) == Float16(value).bitPattern, "\(value)")
+        }
+        #expect(DequantizeKernel.halfBits(Float(bitPattern: 0xFFC0_0000)) == 0xFE00)
+    }
+}

@@ -22,7 +22,7 @@ enum DequantizeKernel {
                     switch dtype {
                     case .f32: outputs[k] = UInt64(value.bitPattern)
                     case .bf16: outputs[k] = UInt64(FloatConversion.bfloat16Bits(fromFloatBits: value.bitPattern))
-                    case .f16: outputs[k] = UInt64(FloatConversion.halfBits(from: value))
+                    case .f16: outputs[k] = UInt64(halfBits(value))
                     case .f64: outputs[k] = Double(value).bitPattern
                     default: preconditionFailure("DequantizeKernel: \(dtype) is not a float output")
                     }
@@ -44,6 +44,35 @@ enum DequantizeKernel {
         if !result.isNaN { return result }
         if scale.isNaN { return Float(bitPattern: scale.bitPattern | 0x0040_0000) }
         return Float(bitPattern: 0xFFC0_0000)
+    }
+
+    /// f16 bits of a float32, round to nearest even, in integer arithmetic.
+    ///
+    /// Same result as `Float16(value)` (checked against it in the tests), which is a software routine on baseline
+    /// x86-64 and cost more than the rest of the dequantization. NaN keeps its sign and top payload bits, quieted.
+    @inline(__always)
+    static func halfBits(_ value: Float) -> UInt16 {
+        let x = value.bitPattern
+        let sign = UInt16(truncatingIfNeeded: (x >> 16) & 0x8000)
+        let a = x & 0x7FFF_FFFF
+        if a >= 0x7F80_0000 {
+            return sign | (a > 0x7F80_0000 ? 0x7E00 | UInt16(truncatingIfNeeded: (a >> 13) & 0x3FF) : 0x7C00)
+        }
+        if a >= 0x477F_F000 { return sign | 0x7C00 }  // >= 65520 rounds to infinity
+        if a >= 0x3880_0000 {  // normal f16 (>= 2^-14): rebias the exponent by 112, round off 13 bits
+            let r = a &- 0x3800_0000
+            return sign | UInt16(truncatingIfNeeded: (r &+ 0xFFF &+ ((r >> 13) & 1)) >> 13)
+        }
+        let exponent = a >> 23
+        if exponent < 102 { return sign }  // below 2^-25: rounds to zero
+        // Subnormal f16: the value in units of 2^-24 is mantissa * 2^(exponent - 126), rounded to nearest even.
+        let mantissa = (a & 0x7F_FFFF) | 0x80_0000
+        let shift = 126 &- exponent
+        let halfway = UInt32(1) << (shift &- 1)
+        let remainder = mantissa & ((UInt32(1) << shift) &- 1)
+        var result = mantissa >> shift
+        if remainder > halfway || (remainder == halfway && result & 1 == 1) { result &+= 1 }
+        return sign | UInt16(truncatingIfNeeded: result)
     }
 
     /// Writes element e = outputs[nibble e] for the block's elements (little-endian, `T`-sized).
