@@ -203,3 +203,20 @@ import Testing
         #expect(DequantizeKernel.halfBits(Float(bitPattern: 0xFFC0_0000)) == 0xFE00)
     }
 }
+
+@Suite struct PlanningPassTests {
+    @Test(arguments: [DType.f16, .bf16, .f32], [true, false])
+    func `the planned quant state equals the one quantizing produces`(dtype: DType, doubleQuantization: Bool) throws {
+        let n = 64 * 300 + 31
+        let input = BlockQuantizerTests.randomInput(count: n, dtype: dtype, seed: 5)
+        let quantizer = try BlockQuantizer(quantType: .fp4, blocksize: 64)
+        let planned = try input.withUnsafeBytes {
+            try quantizer.plannedQuantState($0, dtype: dtype, shape: [n], doubleQuantization: doubleQuantization)
+        }
+        let actual = try input.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: doubleQuantization)
+        }
+        #expect(planned == BnbQuantState(actual))
+        #expect(planned.jsonBytes == actual.bnbTensors(weightName: "w").last?.bytes.array)
+    }
+}
