@@ -95,3 +95,39 @@ import Testing
         #expect(try Self.bytes(output) == Self.bytes(Fixture.path("llama-tiny/nf4-dq/model.safetensors")))
     }
 }
+
+@Suite struct ConvertPipelineEdgeTests {
+    static func f32Tensor(_ name: String, _ values: [Float], shape: Shape) -> Tensor {
+        let bytes = TensorBytes(copyingElementsOf: values.map(\.bitPattern.littleEndian))
+        return Tensor(
+            descriptor: TensorDescriptor(name: name, dtype: .f32, shape: shape, file: "memory", fileOffset: 0, byteCount: bytes.count),
+            bytes: bytes)
+    }
+
+    @Test func `include quantizes 1-D tensors of a plain file and non-finite values are counted`() throws {
+        let temp = TemporaryDirectory("include")
+        defer { temp.cleanup() }
+        var values = (0..<100).map { Float($0) / 100 - 0.5 }
+        values[7] = .nan
+        values[90] = -.infinity
+        let input = temp.file("vectors.safetensors")
+        try SafetensorsWriter.write(
+            [Self.f32Tensor("a", values, shape: [100]), Self.f32Tensor("b", [1, 2, 3], shape: [3])],
+            metadata: [("format", "pt")], to: input, overwrite: false)
+        var options = QuantizePipeline.Options()
+        options.plan = BnbQuantizationPlan(include: ["a"])
+        options.doubleQuantization = false
+        let output = temp.file("out.safetensors")
+        let summary = try QuantizePipeline.run(input: input, output: output, options: options)
+        #expect(summary.tensorsQuantized == 1 && summary.tensorsKept == 1)
+        #expect(summary.nonFinite.count == 1 && summary.nonFinite.first?.tensor == "a" && summary.nonFinite.first?.count == 2)
+        let written = try SafetensorsReader.read(path: output)
+        #expect(written.tensors.map(\.name).sorted() == ["a", "a.absmax", "a.quant_map", "a.quant_state.bitsandbytes__nf4", "b"])
+        let group = try #require(try BnbQuantizedWeight.groups(in: written.tensors).first)
+        #expect(group.tensor.shape == [100])
+        // CPU rules: the first block holds a NaN -> absmax NaN, every code 15; the partial second block holds -inf.
+        let absmax = group.tensor.absmaxValues()
+        #expect(absmax[0].isNaN && absmax[1] == .infinity)
+        #expect(group.tensor.packed.array[0..<32].allSatisfy { $0 == 0xFF })
+    }
+}

@@ -11,7 +11,16 @@ public import NF4KitQuant
 public enum QuantizePipeline {
     /// The target representation.
     public enum Target: String, Sendable, CaseIterable {
-        case nf4, fp4, f16, bf16, f32
+        /// bitsandbytes NormalFloat4.
+        case nf4
+        /// bitsandbytes FP4.
+        case fp4
+        /// Plain float16 (4-bit weights dequantized, other floats cast).
+        case f16
+        /// Plain bfloat16.
+        case bf16
+        /// Plain float32.
+        case f32
 
         /// The quant type for `nf4`/`fp4`, `nil` for plain float targets.
         public var quantType: QuantType? { QuantType(rawValue: rawValue) }
@@ -28,16 +37,23 @@ public enum QuantizePipeline {
 
     /// Settings of one conversion.
     public struct Options: Sendable {
+        /// What to produce (default NF4).
         public var target: Target = .nf4
+        /// Elements per 4-bit block (transformers always uses 64).
         public var blocksize = 64
+        /// Store absmax as 8-bit codes (`bnb_4bit_use_double_quant`).
         public var doubleQuantization = true
         /// Written as `bnb_4bit_compute_dtype` (does not change any stored byte).
         public var computeDType: DType = .bf16
+        /// Which tensors are quantized.
         public var plan = BnbQuantizationPlan()
+        /// Rounding rules (CPU reproduces the golden files).
         public var profile: QuantizationProfile = .cpu
         /// transformers 5.x default: 50 GB.
         public var maxShardBytes = 50_000_000_000
+        /// Replace an existing output (never an input).
         public var overwrite = false
+        /// Worker threads; the output bytes do not depend on it.
         public var threads = FileAccess.processorCount
 
         /// Default options: NF4, block 64, double quantization, bf16 compute dtype.
@@ -46,15 +62,23 @@ public enum QuantizePipeline {
 
     /// What a conversion did.
     public struct Summary: Sendable {
+        /// Input tensors written as 4-bit groups.
         public var tensorsQuantized = 0
+        /// 4-bit groups written as plain floats.
         public var tensorsDequantized = 0
+        /// Tensors copied or cast.
         public var tensorsKept = 0
+        /// Elements of the quantized tensors.
         public var parametersQuantized = 0
+        /// Bytes of input tensor data read.
         public var bytesIn = 0
+        /// Bytes of output tensor data written (headers excluded).
         public var bytesOut = 0
+        /// Wall-clock duration.
         public var seconds = 0.0
         /// Quantized tensors with NaN or infinite values, and how many (handled per the profile's rules).
         public var nonFinite: [(tensor: String, count: Int)] = []
+        /// Where the output was written.
         public var outputPath = ""
 
         /// Stored bits per quantized parameter (codes + statistics + tables + JSON), or `nil` if none.
@@ -150,13 +174,11 @@ public enum QuantizePipeline {
         let finalJobs = jobs
         try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
             let job = finalJobs[i]
-            for (name, bytes) in try job.produce(profile: options.profile, doubleQuantization: options.doubleQuantization) {
+            let (produced, nonFiniteCount) = try job.produce(profile: options.profile, doubleQuantization: options.doubleQuantization)
+            for (name, bytes) in produced {
                 try finalWriters[name]!.write(name, bytes: bytes)
             }
-            if case .quantize(let tensor, _, _) = job {
-                let count = tensor.bytes.withUnsafeBytes { countNonFinite($0, dtype: tensor.dtype) }
-                if count > 0 { nonFinite.setCount(i, tensor.name, count) }
-            }
+            if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
             tracker.finished(job.name, bytes: job.inputBytes)
         }
         for shard in shardPlan.shards { try writers[shard.fileName]!.finish() }
@@ -318,8 +340,8 @@ public enum QuantizePipeline {
             }
         }
 
-        /// Computes the output tensors' bytes.
-        func produce(profile: QuantizationProfile, doubleQuantization: Bool) throws(CheckpointError) -> [(String, TensorBytes)] {
+        /// Computes the output tensors' bytes, and for a quantized tensor the number of NaN/Inf inputs.
+        func produce(profile: QuantizationProfile, doubleQuantization: Bool) throws(CheckpointError) -> ([(String, TensorBytes)], Int) {
             switch self {
             case .quantize(let t, let state, let quantizer):
                 let q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
@@ -328,15 +350,21 @@ public enum QuantizePipeline {
                     // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
                     throw CheckpointError(.invalidArgument, "internal error: planned and computed quant state of '\(t.name)' differ", tensor: t.name)
                 }
-                return produced.map { ($0.name, $0.bytes) }
+                // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is
+                // needed only then; the CUDA rules ignore NaN in the absmax, so count always.
+                var count = 0
+                if profile == .cuda || q.absmaxValues().contains(where: { !$0.isFinite }) {
+                    count = t.bytes.withUnsafeBytes { countNonFinite($0, dtype: t.dtype) }
+                }
+                return (produced.map { ($0.name, $0.bytes) }, count)
             case .dequantize(let t, let q, let dtype):
-                return [(t.name, q.dequantized(as: dtype))]
+                return ([(t.name, q.dequantized(as: dtype))], 0)
             case .cast(let t, let dtype):
                 let count = t.shape.elementCount
                 let bytes = t.bytes.withUnsafeBytes { FloatConversion.convert($0, from: t.dtype, to: dtype, count: count) }
-                return [(t.name, TensorBytes(copyingElementsOf: bytes, description: "converted"))]
+                return ([(t.name, TensorBytes(copyingElementsOf: bytes, description: "converted"))], 0)
             case .copy(let t):
-                return [(t.name, t.bytes)]
+                return ([(t.name, t.bytes)], 0)
             }
         }
     }
