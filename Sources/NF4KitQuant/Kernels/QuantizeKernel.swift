@@ -16,17 +16,41 @@ enum QuantizeKernel {
         if blocks.isEmpty { return }
         let halfTable = HalfTable.shared.values
         withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
+          withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blocksize) { codeScratch in
             let buffer = scratch.baseAddress!
+            let codes = codeScratch.baseAddress!
             for block in blocks {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
                 widen(input, dtype: dtype, from: start, count: count, into: buffer, halfTable: halfTable)
                 let out = packed.baseAddress! + (start >> 1)
                 if count == blocksize {
-                    absmax[block] = fullBlock(buffer, count: count, rule: rule, profile: profile, out: out)
+                    absmax[block] = fullBlock(buffer, codes: codes, count: count, rule: rule, profile: profile, out: out)
                 } else {
                     absmax[block] = partialBlock(buffer, count: count, rule: rule, profile: profile, out: out)
                 }
+            }
+          }
+        }
+    }
+
+    /// The absmax each block would store, without coding (a pipeline's planning pass: the double-quantization
+    /// offset, and so the quant-state JSON length, needs every absmax before any output is laid out).
+    static func absmaxOnly(
+        blocks: Range<Int>, input: UnsafeRawBufferPointer, dtype: DType, elementCount: Int, blocksize: Int,
+        profile: QuantizationProfile, absmax: UnsafeMutableBufferPointer<Float>
+    ) {
+        if blocks.isEmpty { return }
+        let halfTable = HalfTable.shared.values
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
+            let buffer = scratch.baseAddress!
+            for block in blocks {
+                let start = block &* blocksize
+                let count = min(blocksize, elementCount &- start)
+                widen(input, dtype: dtype, from: start, count: count, into: buffer, halfTable: halfTable)
+                var value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
+                if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
+                absmax[block] = value
             }
         }
     }
@@ -53,17 +77,9 @@ enum QuantizeKernel {
             }
         case .bf16:
             let source = base + start &* 2
-            var i = 0
-            while i &+ 8 <= count {
-                let bits = source.loadUnaligned(fromByteOffset: i &* 2, as: SIMD8<UInt16>.self)
-                let wide = SIMD8<UInt32>(truncatingIfNeeded: bits) &<< 16
-                UnsafeMutableRawPointer(buffer + i).storeBytes(of: wide, as: SIMD8<UInt32>.self)
-                i &+= 8
-            }
-            while i < count {
+            for i in 0..<count {
                 let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
                 buffer[i] = Float(bitPattern: UInt32(bits) << 16)
-                i &+= 1
             }
         case .f32:
             UnsafeMutableRawPointer(buffer).copyMemory(from: base + start &* 4, byteCount: count &* 4)
@@ -81,26 +97,24 @@ enum QuantizeKernel {
     ///
     /// As integers, non-negative float bits order like the floats and every NaN sorts above +infinity, so the
     /// integer maximum is NaN when any value is NaN (the CPU backend's `max`). With `ignoringNaN` NaNs count as 0
-    /// (CUDA's `fmaxf`).
+    /// (CUDA's `fmaxf`) and bit 31 of the result is set when the block held a NaN.
     @inline(__always)
     private static func magnitudeMax(_ buffer: UnsafeMutablePointer<Float>, count: Int, ignoringNaN: Bool) -> UInt32 {
-        let raw = UnsafeRawPointer(buffer)
-        let signMask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
-        let infinityBits = SIMD8<UInt32>(repeating: 0x7F80_0000)
-        var acc = SIMD8<UInt32>()
-        var i = 0
-        while i &+ 8 <= count {
-            var v = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<UInt32>.self) & signMask
-            if ignoringNaN { v.replace(with: 0, where: v .> infinityBits) }
-            acc.replace(with: v, where: v .> acc)
-            i &+= 8
-        }
-        var result = acc.max()
-        while i < count {
-            var v = buffer[i].bitPattern & 0x7FFF_FFFF
-            if ignoringNaN && v > 0x7F80_0000 { v = 0 }
-            result = max(result, v)
-            i &+= 1
+        // Plain loops over the bits: LLVM vectorizes these reductions; Swift's SIMD mask operations did not.
+        let bits = UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt32.self)
+        var result: UInt32 = 0
+        if ignoringNaN {
+            var nan: UInt32 = 0
+            for i in 0..<count {
+                let v = bits[i] & 0x7FFF_FFFF
+                let isNaN = (0x7F80_0000 &- v) >> 31  // 1 when v > 0x7F800000
+                nan |= isNaN
+                result = max(result, v & (isNaN &- 1))
+            }
+            // Reported as an impossible magnitude so the caller takes the scalar path, which codes NaN per rule.
+            if nan != 0 { return result | 0x8000_0000 }
+        } else {
+            for i in 0..<count { result = max(result, bits[i] & 0x7FFF_FFFF) }
         }
         return result
     }
@@ -108,18 +122,18 @@ enum QuantizeKernel {
     /// A full block: s = x * (1/absmax) (spec 2.4); the CPU divisor is clamped to >= 1e-38, the stored absmax is not.
     @inline(__always)
     private static func fullBlock(
-        _ buffer: UnsafeMutablePointer<Float>, count: Int, rule: CodeRule, profile: QuantizationProfile,
+        _ buffer: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>, count: Int, rule: CodeRule, profile: QuantizationProfile,
         out: UnsafeMutableRawPointer
     ) -> Float {
         let maxBits = magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda)
-        let absmax = Float(bitPattern: maxBits)
+        let absmax = Float(bitPattern: maxBits & 0x7FFF_FFFF)
         let divisor = profile == .cpu && absmax < clampFloor ? clampFloor : absmax
         let inverse = 1 / divisor
         if maxBits >= 0x7F80_0000 || !inverse.isFinite || rule.ranksMagnitude {
             // Non-finite absmax or scale (NaN/Inf input, CUDA zero block), or CUDA FP4's sign-magnitude rule.
             scalarCodes(buffer, count: count, rule: rule, out: out) { $0 * inverse }
         } else {
-            vectorCodes(buffer, count: count, inverse: inverse, rule: rule, out: out)
+            vectorCodes(buffer, codes: codes, count: count, inverse: inverse, rule: rule, out: out)
         }
         return absmax
     }
@@ -131,7 +145,7 @@ enum QuantizeKernel {
         out: UnsafeMutableRawPointer
     ) -> Float {
         let maxBits = magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda)
-        var absmax = Float(bitPattern: maxBits)
+        var absmax = Float(bitPattern: maxBits & 0x7FFF_FFFF)
         if profile == .cpu {
             if absmax < clampFloor { absmax = clampFloor }
             let divisor = absmax
@@ -173,43 +187,46 @@ enum QuantizeKernel {
         }
     }
 
-    /// Codes 8 values per step: 15 lane-wise `s > T[k]` compares summed (NaN ranks 0, the CUDA rule; CPU blocks
-    /// that can produce NaN take the scalar path), then pairs packed into 4 bytes.
-    /// Precondition: `count` is a multiple of 8.
+    /// Codes a full block: rank = number of thresholds below s, counted without branches, then packed in pairs.
+    ///
+    /// Precondition: no scaled value is NaN (blocks that can produce one take the scalar path).
+    /// Written as plain loops over the block because LLVM vectorizes them; Swift's `SIMD` mask operations
+    /// (`replacing(with:where:)`) and `s > t ? 1 : 0` both compiled to per-lane branches and ran 5-30x slower.
     @inline(__always)
     private static func vectorCodes(
-        _ buffer: UnsafeMutablePointer<Float>, count: Int, inverse: Float, rule: CodeRule, out: UnsafeMutableRawPointer
+        _ buffer: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>, count: Int, inverse: Float,
+        rule: CodeRule, out: UnsafeMutableRawPointer
     ) {
-        let raw = UnsafeRawPointer(buffer)
-        let scale = SIMD8<Float>(repeating: inverse)
         let t = rule.thresholds
-        let one = SIMD8<UInt32>(repeating: 1)
-        let zero = SIMD8<UInt32>()
-        var i = 0
-        while i &+ 8 <= count {
-            let s = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD8<Float>.self) * scale
-            var rank = SIMD8<UInt32>()
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[0]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[1]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[2]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[3]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[4]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[5]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[6]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[7]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[8]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[9]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[10]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[11]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[12]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[13]))
-            rank &+= zero.replacing(with: one, where: s .> SIMD8(repeating: t[14]))
-            if !rule.isIdentity {
-                for lane in 0..<8 { rank[lane] = UInt32(rule.map[Int(rank[lane])]) }
-            }
-            let bytes = (rank.evenHalf &<< 4) | rank.oddHalf
-            out.storeBytes(of: SIMD4<UInt8>(truncatingIfNeeded: bytes), toByteOffset: i >> 1, as: SIMD4<UInt8>.self)
-            i &+= 8
+        let (t0, t1, t2, t3, t4, t5, t6, t7) = (t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7])
+        let (t8, t9, t10, t11, t12, t13, t14) = (t[8], t[9], t[10], t[11], t[12], t[13], t[14])
+        for i in 0..<count {
+            let s = buffer[i] * inverse
+            // (T - s) is negative exactly when s > T (distinct floats never subtract to zero), so its sign bit is
+            // the compare result as an integer: no branches or masks, which LLVM vectorizes.
+            var r = (t0 - s).bitPattern >> 31
+            r &+= (t1 - s).bitPattern >> 31
+            r &+= (t2 - s).bitPattern >> 31
+            r &+= (t3 - s).bitPattern >> 31
+            r &+= (t4 - s).bitPattern >> 31
+            r &+= (t5 - s).bitPattern >> 31
+            r &+= (t6 - s).bitPattern >> 31
+            r &+= (t7 - s).bitPattern >> 31
+            r &+= (t8 - s).bitPattern >> 31
+            r &+= (t9 - s).bitPattern >> 31
+            r &+= (t10 - s).bitPattern >> 31
+            r &+= (t11 - s).bitPattern >> 31
+            r &+= (t12 - s).bitPattern >> 31
+            r &+= (t13 - s).bitPattern >> 31
+            r &+= (t14 - s).bitPattern >> 31
+            codes[i] = UInt8(truncatingIfNeeded: r)
+        }
+        if !rule.isIdentity {
+            let map = rule.map
+            for i in 0..<count { codes[i] = map[Int(codes[i] & 15)] }
+        }
+        for j in 0..<(count >> 1) {
+            out.storeBytes(of: codes[2 &* j] << 4 | codes[2 &* j &+ 1], toByteOffset: j, as: UInt8.self)
         }
     }
 }

@@ -1,0 +1,244 @@
+public import NF4KitCore
+
+/// Deterministic synthetic Llama checkpoints for tests, CI and benchmarks.
+///
+/// Tensor names, shapes and the config follow transformers' `LlamaForCausalLM`. Values come from a counter-based
+/// generator seeded by the seed and the tensor's name, with only integer arithmetic and one rounding per value, so
+/// the same seed gives the same bytes on any machine and tensors can be generated in any order or in parallel.
+public struct FixtureGenerator: Sendable {
+    /// Model sizes the generator knows.
+    public enum Preset: String, CaseIterable, Sendable {
+        /// The shapes of the golden llama-tiny model: 2 layers, hidden 256, MLP 688, vocabulary 1000, 4/2 heads.
+        case tiny
+        /// 12 layers, hidden 768, MLP 2048, vocabulary 32000, 12 heads (about 134 M parameters).
+        case llama125m = "llama-125m"
+        /// TinyLlama-1.1B shapes: 22 layers, hidden 2048, MLP 5632, vocabulary 32000, 32/4 heads.
+        case llama1b = "llama-1b"
+        /// Llama-2-7B shapes: 32 layers, hidden 4096, MLP 11008, vocabulary 32000, 32 heads.
+        case llama7b = "llama-7b"
+
+        /// The architecture of the preset.
+        public var architecture: LlamaArchitecture {
+            switch self {
+            case .tiny: LlamaArchitecture(hidden: 256, intermediate: 688, layers: 2, heads: 4, kvHeads: 2, vocabulary: 1000, maxPositions: 128)
+            case .llama125m: LlamaArchitecture(hidden: 768, intermediate: 2048, layers: 12, heads: 12, kvHeads: 12, vocabulary: 32000, maxPositions: 2048)
+            case .llama1b: LlamaArchitecture(hidden: 2048, intermediate: 5632, layers: 22, heads: 32, kvHeads: 4, vocabulary: 32000, maxPositions: 2048)
+            case .llama7b: LlamaArchitecture(hidden: 4096, intermediate: 11008, layers: 32, heads: 32, kvHeads: 32, vocabulary: 32000, maxPositions: 4096)
+            }
+        }
+    }
+
+    public let architecture: LlamaArchitecture
+    public let dtype: DType
+    public let seed: UInt64
+    /// Standard deviation of Linear and embedding weights (transformers' `initializer_range`).
+    public let initializerRange: Double = 0.02
+
+    /// - Precondition: `dtype` is F16, BF16 or F32.
+    public init(architecture: LlamaArchitecture, dtype: DType, seed: UInt64) {
+        precondition([.f16, .bf16, .f32].contains(dtype), "fixtures are F16, BF16 or F32")
+        self.architecture = architecture
+        self.dtype = dtype
+        self.seed = seed
+    }
+
+    /// The tensors in transformers' state-dict order.
+    public var tensors: [(name: String, dtype: DType, shape: Shape)] {
+        architecture.parameterShapes.map { ($0.name, dtype, $0.shape) }
+    }
+
+    /// Writes the values of tensor `name` (of `shape`) as `dtype` into `destination`.
+    ///
+    /// Norm weights are 1. Other weights are normal-like with standard deviation ``initializerRange``: each value is
+    /// the centred sum of eight 16-bit uniforms (Irwin-Hall, excess kurtosis -0.15), which needs no transcendental
+    /// functions and so no platform math library.
+    public func fill(name: String, elementCount: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+        precondition(destination.count == elementCount * dtype.bitWidth / 8, "fill: wrong buffer size for \(name)")
+        if name.hasSuffix("norm.weight") {
+            fillConstant(1, count: elementCount, as: dtype, into: destination)
+            return
+        }
+        fillNormal(stream: FixtureGenerator.streamSeed(seed, name), standardDeviation: initializerRange, count: elementCount, as: dtype, into: destination)
+    }
+
+    /// `config.json` as transformers 5 writes it (sorted keys, two-space indent, final newline).
+    public var configJSON: [UInt8] {
+        let a = architecture
+        let config = JSONObject([
+            ("architectures", .array([.string("LlamaForCausalLM")])),
+            ("attention_bias", .bool(false)), ("attention_dropout", .number("0.0")),
+            ("bos_token_id", .integer(1)), ("dtype", .string(dtype.torchName!)), ("eos_token_id", .integer(2)),
+            ("head_dim", .integer(a.headDim)), ("hidden_act", .string("silu")), ("hidden_size", .integer(a.hidden)),
+            ("initializer_range", .double(initializerRange)), ("intermediate_size", .integer(a.intermediate)),
+            ("max_position_embeddings", .integer(a.maxPositions)), ("mlp_bias", .bool(false)), ("model_type", .string("llama")),
+            ("num_attention_heads", .integer(a.heads)), ("num_hidden_layers", .integer(a.layers)),
+            ("num_key_value_heads", .integer(a.kvHeads)), ("pad_token_id", .null), ("pretraining_tp", .integer(1)),
+            ("rms_norm_eps", .number("1e-06")),
+            ("rope_parameters", .object(JSONObject([("rope_theta", .number("10000.0")), ("rope_type", .string("default"))]))),
+            ("tie_word_embeddings", .bool(false)), ("transformers_version", .string("5.23.0")), ("use_cache", .bool(true)),
+            ("vocab_size", .integer(a.vocabulary)),
+        ])
+        return JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A]
+    }
+
+    // MARK: LoRA adapter
+
+    /// The projections a generated adapter targets (all Linear layers of a Llama block).
+    public static let loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+    /// The tensors of a PEFT LoRA adapter of rank `rank` on every projection, as PEFT saves them (F32).
+    public func adapterTensors(rank: Int) -> [(name: String, dtype: DType, shape: Shape)] {
+        var result: [(String, DType, Shape)] = []
+        for parameter in architecture.parameterShapes {
+            guard let module = FixtureGenerator.loraTargets.first(where: { parameter.name.hasSuffix(".\($0).weight") }) else { continue }
+            _ = module
+            let prefix = "base_model.model." + parameter.name.dropLast(".weight".count)
+            let (outFeatures, inFeatures) = (parameter.shape.dimensions[0], parameter.shape.dimensions[1])
+            result.append((prefix + ".lora_A.weight", .f32, [rank, inFeatures]))
+            result.append((prefix + ".lora_B.weight", .f32, [outFeatures, rank]))
+        }
+        return result
+    }
+
+    /// Fills an adapter tensor: A uniform in ±1/sqrt(in) (PEFT's Kaiming-uniform bound), B normal with std 0.02
+    /// (non-zero, so that merging changes the weights).
+    public func fillAdapter(name: String, shape: Shape, into destination: UnsafeMutableRawBufferPointer) {
+        let count = shape.elementCount
+        let stream = FixtureGenerator.streamSeed(seed ^ 0x10AA, name)
+        if name.hasSuffix("lora_A.weight") {
+            let bound = 1 / Double(shape.dimensions[1]).squareRoot()
+            var state = stream
+            for i in 0..<count {
+                let unit = Double(FixtureGenerator.splitMix(&state) >> 11) / Double(1 << 53)  // [0, 1)
+                destination.storeBytes(of: Float((unit * 2 - 1) * bound).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+            }
+        } else {
+            fillNormal(stream: stream, standardDeviation: 0.02, count: count, as: .f32, into: destination)
+        }
+    }
+
+    /// `adapter_config.json` for ``adapterTensors(rank:)`` (alpha = 2 r), sorted keys as PEFT writes it.
+    public func adapterConfigJSON(rank: Int, baseModel: String) -> [UInt8] {
+        let config = JSONObject([
+            ("alpha_pattern", .object(JSONObject())), ("base_model_name_or_path", .string(baseModel)), ("bias", .string("none")),
+            ("fan_in_fan_out", .bool(false)), ("inference_mode", .bool(true)), ("init_lora_weights", .bool(true)),
+            ("lora_alpha", .integer(2 * rank)), ("lora_dropout", .number("0.0")), ("modules_to_save", .null),
+            ("peft_type", .string("LORA")), ("r", .integer(rank)), ("rank_pattern", .object(JSONObject())),
+            ("target_modules", .array(FixtureGenerator.loraTargets.map { .string($0) })), ("task_type", .string("CAUSAL_LM")),
+            ("use_dora", .bool(false)), ("use_rslora", .bool(false)),
+        ])
+        return JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A]
+    }
+
+    // MARK: Generation
+
+    /// A per-tensor seed: FNV-1a of the name mixed with the run seed.
+    static func streamSeed(_ seed: UInt64, _ name: String) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        var state = hash ^ seed
+        return splitMix(&state)
+    }
+
+    @inline(__always)
+    static func splitMix(_ state: inout UInt64) -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    private func fillConstant(_ value: Float, count: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 1) { one in
+            one[0] = value
+            let width = dtype.bitWidth / 8
+            for i in 0..<count {
+                FloatConversion.narrow(UnsafeBufferPointer(one), to: dtype, into: UnsafeMutableRawBufferPointer(rebasing: destination[(i * width)..<((i + 1) * width)]))
+            }
+        }
+    }
+
+    private func fillNormal(stream: UInt64, standardDeviation: Double, count: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+        // Sum of 8 uniforms on 0...65535: mean 8 * 32767.5, variance 8 * (65536^2 - 1) / 12.
+        let mean = 8 * 32767.5
+        let scale = standardDeviation / (8 * (65536.0 * 65536.0 - 1) / 12).squareRoot()
+        var state = stream
+        let chunk = 4096
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: chunk) { buffer in
+            var start = 0
+            while start < count {
+                let n = min(chunk, count - start)
+                for i in 0..<n {
+                    let a = FixtureGenerator.splitMix(&state)
+                    let b = FixtureGenerator.splitMix(&state)
+                    var sum: UInt64 = 0
+                    for shift in stride(from: 0, to: 64, by: 16) {
+                        sum &+= (a >> UInt64(shift)) & 0xFFFF
+                        sum &+= (b >> UInt64(shift)) & 0xFFFF
+                    }
+                    buffer[i] = Float((Double(sum) - mean) * scale)
+                }
+                let width = dtype.bitWidth / 8
+                FloatConversion.narrow(
+                    UnsafeBufferPointer(rebasing: buffer[0..<n]), to: dtype,
+                    into: UnsafeMutableRawBufferPointer(rebasing: destination[(start * width)..<((start + n) * width)]))
+                start += n
+            }
+        }
+    }
+}
+
+/// The hyper-parameters that decide a Llama model's tensor shapes.
+public struct LlamaArchitecture: Sendable, Hashable {
+    public var hidden: Int
+    public var intermediate: Int
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var vocabulary: Int
+    public var maxPositions: Int
+    public var tiedEmbeddings: Bool = false
+
+    public init(hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int, vocabulary: Int, maxPositions: Int = 2048, tiedEmbeddings: Bool = false) {
+        self.hidden = hidden
+        self.intermediate = intermediate
+        self.layers = layers
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.vocabulary = vocabulary
+        self.maxPositions = maxPositions
+        self.tiedEmbeddings = tiedEmbeddings
+    }
+
+    public var headDim: Int { hidden / heads }
+
+    /// Every parameter tensor in state-dict order.
+    public var parameterShapes: [(name: String, shape: Shape)] {
+        let kv = kvHeads * headDim
+        var shapes: [(String, Shape)] = [("model.embed_tokens.weight", [vocabulary, hidden])]
+        for layer in 0..<layers {
+            let p = "model.layers.\(layer)."
+            shapes += [
+                (p + "self_attn.q_proj.weight", [heads * headDim, hidden]),
+                (p + "self_attn.k_proj.weight", [kv, hidden]),
+                (p + "self_attn.v_proj.weight", [kv, hidden]),
+                (p + "self_attn.o_proj.weight", [hidden, heads * headDim]),
+                (p + "mlp.gate_proj.weight", [intermediate, hidden]),
+                (p + "mlp.up_proj.weight", [intermediate, hidden]),
+                (p + "mlp.down_proj.weight", [hidden, intermediate]),
+                (p + "input_layernorm.weight", [hidden]),
+                (p + "post_attention_layernorm.weight", [hidden]),
+            ]
+        }
+        shapes.append(("model.norm.weight", [hidden]))
+        if !tiedEmbeddings { shapes.append(("lm_head.weight", [vocabulary, hidden])) }
+        return shapes
+    }
+
+    /// Total number of parameters.
+    public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.shape.elementCount } }
+}

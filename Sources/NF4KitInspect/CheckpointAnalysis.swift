@@ -1,0 +1,58 @@
+import NF4KitCore
+
+/// A checkpoint seen as logical tensors: each 4-bit group is one tensor of its logical shape, companions vanish.
+///
+/// Built from headers plus the quant-state blobs; shared by the memory breakdown, the training estimate and the
+/// tensor table so that they all count the same things.
+struct CheckpointAnalysis: Sendable {
+    /// One logical tensor.
+    struct Entry: Sendable {
+        var name: String
+        /// The stored dtype; for a 4-bit group the dtype the weight had before quantization.
+        var dtype: DType
+        var shape: Shape
+        var parameterCount: Int
+        /// Bytes stored for this tensor, companions included.
+        var storedByteCount: Int
+        var group: FourBitGroup?
+        /// Whether the memory comparison quantizes it (a 4-bit group, or a Linear weight of a plain checkpoint).
+        var isQuantizable: Bool
+        /// Floating-point tensors are converted by the comparison; others (ints, bool, complex) keep their bytes.
+        var isFloatingPoint: Bool { dtype.isFloatingPoint && dtype != .c64 }
+        /// The module path: the name without its final `.weight`.
+        var modulePath: String { name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name }
+    }
+
+    var entries: [Entry]
+    var groups: [FourBitGroup]
+    /// Whether the quantizable set comes from the checkpoint's own 4-bit groups (else from the name rule).
+    var hasFourBitGroups: Bool { !groups.isEmpty }
+
+    /// - Parameter isAdapter: adapters are never quantized, so nothing is quantizable in them.
+    init(checkpoint: Checkpoint, isAdapter: Bool) throws(CheckpointError) {
+        let (groups, members) = try FourBitGroups.find(in: checkpoint)
+        self.groups = groups
+        let groupByName = Dictionary(groups.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let tensorBytes = Dictionary(checkpoint.tensors.map { ($0.name, $0.descriptor.byteCount) }, uniquingKeysWith: { first, _ in first })
+        var entries: [Entry] = []
+        for tensor in checkpoint.tensors {
+            if let group = groupByName[tensor.name] {
+                let stored = group.memberNames.reduce(0) { $0 + (tensorBytes[$1] ?? 0) }
+                entries.append(
+                    Entry(
+                        name: group.name, dtype: DType(torchName: group.weightDType) ?? .f32, shape: group.logicalShape,
+                        parameterCount: group.parameterCount, storedByteCount: stored, group: group, isQuantizable: !isAdapter))
+            } else if !members.contains(tensor.name) {
+                let quantizable = !isAdapter && groups.isEmpty && QuantizationCandidates.isCandidate(tensor.descriptor)
+                entries.append(
+                    Entry(
+                        name: tensor.name, dtype: tensor.dtype, shape: tensor.shape,
+                        parameterCount: tensor.descriptor.elementCount, storedByteCount: tensor.descriptor.byteCount,
+                        group: nil, isQuantizable: quantizable))
+            }
+        }
+        self.entries = entries
+    }
+
+    var parameterCount: Int { entries.reduce(0) { $0 + $1.parameterCount } }
+}

@@ -1,1 +1,0 @@
-// NF4KitInspect: see docs/architecture.md for what lives here.

@@ -1,5 +1,0 @@
-import Testing
-
-@Suite struct InspectPlaceholderTests {
-    @Test func `module builds`() {}
-}
