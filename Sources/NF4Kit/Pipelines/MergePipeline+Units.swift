@@ -160,6 +160,14 @@ struct OutputUnit {
         }
     }
 
+    /// Bytes of the base tensor(s) this unit reads (for progress).
+    var inputByteCount: Int {
+        switch entry.storage {
+        case .plain(let tensor): tensor.bytes.count
+        case .quantized(_, let members): members.reduce(0) { $0 + $1.bytes.count }
+        }
+    }
+
     /// Computes this unit's output tensors and hands them to `sink`, using `scratch` for the f32 values.
     func produce(form: OutputForm, options: MergeOptions, sink: any TensorSink, scratch: MergeScratch) throws -> Result {
         switch entry.storage {

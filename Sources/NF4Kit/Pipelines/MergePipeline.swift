@@ -85,11 +85,15 @@ public enum MergePipeline {
     ///   - adapters: PEFT adapter folders (`adapter_config.json` + `adapter_model.safetensors`).
     ///   - output: The output folder (for a folder base) or file (for a file base).
     ///   - options: See ``MergeOptions``.
+    ///   - progress: Called after each base tensor is written (from the calling thread).
     /// - Returns: Counts, warnings and time.
     /// - Throws: ``CheckpointError``: `.invalidArgument` for option mistakes, `.refused`/`.shapeMismatch`/
     ///   `.malformedHeader` for adapters that do not fit the base, `.unsupported` for features not implemented,
     ///   `.nonFinite` for a NaN/Inf merged value (unless allowed), `.io`/`.outputExists` for file problems.
-    public static func run(base: String, adapters: [String], output: String, options: MergeOptions) throws -> MergeSummary {
+    public static func run(
+        base: String, adapters: [String], output: String, options: MergeOptions,
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil
+    ) throws -> MergeSummary {
         let start = FileAccess.monotonicSeconds
         guard !adapters.isEmpty else { throw CheckpointError(.invalidArgument, "give at least one adapter") }
         let weights = options.weights ?? Array(repeating: 1, count: adapters.count)
@@ -137,7 +141,9 @@ public enum MergePipeline {
         let metadata = baseSource.checkpoint.metadata.isEmpty
             ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         var counts = (merged: 0, replaced: 0, copied: 0)
-        func count(_ result: OutputUnit.Result) {
+        let tracker = ProgressTracker(tensorsTotal: units.count, bytesTotal: units.reduce(0) { $0 + $1.inputByteCount }, report: progress)
+        func count(_ result: OutputUnit.Result, _ unit: OutputUnit) {
+            tracker.finished(unit.entry.name, bytes: unit.inputByteCount)
             switch result {
             case .merged: counts.merged += 1
             case .replaced: counts.replaced += 1
@@ -151,7 +157,7 @@ public enum MergePipeline {
             let spill = try SpillSink(path: spillPath)
             let scratch = MergeScratch()
             for unit in units where unit.outputs == nil {
-                count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch))
+                count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch), unit)
             }
             var planned: [(name: String, dtype: DType, shape: Shape)] = []
             var spilled = spill.records.makeIterator()
@@ -169,7 +175,7 @@ public enum MergePipeline {
             let writers = try open(planned)
             let sink = WriterSink(writers: writers)
             for unit in units where unit.outputs != nil {
-                count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch))
+                count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
             }
             if let region = try spill.mapped() {
                 for record in spill.records {

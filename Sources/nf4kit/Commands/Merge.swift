@@ -24,8 +24,7 @@ struct Merge: AsyncParsableCommand {
     @Argument(help: "One or more PEFT adapter folders.")
     var adapters: [String] = []
 
-    @Option(name: .shortAndLong, help: "The output folder (for a folder base) or file (for a file base).")
-    var output: String
+    @OptionGroup var outputOptions: OutputOptions
 
     @Option(help: "Comma-separated weights, one per adapter (default 1 each).")
     var weights: String?
@@ -45,11 +44,6 @@ struct Merge: AsyncParsableCommand {
     @Flag(help: "Round each multiply-add of B·A once, as PyTorch's fused CPU kernel does (bit-identical to PEFT; slower).")
     var fusedArithmetic = false
 
-    @Flag(help: "Replace an existing output (an input is never replaced).")
-    var force = false
-
-    @Flag(help: "Print no summary.")
-    var quiet = false
 
     func validate() throws {
         guard !adapters.isEmpty else { throw ValidationError("Give at least one adapter after the base.") }
@@ -84,13 +78,17 @@ struct Merge: AsyncParsableCommand {
         options.blocksize = blocksize
         options.doubleQuantization = !noDoubleQuant
         options.allowNonFinite = allowNonfinite
-        options.overwrite = force
+        options.overwrite = outputOptions.force
         options.arithmetic = fusedArithmetic ? .fused : .separate
+        let quiet = outputOptions.quiet
+        let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)
         let summary = try await reportingErrors {
-            try MergePipeline.run(base: base, adapters: adapters, output: output, options: options)
+            try MergePipeline.run(
+                base: base, adapters: adapters, output: outputOptions.output, options: options, progress: renderer.callback)
         }
+        guard !quiet else { return }
         for warning in summary.warnings { FileAccess.writeStandardError("Warning: \(warning)\n") }
-        if !quiet {
+        do {
             let seconds = (summary.seconds * 100).rounded() / 100
             FileAccess.writeStandardError(
                 "Merged \(summary.modulesMerged) modules from \(adapters.count) adapter(s) into \(summary.outputPath): "
