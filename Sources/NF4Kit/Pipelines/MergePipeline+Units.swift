@@ -177,7 +177,10 @@ struct OutputUnit {
             guard let outputs else {
                 // A plain weight quantized by --to nf4|fp4, after merging if needed.
                 let values = try scratch.load(source, threadCount: options.threadCount)
-                if let action, action.needsArithmetic { try merge(action, values: values, options: options) }
+                if let action, action.needsArithmetic {
+                    try merge(action, values: values, options: options)
+                    try checkFinite(values, options: options)
+                }
                 try quantize(values, settings: form.quantization!, recordedDType: BlockQuantizer.recordedDType(forInput: tensor.dtype), sink: sink, threadCount: options.threadCount)
                 return result
             }
@@ -188,7 +191,7 @@ struct OutputUnit {
             }
             let values = try scratch.load(source, threadCount: options.threadCount)
             try merge(action, values: values, options: options)
-            try putNarrowed(values, as: output, sink: sink, scratch: scratch, threadCount: options.threadCount)
+            try putNarrowed(values, as: output, sink: sink, scratch: scratch, options: options)
             return .merged
 
         case .quantized(let group, let members):
@@ -211,10 +214,13 @@ struct OutputUnit {
                 values = scratch.floats(group.tensor.elementCount)
                 dequantize(group.tensor, through: requantize ? group.tensor.dtype : .f32, into: values)
             }
-            if let action, action.needsArithmetic { try merge(action, values: values, options: options) }
+            if let action, action.needsArithmetic {
+                try merge(action, values: values, options: options)
+                if form.plainDType == nil { try checkFinite(values, options: options) }
+            }
             if let plain = form.plainDType {
                 let output = Output(name: entry.name, dtype: plain, shape: entry.shape)
-                try putNarrowed(values, as: output, sink: sink, scratch: scratch, threadCount: options.threadCount)
+                try putNarrowed(values, as: output, sink: sink, scratch: scratch, options: options)
             } else if let settings = form.quantization {
                 // --to nf4|fp4: quantize like a fresh conversion, recording the weight's original dtype.
                 try quantize(values, settings: settings, recordedDType: group.tensor.dtype, sink: sink, threadCount: options.threadCount)
@@ -276,19 +282,30 @@ struct OutputUnit {
 
     private func merge(_ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions) throws {
         try LoRAMerger.apply(action, to: values, threadCount: options.threadCount, arithmetic: options.arithmetic)
-        if !options.allowNonFinite, let index = LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(values)) {
-            throw CheckpointError(
-                .nonFinite,
-                "merged tensor '\(action.name)' has a non-finite value (\(values[index])) at element \(index); the adapter seems broken (use --allow-nonfinite to write it anyway)",
-                tensor: action.name)
+    }
+
+    /// The error for a non-finite merged value (found after the fact: the check rides on the output conversion).
+    private func nonFiniteError(_ values: UnsafeMutableBufferPointer<Float>) -> CheckpointError {
+        let index = LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(values)) ?? 0
+        return CheckpointError(
+            .nonFinite,
+            "merged tensor '\(entry.name)' has a non-finite value (\(values[index])) at element \(index); the adapter seems broken (use --allow-nonfinite to write it anyway)",
+            tensor: entry.name)
+    }
+
+    private func checkFinite(_ values: UnsafeMutableBufferPointer<Float>, options: MergeOptions) throws {
+        if !options.allowNonFinite && LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(values)) != nil {
+            throw nonFiniteError(values)
         }
     }
 
     private func putNarrowed(
-        _ values: UnsafeMutableBufferPointer<Float>, as output: Output, sink: any TensorSink, scratch: MergeScratch, threadCount: Int
+        _ values: UnsafeMutableBufferPointer<Float>, as output: Output, sink: any TensorSink, scratch: MergeScratch,
+        options: MergeOptions
     ) throws {
         let bytes = scratch.bytes(output.dtype.byteCount(elementCount: values.count) ?? 0)
-        HalfConversion.narrow(UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: threadCount)
+        let finite = HalfConversion.narrow(UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
+        if !finite && !options.allowNonFinite { throw nonFiniteError(values) }
         try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: UnsafeRawBufferPointer(bytes))
     }
 
