@@ -137,6 +137,42 @@ import Testing
         #expect(summary.warnings.contains { $0.message.contains("/tmp/gs/llama-tiny/fp16") })
     }
 
+    @Test func `a single-file base gives a single-file output with the same values`() throws {
+        let directory = TemporaryDirectory("nf4kit-merge")
+        defer { directory.cleanup() }
+        var options = MergeOptions()
+        options.arithmetic = .fused
+        let output = directory.file("merged.safetensors")
+        _ = try MergePipeline.run(
+            base: Fixture.path("llama-tiny/fp16/model.safetensors"), adapters: [Fixture.path("llama-tiny/lora")], output: output,
+            options: options)
+        #expect(try [UInt8](contentsOf: output) == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/model.safetensors")))
+    }
+
+    @Test func `a sharded base gives a sharded output with an index`() throws {
+        let directory = TemporaryDirectory("nf4kit-merge")
+        defer { directory.cleanup() }
+        let base = directory.file("base")
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let tensors = try SafetensorsReader.read(path: Fixture.path("llama-tiny/fp16/model.safetensors")).tensors
+        let halves = [Array(tensors.prefix(11)), Array(tensors.dropFirst(11))]
+        var map: [(name: String, file: String)] = []
+        for (i, part) in halves.enumerated() {
+            let file = "model-0000\(i + 1)-of-00002.safetensors"
+            try SafetensorsWriter.write(part, metadata: [("format", "pt")], to: base + "/" + file, overwrite: false)
+            map += part.map { ($0.name, file) }
+        }
+        try SafetensorsIndex(weightMap: map, totalSize: nil, totalParameters: nil).jsonBytes().write(to: base + "/model.safetensors.index.json")
+        try [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")).write(to: base + "/config.json")
+        var options = MergeOptions()
+        options.arithmetic = .fused
+        _ = try MergePipeline.run(base: base, adapters: [Fixture.path("llama-tiny/lora")], output: directory.file("out"), options: options)
+        #expect(FileManager.default.fileExists(atPath: directory.file("out/model.safetensors.index.json")))
+        let merged = try SafetensorsIndex.readCheckpoint(indexPath: directory.file("out/model.safetensors.index.json")).tensorsByName
+        let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-fp16/model.safetensors")).tensors
+        for tensor in golden { #expect(merged[tensor.name]?.bytes.array == tensor.bytes.array, "\(tensor.name)") }
+    }
+
     @Test func `a non-finite merged value is an error naming the tensor`() throws {
         let directory = TemporaryDirectory("nf4kit-merge")
         defer { directory.cleanup() }

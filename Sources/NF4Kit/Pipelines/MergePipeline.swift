@@ -191,6 +191,10 @@ public enum MergePipeline {
         if baseSource.isFolder {
             let directory = try OutputDirectory(path: output, overwrite: options.overwrite, inputs: inputs)
             let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
+            // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
+            var shardBytes: [String: Int] = [:]
+            for tensor in baseSource.checkpoint.tensors { shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count }
+            let shardLimit = max(1, shardBytes.values.max() ?? 1)
             var shardPlan: ShardPlan?
             var fileWriters: [SafetensorsWriter] = []
             var totalBytes = 0
@@ -242,9 +246,6 @@ public enum MergePipeline {
             tensorsReplaced: counts.replaced, tensorsCopied: counts.copied, warnings: warnings,
             seconds: FileAccess.monotonicSeconds - start)
     }
-
-    /// Shard size limit when the base was sharded (transformers' `save_pretrained` default of "5GB").
-    static let shardLimit = 5_000_000_000
 
     /// A warning when the adapter says it was trained on another base (spec lora-merge.md §2.2).
     ///
