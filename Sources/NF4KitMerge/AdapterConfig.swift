@@ -81,26 +81,40 @@ public struct AdapterConfig: Sendable, Hashable {
         peftType = typeName
 
         if isSet("layer_replication") {
-            throw refuse("layer_replication is set: the adapter was trained on replicated base layers, which cannot be merged into the original weights (PEFT refuses too)")
+            throw refuse(
+                "layer_replication is set: the adapter was trained on replicated base layers, which cannot be merged into the original weights (PEFT refuses too)"
+            )
         }
         if isSet("alora_invocation_tokens") {
-            throw refuse("alora_invocation_tokens is set: an activated LoRA only applies after its invocation tokens, so merging it into the weights is not possible")
+            throw refuse(
+                "alora_invocation_tokens is set: an activated LoRA only applies after its invocation tokens, so merging it into the weights is not possible"
+            )
         }
-        if isSet("use_qalora") { throw refuse("use_qalora is true: QALoRA adapters cannot be merged (PEFT cannot merge them either)") }
-        if isSet("arrow_config") { throw refuse("arrow_config is set: Arrow routes between adapters per token and cannot be merged into the weights") }
+        if isSet("use_qalora") {
+            throw refuse("use_qalora is true: QALoRA adapters cannot be merged (PEFT cannot merge them either)")
+        }
+        if isSet("arrow_config") {
+            throw refuse(
+                "arrow_config is set: Arrow routes between adapters per token and cannot be merged into the weights")
+        }
         for key in ["kasa_config", "monteclora_config", "use_bdlora"] where isSet(key) {
-            throw unsupported("\(key) is set: this LoRA variant has extra tensors or block-diagonal factors that nf4kit does not merge")
+            throw unsupported(
+                "\(key) is set: this LoRA variant has extra tensors or block-diagonal factors that nf4kit does not merge"
+            )
         }
         if isSet("enable_lora") {
             throw unsupported("enable_lora is set: legacy MergedLinear adapters (PEFT <= 0.3) are not supported")
         }
         if isSet("target_parameters") {
-            throw unsupported("target_parameters is set: LoRA on raw parameters (MoE experts) is not supported by nf4kit merge")
+            throw unsupported(
+                "target_parameters is set: LoRA on raw parameters (MoE experts) is not supported by nf4kit merge")
         }
         if isSet("trainable_token_indices") {
             throw unsupported("trainable_token_indices is set: trainable-token rows are not supported by nf4kit merge")
         }
-        if isSet("megatron_config") { throw unsupported("megatron_config is set: Megatron parallel layers are not supported") }
+        if isSet("megatron_config") {
+            throw unsupported("megatron_config is set: Megatron parallel layers are not supported")
+        }
         if let initMode = json["init_lora_weights"]?.stringValue {
             let lowered = initMode.lowercased()
             let residual = ["pissa", "olora", "corda", "lora_ga", "loftq"]
@@ -114,7 +128,10 @@ public struct AdapterConfig: Sendable, Hashable {
 
         func integer(_ key: String, default value: Int) throws(CheckpointError) -> Int {
             guard let item = json[key], !item.isNull else { return value }
-            guard let number = item.intValue ?? item.doubleValue.flatMap({ $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil }) else {
+            guard
+                let number = item.intValue
+                    ?? item.doubleValue.flatMap({ $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil })
+            else {
                 throw bad(key, "an integer")
             }
             return number
@@ -155,7 +172,9 @@ public struct AdapterConfig: Sendable, Hashable {
         useDoRA = try flag("use_dora")
         loraBias = try flag("lora_bias")
         bias = try string("bias") ?? "none"
-        guard ["none", "all", "lora_only"].contains(bias) else { throw bad("bias", "\"none\", \"all\" or \"lora_only\"") }
+        guard ["none", "all", "lora_only"].contains(bias) else {
+            throw bad("bias", "\"none\", \"all\" or \"lora_only\"")
+        }
         modulesToSave = try strings("modules_to_save") ?? []
         if let text = json["target_modules"]?.stringValue {
             targetModules = nil
@@ -171,7 +190,9 @@ public struct AdapterConfig: Sendable, Hashable {
         if let item = json["rank_pattern"], !item.isNull {
             guard let members = item.objectValue else { throw bad("rank_pattern", "an object") }
             for (key, value) in members {
-                guard let number = value.intValue, number > 0 else { throw bad("rank_pattern.\(key)", "a positive integer") }
+                guard let number = value.intValue, number > 0 else {
+                    throw bad("rank_pattern.\(key)", "a positive integer")
+                }
                 ranks.append(PatternEntry(pattern: key, value: number))
             }
         }
@@ -179,12 +200,16 @@ public struct AdapterConfig: Sendable, Hashable {
         if let item = json["alpha_pattern"], !item.isNull {
             guard let members = item.objectValue else { throw bad("alpha_pattern", "an object") }
             for (key, value) in members {
-                guard let number = value.doubleValue, number.isFinite else { throw bad("alpha_pattern.\(key)", "a finite number") }
+                guard let number = value.doubleValue, number.isFinite else {
+                    throw bad("alpha_pattern.\(key)", "a finite number")
+                }
                 alphas.append(PatternEntry(pattern: key, value: number))
             }
         }
-        for key in ranks.map(\.pattern) + alphas.map(\.pattern) where (try? Regex(AdapterConfig.wrappedPattern(key))) == nil {
-            throw CheckpointError(.malformedHeader, "adapter_config.json: pattern '\(key)' is not a valid regular expression", file: file)
+        for key in ranks.map(\.pattern) + alphas.map(\.pattern)
+        where (try? Regex(AdapterConfig.wrappedPattern(key))) == nil {
+            throw CheckpointError(
+                .malformedHeader, "adapter_config.json: pattern '\(key)' is not a valid regular expression", file: file)
         }
         rankPattern = ranks
         alphaPattern = alphas

@@ -68,7 +68,9 @@ public struct LoRAAdapter: Sendable {
             let key = tensor.name
             var name = key.hasPrefix(LoRAAdapter.prefix) ? String(key.dropFirst(LoRAAdapter.prefix.count)) : key
             if name.contains(".token_adapter.") || name.hasSuffix("trainable_tokens_delta") {
-                throw fail(.unsupported, "adapter tensor '\(key)' holds trainable-token rows, which nf4kit merge does not support", key)
+                throw fail(
+                    .unsupported,
+                    "adapter tensor '\(key)' holds trainable-token rows, which nf4kit merge does not support", key)
             }
             var parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard let markerIndex = parts.lastIndex(where: { LoRAAdapter.markers.contains($0) }) else {
@@ -82,7 +84,9 @@ public struct LoRAAdapter: Sendable {
                     throw fail(.malformedHeader, "adapter tensor '\(key)' has an empty name segment", key)
                 }
                 guard fullNames.insert(name).inserted else {
-                    throw fail(.malformedHeader, "adapter tensors '\(key)' and another key both replace base tensor '\(name)'", key)
+                    throw fail(
+                        .malformedHeader, "adapter tensors '\(key)' and another key both replace base tensor '\(name)'",
+                        key)
                 }
                 full.append(FullTensor(baseName: name, tensor: tensor))
                 continue
@@ -104,12 +108,17 @@ public struct LoRAAdapter: Sendable {
             case ("lora_B", ["bias"]): (role, embedding) = (.bBias, false)
             case ("lora_embedding_A", []), ("lora_embedding_A", ["weight"]): (role, embedding) = (.a, true)
             case ("lora_embedding_B", []), ("lora_embedding_B", ["weight"]): (role, embedding) = (.b, true)
-            case ("lora_magnitude_vector", []), ("lora_magnitude_vector", ["weight"]): (role, embedding) = (.magnitude, false)
+            case ("lora_magnitude_vector", []), ("lora_magnitude_vector", ["weight"]):
+                (role, embedding) = (.magnitude, false)
             default:
-                throw fail(.malformedHeader, "adapter tensor '\(key)' does not have a known LoRA suffix after '\(marker)'", key)
+                throw fail(
+                    .malformedHeader, "adapter tensor '\(key)' does not have a known LoRA suffix after '\(marker)'", key
+                )
             }
             guard tensor.dtype.isConvertibleFloat else {
-                throw fail(.unsupportedDType, "adapter tensor '\(key)' is \(tensor.dtype); LoRA tensors must be F16, BF16, F32 or F64", key)
+                throw fail(
+                    .unsupportedDType,
+                    "adapter tensor '\(key)' is \(tensor.dtype); LoRA tensors must be F16, BF16, F32 or F64", key)
             }
             let index: Int
             if let existing = moduleIndex[modulePath] {
@@ -146,8 +155,12 @@ public struct LoRAAdapter: Sendable {
 
         for module in modules {
             guard let a = module.a, let b = module.b else {
-                let have = module.a != nil ? "A" : module.b != nil ? "B" : (module.magnitude != nil ? "magnitude" : "bias")
-                let missing = module.a == nil ? (module.isEmbedding ? "lora_embedding_A" : "lora_A") : (module.isEmbedding ? "lora_embedding_B" : "lora_B")
+                let have =
+                    module.a != nil ? "A" : module.b != nil ? "B" : (module.magnitude != nil ? "magnitude" : "bias")
+                let missing =
+                    module.a == nil
+                    ? (module.isEmbedding ? "lora_embedding_A" : "lora_A")
+                    : (module.isEmbedding ? "lora_embedding_B" : "lora_B")
                 let present = [module.a, module.b, module.bBias, module.magnitude].compactMap { $0 }.first!
                 throw fail(
                     .malformedHeader,
@@ -163,27 +176,42 @@ public struct LoRAAdapter: Sendable {
             }
             if module.isEmbedding == false {
                 guard a.shape.dimensions[0] == b.shape.dimensions[1] else {
-                    throw fail(.shapeMismatch, "module '\(module.path)': lora_A '\(a.name)' \(a.shape) has rank \(a.shape.dimensions[0]) but lora_B '\(b.name)' \(b.shape) has rank \(b.shape.dimensions[1])", a.name)
+                    throw fail(
+                        .shapeMismatch,
+                        "module '\(module.path)': lora_A '\(a.name)' \(a.shape) has rank \(a.shape.dimensions[0]) but lora_B '\(b.name)' \(b.shape) has rank \(b.shape.dimensions[1])",
+                        a.name)
                 }
             } else {
                 guard a.shape.dimensions[0] == b.shape.dimensions[1] else {
-                    throw fail(.shapeMismatch, "module '\(module.path)': lora_embedding_A '\(a.name)' \(a.shape) has rank \(a.shape.dimensions[0]) but lora_embedding_B '\(b.name)' \(b.shape) has rank \(b.shape.dimensions[1])", a.name)
+                    throw fail(
+                        .shapeMismatch,
+                        "module '\(module.path)': lora_embedding_A '\(a.name)' \(a.shape) has rank \(a.shape.dimensions[0]) but lora_embedding_B '\(b.name)' \(b.shape) has rank \(b.shape.dimensions[1])",
+                        a.name)
                 }
             }
             guard a.shape.dimensions[0] > 0 else {
                 throw fail(.shapeMismatch, "module '\(module.path)': '\(a.name)' \(a.shape) has rank 0", a.name)
             }
             if module.magnitude != nil && !config.useDoRA {
-                throw fail(.malformedHeader, "module '\(module.path)' has a DoRA magnitude vector but use_dora is false in the config", module.magnitude!.name)
+                throw fail(
+                    .malformedHeader,
+                    "module '\(module.path)' has a DoRA magnitude vector but use_dora is false in the config",
+                    module.magnitude!.name)
             }
             if config.useDoRA && module.magnitude == nil {
-                throw fail(.malformedHeader, "use_dora is true but module '\(module.path)' has no lora_magnitude_vector", a.name)
+                throw fail(
+                    .malformedHeader, "use_dora is true but module '\(module.path)' has no lora_magnitude_vector",
+                    a.name)
             }
             if module.bBias != nil && !config.loraBias {
-                throw fail(.malformedHeader, "module '\(module.path)' has a lora_B bias but lora_bias is false in the config", module.bBias!.name)
+                throw fail(
+                    .malformedHeader, "module '\(module.path)' has a lora_B bias but lora_bias is false in the config",
+                    module.bBias!.name)
             }
             for extra in [module.bBias, module.magnitude].compactMap({ $0 }) where !extra.dtype.isConvertibleFloat {
-                throw fail(.unsupportedDType, "adapter tensor '\(extra.name)' is \(extra.dtype); expected a float type", extra.name)
+                throw fail(
+                    .unsupportedDType, "adapter tensor '\(extra.name)' is \(extra.dtype); expected a float type",
+                    extra.name)
             }
         }
         self.modules = modules

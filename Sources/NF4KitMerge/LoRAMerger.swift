@@ -1,5 +1,5 @@
-public import NF4KitCore
 import Dispatch
+public import NF4KitCore
 
 /// Computes merged values: applies a ``MergePlan/Action``'s updates to a tensor held as f32.
 ///
@@ -24,7 +24,9 @@ public enum LoRAMerger {
         arithmetic: GEMMAccumulate.Arithmetic = .separate
     ) throws(CheckpointError) {
         guard values.count == action.shape.elementCount else {
-            throw CheckpointError(.shapeMismatch, "tensor '\(action.name)': \(values.count) values for shape \(action.shape)", tensor: action.name)
+            throw CheckpointError(
+                .shapeMismatch, "tensor '\(action.name)': \(values.count) values for shape \(action.shape)",
+                tensor: action.name)
         }
         for update in action.updates {
             let rows: Int
@@ -80,7 +82,10 @@ public enum LoRAMerger {
         for update in action.biasUpdates {
             let bias = try floats(update.bias)
             guard bias.count == values.count else {
-                throw CheckpointError(.shapeMismatch, "lora_B bias '\(update.bias.name)' has \(bias.count) values for base bias '\(action.name)' \(action.shape)", tensor: update.bias.name)
+                throw CheckpointError(
+                    .shapeMismatch,
+                    "lora_B bias '\(update.bias.name)' has \(bias.count) values for base bias '\(action.name)' \(action.shape)",
+                    tensor: update.bias.name)
             }
             for i in 0..<bias.count {
                 var delta = bias[i] * update.scale
@@ -101,14 +106,22 @@ public enum LoRAMerger {
     /// - Throws: ``CheckpointError`` `.unsupportedDType` / `.shapeMismatch` when the bytes do not hold the shape.
     public static func floats(_ tensor: Tensor, threadCount: Int = 1) throws(CheckpointError) -> [Float] {
         guard tensor.dtype.isConvertibleFloat else {
-            throw CheckpointError(.unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
+            throw CheckpointError(
+                .unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
         }
-        guard let count = tensor.shape.checkedElementCount, tensor.dtype.byteCount(elementCount: count) == tensor.bytes.count else {
-            throw CheckpointError(.shapeMismatch, "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)", tensor: tensor.name)
+        guard let count = tensor.shape.checkedElementCount,
+            tensor.dtype.byteCount(elementCount: count) == tensor.bytes.count
+        else {
+            throw CheckpointError(
+                .shapeMismatch,
+                "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)",
+                tensor: tensor.name)
         }
         var result = [Float](repeating: 0, count: count)
         tensor.bytes.withUnsafeBytes { raw in
-            result.withUnsafeMutableBufferPointer { HalfConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount) }
+            result.withUnsafeMutableBufferPointer {
+                HalfConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount)
+            }
         }
         return result
     }
@@ -116,7 +129,9 @@ public enum LoRAMerger {
     /// DoRA: `W'[f] = (m[f] / ‖V[f]‖) · V[f]` for every output feature f, where a feature is a row
     /// (`perRow`, Linear) or a column (GPT-2 Conv1D, Embedding). Norms are summed in f64 and rounded to f32;
     /// factor and product are f32, as PEFT computes them (no epsilon, so a zero norm gives a non-finite value).
-    static func applyDoRA(magnitude: [Float], to values: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, perRow: Bool) {
+    static func applyDoRA(
+        magnitude: [Float], to values: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, perRow: Bool
+    ) {
         if perRow {
             for row in 0..<rows {
                 var sum = 0.0
@@ -137,7 +152,9 @@ public enum LoRAMerger {
             }
             let factors = (0..<columns).map { magnitude[$0] / Float(sums[$0].squareRoot()) }
             for row in 0..<rows {
-                for column in 0..<columns { values[row * columns + column] = factors[column] * values[row * columns + column] }
+                for column in 0..<columns {
+                    values[row * columns + column] = factors[column] * values[row * columns + column]
+                }
             }
         }
     }

@@ -90,7 +90,8 @@ public struct MergePlan: Sendable {
     ///   tensor, a shape does not fit, a rank disagrees with the config, DoRA is combined with another update of
     ///   the same tensor, or two adapters replace the same tensor.
     /// - Complexity: O(adapter tensors · base tensors) in the worst case (fallback name search).
-    public init(base: [(name: String, shape: Shape)], adapters: [LoRAAdapter], weights: [Float]) throws(CheckpointError) {
+    public init(base: [(name: String, shape: Shape)], adapters: [LoRAAdapter], weights: [Float]) throws(CheckpointError)
+    {
         precondition(weights.count == adapters.count, "MergePlan: one weight per adapter")
         var shapes: [String: Shape] = [:]
         for entry in base { shapes[entry.name] = entry.shape }
@@ -108,20 +109,30 @@ public struct MergePlan: Sendable {
                 let key = full.tensor.name
                 let candidates = MergePlan.resolve(full.baseName, shapes: shapes, names: names)
                 guard candidates.count == 1 else {
-                    throw fail(.refused, MergePlan.unresolvedMessage(key: key, shape: full.tensor.shape, wanted: full.baseName, candidates: candidates), key)
+                    throw fail(
+                        .refused,
+                        MergePlan.unresolvedMessage(
+                            key: key, shape: full.tensor.shape, wanted: full.baseName, candidates: candidates), key)
                 }
                 let target = candidates[0]
                 let baseShape = shapes[target]!
                 let shape = full.tensor.shape
-                let resized = shape.rank == 2 && baseShape.rank == 2 && shape.dimensions[1] == baseShape.dimensions[1] && shape.dimensions[0] != baseShape.dimensions[0]
+                let resized =
+                    shape.rank == 2 && baseShape.rank == 2 && shape.dimensions[1] == baseShape.dimensions[1]
+                    && shape.dimensions[0] != baseShape.dimensions[0]
                 guard shape == baseShape || resized else {
-                    throw fail(.shapeMismatch, "adapter tensor '\(key)' \(shape) cannot replace base tensor '\(target)' \(baseShape)", key)
+                    throw fail(
+                        .shapeMismatch,
+                        "adapter tensor '\(key)' \(shape) cannot replace base tensor '\(target)' \(baseShape)", key)
                 }
                 guard full.tensor.dtype.isConvertibleFloat || shape == baseShape else {
                     throw fail(.unsupportedDType, "adapter tensor '\(key)' is \(full.tensor.dtype)", key)
                 }
                 if actions[target]?.replacement != nil {
-                    throw fail(.malformedHeader, "adapter tensor '\(key)' replaces base tensor '\(target)', which another adapter replaces too", key)
+                    throw fail(
+                        .malformedHeader,
+                        "adapter tensor '\(key)' replaces base tensor '\(target)', which another adapter replaces too",
+                        key)
                 }
                 actions[target, default: Action(name: target, shape: shape)].replacement = full.tensor
                 actions[target]!.shape = shape
@@ -136,7 +147,10 @@ public struct MergePlan: Sendable {
             let config = adapter.config
             for key in config.rankPattern.map(\.pattern) + config.alphaPattern.map(\.pattern)
             where !adapter.modules.contains(where: { AdapterConfig.patternMatches(key, module: $0.path) }) {
-                warnings.append(MergeWarning("\(adapter.source): rank/alpha pattern '\(key)' matches no module of the adapter (PEFT ignores it too)"))
+                warnings.append(
+                    MergeWarning(
+                        "\(adapter.source): rank/alpha pattern '\(key)' matches no module of the adapter (PEFT ignores it too)"
+                    ))
             }
             for module in adapter.modules {
                 let a = module.a!
@@ -152,7 +166,10 @@ public struct MergePlan: Sendable {
                 let wanted = module.path + ".weight"
                 let candidates = MergePlan.resolve(wanted, shapes: shapes, names: names)
                 guard candidates.count == 1 else {
-                    throw fail(.refused, MergePlan.unresolvedMessage(key: a.name, shape: a.shape, wanted: wanted, candidates: candidates), a.name)
+                    throw fail(
+                        .refused,
+                        MergePlan.unresolvedMessage(
+                            key: a.name, shape: a.shape, wanted: wanted, candidates: candidates), a.name)
                 }
                 let target = candidates[0]
                 let shape = actions[target]?.shape ?? shapes[target]!
@@ -160,8 +177,13 @@ public struct MergePlan: Sendable {
                 let outFeatures: Int
                 if module.isEmbedding {
                     // lora_embedding_A [r, V], lora_embedding_B [D, r], W [V, D].
-                    guard shape.rank == 2, a.shape.dimensions[1] == shape.dimensions[0], b.shape.dimensions[0] == shape.dimensions[1] else {
-                        throw fail(.shapeMismatch, "module '\(module.path)': lora_embedding_A '\(a.name)' \(a.shape) and lora_embedding_B '\(b.name)' \(b.shape) do not fit base tensor '\(target)' \(shape) (expected A [r, \(shape.rank == 2 ? shape.dimensions[0] : 0)], B [\(shape.rank == 2 ? shape.dimensions[1] : 0), r])", a.name)
+                    guard shape.rank == 2, a.shape.dimensions[1] == shape.dimensions[0],
+                        b.shape.dimensions[0] == shape.dimensions[1]
+                    else {
+                        throw fail(
+                            .shapeMismatch,
+                            "module '\(module.path)': lora_embedding_A '\(a.name)' \(a.shape) and lora_embedding_B '\(b.name)' \(b.shape) do not fit base tensor '\(target)' \(shape) (expected A [r, \(shape.rank == 2 ? shape.dimensions[0] : 0)], B [\(shape.rank == 2 ? shape.dimensions[1] : 0), r])",
+                            a.name)
                     }
                     layout = .embedding
                     outFeatures = shape.dimensions[1]
@@ -169,20 +191,29 @@ public struct MergePlan: Sendable {
                     let out = b.shape.dimensions[0]
                     let input = a.shape.dimensions[1]
                     guard shape.rank == 2 else {
-                        throw fail(.unsupported, "module '\(module.path)': base tensor '\(target)' \(shape) is not 2-D; only Linear, GPT-2 Conv1D and Embedding LoRA can be merged", a.name)
+                        throw fail(
+                            .unsupported,
+                            "module '\(module.path)': base tensor '\(target)' \(shape) is not 2-D; only Linear, GPT-2 Conv1D and Embedding LoRA can be merged",
+                            a.name)
                     }
                     if shape == Shape([out, input]) && (out != input || !config.fanInFanOut) {
                         layout = .linear
                     } else if shape == Shape([input, out]) {
                         layout = .transposed
                     } else {
-                        throw fail(.shapeMismatch, "module '\(module.path)': lora_A '\(a.name)' \(a.shape) and lora_B '\(b.name)' \(b.shape) give a [\(out), \(input)] update, which does not fit base tensor '\(target)' \(shape)", a.name)
+                        throw fail(
+                            .shapeMismatch,
+                            "module '\(module.path)': lora_A '\(a.name)' \(a.shape) and lora_B '\(b.name)' \(b.shape) give a [\(out), \(input)] update, which does not fit base tensor '\(target)' \(shape)",
+                            a.name)
                     }
                     outFeatures = out
                 }
                 if let magnitude = module.magnitude {
                     guard magnitude.shape.checkedElementCount == outFeatures else {
-                        throw fail(.shapeMismatch, "module '\(module.path)': DoRA magnitude '\(magnitude.name)' \(magnitude.shape) should have \(outFeatures) values for base tensor '\(target)' \(shape)", magnitude.name)
+                        throw fail(
+                            .shapeMismatch,
+                            "module '\(module.path)': DoRA magnitude '\(magnitude.name)' \(magnitude.shape) should have \(outFeatures) values for base tensor '\(target)' \(shape)",
+                            magnitude.name)
                     }
                 }
                 let scale = config.scaling(forModule: module.path, rank: rank)
@@ -195,18 +226,29 @@ public struct MergePlan: Sendable {
                 if let bias = module.bBias {
                     let biasName = String(target.dropLast(".weight".count)) + ".bias"
                     guard target.hasSuffix(".weight"), let biasShape = shapes[biasName] else {
-                        throw fail(.refused, "module '\(module.path)' has a lora_B bias '\(bias.name)' \(bias.shape) but the base has no bias tensor '\(biasName)' to merge it into (PEFT refuses this too)", bias.name)
+                        throw fail(
+                            .refused,
+                            "module '\(module.path)' has a lora_B bias '\(bias.name)' \(bias.shape) but the base has no bias tensor '\(biasName)' to merge it into (PEFT refuses this too)",
+                            bias.name)
                     }
-                    guard layout != .embedding, bias.shape.checkedElementCount == outFeatures, biasShape.checkedElementCount == outFeatures else {
-                        throw fail(.shapeMismatch, "module '\(module.path)': lora_B bias '\(bias.name)' \(bias.shape) does not fit base bias '\(biasName)' \(biasShape)", bias.name)
+                    guard layout != .embedding, bias.shape.checkedElementCount == outFeatures,
+                        biasShape.checkedElementCount == outFeatures
+                    else {
+                        throw fail(
+                            .shapeMismatch,
+                            "module '\(module.path)': lora_B bias '\(bias.name)' \(bias.shape) does not fit base bias '\(biasName)' \(biasShape)",
+                            bias.name)
                     }
                     actions[biasName, default: Action(name: biasName, shape: biasShape)].biasUpdates.append(
-                        BiasUpdate(adapterIndex: adapterIndex, modulePath: module.path, bias: bias, scale: scale, weight: weights[adapterIndex]))
+                        BiasUpdate(
+                            adapterIndex: adapterIndex, modulePath: module.path, bias: bias, scale: scale,
+                            weight: weights[adapterIndex]))
                 }
             }
         }
 
-        for action in actions.values where action.updates.count > 1 && action.updates.contains(where: { $0.magnitude != nil }) {
+        for action in actions.values
+        where action.updates.count > 1 && action.updates.contains(where: { $0.magnitude != nil }) {
             let dora = action.updates.first { $0.magnitude != nil }!
             throw CheckpointError(
                 .unsupported,
@@ -238,8 +280,10 @@ public struct MergePlan: Sendable {
 
     private static func unresolvedMessage(key: String, shape: Shape, wanted: String, candidates: [String]) -> String {
         if candidates.isEmpty {
-            return "adapter tensor '\(key)' \(shape) belongs to base tensor '\(wanted)', which the base checkpoint does not have (is this adapter for another model?)"
+            return
+                "adapter tensor '\(key)' \(shape) belongs to base tensor '\(wanted)', which the base checkpoint does not have (is this adapter for another model?)"
         }
-        return "adapter tensor '\(key)' \(shape) could belong to several base tensors (\(candidates.prefix(4).joined(separator: ", "))); refusing to guess"
+        return
+            "adapter tensor '\(key)' \(shape) could belong to several base tensors (\(candidates.prefix(4).joined(separator: ", "))); refusing to guess"
     }
 }

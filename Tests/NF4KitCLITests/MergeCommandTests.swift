@@ -19,7 +19,8 @@ import Testing
             bundle.deletingLastPathComponent().appendingPathComponent("nf4kit").path,
             RepositoryPaths.root + "/.build/debug/nf4kit",
         ]
-        return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0) }, "nf4kit binary not built")
+        return try #require(
+            candidates.first { FileManager.default.isExecutableFile(atPath: $0) }, "nf4kit binary not built")
     }
 
     func run(_ arguments: [String]) throws -> Run {
@@ -34,13 +35,17 @@ import Testing
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Run(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     @Test func `merging the golden adapter exits 0, writes the folder and summarises on stderr`() throws {
         let directory = TemporaryDirectory("nf4kit-cli-merge")
         defer { directory.cleanup() }
-        let result = try run([Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("out")])
+        let result = try run([
+            Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("out"),
+        ])
         #expect(result.status == 0)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains("Merged 14 modules"))
@@ -52,7 +57,9 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-cli-merge")
         defer { directory.cleanup() }
         try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
-        let arguments = [Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("out"), "--quiet"]
+        let arguments = [
+            Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("out"), "--quiet",
+        ]
         let refused = try run(arguments)
         #expect(refused.status == 74)
         #expect(refused.stderr.contains("--force"))
@@ -67,11 +74,15 @@ import Testing
         defer { directory.cleanup() }
         let adapter = directory.file("adapter")
         try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
-        try Array("{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4}".utf8).write(to: adapter + "/adapter_config.json")
+        try Array("{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4}".utf8).write(
+            to: adapter + "/adapter_config.json")
         func tensor(_ name: String, _ shape: [Int]) -> Tensor {
             let count = Shape(shape).elementCount
             let bytes = TensorBytes(copyingElementsOf: [Float](repeating: 0.5, count: count).map { $0.bitPattern })
-            return Tensor(descriptor: TensorDescriptor(name: name, dtype: .f32, shape: Shape(shape), file: "memory", fileOffset: 0, byteCount: bytes.count), bytes: bytes)
+            return Tensor(
+                descriptor: TensorDescriptor(
+                    name: name, dtype: .f32, shape: Shape(shape), file: "memory", fileOffset: 0, byteCount: bytes.count),
+                bytes: bytes)
         }
         try SafetensorsWriter.write(
             [
@@ -94,7 +105,8 @@ import Testing
     func `bad option combinations exit 64`(extra: [String]) throws {
         let directory = TemporaryDirectory("nf4kit-cli-merge")
         defer { directory.cleanup() }
-        let result = try run([Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("out")] + extra)
+        let result = try run(
+            [Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("out")] + extra)
         #expect(result.status == 64)
         #expect(!FileManager.default.fileExists(atPath: directory.file("out")))
     }
@@ -105,9 +117,13 @@ import Testing
         let adapter = directory.file("adapter")
         try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
         var config = try [UInt8](contentsOf: Fixture.path("llama-tiny/lora/adapter_config.json"))
-        config = Array(String(decoding: config, as: UTF8.self).replacingOccurrences(of: "\"layer_replication\": null", with: "\"layer_replication\": [[0, 2], [0, 2]]").utf8)
+        config = Array(
+            String(decoding: config, as: UTF8.self).replacingOccurrences(
+                of: "\"layer_replication\": null", with: "\"layer_replication\": [[0, 2], [0, 2]]"
+            ).utf8)
         try config.write(to: adapter + "/adapter_config.json")
-        try [UInt8](contentsOf: Fixture.path("llama-tiny/lora/adapter_model.safetensors")).write(to: adapter + "/adapter_model.safetensors")
+        try [UInt8](contentsOf: Fixture.path("llama-tiny/lora/adapter_model.safetensors")).write(
+            to: adapter + "/adapter_model.safetensors")
         let result = try run([Fixture.path("llama-tiny/fp16"), adapter, "-o", directory.file("out")])
         #expect(result.status == 65)
         #expect(result.stderr.contains("layer_replication"))

@@ -23,7 +23,9 @@ import Testing
     }
 
     @Test func `a float lora_alpha is read as a double`() throws {
-        let config = try AdapterConfig(json: jsonObject("{\"peft_type\": \"LORA\", \"r\": 16, \"lora_alpha\": 22.627416997969522, \"use_rslora\": true}"))
+        let config = try AdapterConfig(
+            json: jsonObject(
+                "{\"peft_type\": \"LORA\", \"r\": 16, \"lora_alpha\": 22.627416997969522, \"use_rslora\": true}"))
         #expect(config.scaling(forModule: "m", rank: 16) == Float(22.627416997969522 / 4))
     }
 
@@ -38,7 +40,9 @@ import Testing
         ("{\"peft_type\": \"LORA\", \"init_lora_weights\": \"loftq\"}", "residual base"),
         ("{\"peft_type\": \"LORA\", \"init_lora_weights\": \"corda\"}", "residual base"),
     ])
-    func `adapters that cannot be merged into the original weights are refused with the reason`(json: String, reason: String) {
+    func `adapters that cannot be merged into the original weights are refused with the reason`(
+        json: String, reason: String
+    ) {
         let error = configError(json)
         #expect(error?.code == .refused)
         #expect(error?.message.contains(reason) == true)
@@ -102,7 +106,8 @@ import Testing
     }
 
     @Test func `a rank that disagrees with the config is an error`() throws {
-        let adapter = try makeAdapter("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8}", WorkedExample.adapterTensors())
+        let adapter = try makeAdapter(
+            "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8}", WorkedExample.adapterTensors())
         let error = planError(adapter, base: [(WorkedExample.baseName, [3, 4])])
         #expect(error?.code == .shapeMismatch)
         #expect(error?.message.contains("rank 2") == true)
@@ -121,7 +126,10 @@ import Testing
     }
 
     @Test func `a key with an unknown LoRA suffix is an error, not skipped`() {
-        let tensors = WorkedExample.adapterTensors() + [makeTensor("base_model.model.\(WorkedExample.module).lora_A.weight.extra.more", [1], [0])]
+        let tensors =
+            WorkedExample.adapterTensors() + [
+                makeTensor("base_model.model.\(WorkedExample.module).lora_A.weight.extra.more", [1], [0])
+            ]
         #expect(throws: CheckpointError.self) { try makeAdapter(WorkedExample.config(), tensors) }
     }
 
@@ -154,7 +162,8 @@ import Testing
     }
 
     @Test func `a pattern key that matches no module is reported as a warning`() throws {
-        let adapter = try makeAdapter(WorkedExample.config(", \"rank_pattern\": {\"nothing_here\": 2}"), WorkedExample.adapterTensors())
+        let adapter = try makeAdapter(
+            WorkedExample.config(", \"rank_pattern\": {\"nothing_here\": 2}"), WorkedExample.adapterTensors())
         let plan = try MergePlan(base: [(WorkedExample.baseName, Shape([3, 4]))], adapters: [adapter], weights: [1])
         #expect(plan.warnings.contains { $0.message.contains("nothing_here") })
     }

@@ -5,7 +5,9 @@ import Testing
 
 /// Merges the golden llama-tiny adapter and compares with what PEFT 0.21.2 wrote (Fixtures/files/llama-tiny).
 @Suite struct GoldenMergeTests {
-    private func run(base: String, to target: MergeOptions.Target = .same, arithmetic: GEMMAccumulate.Arithmetic = .separate)
+    private func run(
+        base: String, to target: MergeOptions.Target = .same, arithmetic: GEMMAccumulate.Arithmetic = .separate
+    )
         throws -> (Checkpoint, TemporaryDirectory, MergeSummary)
     {
         let directory = TemporaryDirectory("nf4kit-merge")
@@ -14,7 +16,8 @@ import Testing
         options.arithmetic = arithmetic
         let output = directory.file("out")
         let summary = try MergePipeline.run(
-            base: Fixture.path("llama-tiny/\(base)"), adapters: [Fixture.path("llama-tiny/lora")], output: output, options: options)
+            base: Fixture.path("llama-tiny/\(base)"), adapters: [Fixture.path("llama-tiny/lora")], output: output,
+            options: options)
         return (try SafetensorsReader.read(path: output + "/model.safetensors"), directory, summary)
     }
 
@@ -29,7 +32,8 @@ import Testing
     @Test func `merging into fp16 matches PEFT within one fp16 ulp, nearly all bit-exact`() throws {
         let (output, directory, summary) = try run(base: "fp16")
         defer { directory.cleanup() }
-        let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-fp16/model.safetensors")).tensorsByName
+        let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-fp16/model.safetensors"))
+            .tensorsByName
         #expect(summary.modulesMerged == 14)
         #expect(summary.tensorsMerged == 14)
         #expect(summary.tensorsCopied == 7)
@@ -49,7 +53,9 @@ import Testing
         #expect(worst <= 1)
         // Measured: 1,963,230 of 1,963,264 values identical (34 differ by one ulp, from f32 rounding of B·A).
         #expect(Double(exact) / Double(total) >= 0.9999)
-        #expect(try [UInt8](contentsOf: directory.file("out/config.json")) == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/config.json")))
+        #expect(
+            try [UInt8](contentsOf: directory.file("out/config.json"))
+                == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/config.json")))
     }
 
     @Test func `fused arithmetic reproduces PEFT's merged fp16 file byte for byte`() throws {
@@ -68,7 +74,8 @@ import Testing
         let (output, directory, summary) = try run(base: "nf4-dq", arithmetic: .fused)
         defer { directory.cleanup() }
         #expect(summary.warnings.contains { $0.message.contains("4-bit") })
-        let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-nf4-dq/model.safetensors")).tensorsByName
+        let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-nf4-dq/model.safetensors"))
+            .tensorsByName
         let ours = output.tensorsByName
         #expect(Set(ours.keys) == Set(golden.keys))
         var total = 0
@@ -87,13 +94,18 @@ import Testing
                 // Weights whose rows are whole 64-value blocks: every byte of every member is PEFT's.
                 regularTotal += codes(tensor).count
                 regularSame += equal
-                for suffix in ["", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4"] {
+                for suffix in [
+                    "", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
+                    ".quant_state.bitsandbytes__nf4",
+                ] {
                     #expect(ours[name + suffix]?.bytes.array == golden[name + suffix]?.bytes.array, "\(name + suffix)")
                 }
             }
         }
         #expect(regularSame == regularTotal)
-        #expect(try [UInt8](contentsOf: directory.file("out/config.json")) == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-nf4-dq/config.json")))
+        #expect(
+            try [UInt8](contentsOf: directory.file("out/config.json"))
+                == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-nf4-dq/config.json")))
         // down_proj (in_features 688, blocks straddle rows): PEFT's stored result differs from dequant(W4) + Δ by
         // full-rank noise we cannot reproduce (docs/merge.md); overall 96.6 % of codes agree instead of 99.9 %.
         withKnownIssue("golden merged-nf4-dq down_proj differs from dequantize + delta + re-quantize") {
@@ -110,10 +122,13 @@ import Testing
         #expect(config["quantization_config"] == nil)
         #expect(config["dtype"]?.stringValue == "float16")
         // Within one NF4 step of the 16-bit merge: dequantization error of the base only.
-        let reference = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-fp16/model.safetensors")).tensorsByName
+        let reference = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-fp16/model.safetensors"))
+            .tensorsByName
         let q = try #require(output.tensorsByName["model.layers.0.self_attn.q_proj.weight"])
         let r = try #require(reference["model.layers.0.self_attn.q_proj.weight"])
-        let difference = zip(halfBits(q), halfBits(r)).map { abs(Float(Float16(bitPattern: $0)) - Float(Float16(bitPattern: $1))) }.max() ?? 0
+        let difference =
+            zip(halfBits(q), halfBits(r)).map { abs(Float(Float16(bitPattern: $0)) - Float(Float16(bitPattern: $1))) }
+            .max() ?? 0
         #expect(difference < 0.02)
     }
 
@@ -124,7 +139,8 @@ import Testing
         #expect(names.contains("model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4"))
         #expect(output.tensorsByName["lm_head.weight"]?.dtype == .f16)
         #expect(output.tensorsByName["model.embed_tokens.weight"]?.dtype == .f16)
-        let state = try #require(output.tensorsByName["model.layers.0.self_attn.q_proj.weight.quant_state.bitsandbytes__nf4"])
+        let state = try #require(
+            output.tensorsByName["model.layers.0.self_attn.q_proj.weight.quant_state.bitsandbytes__nf4"])
         #expect(String(decoding: state.bytes.array, as: UTF8.self).contains("\"dtype\": \"float16\""))
         let config = try ModelSource.readJSONObject(directory.file("out/config.json"))
         #expect(config["quantization_config"]?["bnb_4bit_quant_type"]?.stringValue == "nf4")
@@ -144,9 +160,12 @@ import Testing
         options.arithmetic = .fused
         let output = directory.file("merged.safetensors")
         _ = try MergePipeline.run(
-            base: Fixture.path("llama-tiny/fp16/model.safetensors"), adapters: [Fixture.path("llama-tiny/lora")], output: output,
+            base: Fixture.path("llama-tiny/fp16/model.safetensors"), adapters: [Fixture.path("llama-tiny/lora")],
+            output: output,
             options: options)
-        #expect(try [UInt8](contentsOf: output) == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/model.safetensors")))
+        #expect(
+            try [UInt8](contentsOf: output)
+                == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/model.safetensors")))
     }
 
     @Test func `a sharded base gives a sharded output with an index`() throws {
@@ -162,13 +181,16 @@ import Testing
             try SafetensorsWriter.write(part, metadata: [("format", "pt")], to: base + "/" + file, overwrite: false)
             map += part.map { ($0.name, file) }
         }
-        try SafetensorsIndex(weightMap: map, totalSize: nil, totalParameters: nil).jsonBytes().write(to: base + "/model.safetensors.index.json")
+        try SafetensorsIndex(weightMap: map, totalSize: nil, totalParameters: nil).jsonBytes().write(
+            to: base + "/model.safetensors.index.json")
         try [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")).write(to: base + "/config.json")
         var options = MergeOptions()
         options.arithmetic = .fused
-        _ = try MergePipeline.run(base: base, adapters: [Fixture.path("llama-tiny/lora")], output: directory.file("out"), options: options)
+        _ = try MergePipeline.run(
+            base: base, adapters: [Fixture.path("llama-tiny/lora")], output: directory.file("out"), options: options)
         #expect(FileManager.default.fileExists(atPath: directory.file("out/model.safetensors.index.json")))
-        let merged = try SafetensorsIndex.readCheckpoint(indexPath: directory.file("out/model.safetensors.index.json")).tensorsByName
+        let merged = try SafetensorsIndex.readCheckpoint(indexPath: directory.file("out/model.safetensors.index.json"))
+            .tensorsByName
         let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-fp16/model.safetensors")).tensors
         for tensor in golden { #expect(merged[tensor.name]?.bytes.array == tensor.bytes.array, "\(tensor.name)") }
     }
@@ -178,23 +200,30 @@ import Testing
         defer { directory.cleanup() }
         let adapter = directory.file("adapter")
         try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
-        try Array("{\"peft_type\": \"LORA\", \"r\": 1, \"lora_alpha\": 1}".utf8).write(to: adapter + "/adapter_config.json")
+        try Array("{\"peft_type\": \"LORA\", \"r\": 1, \"lora_alpha\": 1}".utf8).write(
+            to: adapter + "/adapter_config.json")
         let a = [Float](repeating: 1, count: 256).enumerated().map { $0.offset == 3 ? Float.infinity : $0.element }
         try SafetensorsWriter.write(
             [
                 makeFileTensor("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", [1, 256], a),
-                makeFileTensor("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", [256, 1], [Float](repeating: 1, count: 256)),
+                makeFileTensor(
+                    "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", [256, 1],
+                    [Float](repeating: 1, count: 256)),
             ], metadata: [("format", "pt")], to: adapter + "/adapter_model.safetensors", overwrite: false)
         var options = MergeOptions()
         options.target = .same
         #expect {
-            try MergePipeline.run(base: Fixture.path("llama-tiny/fp16"), adapters: [adapter], output: directory.file("out"), options: options)
+            try MergePipeline.run(
+                base: Fixture.path("llama-tiny/fp16"), adapters: [adapter], output: directory.file("out"),
+                options: options)
         } throws: { error in
-            (error as? CheckpointError)?.code == .nonFinite && (error as? CheckpointError)?.tensor == "model.layers.0.self_attn.q_proj.weight"
+            (error as? CheckpointError)?.code == .nonFinite
+                && (error as? CheckpointError)?.tensor == "model.layers.0.self_attn.q_proj.weight"
         }
         #expect(!FileManager.default.fileExists(atPath: directory.file("out")))
         options.allowNonFinite = true
-        _ = try MergePipeline.run(base: Fixture.path("llama-tiny/fp16"), adapters: [adapter], output: directory.file("out"), options: options)
+        _ = try MergePipeline.run(
+            base: Fixture.path("llama-tiny/fp16"), adapters: [adapter], output: directory.file("out"), options: options)
         #expect(FileManager.default.fileExists(atPath: directory.file("out/model.safetensors")))
     }
 }

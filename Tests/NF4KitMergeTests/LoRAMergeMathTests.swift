@@ -10,19 +10,30 @@ import Testing
 
     @Test func `r=2 on a 3x4 weight gives the spec's worked example`() throws {
         let adapter = try makeAdapter(WorkedExample.config(), WorkedExample.adapterTensors())
-        let result = try merged(base: [(WorkedExample.baseName, [3, 4], WorkedExample.w)], adapters: [adapter], name: WorkedExample.baseName)
+        let result = try merged(
+            base: [(WorkedExample.baseName, [3, 4], WorkedExample.w)], adapters: [adapter], name: WorkedExample.baseName
+        )
         let spec: [Float] = [1.5, -1.0, 2.25, 2.0, 1.0, 2.0, -0.5, -1.25, 0.5, -1.5, 5.0, 2.0]
         #expect(result == spec)
-        #expect(result == referenceLinear(w: WorkedExample.w, a: WorkedExample.a, b: WorkedExample.b, out: 3, input: 4, rank: 2, scale: 2))
+        #expect(
+            result
+                == referenceLinear(
+                    w: WorkedExample.w, a: WorkedExample.a, b: WorkedExample.b, out: 3, input: 4, rank: 2, scale: 2))
     }
 
     @Test func `rslora scales by alpha over the square root of r`() throws {
         let adapter = try makeAdapter(WorkedExample.config(", \"use_rslora\": true"), WorkedExample.adapterTensors())
-        let result = try merged(base: [(WorkedExample.baseName, [3, 4], WorkedExample.w)], adapters: [adapter], name: WorkedExample.baseName)
+        let result = try merged(
+            base: [(WorkedExample.baseName, [3, 4], WorkedExample.w)], adapters: [adapter], name: WorkedExample.baseName
+        )
         let scale = Float(4.0 / 2.0.squareRoot())
-        let expected = referenceLinear(w: WorkedExample.w, a: WorkedExample.a, b: WorkedExample.b, out: 3, input: 4, rank: 2, scale: scale)
+        let expected = referenceLinear(
+            w: WorkedExample.w, a: WorkedExample.a, b: WorkedExample.b, out: 3, input: 4, rank: 2, scale: scale)
         #expect(close(result, expected))
-        let spec: [Float] = [1.9142136, -1.0, 3.0784271, 2.0, 1.0, 2.8284271, -0.5, -2.0784271, 1.3284271, -2.3284271, 6.6568542, 2.8284271]
+        let spec: [Float] = [
+            1.9142136, -1.0, 3.0784271, 2.0, 1.0, 2.8284271, -0.5, -2.0784271, 1.3284271, -2.3284271, 6.6568542,
+            2.8284271,
+        ]
         #expect(close(result, spec))
     }
 
@@ -37,12 +48,14 @@ import Testing
         let vA = (0..<8).map { _ in Float.random(in: -1..<1, using: &generator) }
         let vB = (0..<6).map { _ in Float.random(in: -1..<1, using: &generator) }
         let base = (0..<12).map { _ in Float.random(in: -1..<1, using: &generator) }
-        let adapter = try makeAdapter(config, [
-            makeTensor("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", [4, 4], qA),
-            makeTensor("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", [3, 4], qB),
-            makeTensor("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", [2, 4], vA),
-            makeTensor("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", [3, 2], vB),
-        ])
+        let adapter = try makeAdapter(
+            config,
+            [
+                makeTensor("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", [4, 4], qA),
+                makeTensor("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", [3, 4], qB),
+                makeTensor("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", [2, 4], vA),
+                makeTensor("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", [3, 2], vB),
+            ])
         let names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight"]
         let baseEntries = names.map { ($0, [3, 4], base) }
         let q = try merged(base: baseEntries, adapters: [adapter], name: names[0])
@@ -56,7 +69,8 @@ import Testing
         #expect(!AdapterConfig.patternMatches("proj", module: "model.layers.0.self_attn.q_proj"))
         #expect(AdapterConfig.patternMatches("layers.0.self_attn.q_proj", module: "model.layers.0.self_attn.q_proj"))
         #expect(!AdapterConfig.patternMatches("layers.0.self_attn.q_proj", module: "model.layers.10.self_attn.q_proj"))
-        #expect(AdapterConfig.patternMatches("^model.layers.0.self_attn.q_proj", module: "model.layers.0.self_attn.q_proj"))
+        #expect(
+            AdapterConfig.patternMatches("^model.layers.0.self_attn.q_proj", module: "model.layers.0.self_attn.q_proj"))
         #expect(!AdapterConfig.patternMatches("^q_proj", module: "model.layers.0.self_attn.q_proj"))
         #expect(AdapterConfig.patternMatches("layers\\.[01]\\..*_proj", module: "model.layers.1.mlp.up_proj"))
     }
@@ -65,8 +79,10 @@ import Testing
         // GPT-2 Conv1D: the base holds Wᵀ [4, 3].
         var transposed = [Float](repeating: 0, count: 12)
         for o in 0..<3 { for i in 0..<4 { transposed[i * 3 + o] = WorkedExample.w[o * 4 + i] } }
-        let adapter = try makeAdapter(WorkedExample.config(", \"fan_in_fan_out\": true"), WorkedExample.adapterTensors())
-        let result = try merged(base: [(WorkedExample.baseName, [4, 3], transposed)], adapters: [adapter], name: WorkedExample.baseName)
+        let adapter = try makeAdapter(
+            WorkedExample.config(", \"fan_in_fan_out\": true"), WorkedExample.adapterTensors())
+        let result = try merged(
+            base: [(WorkedExample.baseName, [4, 3], transposed)], adapters: [adapter], name: WorkedExample.baseName)
         let spec: [Float] = [1.5, 1.0, 0.5, -1.0, 2.0, -1.5, 2.25, -0.5, 5.0, 2.0, -1.25, 2.0]
         #expect(result == spec)
     }
@@ -75,9 +91,12 @@ import Testing
         var tensors = WorkedExample.adapterTensors()
         tensors.append(makeTensor("base_model.model.\(WorkedExample.module).lora_magnitude_vector", [3], [2, 3, 4]))
         let adapter = try makeAdapter(WorkedExample.config(", \"use_dora\": true"), tensors)
-        let result = try merged(base: [(WorkedExample.baseName, [3, 4], WorkedExample.w)], adapters: [adapter], name: WorkedExample.baseName)
+        let result = try merged(
+            base: [(WorkedExample.baseName, [3, 4], WorkedExample.w)], adapters: [adapter], name: WorkedExample.baseName
+        )
         // Independent: V = W + Δ, then m[o] / ‖V[o]‖ · V[o], in double.
-        let v = referenceLinear(w: WorkedExample.w, a: WorkedExample.a, b: WorkedExample.b, out: 3, input: 4, rank: 2, scale: 2)
+        let v = referenceLinear(
+            w: WorkedExample.w, a: WorkedExample.a, b: WorkedExample.b, out: 3, input: 4, rank: 2, scale: 2)
         var expected = v
         let m: [Double] = [2, 3, 4]
         for o in 0..<3 {
@@ -85,7 +104,10 @@ import Testing
             for i in 0..<4 { expected[o * 4 + i] = Float(m[o] / norm * Double(v[o * 4 + i])) }
         }
         #expect(close(result, expected))
-        let spec: [Float] = [0.8549646, -0.5699764, 1.2824469, 1.1399528, 1.1493918, 2.2987836, -0.5746959, -1.4367397, 0.3563483, -1.0690449, 3.5634832, 1.4253932]
+        let spec: [Float] = [
+            0.8549646, -0.5699764, 1.2824469, 1.1399528, 1.1493918, 2.2987836, -0.5746959, -1.4367397, 0.3563483,
+            -1.0690449, 3.5634832, 1.4253932,
+        ]
         #expect(close(result, spec))
     }
 
@@ -99,7 +121,8 @@ import Testing
                 makeTensor("base_model.model.model.embed_tokens.lora_embedding_A", [2, 4], eA),
                 makeTensor("base_model.model.model.embed_tokens.lora_embedding_B", [3, 2], eB),
             ])
-        let result = try merged(base: [("model.embed_tokens.weight", [4, 3], base)], adapters: [adapter], name: "model.embed_tokens.weight")
+        let result = try merged(
+            base: [("model.embed_tokens.weight", [4, 3], base)], adapters: [adapter], name: "model.embed_tokens.weight")
         var expected = base
         for v in 0..<4 {
             for d in 0..<3 {
@@ -124,7 +147,8 @@ import Testing
                 makeTensor("base_model.model.model.embed_tokens.lora_embedding_B", [3, 2], eB),
                 makeTensor("base_model.model.model.embed_tokens.lora_magnitude_vector", [3], m),
             ])
-        let result = try merged(base: [("model.embed_tokens.weight", [4, 3], base)], adapters: [adapter], name: "model.embed_tokens.weight")
+        let result = try merged(
+            base: [("model.embed_tokens.weight", [4, 3], base)], adapters: [adapter], name: "model.embed_tokens.weight")
         var v = base
         for row in 0..<4 {
             for d in 0..<3 { v[row * 3 + d] += 2 * ((0..<2).map { eB[d * 2 + $0] * eA[$0 * 4 + row] }.reduce(0, +)) }
@@ -140,8 +164,10 @@ import Testing
     @Test func `zero B leaves the base unchanged bit for bit`() throws {
         var base = WorkedExample.w
         base[1] = -0.0
-        let adapter = try makeAdapter(WorkedExample.config(), WorkedExample.adapterTensors(b: [Float](repeating: 0, count: 6)))
-        let result = try merged(base: [(WorkedExample.baseName, [3, 4], base)], adapters: [adapter], name: WorkedExample.baseName)
+        let adapter = try makeAdapter(
+            WorkedExample.config(), WorkedExample.adapterTensors(b: [Float](repeating: 0, count: 6)))
+        let result = try merged(
+            base: [(WorkedExample.baseName, [3, 4], base)], adapters: [adapter], name: WorkedExample.baseName)
         #expect(result.map(\.bitPattern) == base.map(\.bitPattern))
     }
 
@@ -175,13 +201,16 @@ import Testing
         let adapter = try makeAdapter(
             "{\"peft_type\": \"LORA\", \"modules_to_save\": [\"score\"]}",
             [makeTensor("base_model.model.score.modules_to_save.default.weight", [2, 2], [9, 8, 7, 6])])
-        let result = try merged(base: [("score.weight", [2, 2], [1, 2, 3, 4])], adapters: [adapter], name: "score.weight")
+        let result = try merged(
+            base: [("score.weight", [2, 2], [1, 2, 3, 4])], adapters: [adapter], name: "score.weight")
         #expect(result == [9, 8, 7, 6])
     }
 
     @Test func `the separate and fused kernels agree within f32 rounding on a wide tensor`() throws {
         var generator = SeededGenerator(seed: 11)
-        let rows = 5, rank = 3, columns = 37
+        let rows = 5
+        let rank = 3
+        let columns = 37
         let left = (0..<(rows * rank)).map { _ in Float.random(in: -1..<1, using: &generator) }
         let right = (0..<(rank * columns)).map { _ in Float.random(in: -1..<1, using: &generator) }
         var a = [Float](repeating: 0.5, count: rows * columns)
@@ -189,10 +218,14 @@ import Testing
         left.withUnsafeBufferPointer { l in
             right.withUnsafeBufferPointer { r in
                 a.withUnsafeMutableBufferPointer {
-                    GEMMAccumulate.addScaledProduct(left: l, right: r, rank: rank, columns: columns, scale: 0.75, weight: 1, into: $0, rowRange: 0..<rows)
+                    GEMMAccumulate.addScaledProduct(
+                        left: l, right: r, rank: rank, columns: columns, scale: 0.75, weight: 1, into: $0,
+                        rowRange: 0..<rows)
                 }
                 b.withUnsafeMutableBufferPointer {
-                    GEMMAccumulate.addScaledProduct(left: l, right: r, rank: rank, columns: columns, scale: 0.75, weight: 1, into: $0, rowRange: 0..<rows, arithmetic: .fused)
+                    GEMMAccumulate.addScaledProduct(
+                        left: l, right: r, rank: rank, columns: columns, scale: 0.75, weight: 1, into: $0,
+                        rowRange: 0..<rows, arithmetic: .fused)
                 }
             }
         }
@@ -208,4 +241,3 @@ import Testing
         #expect(close(b, expected, tolerance: 1e-5))
     }
 }
-

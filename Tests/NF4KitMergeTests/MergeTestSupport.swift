@@ -7,10 +7,13 @@ func makeTensor(_ name: String, _ shape: [Int], _ values: [Float], dtype: DType 
     let bytes: TensorBytes
     switch dtype {
     case .f16: bytes = TensorBytes(copyingElementsOf: values.map { Float16($0).bitPattern.littleEndian })
-    case .bf16: bytes = TensorBytes(copyingElementsOf: values.map { FloatConversion.bfloat16Bits(fromFloatBits: $0.bitPattern).littleEndian })
+    case .bf16:
+        bytes = TensorBytes(
+            copyingElementsOf: values.map { FloatConversion.bfloat16Bits(fromFloatBits: $0.bitPattern).littleEndian })
     default: bytes = TensorBytes(copyingElementsOf: values.map { $0.bitPattern.littleEndian })
     }
-    let descriptor = TensorDescriptor(name: name, dtype: dtype, shape: Shape(shape), file: "memory", fileOffset: 0, byteCount: bytes.count)
+    let descriptor = TensorDescriptor(
+        name: name, dtype: dtype, shape: Shape(shape), file: "memory", fileOffset: 0, byteCount: bytes.count)
     return Tensor(descriptor: descriptor, bytes: bytes)
 }
 
@@ -26,7 +29,9 @@ func makeAdapter(_ configJSON: String, _ tensors: [Tensor]) throws -> LoRAAdapte
 }
 
 /// Runs a plan for one base tensor and returns the merged f32 values of `name`.
-func merged(base: [(String, [Int], [Float])], adapters: [LoRAAdapter], weights: [Float]? = nil, name: String) throws -> [Float] {
+func merged(base: [(String, [Int], [Float])], adapters: [LoRAAdapter], weights: [Float]? = nil, name: String) throws
+    -> [Float]
+{
     let plan = try MergePlan(
         base: base.map { ($0.0, Shape($0.1)) }, adapters: adapters, weights: weights ?? adapters.map { _ in 1 })
     let entry = base.first { $0.0 == name }!

@@ -1,8 +1,8 @@
+import Dispatch
 import NF4KitCore
 import NF4KitFormats
 import NF4KitMerge
 import NF4KitQuant
-import Dispatch
 
 /// bitsandbytes 4-bit settings of a base checkpoint or of the requested output.
 struct QuantizationSettings: Sendable, Hashable {
@@ -18,7 +18,8 @@ struct QuantizationSettings: Sendable, Hashable {
             ("_load_in_4bit", .bool(true)), ("_load_in_8bit", .bool(false)),
             ("bnb_4bit_compute_dtype", .string(computeDType.torchName ?? "float32")),
             ("bnb_4bit_quant_storage", .string("uint8")), ("bnb_4bit_quant_type", .string(quantType.rawValue)),
-            ("bnb_4bit_use_double_quant", .bool(doubleQuantization)), ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
+            ("bnb_4bit_use_double_quant", .bool(doubleQuantization)),
+            ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
             ("llm_int8_has_fp16_weight", .bool(false)), ("llm_int8_skip_modules", .null),
             ("llm_int8_threshold", .number("6.0")), ("load_in_4bit", .bool(true)), ("load_in_8bit", .bool(false)),
             ("quant_method", .string("bitsandbytes")),
@@ -68,7 +69,10 @@ struct BaseModel {
         var entries: [Entry] = []
         for tensor in tensors {
             if let group = byWeight[tensor.name] {
-                entries.append(Entry(name: tensor.name, shape: group.tensor.shape, storage: .quantized(group, members: group.memberNames.map { byName[$0]! })))
+                entries.append(
+                    Entry(
+                        name: tensor.name, shape: group.tensor.shape,
+                        storage: .quantized(group, members: group.memberNames.map { byName[$0]! })))
             } else if !companions.contains(tensor.name) {
                 entries.append(Entry(name: tensor.name, shape: tensor.shape, storage: .plain(tensor)))
             }
@@ -98,18 +102,24 @@ struct OutputForm {
         switch options.target {
         case .same, .f16, .bf16, .f32:
             quantization = nil
-            if options.target == .same, base.quantization == nil, options.blocksize != nil || !options.doubleQuantization {
-                throw CheckpointError(.invalidArgument, "--blocksize and --no-double-quant need a 4-bit output; the base is not 4-bit (use --to nf4|fp4)")
+            if options.target == .same, base.quantization == nil,
+                options.blocksize != nil || !options.doubleQuantization
+            {
+                throw CheckpointError(
+                    .invalidArgument,
+                    "--blocksize and --no-double-quant need a 4-bit output; the base is not 4-bit (use --to nf4|fp4)")
             }
         case .nf4, .fp4:
             let blocksize = options.blocksize ?? 64
             guard BlockQuantizer.supportedBlocksizes.contains(blocksize) else {
-                throw CheckpointError(.invalidArgument, "--blocksize \(blocksize) is not one of \(BlockQuantizer.supportedBlocksizes)")
+                throw CheckpointError(
+                    .invalidArgument, "--blocksize \(blocksize) is not one of \(BlockQuantizer.supportedBlocksizes)")
             }
             quantization = QuantizationSettings(
                 quantType: options.target == .nf4 ? .nf4 : .fp4, blocksize: blocksize,
                 doubleQuantization: options.doubleQuantization,
-                computeDType: base.quantization?.computeDType ?? (baseDType == .bf16 || baseDType == .f16 ? baseDType : .f32))
+                computeDType: base.quantization?.computeDType
+                    ?? (baseDType == .bf16 || baseDType == .f16 ? baseDType : .f32))
         }
     }
 }
@@ -141,9 +151,14 @@ struct OutputUnit {
         switch entry.storage {
         case .plain(let tensor):
             if let action, action.needsArithmetic, !tensor.dtype.isConvertibleFloat {
-                throw CheckpointError(.unsupportedDType, "base tensor '\(tensor.name)' is \(tensor.dtype); only float tensors can take a LoRA update", tensor: tensor.name)
+                throw CheckpointError(
+                    .unsupportedDType,
+                    "base tensor '\(tensor.name)' is \(tensor.dtype); only float tensors can take a LoRA update",
+                    tensor: tensor.name)
             }
-            if form.quantization != nil, form.selection.shouldQuantize(name: entry.name, dtype: tensor.dtype, shape: shape) {
+            if form.quantization != nil,
+                form.selection.shouldQuantize(name: entry.name, dtype: tensor.dtype, shape: shape)
+            {
                 outputs = nil
             } else {
                 let dtype = tensor.dtype.isConvertibleFloat ? (form.plainDType ?? tensor.dtype) : tensor.dtype
@@ -169,7 +184,8 @@ struct OutputUnit {
     }
 
     /// Computes this unit's output tensors and hands them to `sink`, using `scratch` for the f32 values.
-    func produce(form: OutputForm, options: MergeOptions, sink: any TensorSink, scratch: MergeScratch) throws -> Result {
+    func produce(form: OutputForm, options: MergeOptions, sink: any TensorSink, scratch: MergeScratch) throws -> Result
+    {
         switch entry.storage {
         case .plain(let tensor):
             let source = action?.replacement ?? tensor
@@ -181,7 +197,10 @@ struct OutputUnit {
                     try merge(action, values: values, options: options)
                     try checkFinite(values, options: options)
                 }
-                try quantize(values, settings: form.quantization!, recordedDType: BlockQuantizer.recordedDType(forInput: tensor.dtype), sink: sink, threadCount: options.threadCount)
+                try quantize(
+                    values, settings: form.quantization!,
+                    recordedDType: BlockQuantizer.recordedDType(forInput: tensor.dtype), sink: sink,
+                    threadCount: options.threadCount)
                 return result
             }
             let output = outputs[0]
@@ -223,7 +242,9 @@ struct OutputUnit {
                 try putNarrowed(values, as: output, sink: sink, scratch: scratch, options: options)
             } else if let settings = form.quantization {
                 // --to nf4|fp4: quantize like a fresh conversion, recording the weight's original dtype.
-                try quantize(values, settings: settings, recordedDType: group.tensor.dtype, sink: sink, threadCount: options.threadCount)
+                try quantize(
+                    values, settings: settings, recordedDType: group.tensor.dtype, sink: sink,
+                    threadCount: options.threadCount)
             } else {
                 // --to same: PEFT's merge_and_unload re-quantizes the f32 sum, so bitsandbytes records float32.
                 let settings = QuantizationSettings(
@@ -237,11 +258,14 @@ struct OutputUnit {
         }
     }
 
-    private func dequantize(_ tensor: QuantizedTensor, through dtype: DType, into values: UnsafeMutableBufferPointer<Float>) {
+    private func dequantize(
+        _ tensor: QuantizedTensor, through dtype: DType, into values: UnsafeMutableBufferPointer<Float>
+    ) {
         let absmax = tensor.absmaxValues()
         if dtype == .f32 {
             absmax.withUnsafeBufferPointer {
-                tensor.dequantizeBlocks(0..<tensor.blockCount, absmax: $0, as: .f32, into: UnsafeMutableRawBufferPointer(values))
+                tensor.dequantizeBlocks(
+                    0..<tensor.blockCount, absmax: $0, as: .f32, into: UnsafeMutableRawBufferPointer(values))
             }
         } else {
             let rounded = tensor.dequantized(as: dtype)
@@ -255,32 +279,43 @@ struct OutputUnit {
     ) throws {
         let quantizer = try BlockQuantizer(quantType: settings.quantType, blocksize: settings.blocksize)
         let count = values.count
-        guard count > 0 else { throw CheckpointError(.invalidArgument, "cannot quantize the empty tensor '\(entry.name)'", tensor: entry.name) }
+        guard count > 0 else {
+            throw CheckpointError(
+                .invalidArgument, "cannot quantize the empty tensor '\(entry.name)'", tensor: entry.name)
+        }
         let blocks = quantizer.blockCount(elementCount: count)
         var absmax = [Float](repeating: 0, count: blocks)
         // Phase 1 on disjoint block ranges (parallel, same bytes for any thread count), phase 2 once.
         let packed = absmax.withUnsafeMutableBufferPointer { absmaxBuffer in
-            MappedRegion(filling: BlockQuantizer.packedByteCount(elementCount: count), description: "packed codes") { raw in
+            MappedRegion(filling: BlockQuantizer.packedByteCount(elementCount: count), description: "packed codes") {
+                raw in
                 let job = QuantizeJob(input: UnsafeRawBufferPointer(values), packed: raw, absmax: absmaxBuffer)
                 let parts = min(max(threadCount, 1), max(1, blocks / 4096))
                 let body: @Sendable (Int) -> Void = { part in
                     let range = (blocks * part / parts)..<(blocks * (part + 1) / parts)
                     quantizer.quantizeBlocks(
-                        range, of: job.input, dtype: .f32, elementCount: count, packedInto: job.packed, absmaxInto: job.absmax)
+                        range, of: job.input, dtype: .f32, elementCount: count, packedInto: job.packed,
+                        absmaxInto: job.absmax)
                 }
                 if parts > 1 { DispatchQueue.concurrentPerform(iterations: parts, execute: body) } else { body(0) }
             }
         }
         var quantized = try absmax.withUnsafeBufferPointer { buffer in
-            try quantizer.finish(shape: entry.shape, dtype: .f32, packed: packed.all, absmax: buffer, doubleQuantization: settings.doubleQuantization)
+            try quantizer.finish(
+                shape: entry.shape, dtype: .f32, packed: packed.all, absmax: buffer,
+                doubleQuantization: settings.doubleQuantization)
         }
         quantized.dtype = recordedDType
         for tensor in quantized.bnbTensors(weightName: entry.name) {
-            try tensor.bytes.withUnsafeBytes { raw in try sink.put(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: raw) }
+            try tensor.bytes.withUnsafeBytes { raw in
+                try sink.put(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: raw)
+            }
         }
     }
 
-    private func merge(_ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions) throws {
+    private func merge(_ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions)
+        throws
+    {
         try LoRAMerger.apply(action, to: values, threadCount: options.threadCount, arithmetic: options.arithmetic)
     }
 
@@ -304,20 +339,25 @@ struct OutputUnit {
         options: MergeOptions
     ) throws {
         let bytes = scratch.bytes(output.dtype.byteCount(elementCount: values.count) ?? 0)
-        let finite = HalfConversion.narrow(UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
+        let finite = HalfConversion.narrow(
+            UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
         if !finite && !options.allowNonFinite { throw nonFiniteError(values) }
         try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: UnsafeRawBufferPointer(bytes))
     }
 
     private func putConverted(_ tensor: Tensor, as output: Output, sink: any TensorSink) throws {
         if tensor.dtype == output.dtype {
-            try tensor.bytes.withUnsafeBytes { raw in try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw) }
+            try tensor.bytes.withUnsafeBytes { raw in
+                try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
+            }
             return
         }
         let converted = tensor.bytes.withUnsafeBytes { raw in
             FloatConversion.convert(raw, from: tensor.dtype, to: output.dtype, count: tensor.shape.elementCount)
         }
-        try converted.withUnsafeBytes { raw in try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw) }
+        try converted.withUnsafeBytes { raw in
+            try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
+        }
     }
 }
 
@@ -388,13 +428,21 @@ final class MergeScratch {
     /// A float tensor's values widened to f32 into ``floats(_:)``.
     func load(_ tensor: Tensor, threadCount: Int) throws(CheckpointError) -> UnsafeMutableBufferPointer<Float> {
         guard tensor.dtype.isConvertibleFloat else {
-            throw CheckpointError(.unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
+            throw CheckpointError(
+                .unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
         }
-        guard let count = tensor.shape.checkedElementCount, tensor.dtype.byteCount(elementCount: count) == tensor.bytes.count else {
-            throw CheckpointError(.shapeMismatch, "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)", tensor: tensor.name)
+        guard let count = tensor.shape.checkedElementCount,
+            tensor.dtype.byteCount(elementCount: count) == tensor.bytes.count
+        else {
+            throw CheckpointError(
+                .shapeMismatch,
+                "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)",
+                tensor: tensor.name)
         }
         let values = floats(count)
-        tensor.bytes.withUnsafeBytes { HalfConversion.widen($0, from: tensor.dtype, into: values, threadCount: threadCount) }
+        tensor.bytes.withUnsafeBytes {
+            HalfConversion.widen($0, from: tensor.dtype, into: values, threadCount: threadCount)
+        }
         return values
     }
 

@@ -1,6 +1,6 @@
 public import NF4KitCore
-public import NF4KitMerge
 import NF4KitFormats
+public import NF4KitMerge
 import NF4KitQuant
 
 /// Options of ``MergePipeline/run(base:adapters:output:options:)``, one per `nf4kit merge` flag.
@@ -98,20 +98,26 @@ public enum MergePipeline {
         guard !adapters.isEmpty else { throw CheckpointError(.invalidArgument, "give at least one adapter") }
         let weights = options.weights ?? Array(repeating: 1, count: adapters.count)
         guard weights.count == adapters.count else {
-            throw CheckpointError(.invalidArgument, "--weights has \(weights.count) values for \(adapters.count) adapters")
+            throw CheckpointError(
+                .invalidArgument, "--weights has \(weights.count) values for \(adapters.count) adapters")
         }
-        guard weights.allSatisfy(\.isFinite) else { throw CheckpointError(.invalidArgument, "--weights must be finite numbers") }
+        guard weights.allSatisfy(\.isFinite) else {
+            throw CheckpointError(.invalidArgument, "--weights must be finite numbers")
+        }
 
         let baseSource = try ModelSource.open(base)
         guard !baseSource.isAdapter else {
-            throw CheckpointError(.invalidArgument, "the base is a PEFT adapter folder; give the base model first, then the adapter(s)", file: base)
+            throw CheckpointError(
+                .invalidArgument, "the base is a PEFT adapter folder; give the base model first, then the adapter(s)",
+                file: base)
         }
         var loaded: [LoRAAdapter] = []
         var adapterSources: [ModelSource] = []
         for path in adapters {
             let source = try ModelSource.open(path)
             guard let json = source.adapterConfig else {
-                throw CheckpointError(.invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: path)
+                throw CheckpointError(
+                    .invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: path)
             }
             let config = try AdapterConfig(json: json, file: source.path + "/adapter_config.json")
             loaded.append(try LoRAAdapter(config: config, tensors: source.checkpoint.tensors, source: source.path))
@@ -119,16 +125,24 @@ public enum MergePipeline {
         }
 
         let baseModel = try BaseModel(source: baseSource)
-        let baseDType = baseModel.entries.compactMap { entry -> DType? in if case .plain(let t) = entry.storage, t.dtype.isConvertibleFloat { return t.dtype } else { return nil } }.first ?? .f32
+        let baseDType =
+            baseModel.entries.compactMap { entry -> DType? in
+                if case .plain(let t) = entry.storage, t.dtype.isConvertibleFloat { return t.dtype } else { return nil }
+            }.first ?? .f32
         let target = try OutputForm(options: options, base: baseModel, baseDType: baseDType)
         let plan = try MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
         var warnings: [MergeWarning] = []
         for (adapter, source) in zip(loaded, adapterSources) {
-            if let warning = baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) { warnings.append(warning) }
+            if let warning = baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) {
+                warnings.append(warning)
+            }
         }
         warnings += plan.warnings
         if baseModel.quantization != nil && !plan.actions.isEmpty && target.plainDType == nil {
-            warnings.append(MergeWarning("merging into a 4-bit base re-quantizes the merged weights, which adds a second rounding error (as PEFT warns: generations may differ); merging into the 16-bit base and quantizing once is more accurate"))
+            warnings.append(
+                MergeWarning(
+                    "merging into a 4-bit base re-quantizes the merged weights, which adds a second rounding error (as PEFT warns: generations may differ); merging into the 16-bit base and quantizing once is more accurate"
+                ))
         }
 
         // Plan the output tensors from shapes, in base order.
@@ -137,11 +151,14 @@ public enum MergePipeline {
             units.append(try OutputUnit(entry: entry, action: plan.actions[entry.name], form: target))
         }
 
-        let inputs = [baseSource.path] + baseSource.checkpoint.files + adapterSources.flatMap { [$0.path] + $0.checkpoint.files }
-        let metadata = baseSource.checkpoint.metadata.isEmpty
+        let inputs =
+            [baseSource.path] + baseSource.checkpoint.files + adapterSources.flatMap { [$0.path] + $0.checkpoint.files }
+        let metadata =
+            baseSource.checkpoint.metadata.isEmpty
             ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         var counts = (merged: 0, replaced: 0, copied: 0)
-        let tracker = ProgressTracker(tensorsTotal: units.count, bytesTotal: units.reduce(0) { $0 + $1.inputByteCount }, report: progress)
+        let tracker = ProgressTracker(
+            tensorsTotal: units.count, bytesTotal: units.reduce(0) { $0 + $1.inputByteCount }, report: progress)
         func count(_ result: OutputUnit.Result, _ unit: OutputUnit) {
             tracker.finished(unit.entry.name, bytes: unit.inputByteCount)
             switch result {
@@ -153,7 +170,10 @@ public enum MergePipeline {
 
         // Pass 1: units whose output sizes are only known after computing (freshly quantized weights) go to a
         // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
-        func writeOutputs(spillPath: String, open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]) throws {
+        func writeOutputs(
+            spillPath: String,
+            open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]
+        ) throws {
             let spill = try SpillSink(path: spillPath)
             let scratch = MergeScratch()
             for unit in units where unit.outputs == nil {
@@ -166,7 +186,9 @@ public enum MergePipeline {
                 if let outputs = unit.outputs {
                     planned += outputs.map { ($0.name, $0.dtype, $0.shape) }
                 } else {
-                    while let record = nextSpilled, record.name == unit.entry.name || record.name.hasPrefix(unit.entry.name + ".") {
+                    while let record = nextSpilled,
+                        record.name == unit.entry.name || record.name.hasPrefix(unit.entry.name + ".")
+                    {
                         planned.append((record.name, record.dtype, record.shape))
                         nextSpilled = spilled.next()
                     }
@@ -182,7 +204,8 @@ public enum MergePipeline {
                     try region.withUnsafeBytes { raw in
                         try sink.put(
                             name: record.name, dtype: record.dtype, shape: record.shape,
-                            bytes: UnsafeRawBufferPointer(rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
+                            bytes: UnsafeRawBufferPointer(
+                                rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
                     }
                 }
             }
@@ -193,7 +216,9 @@ public enum MergePipeline {
             let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
             // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
             var shardBytes: [String: Int] = [:]
-            for tensor in baseSource.checkpoint.tensors { shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count }
+            for tensor in baseSource.checkpoint.tensors {
+                shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count
+            }
             let shardLimit = max(1, shardBytes.values.max() ?? 1)
             var shardPlan: ShardPlan?
             var fileWriters: [SafetensorsWriter] = []
@@ -206,8 +231,10 @@ public enum MergePipeline {
                 let byName = Dictionary(planned.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
                 var writers: [String: SafetensorsWriter] = [:]
                 for shard in shards.shards {
-                    let layout = try SafetensorsLayout(tensors: shard.tensorNames.map { byName[$0]! }, metadata: metadata)
-                    let writer = try SafetensorsWriter(path: directory.partialFile(shard.fileName), layout: layout, overwrite: false)
+                    let layout = try SafetensorsLayout(
+                        tensors: shard.tensorNames.map { byName[$0]! }, metadata: metadata)
+                    let writer = try SafetensorsWriter(
+                        path: directory.partialFile(shard.fileName), layout: layout, overwrite: false)
                     fileWriters.append(writer)
                     for name in shard.tensorNames { writers[name] = writer }
                 }
@@ -217,7 +244,8 @@ public enum MergePipeline {
             if let shards = shardPlan, shards.isSharded {
                 let map = shards.shards.flatMap { shard in shard.tensorNames.map { (name: $0, file: shard.fileName) } }
                 let index = SafetensorsIndex(weightMap: map, totalSize: totalBytes, totalParameters: nil)
-                try FileAccess.writeSmallFile(directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
+                try FileAccess.writeSmallFile(
+                    directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
             }
             let folder = baseSource.path + "/"
             for name in baseSource.sideFileNames where name != "config.json" {
@@ -225,7 +253,9 @@ public enum MergePipeline {
             }
             if let config = baseSource.config {
                 if let adjusted = adjustedConfig(config, form: target, base: baseModel, plan: plan) {
-                    try FileAccess.writeSmallFile(directory.partialFile("config.json"), JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A], overwrite: false)
+                    try FileAccess.writeSmallFile(
+                        directory.partialFile("config.json"), JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A],
+                        overwrite: false)
                 } else {
                     try FileAccess.copyFile(from: folder + "config.json", to: directory.partialFile("config.json"))
                 }
@@ -235,7 +265,8 @@ public enum MergePipeline {
             var fileWriter: SafetensorsWriter?
             try writeOutputs(spillPath: output + ".merge-scratch") { planned in
                 let layout = try SafetensorsLayout(tensors: planned, metadata: metadata)
-                let writer = try SafetensorsWriter(path: output, layout: layout, overwrite: options.overwrite, inputs: inputs)
+                let writer = try SafetensorsWriter(
+                    path: output, layout: layout, overwrite: options.overwrite, inputs: inputs)
                 fileWriter = writer
                 return Dictionary(layout.entries.map { ($0.name, writer) }, uniquingKeysWith: { a, _ in a })
             }
@@ -261,12 +292,15 @@ public enum MergePipeline {
             return trimmed.split(separator: "/").last ?? trimmed
         }
         guard last(claimed) != last(actual) else { return nil }
-        return MergeWarning("\(adapterPath): the adapter was made for base '\(claimed)', but the base is '\(actual)'; check that this is the right base model")
+        return MergeWarning(
+            "\(adapterPath): the adapter was made for base '\(claimed)', but the base is '\(actual)'; check that this is the right base model"
+        )
     }
 
     /// The base's `config.json` with the changes the output needs (spec lora-merge.md §10 step 6), or `nil` when
     /// nothing changes (the file is then copied byte for byte).
-    static func adjustedConfig(_ config: JSONObject, form: OutputForm, base: BaseModel, plan: MergePlan) -> JSONObject? {
+    static func adjustedConfig(_ config: JSONObject, form: OutputForm, base: BaseModel, plan: MergePlan) -> JSONObject?
+    {
         var result = config
         if let dtype = form.plainDType, let name = dtype.torchName {
             var found = false

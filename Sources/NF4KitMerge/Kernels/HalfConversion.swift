@@ -1,5 +1,5 @@
-public import NF4KitCore
 import Dispatch
+public import NF4KitCore
 import Synchronization
 
 /// Fast F16/BF16 <-> F32 conversion of whole tensors for the merge path, identical in value to ``FloatConversion``.
@@ -48,7 +48,10 @@ public enum HalfConversion {
             halfTable.withUnsafeBufferPointer { table in
                 let out = job.destination.assumingMemoryBound(to: Float.self)
                 for i in range {
-                    out[i] = table[Int(UInt16(littleEndian: job.source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))]
+                    out[i] =
+                        table[
+                            Int(UInt16(littleEndian: job.source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))
+                        ]
                 }
             }
         }

@@ -41,9 +41,10 @@ struct Merge: AsyncParsableCommand {
     @Flag(help: "Write NaN or infinite merged values instead of failing.")
     var allowNonfinite = false
 
-    @Flag(help: "Round each multiply-add of B·A once, as PyTorch's fused CPU kernel does (bit-identical to PEFT; slower).")
+    @Flag(
+        help: "Round each multiply-add of B·A once, as PyTorch's fused CPU kernel does (bit-identical to PEFT; slower)."
+    )
     var fusedArithmetic = false
-
 
     func validate() throws {
         guard !adapters.isEmpty else { throw ValidationError("Give at least one adapter after the base.") }
@@ -51,8 +52,12 @@ struct Merge: AsyncParsableCommand {
             throw ValidationError("--weights has \(parsed.count) values but \(adapters.count) adapters were given.")
         }
         let plain = to.target.plainDType != nil
-        if plain && blocksize != nil { throw ValidationError("--blocksize only applies to a 4-bit output (--to nf4|fp4|same).") }
-        if plain && noDoubleQuant { throw ValidationError("--no-double-quant only applies to a 4-bit output (--to nf4|fp4|same).") }
+        if plain && blocksize != nil {
+            throw ValidationError("--blocksize only applies to a 4-bit output (--to nf4|fp4|same).")
+        }
+        if plain && noDoubleQuant {
+            throw ValidationError("--no-double-quant only applies to a 4-bit output (--to nf4|fp4|same).")
+        }
         if let blocksize, blocksize < 32 || blocksize > 4096 || blocksize & (blocksize - 1) != 0 {
             throw ValidationError("--blocksize must be a power of two from 32 to 4096 (got \(blocksize)).")
         }
@@ -84,7 +89,8 @@ struct Merge: AsyncParsableCommand {
         let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)
         let summary = try await reportingErrors {
             try MergePipeline.run(
-                base: base, adapters: adapters, output: outputOptions.output, options: options, progress: renderer.callback)
+                base: base, adapters: adapters, output: outputOptions.output, options: options,
+                progress: renderer.callback)
         }
         guard !quiet else { return }
         for warning in summary.warnings { FileAccess.writeStandardError("Warning: \(warning)\n") }
