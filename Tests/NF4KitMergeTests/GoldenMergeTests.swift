@@ -195,6 +195,53 @@ import Testing
         for tensor in golden { #expect(merged[tensor.name]?.bytes.array == tensor.bytes.array, "\(tensor.name)") }
     }
 
+    @Test func `LoRA on the head of a tied model writes a separate lm_head and unties`() throws {
+        let directory = TemporaryDirectory("nf4kit-merge")
+        defer { directory.cleanup() }
+        // A tied base: the fp16 fixture without lm_head.weight, tie_word_embeddings true.
+        let base = directory.file("base")
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let tensors = try SafetensorsReader.read(path: Fixture.path("llama-tiny/fp16/model.safetensors")).tensors
+        try SafetensorsWriter.write(
+            tensors.filter { $0.name != "lm_head.weight" }, metadata: [("format", "pt")],
+            to: base + "/model.safetensors",
+            overwrite: false)
+        let config = String(
+            decoding: try [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")), as: UTF8.self)
+        try Array(
+            config.replacingOccurrences(of: "\"tie_word_embeddings\": false", with: "\"tie_word_embeddings\": true")
+                .utf8
+        )
+        .write(to: base + "/config.json")
+        // An adapter with LoRA on lm_head only ([1000, 256], r = 2, alpha = 2, so s = 1).
+        let adapter = directory.file("adapter")
+        try FileManager.default.createDirectory(atPath: adapter, withIntermediateDirectories: true)
+        try Array("{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 2}".utf8).write(
+            to: adapter + "/adapter_config.json")
+        let a = (0..<512).map { Float($0 % 7) / 64 }
+        let b = (0..<2000).map { Float($0 % 5) / 32 }
+        try SafetensorsWriter.write(
+            [
+                makeTensor("base_model.model.lm_head.lora_A.weight", [2, 256], a),
+                makeTensor("base_model.model.lm_head.lora_B.weight", [1000, 2], b),
+            ], metadata: [("format", "pt")], to: adapter + "/adapter_model.safetensors", overwrite: false)
+        let summary = try MergePipeline.run(
+            base: base, adapters: [adapter], output: directory.file("out"), options: MergeOptions())
+        #expect(summary.warnings.contains { $0.message.contains("tie_word_embeddings") })
+        let output = try SafetensorsReader.read(path: directory.file("out/model.safetensors")).tensorsByName
+        let embedding = try #require(tensors.first { $0.name == "model.embed_tokens.weight" })
+        #expect(output["model.embed_tokens.weight"]?.bytes.array == embedding.bytes.array)
+        let head = try #require(output["lm_head.weight"])
+        let e = embedding.bytes.elements(as: UInt16.self).map { Float(Float16(bitPattern: $0)) }
+        let h = head.bytes.elements(as: UInt16.self).map { Float(Float16(bitPattern: $0)) }
+        for (o, i) in [(0, 0), (3, 17), (999, 255)] {
+            let delta = b[o * 2] * a[i] + b[o * 2 + 1] * a[256 + i]
+            #expect(h[o * 256 + i] == Float(Float16(e[o * 256 + i] + delta)))
+        }
+        let merged = try ModelSource.readJSONObject(directory.file("out/config.json"))
+        #expect(merged["tie_word_embeddings"]?.boolValue == false)
+    }
+
     @Test func `a non-finite merged value is an error naming the tensor`() throws {
         let directory = TemporaryDirectory("nf4kit-merge")
         defer { directory.cleanup() }

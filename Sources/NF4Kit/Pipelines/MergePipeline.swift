@@ -124,14 +124,45 @@ public enum MergePipeline {
             adapterSources.append(source)
         }
 
-        let baseModel = try BaseModel(source: baseSource)
+        var baseModel = try BaseModel(source: baseSource)
         let baseDType =
             baseModel.entries.compactMap { entry -> DType? in
                 if case .plain(let t) = entry.storage, t.dtype.isConvertibleFloat { return t.dtype } else { return nil }
             }.first ?? .f32
         let target = try OutputForm(options: options, base: baseModel, baseDType: baseDType)
-        let plan = try MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
+        var firstPlan = try? MergePlan(
+            base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
         var warnings: [MergeWarning] = []
+        // Tied embeddings (spec §4.11): when the checkpoint stores only the embedding and the adapter changes the
+        // embedding or the head, the two stop being equal; write `lm_head.weight` as its own tensor and untie.
+        var untie = false
+        if baseSource.config?["tie_word_embeddings"]?.boolValue == true,
+            !baseModel.entries.contains(where: { $0.name == "lm_head.weight" }),
+            let embedding = baseModel.entries.first(where: {
+                $0.name.hasSuffix("embed_tokens.weight") || $0.name.hasSuffix("wte.weight")
+            }),
+            case .plain = embedding.storage
+        {
+            var tied = baseModel
+            tied.entries.append(
+                BaseModel.Entry(name: "lm_head.weight", shape: embedding.shape, storage: embedding.storage))
+            if let candidate = try? MergePlan(
+                base: tied.logicalTensors, adapters: loaded, weights: weights.map { Float($0) }),
+                candidate.actions["lm_head.weight"] != nil || candidate.actions[embedding.name] != nil
+            {
+                baseModel = tied
+                firstPlan = candidate
+                untie = true
+                warnings.append(
+                    MergeWarning(
+                        "the base ties lm_head to '\(embedding.name)' and the adapter changes one of them; both are written as separate tensors and tie_word_embeddings is set to false"
+                    ))
+            }
+        }
+        // Without a plan by now, planning again reports the real error.
+        let plan =
+            try firstPlan
+            ?? MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
         for (adapter, source) in zip(loaded, adapterSources) {
             if let warning = baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) {
                 warnings.append(warning)
@@ -252,7 +283,7 @@ public enum MergePipeline {
                 try FileAccess.copyFile(from: folder + name, to: directory.partialFile(name))
             }
             if let config = baseSource.config {
-                if let adjusted = adjustedConfig(config, form: target, base: baseModel, plan: plan) {
+                if let adjusted = adjustedConfig(config, form: target, base: baseModel, plan: plan, untie: untie) {
                     try FileAccess.writeSmallFile(
                         directory.partialFile("config.json"), JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A],
                         overwrite: false)
@@ -299,9 +330,11 @@ public enum MergePipeline {
 
     /// The base's `config.json` with the changes the output needs (spec lora-merge.md §10 step 6), or `nil` when
     /// nothing changes (the file is then copied byte for byte).
-    static func adjustedConfig(_ config: JSONObject, form: OutputForm, base: BaseModel, plan: MergePlan) -> JSONObject?
-    {
+    static func adjustedConfig(
+        _ config: JSONObject, form: OutputForm, base: BaseModel, plan: MergePlan, untie: Bool
+    ) -> JSONObject? {
         var result = config
+        if untie { result["tie_word_embeddings"] = .bool(false) }
         if let dtype = form.plainDType, let name = dtype.torchName {
             var found = false
             for key in ["dtype", "torch_dtype"] where result[key] != nil {
