@@ -147,6 +147,22 @@ import Testing
         #expect(config["quantization_config"]?["bnb_4bit_use_double_quant"]?.boolValue == true)
     }
 
+    @Test func `--to bf16 rounds the merged f32 values once to bf16`() throws {
+        let (bf16, directory, _) = try run(base: "fp16", to: .bf16, arithmetic: .fused)
+        defer { directory.cleanup() }
+        let (f32, other, _) = try run(base: "fp16", to: .f32, arithmetic: .fused)
+        defer { other.cleanup() }
+        let config = try ModelSource.readJSONObject(directory.file("out/config.json"))
+        #expect(config["dtype"]?.stringValue == "bfloat16")
+        let exact = f32.tensorsByName
+        for tensor in bf16.tensors {
+            #expect(tensor.dtype == .bf16)
+            let wide = try #require(exact[tensor.name]).bytes.elements(as: UInt32.self)
+            let expected = wide.map { FloatConversion.bfloat16Bits(fromFloatBits: $0) }
+            #expect(tensor.bytes.elements(as: UInt16.self) == expected, "\(tensor.name)")
+        }
+    }
+
     @Test func `an adapter for another base produces a warning`() throws {
         let (_, directory, summary) = try run(base: "nf4-dq", to: .f32)
         defer { directory.cleanup() }

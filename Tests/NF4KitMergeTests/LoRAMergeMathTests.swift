@@ -135,6 +135,24 @@ import Testing
         #expect(close(result, [2.0, 0.1, 2.2, 0.3, 2.4, 2.5, 0.6, 2.7, 2.8, 2.9, 1.0, 3.1]))
     }
 
+    @Test func `DoRA on a fan_in_fan_out weight normalises each output column`() throws {
+        var transposed = [Float](repeating: 0, count: 12)
+        for o in 0..<3 { for i in 0..<4 { transposed[i * 3 + o] = WorkedExample.w[o * 4 + i] } }
+        var tensors = WorkedExample.adapterTensors()
+        tensors.append(makeTensor("base_model.model.\(WorkedExample.module).lora_magnitude_vector", [3], [2, 3, 4]))
+        let adapter = try makeAdapter(WorkedExample.config(", \"use_dora\": true, \"fan_in_fan_out\": true"), tensors)
+        let result = try merged(
+            base: [(WorkedExample.baseName, [4, 3], transposed)], adapters: [adapter], name: WorkedExample.baseName)
+        // The spec's DoRA result W'' [3, 4], stored transposed.
+        let spec: [Float] = [
+            0.8549646, -0.5699764, 1.2824469, 1.1399528, 1.1493918, 2.2987836, -0.5746959, -1.4367397, 0.3563483,
+            -1.0690449, 3.5634832, 1.4253932,
+        ]
+        var expected = [Float](repeating: 0, count: 12)
+        for o in 0..<3 { for i in 0..<4 { expected[i * 3 + o] = spec[o * 4 + i] } }
+        #expect(close(result, expected))
+    }
+
     @Test func `DoRA on an embedding normalises each embedding column`() throws {
         let base: [Float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]
         let eA: [Float] = [1, 0, 0, 1, 0, 1, 1, 0]
