@@ -183,3 +183,40 @@ import Testing
         }
     }
 }
+
+@Suite struct DequantizeKernelTests {
+    @Test func `the fast f16 narrowing equals Float16 conversion`() {
+        var bits: UInt32 = 0
+        var mismatches = 0
+        // Every 997th float32 pattern (4.3 million values across all exponents), plus the f16 edges.
+        while true {
+            let value = Float(bitPattern: bits)
+            if DequantizeKernel.halfBits(value) != Float16(value).bitPattern && !value.isNaN { mismatches += 1 }
+            let (next, overflow) = bits.addingReportingOverflow(997)
+            if overflow { break }
+            bits = next
+        }
+        #expect(mismatches == 0)
+        for value: Float in [65504, 65519.99, 65520, 6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08, -0.0, 1e-30] {
+            #expect(DequantizeKernel.halfBits(value) == Float16(value).bitPattern, "\(value)")
+        }
+        #expect(DequantizeKernel.halfBits(Float(bitPattern: 0xFFC0_0000)) == 0xFE00)
+    }
+}
+
+@Suite struct PlanningPassTests {
+    @Test(arguments: [DType.f16, .bf16, .f32], [true, false])
+    func `the planned quant state equals the one quantizing produces`(dtype: DType, doubleQuantization: Bool) throws {
+        let n = 64 * 300 + 31
+        let input = BlockQuantizerTests.randomInput(count: n, dtype: dtype, seed: 5)
+        let quantizer = try BlockQuantizer(quantType: .fp4, blocksize: 64)
+        let planned = try input.withUnsafeBytes {
+            try quantizer.plannedQuantState($0, dtype: dtype, shape: [n], doubleQuantization: doubleQuantization)
+        }
+        let actual = try input.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: doubleQuantization)
+        }
+        #expect(planned == BnbQuantState(actual))
+        #expect(planned.jsonBytes == actual.bnbTensors(weightName: "w").last?.bytes.array)
+    }
+}

@@ -58,6 +58,15 @@ import Testing
         #expect(error?.tensor == absmax.name)
     }
 
+    @Test func `an included non-float tensor is an error naming it`() throws {
+        let source = try TestSafetensors(path: Fixture.path("llama-tiny/nf4/model.safetensors"))
+        let plan = BnbQuantizationPlan(include: ["*.absmax_codes_do_not_exist", "model.layers.0.self_attn.q_proj"])
+        // q_proj.weight in the nf4 file is the packed U8 weight.
+        let error = #expect(throws: CheckpointError.self) { try plan.selectedNames(in: source.tensors) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.tensor == "model.layers.0.self_attn.q_proj.weight")
+    }
+
     @Test func `a blob that is not JSON is malformed and names the blob`() throws {
         var tensors = try Self.golden()
         let name = Self.weight + ".quant_state.bitsandbytes__nf4"
@@ -123,10 +132,14 @@ import Testing
         #expect(!plan.shouldQuantize(name: "model.norm.weight", dtype: .bf16, shape: [256]))
         #expect(!plan.shouldQuantize(name: "model.layers.0.mlp.down_proj.bias", dtype: .bf16, shape: [256, 1]))
         #expect(!plan.shouldQuantize(name: "model.layers.0.mlp.down_proj.weight", dtype: .i32, shape: [256, 688]))
-        let custom = BnbQuantizationPlan(include: ["*.self_attn.*"], skip: ["*.layers.1.*"])
-        #expect(custom.shouldQuantize(name: "model.layers.0.self_attn.q_proj.weight", dtype: .f16, shape: [8, 8]))
-        #expect(!custom.shouldQuantize(name: "model.layers.1.self_attn.q_proj.weight", dtype: .f16, shape: [8, 8]))
-        #expect(!custom.shouldQuantize(name: "model.layers.0.mlp.up_proj.weight", dtype: .f16, shape: [8, 8]))
+        let custom = BnbQuantizationPlan(include: ["extra.*", "*.norm"], skip: ["*.layers.1.*", "*.q_proj"])
+        #expect(custom.shouldQuantize(name: "model.layers.0.self_attn.k_proj.weight", dtype: .f16, shape: [8, 8]))
+        #expect(!custom.shouldQuantize(name: "model.layers.1.self_attn.k_proj.weight", dtype: .f16, shape: [8, 8]))
+        #expect(!custom.shouldQuantize(name: "model.layers.0.self_attn.q_proj.weight", dtype: .f16, shape: [8, 8]))
+        #expect(custom.isSkippedLinear(name: "model.layers.0.self_attn.q_proj.weight", dtype: .f16, shape: [8, 8]))
+        #expect(!custom.isSkippedLinear(name: "lm_head.weight", dtype: .f16, shape: [8, 8]))
+        #expect(custom.shouldQuantize(name: "extra.bias_vector", dtype: .f32, shape: [100]))
+        #expect(custom.shouldQuantize(name: "model.norm.weight", dtype: .f16, shape: [256]))
         #expect(BnbQuantizationPlan.glob("model.?.x", matches: "model.1.x"))
         #expect(!BnbQuantizationPlan.glob("model.?.x", matches: "model.12.x"))
     }

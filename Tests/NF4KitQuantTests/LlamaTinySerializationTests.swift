@@ -26,7 +26,7 @@ import Testing
     func `the plan selects exactly the weights transformers quantized`(variant: Variant) throws {
         let source = try Self.load("fp16")
         let golden = try Self.load(variant.folder)
-        let selected = BnbQuantizationPlan().selectedNames(in: source.tensors)
+        let selected = try BnbQuantizationPlan().selectedNames(in: source.tensors)
         let quantizedInGolden = golden.tensors.compactMap { BnbQuantizedWeight.weightName(ofQuantState: $0.name) }
         #expect(selected.count == 14)
         #expect(Set(selected) == Set(quantizedInGolden))
@@ -38,7 +38,7 @@ import Testing
         let golden = try Self.load(variant.folder)
         let quantizer = try BlockQuantizer(quantType: variant.quantType, blocksize: 64)
         var produced: Set<String> = []
-        for name in BnbQuantizationPlan().selectedNames(in: source.tensors) {
+        for name in try BnbQuantizationPlan().selectedNames(in: source.tensors) {
             let weight = try #require(source[name])
             let q = try quantizer.quantize(weight, doubleQuantization: variant.doubleQuantization)
             for ours in q.bnbTensors(weightName: name) {

@@ -2,42 +2,36 @@ public import NF4KitCore
 
 /// 4-bit codes back to floats: `table[code] * absmax[block]` in float32, then rounded once to the output dtype.
 ///
-/// Per block the 16 possible outputs are computed first, so each element is one nibble look-up.
+/// Per block the 16 possible outputs are computed and converted first, so each element is one nibble look-up.
 enum DequantizeKernel {
     static func run(
         blocks: Range<Int>, packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, elementCount: Int,
         blocksize: Int, table: UnsafeBufferPointer<Float>, output: UnsafeMutableRawBufferPointer, dtype: DType
     ) {
         precondition(table.count == 16, "DequantizeKernel: code table must have 16 entries")
-        let source = packed.baseAddress!
+        let source = packed.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let destination = output.baseAddress!
-        for block in blocks {
-            let start = block &* blocksize
-            let count = min(blocksize, elementCount &- start)
-            let scale = absmax[block]
-            var values = SIMD16<Float>()
-            for k in 0..<16 { values[k] = product(table[k], scale) }
-            switch dtype {
-            case .f32:
-                store(values.bitPattern(), UInt32.self, source, start, count, destination)
-            case .bf16:
-                var bits = SIMD16<UInt16>()
-                for k in 0..<16 { bits[k] = FloatConversion.bfloat16Bits(fromFloatBits: values[k].bitPattern) }
-                store(bits, UInt16.self, source, start, count, destination)
-            case .f16:
-                var bits = SIMD16<UInt16>()
-                for k in 0..<16 { bits[k] = FloatConversion.halfBits(from: values[k]) }
-                store(bits, UInt16.self, source, start, count, destination)
-            case .f64:
-                var bits = [UInt64](repeating: 0, count: 16)  // rare output type; not a hot path
-                for k in 0..<16 { bits[k] = Double(values[k]).bitPattern }
-                for e in start..<(start &+ count) {
-                    let byte = source.load(fromByteOffset: e >> 1, as: UInt8.self)
-                    let code = e & 1 == 0 ? byte >> 4 : byte & 0x0F
-                    destination.storeBytes(of: bits[Int(code)].littleEndian, toByteOffset: e &* 8, as: UInt64.self)
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 16) { scratch in
+            let outputs = scratch.baseAddress!
+            for block in blocks {
+                let start = block &* blocksize
+                let count = min(blocksize, elementCount &- start)
+                let scale = absmax[block]
+                for k in 0..<16 {
+                    let value = product(table[k], scale)
+                    switch dtype {
+                    case .f32: outputs[k] = UInt64(value.bitPattern)
+                    case .bf16: outputs[k] = UInt64(FloatConversion.bfloat16Bits(fromFloatBits: value.bitPattern))
+                    case .f16: outputs[k] = UInt64(halfBits(value))
+                    case .f64: outputs[k] = Double(value).bitPattern
+                    default: preconditionFailure("DequantizeKernel: \(dtype) is not a float output")
+                    }
                 }
-            default:
-                preconditionFailure("DequantizeKernel: \(dtype) is not a float output")
+                switch dtype {
+                case .f32: scatter(UInt32.self, outputs, source, start, count, destination)
+                case .f64: scatter(UInt64.self, outputs, source, start, count, destination)
+                default: scatter(UInt16.self, outputs, source, start, count, destination)
+                }
             }
         }
     }
@@ -52,32 +46,54 @@ enum DequantizeKernel {
         return Float(bitPattern: 0xFFC0_0000)
     }
 
+    /// f16 bits of a float32, round to nearest even, in integer arithmetic.
+    ///
+    /// Same result as `Float16(value)` (checked against it in the tests), which is a software routine on baseline
+    /// x86-64 and cost more than the rest of the dequantization. NaN keeps its sign and top payload bits, quieted.
     @inline(__always)
-    private static func store<T: FixedWidthInteger & SIMDScalar>(
-        _ bits: SIMD16<T>, _ type: T.Type, _ source: UnsafeRawPointer, _ start: Int, _ count: Int,
+    static func halfBits(_ value: Float) -> UInt16 {
+        let x = value.bitPattern
+        let sign = UInt16(truncatingIfNeeded: (x >> 16) & 0x8000)
+        let a = x & 0x7FFF_FFFF
+        if a >= 0x7F80_0000 {
+            return sign | (a > 0x7F80_0000 ? 0x7E00 | UInt16(truncatingIfNeeded: (a >> 13) & 0x3FF) : 0x7C00)
+        }
+        if a >= 0x477F_F000 { return sign | 0x7C00 }  // >= 65520 rounds to infinity
+        if a >= 0x3880_0000 {  // normal f16 (>= 2^-14): rebias the exponent by 112, round off 13 bits
+            let r = a &- 0x3800_0000
+            return sign | UInt16(truncatingIfNeeded: (r &+ 0xFFF &+ ((r >> 13) & 1)) >> 13)
+        }
+        let exponent = a >> 23
+        if exponent < 102 { return sign }  // below 2^-25: rounds to zero
+        // Subnormal f16: the value in units of 2^-24 is mantissa * 2^(exponent - 126), rounded to nearest even.
+        let mantissa = (a & 0x7F_FFFF) | 0x80_0000
+        let shift = 126 &- exponent
+        let halfway = UInt32(1) << (shift &- 1)
+        let remainder = mantissa & ((UInt32(1) << shift) &- 1)
+        var result = mantissa >> shift
+        if remainder > halfway || (remainder == halfway && result & 1 == 1) { result &+= 1 }
+        return sign | UInt16(truncatingIfNeeded: result)
+    }
+
+    /// Writes element e = outputs[nibble e] for the block's elements (little-endian, `T`-sized).
+    @inline(__always)
+    private static func scatter<T: FixedWidthInteger>(
+        _ type: T.Type, _ outputs: UnsafeMutablePointer<UInt64>, _ source: UnsafePointer<UInt8>, _ start: Int, _ count: Int,
         _ destination: UnsafeMutableRawPointer
     ) {
         let width = MemoryLayout<T>.size
-        var e = start
-        let end = start &+ count
-        while e &+ 1 < end {
-            let byte = source.load(fromByteOffset: e >> 1, as: UInt8.self)
-            destination.storeBytes(of: bits[Int(byte >> 4)].littleEndian, toByteOffset: e &* width, as: T.self)
-            destination.storeBytes(of: bits[Int(byte & 0x0F)].littleEndian, toByteOffset: (e &+ 1) &* width, as: T.self)
-            e &+= 2
+        let out = destination + start &* width
+        let bytes = source + (start >> 1)
+        for j in 0..<(count >> 1) {
+            let byte = bytes[j]
+            let high = T(truncatingIfNeeded: outputs[Int(byte >> 4)]).littleEndian
+            let low = T(truncatingIfNeeded: outputs[Int(byte & 0x0F)]).littleEndian
+            out.storeBytes(of: high, toByteOffset: (2 &* j) &* width, as: T.self)
+            out.storeBytes(of: low, toByteOffset: (2 &* j &+ 1) &* width, as: T.self)
         }
-        if e < end {
-            let byte = source.load(fromByteOffset: e >> 1, as: UInt8.self)
-            destination.storeBytes(of: bits[Int(byte >> 4)].littleEndian, toByteOffset: e &* width, as: T.self)
+        if count & 1 == 1 {
+            let byte = bytes[count >> 1]
+            out.storeBytes(of: T(truncatingIfNeeded: outputs[Int(byte >> 4)]).littleEndian, toByteOffset: (count &- 1) &* width, as: T.self)
         }
-    }
-}
-
-extension SIMD16 where Scalar == Float {
-    @inline(__always)
-    fileprivate func bitPattern() -> SIMD16<UInt32> {
-        var result = SIMD16<UInt32>()
-        for k in 0..<16 { result[k] = self[k].bitPattern }
-        return result
     }
 }

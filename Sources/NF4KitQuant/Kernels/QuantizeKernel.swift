@@ -34,6 +34,27 @@ enum QuantizeKernel {
         }
     }
 
+    /// The absmax each block would store, without coding (a pipeline's planning pass: the double-quantization
+    /// offset, and so the quant-state JSON length, needs every absmax before any output is laid out).
+    static func absmaxOnly(
+        blocks: Range<Int>, input: UnsafeRawBufferPointer, dtype: DType, elementCount: Int, blocksize: Int,
+        profile: QuantizationProfile, absmax: UnsafeMutableBufferPointer<Float>
+    ) {
+        if blocks.isEmpty { return }
+        let halfTable = HalfTable.shared.values
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
+            let buffer = scratch.baseAddress!
+            for block in blocks {
+                let start = block &* blocksize
+                let count = min(blocksize, elementCount &- start)
+                widen(input, dtype: dtype, from: start, count: count, into: buffer, halfTable: halfTable)
+                var value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
+                if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
+                absmax[block] = value
+            }
+        }
+    }
+
     /// Converts `count` input values starting at element `start` to float32.
     @inline(__always)
     private static func widen(

@@ -60,23 +60,12 @@ public struct BnbQuantState: Sendable, Hashable {
         text += "\"dtype\": \"\(dtype.torchName ?? dtype.rawValue)\", \"shape\": [\(dims)]"
         if let nested {
             text += ", \"nested_blocksize\": \(nested.blocksize), \"nested_dtype\": \"float32\", "
-            text += "\"nested_offset\": \(Self.pythonRepr(nested.offset))"
+            text += "\"nested_offset\": \(PythonFloat.repr(Double(nested.offset)))"
         }
         return text + "}"
     }
 
-    /// A float32 widened to double and printed as Python's `json.dumps` prints a float.
-    ///
-    /// Swift's shortest round-trip `Double.description` uses the same digits and the same switch between plain
-    /// and exponent notation (`0.9375`, `2.0`, `5e-05`, `1e+16`) as Python's `repr`; only the non-finite
-    /// spellings differ.
-    static func pythonRepr(_ value: Float) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
-        return Double(value).description
-    }
-
-    /// Parses a blob.
+    /// Parses a blob with the strict JSON parser of Core.
     ///
     /// Accepts the keys in any order and ignores unknown keys; requires `quant_type`, `blocksize`, `dtype`,
     /// `shape`, and either all or none of the nested keys (`nested_dtype` must be `"float32"`).
@@ -86,159 +75,35 @@ public struct BnbQuantState: Sendable, Hashable {
         func fail(_ message: String) -> CheckpointError {
             CheckpointError(.malformedHeader, "quant state \(tensor.map { "'\($0)' " } ?? ""): \(message)", tensor: tensor)
         }
-        let object: [String: FlatJSON.Value]
-        do { object = try FlatJSON.parseObject(bytes) } catch { throw fail(error.message) }
-        guard case .string(let typeName)? = object["quant_type"], let type = QuantType(rawValue: typeName) else {
+        let value: JSONValue
+        do { value = try StrictJSON.parse(bytes, what: "quant state") } catch { throw fail(error.message) }
+        guard let object = value.objectValue else { throw fail("expected a JSON object") }
+        guard let typeName = object["quant_type"]?.stringValue, let type = QuantType(rawValue: typeName) else {
             throw fail("\"quant_type\" must be \"nf4\" or \"fp4\"")
         }
-        guard case .number(let blockText)? = object["blocksize"], let blocksize = Int(blockText) else {
-            throw fail("\"blocksize\" must be an integer")
-        }
-        guard case .string(let dtypeName)? = object["dtype"], let dtype = DType(torchName: dtypeName), dtype.isConvertibleFloat
+        guard let blocksize = object["blocksize"]?.intValue else { throw fail("\"blocksize\" must be an integer") }
+        guard let dtypeName = object["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName), dtype.isConvertibleFloat
         else {
             throw fail("\"dtype\" must name a float dtype (float16, bfloat16, float32)")
         }
-        guard case .array(let dimTexts)? = object["shape"] else { throw fail("\"shape\" must be an array of integers") }
+        guard let dimValues = object["shape"]?.arrayValue else { throw fail("\"shape\" must be an array of integers") }
         var dims: [Int] = []
-        for text in dimTexts {
-            guard let d = Int(text), d >= 0 else { throw fail("\"shape\" entry \(text) is not a non-negative integer") }
-            dims.append(d)
+        for d in dimValues {
+            guard let dim = d.intValue, dim >= 0 else { throw fail("\"shape\" entries must be non-negative integers") }
+            dims.append(dim)
         }
         let nestedKeys = ["nested_blocksize", "nested_dtype", "nested_offset"].filter { object[$0] != nil }
         var nested: Nested? = nil
         if nestedKeys.count == 3 {
-            guard case .number(let nbText)? = object["nested_blocksize"], let nb = Int(nbText), nb > 0 else {
+            guard let nb = object["nested_blocksize"]?.intValue, nb > 0 else {
                 throw fail("\"nested_blocksize\" must be a positive integer")
             }
-            guard case .string("float32")? = object["nested_dtype"] else { throw fail("\"nested_dtype\" must be \"float32\"") }
-            guard case .number(let offsetText)? = object["nested_offset"], let offset = Double(offsetText) else {
-                throw fail("\"nested_offset\" must be a number")
-            }
+            guard object["nested_dtype"]?.stringValue == "float32" else { throw fail("\"nested_dtype\" must be \"float32\"") }
+            guard let offset = object["nested_offset"]?.doubleValue else { throw fail("\"nested_offset\" must be a number") }
             nested = Nested(blocksize: nb, offset: Float(offset))
         } else if !nestedKeys.isEmpty {
             throw fail("has \(nestedKeys.joined(separator: ", ")) but not all of nested_blocksize, nested_dtype, nested_offset")
         }
         self.init(quantType: type, blocksize: blocksize, dtype: dtype, shape: Shape(dims), nested: nested)
-    }
-}
-
-/// A parser for one flat JSON object whose values are strings, numbers, literals or arrays of numbers.
-///
-/// Enough for the quant-state blob; numbers are kept as their text so integers and floats parse exactly.
-enum FlatJSON {
-    enum Value: Equatable {
-        case string(String)
-        case number(String)
-        case array([String])
-        case literal(String)
-    }
-
-    struct Failure: Error {
-        let message: String
-    }
-
-    /// The deepest nesting the blob can have is one array inside the object; anything else is rejected.
-    static func parseObject(_ bytes: [UInt8]) throws(Failure) -> [String: Value] {
-        var i = 0
-        func skipSpace() {
-            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
-        }
-        func expect(_ byte: UInt8) throws(Failure) {
-            skipSpace()
-            guard i < bytes.count, bytes[i] == byte else {
-                throw Failure(message: "expected '\(Character(Unicode.Scalar(byte)))' at byte \(i)")
-            }
-            i += 1
-        }
-        func string() throws(Failure) -> String {
-            try expect(0x22)
-            var scalars: [UInt8] = []
-            while i < bytes.count, bytes[i] != 0x22 {
-                if bytes[i] == 0x5C {  // escapes: only the simple ones appear in these blobs
-                    i += 1
-                    guard i < bytes.count else { break }
-                    switch bytes[i] {
-                    case 0x22, 0x5C, 0x2F: scalars.append(bytes[i])
-                    case 0x6E: scalars.append(0x0A)
-                    case 0x74: scalars.append(0x09)
-                    default: throw Failure(message: "unsupported escape at byte \(i)")
-                    }
-                } else {
-                    scalars.append(bytes[i])
-                }
-                i += 1
-            }
-            guard i < bytes.count else { throw Failure(message: "unterminated string") }
-            i += 1
-            return String(decoding: scalars, as: UTF8.self)
-        }
-        func token() throws(Failure) -> String {
-            skipSpace()
-            let start = i
-            while i < bytes.count, bytes[i] == 0x2D || bytes[i] == 0x2B || bytes[i] == 0x2E || (bytes[i] >= 0x30 && bytes[i] <= 0x39)
-                || (bytes[i] | 0x20 >= 0x61 && bytes[i] | 0x20 <= 0x7A)
-            {
-                i += 1
-            }
-            guard i > start else { throw Failure(message: "expected a value at byte \(start)") }
-            return String(decoding: bytes[start..<i], as: UTF8.self)
-        }
-        func isNumber(_ text: String) -> Bool { Double(text) != nil && text != "nan" && text != "inf" }
-
-        var result: [String: Value] = [:]
-        try expect(0x7B)
-        skipSpace()
-        if i < bytes.count, bytes[i] == 0x7D {
-            i += 1
-        } else {
-            while true {
-                let key = try string()
-                guard result[key] == nil else { throw Failure(message: "duplicate key \"\(key)\"") }
-                try expect(0x3A)
-                skipSpace()
-                guard i < bytes.count else { throw Failure(message: "unexpected end") }
-                switch bytes[i] {
-                case 0x22: result[key] = .string(try string())
-                case 0x5B:
-                    i += 1
-                    var items: [String] = []
-                    skipSpace()
-                    if i < bytes.count, bytes[i] == 0x5D {
-                        i += 1
-                    } else {
-                        while true {
-                            let item = try token()
-                            guard isNumber(item) else { throw Failure(message: "array item \(item) is not a number") }
-                            items.append(item)
-                            skipSpace()
-                            guard i < bytes.count else { throw Failure(message: "unterminated array") }
-                            if bytes[i] == 0x2C { i += 1; continue }
-                            try expect(0x5D)
-                            break
-                        }
-                    }
-                    result[key] = .array(items)
-                default:
-                    let text = try token()
-                    if ["true", "false", "null"].contains(text) {
-                        result[key] = .literal(text)
-                    } else if ["NaN", "Infinity", "-Infinity"].contains(text) {
-                        result[key] = .number(text == "NaN" ? "nan" : text == "Infinity" ? "inf" : "-inf")
-                    } else if isNumber(text) {
-                        result[key] = .number(text)
-                    } else {
-                        throw Failure(message: "value \(text) of \"\(key)\" is not valid here")
-                    }
-                }
-                skipSpace()
-                guard i < bytes.count else { throw Failure(message: "unterminated object") }
-                if bytes[i] == 0x2C { i += 1; continue }
-                try expect(0x7D)
-                break
-            }
-        }
-        skipSpace()
-        guard i == bytes.count else { throw Failure(message: "trailing bytes after the object at byte \(i)") }
-        return result
     }
 }

@@ -1,0 +1,357 @@
+public import NF4KitCore
+import NF4KitFormats
+public import NF4KitMerge
+import NF4KitQuant
+
+/// Options of ``MergePipeline/run(base:adapters:output:options:)``, one per `nf4kit merge` flag.
+public struct MergeOptions: Sendable {
+    /// The form of the output.
+    public enum Target: String, Sendable, CaseIterable {
+        /// Keep the base's form: plain stays plain in its dtypes, a 4-bit base is re-quantized like the base.
+        case same
+        /// Plain checkpoint, floating-point tensors in F16.
+        case f16
+        /// Plain checkpoint, floating-point tensors in BF16.
+        case bf16
+        /// Plain checkpoint, floating-point tensors in F32.
+        case f32
+        /// bitsandbytes NF4 for the linear weights.
+        case nf4
+        /// bitsandbytes FP4 for the linear weights.
+        case fp4
+
+        /// The plain dtype this target writes, or `nil` for `same`, `nf4`, `fp4`.
+        public var plainDType: DType? {
+            switch self {
+            case .f16: .f16
+            case .bf16: .bf16
+            case .f32: .f32
+            default: nil
+            }
+        }
+    }
+
+    /// The output form (`--to`).
+    public var target: Target = .same
+    /// One weight per adapter (`--weights`); `nil` means 1 each.
+    public var weights: [Double]? = nil
+    /// Block size for `--to nf4|fp4` (`--blocksize`); a 4-bit base keeps its own unless this is set.
+    public var blocksize: Int? = nil
+    /// Double quantization for `--to nf4|fp4` (`--no-double-quant` turns it off).
+    public var doubleQuantization: Bool = true
+    /// Write NaN/Inf merged values instead of failing (`--allow-nonfinite`).
+    public var allowNonFinite: Bool = false
+    /// Replace an existing output (`--force`); an input is never replaced.
+    public var overwrite: Bool = false
+    /// How the rank-r product rounds: `.separate` (default, fast) or `.fused` (PyTorch's fused multiply-add,
+    /// bit-identical to PEFT on AVX2 CPUs, about 6x slower kernel), `--fused-arithmetic`.
+    public var arithmetic: GEMMAccumulate.Arithmetic = .separate
+    /// Threads for the rank-r updates.
+    public var threadCount: Int = FileAccess.processorCount
+
+    /// Default options: `--to same`, weights 1, no overwrite.
+    public init() {}
+}
+
+/// What a merge did.
+public struct MergeSummary: Sendable {
+    /// The output file or folder.
+    public var outputPath: String
+    /// LoRA modules merged, over all adapters.
+    public var modulesMerged: Int
+    /// Output tensors whose values were computed (a delta or bias added).
+    public var tensorsMerged: Int
+    /// Output tensors taken from an adapter's full values without arithmetic.
+    public var tensorsReplaced: Int
+    /// Output tensors copied (or only converted) from the base.
+    public var tensorsCopied: Int
+    /// Things to tell the user (adapter made for another base, unused patterns, 4-bit rounding).
+    public var warnings: [MergeWarning]
+    /// Wall-clock time of the run.
+    public var seconds: Double
+}
+
+/// `nf4kit merge`: PEFT LoRA/DoRA adapters merged into a base checkpoint, streamed tensor by tensor.
+///
+/// The base is read through ``ModelSource`` (a Hugging Face folder or one file, plain F16/BF16/F32 or
+/// bitsandbytes 4-bit); adapters are PEFT folders. The output layout is planned from shapes first, then each
+/// base tensor is copied, converted, replaced or merged and written at its planned offset, so peak memory is a
+/// few tensors (the one being merged in f32, its output bytes, the adapter factors).
+public enum MergePipeline {
+    /// Merges `adapters` into `base` and writes `output`.
+    ///
+    /// - Parameters:
+    ///   - base: The base model: a folder (`model.safetensors`, shards + index) or a single weight file.
+    ///   - adapters: PEFT adapter folders (`adapter_config.json` + `adapter_model.safetensors`).
+    ///   - output: The output folder (for a folder base) or file (for a file base).
+    ///   - options: See ``MergeOptions``.
+    ///   - progress: Called after each base tensor is written (from the calling thread).
+    /// - Returns: Counts, warnings and time.
+    /// - Throws: ``CheckpointError``: `.invalidArgument` for option mistakes, `.refused`/`.shapeMismatch`/
+    ///   `.malformedHeader` for adapters that do not fit the base, `.unsupported` for features not implemented,
+    ///   `.nonFinite` for a NaN/Inf merged value (unless allowed), `.io`/`.outputExists` for file problems.
+    public static func run(
+        base: String, adapters: [String], output: String, options: MergeOptions,
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil
+    ) throws -> MergeSummary {
+        let start = FileAccess.monotonicSeconds
+        guard !adapters.isEmpty else { throw CheckpointError(.invalidArgument, "give at least one adapter") }
+        let weights = options.weights ?? Array(repeating: 1, count: adapters.count)
+        guard weights.count == adapters.count else {
+            throw CheckpointError(
+                .invalidArgument, "--weights has \(weights.count) values for \(adapters.count) adapters")
+        }
+        guard weights.allSatisfy(\.isFinite) else {
+            throw CheckpointError(.invalidArgument, "--weights must be finite numbers")
+        }
+
+        let baseSource = try ModelSource.open(base)
+        guard !baseSource.isAdapter else {
+            throw CheckpointError(
+                .invalidArgument, "the base is a PEFT adapter folder; give the base model first, then the adapter(s)",
+                file: base)
+        }
+        var loaded: [LoRAAdapter] = []
+        var adapterSources: [ModelSource] = []
+        for path in adapters {
+            let source = try ModelSource.open(path)
+            guard let json = source.adapterConfig else {
+                throw CheckpointError(
+                    .invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: path)
+            }
+            let config = try AdapterConfig(json: json, file: source.path + "/adapter_config.json")
+            loaded.append(try LoRAAdapter(config: config, tensors: source.checkpoint.tensors, source: source.path))
+            adapterSources.append(source)
+        }
+
+        var baseModel = try BaseModel(source: baseSource)
+        let baseDType =
+            baseModel.entries.compactMap { entry -> DType? in
+                if case .plain(let t) = entry.storage, t.dtype.isConvertibleFloat { return t.dtype } else { return nil }
+            }.first ?? .f32
+        let target = try OutputForm(options: options, base: baseModel, baseDType: baseDType)
+        var firstPlan = try? MergePlan(
+            base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
+        var warnings: [MergeWarning] = []
+        // Tied embeddings (spec §4.11): when the checkpoint stores only the embedding and the adapter changes the
+        // embedding or the head, the two stop being equal; write `lm_head.weight` as its own tensor and untie.
+        var untie = false
+        if baseSource.config?["tie_word_embeddings"]?.boolValue == true,
+            !baseModel.entries.contains(where: { $0.name == "lm_head.weight" }),
+            let embedding = baseModel.entries.first(where: {
+                $0.name.hasSuffix("embed_tokens.weight") || $0.name.hasSuffix("wte.weight")
+            }),
+            case .plain = embedding.storage
+        {
+            var tied = baseModel
+            tied.entries.append(
+                BaseModel.Entry(name: "lm_head.weight", shape: embedding.shape, storage: embedding.storage))
+            if let candidate = try? MergePlan(
+                base: tied.logicalTensors, adapters: loaded, weights: weights.map { Float($0) }),
+                candidate.actions["lm_head.weight"] != nil || candidate.actions[embedding.name] != nil
+            {
+                baseModel = tied
+                firstPlan = candidate
+                untie = true
+                warnings.append(
+                    MergeWarning(
+                        "the base ties lm_head to '\(embedding.name)' and the adapter changes one of them; both are written as separate tensors and tie_word_embeddings is set to false"
+                    ))
+            }
+        }
+        // Without a plan by now, planning again reports the real error.
+        let plan =
+            try firstPlan
+            ?? MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
+        for (adapter, source) in zip(loaded, adapterSources) {
+            if let warning = baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) {
+                warnings.append(warning)
+            }
+        }
+        warnings += plan.warnings
+        if baseModel.quantization != nil && !plan.actions.isEmpty && target.plainDType == nil {
+            warnings.append(
+                MergeWarning(
+                    "merging into a 4-bit base re-quantizes the merged weights, which adds a second rounding error (as PEFT warns: generations may differ); merging into the 16-bit base and quantizing once is more accurate"
+                ))
+        }
+
+        // Plan the output tensors from shapes, in base order.
+        var units: [OutputUnit] = []
+        for entry in baseModel.entries {
+            units.append(try OutputUnit(entry: entry, action: plan.actions[entry.name], form: target))
+        }
+
+        let inputs =
+            [baseSource.path] + baseSource.checkpoint.files + adapterSources.flatMap { [$0.path] + $0.checkpoint.files }
+        let metadata =
+            baseSource.checkpoint.metadata.isEmpty
+            ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        var counts = (merged: 0, replaced: 0, copied: 0)
+        let tracker = ProgressTracker(
+            tensorsTotal: units.count, bytesTotal: units.reduce(0) { $0 + $1.inputByteCount }, report: progress)
+        func count(_ result: OutputUnit.Result, _ unit: OutputUnit) {
+            tracker.finished(unit.entry.name, bytes: unit.inputByteCount)
+            switch result {
+            case .merged: counts.merged += 1
+            case .replaced: counts.replaced += 1
+            case .copied: counts.copied += 1
+            }
+        }
+
+        // Pass 1: units whose output sizes are only known after computing (freshly quantized weights) go to a
+        // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
+        func writeOutputs(
+            spillPath: String,
+            open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]
+        ) throws {
+            let spill = try SpillSink(path: spillPath)
+            let scratch = MergeScratch()
+            for unit in units where unit.outputs == nil {
+                count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch), unit)
+            }
+            var planned: [(name: String, dtype: DType, shape: Shape)] = []
+            var spilled = spill.records.makeIterator()
+            var nextSpilled = spilled.next()
+            for unit in units {
+                if let outputs = unit.outputs {
+                    planned += outputs.map { ($0.name, $0.dtype, $0.shape) }
+                } else {
+                    while let record = nextSpilled,
+                        record.name == unit.entry.name || record.name.hasPrefix(unit.entry.name + ".")
+                    {
+                        planned.append((record.name, record.dtype, record.shape))
+                        nextSpilled = spilled.next()
+                    }
+                }
+            }
+            let writers = try open(planned)
+            let sink = WriterSink(writers: writers)
+            for unit in units where unit.outputs != nil {
+                count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
+            }
+            if let region = try spill.mapped() {
+                for record in spill.records {
+                    try region.withUnsafeBytes { raw in
+                        try sink.put(
+                            name: record.name, dtype: record.dtype, shape: record.shape,
+                            bytes: UnsafeRawBufferPointer(
+                                rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
+                    }
+                }
+            }
+        }
+
+        if baseSource.isFolder {
+            let directory = try OutputDirectory(path: output, overwrite: options.overwrite, inputs: inputs)
+            let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
+            // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
+            var shardBytes: [String: Int] = [:]
+            for tensor in baseSource.checkpoint.tensors {
+                shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count
+            }
+            let shardLimit = max(1, shardBytes.values.max() ?? 1)
+            var shardPlan: ShardPlan?
+            var fileWriters: [SafetensorsWriter] = []
+            var totalBytes = 0
+            try writeOutputs(spillPath: directory.partialFile("merge-scratch")) { planned in
+                let sized = planned.map { ($0.name, $0.dtype.byteCount(elementCount: $0.shape.elementCount) ?? 0) }
+                totalBytes = sized.reduce(0) { $0 + $1.1 }
+                let shards = ShardPlan(tensors: sized, maxShardBytes: sharded ? shardLimit : Int.max)
+                shardPlan = shards
+                let byName = Dictionary(planned.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                var writers: [String: SafetensorsWriter] = [:]
+                for shard in shards.shards {
+                    let layout = try SafetensorsLayout(
+                        tensors: shard.tensorNames.map { byName[$0]! }, metadata: metadata)
+                    let writer = try SafetensorsWriter(
+                        path: directory.partialFile(shard.fileName), layout: layout, overwrite: false)
+                    fileWriters.append(writer)
+                    for name in shard.tensorNames { writers[name] = writer }
+                }
+                return writers
+            }
+            for writer in fileWriters { try writer.finish() }
+            if let shards = shardPlan, shards.isSharded {
+                let map = shards.shards.flatMap { shard in shard.tensorNames.map { (name: $0, file: shard.fileName) } }
+                let index = SafetensorsIndex(weightMap: map, totalSize: totalBytes, totalParameters: nil)
+                try FileAccess.writeSmallFile(
+                    directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
+            }
+            let folder = baseSource.path + "/"
+            for name in baseSource.sideFileNames where name != "config.json" {
+                try FileAccess.copyFile(from: folder + name, to: directory.partialFile(name))
+            }
+            if let config = baseSource.config {
+                if let adjusted = adjustedConfig(config, form: target, base: baseModel, plan: plan, untie: untie) {
+                    try FileAccess.writeSmallFile(
+                        directory.partialFile("config.json"), JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A],
+                        overwrite: false)
+                } else {
+                    try FileAccess.copyFile(from: folder + "config.json", to: directory.partialFile("config.json"))
+                }
+            }
+            try directory.finish()
+        } else {
+            var fileWriter: SafetensorsWriter?
+            try writeOutputs(spillPath: output + ".merge-scratch") { planned in
+                let layout = try SafetensorsLayout(tensors: planned, metadata: metadata)
+                let writer = try SafetensorsWriter(
+                    path: output, layout: layout, overwrite: options.overwrite, inputs: inputs)
+                fileWriter = writer
+                return Dictionary(layout.entries.map { ($0.name, writer) }, uniquingKeysWith: { a, _ in a })
+            }
+            try fileWriter!.finish()
+        }
+        return MergeSummary(
+            outputPath: output, modulesMerged: plan.moduleCount, tensorsMerged: counts.merged,
+            tensorsReplaced: counts.replaced, tensorsCopied: counts.copied, warnings: warnings,
+            seconds: FileAccess.monotonicSeconds - start)
+    }
+
+    /// A warning when the adapter says it was trained on another base (spec lora-merge.md §2.2).
+    ///
+    /// Compares `base_model_name_or_path` with the base config's `_name_or_path`, or, when the config has none,
+    /// with the base folder's name. Only the last path component is compared, so a Hub id matches a local
+    /// folder of the same name.
+    static func baseMismatch(adapter: AdapterConfig, adapterPath: String, base: ModelSource) -> MergeWarning? {
+        guard let claimed = adapter.baseModelNameOrPath, !claimed.isEmpty else { return nil }
+        let actual = base.config?["_name_or_path"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? base.path
+        func last(_ path: String) -> Substring {
+            var trimmed = Substring(path)
+            while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+            return trimmed.split(separator: "/").last ?? trimmed
+        }
+        guard last(claimed) != last(actual) else { return nil }
+        return MergeWarning(
+            "\(adapterPath): the adapter was made for base '\(claimed)', but the base is '\(actual)'; check that this is the right base model"
+        )
+    }
+
+    /// The base's `config.json` with the changes the output needs (spec lora-merge.md §10 step 6), or `nil` when
+    /// nothing changes (the file is then copied byte for byte).
+    static func adjustedConfig(
+        _ config: JSONObject, form: OutputForm, base: BaseModel, plan: MergePlan, untie: Bool
+    ) -> JSONObject? {
+        var result = config
+        if untie { result["tie_word_embeddings"] = .bool(false) }
+        if let dtype = form.plainDType, let name = dtype.torchName {
+            var found = false
+            for key in ["dtype", "torch_dtype"] where result[key] != nil {
+                result[key] = .string(name)
+                found = true
+            }
+            if !found { result["dtype"] = .string(name) }
+        }
+        if form.plainDType != nil { result["quantization_config"] = nil }
+        if let quantization = form.quantization, base.quantization != quantization {
+            result["quantization_config"] = .object(quantization.configJSON)
+        }
+        for action in plan.actions.values where action.name.hasSuffix("embed_tokens.weight") && action.shape.rank == 2 {
+            if let vocab = result["vocab_size"]?.intValue, vocab != action.shape.dimensions[0] {
+                result["vocab_size"] = .integer(action.shape.dimensions[0])
+            }
+        }
+        return result == config ? nil : result
+    }
+}

@@ -1,0 +1,392 @@
+public import NF4KitCore
+import NF4KitFormats
+public import NF4KitQuant
+
+/// What `nf4kit convert` does: quantize a checkpoint to bitsandbytes NF4/FP4, or turn one into plain floats.
+///
+/// The output matches what transformers + bitsandbytes `save_pretrained` writes byte for byte (tensor bytes,
+/// safetensors header, `config.json`), see `docs/nf4-layout.md`. Work is planned from shapes first (one absmax pass
+/// per double-quantized weight gives its quant-state JSON length), then tensors are quantized on `threads` threads
+/// and written at planned offsets, so memory stays at about `threads` tensors.
+public enum QuantizePipeline {
+    /// The target representation.
+    public enum Target: String, Sendable, CaseIterable {
+        /// bitsandbytes NormalFloat4.
+        case nf4
+        /// bitsandbytes FP4.
+        case fp4
+        /// Plain float16 (4-bit weights dequantized, other floats cast).
+        case f16
+        /// Plain bfloat16.
+        case bf16
+        /// Plain float32.
+        case f32
+
+        /// The quant type for `nf4`/`fp4`, `nil` for plain float targets.
+        public var quantType: QuantType? { QuantType(rawValue: rawValue) }
+        /// The dtype for float targets.
+        public var dtype: DType? {
+            switch self {
+            case .f16: .f16
+            case .bf16: .bf16
+            case .f32: .f32
+            case .nf4, .fp4: nil
+            }
+        }
+    }
+
+    /// Settings of one conversion.
+    public struct Options: Sendable {
+        /// What to produce (default NF4).
+        public var target: Target = .nf4
+        /// Elements per 4-bit block (transformers always uses 64).
+        public var blocksize = 64
+        /// Store absmax as 8-bit codes (`bnb_4bit_use_double_quant`).
+        public var doubleQuantization = true
+        /// Written as `bnb_4bit_compute_dtype` (does not change any stored byte).
+        public var computeDType: DType = .bf16
+        /// Which tensors are quantized.
+        public var plan = BnbQuantizationPlan()
+        /// Rounding rules (CPU reproduces the golden files).
+        public var profile: QuantizationProfile = .cpu
+        /// transformers 5.x default: 50 GB.
+        public var maxShardBytes = 50_000_000_000
+        /// Replace an existing output (never an input).
+        public var overwrite = false
+        /// Worker threads; the output bytes do not depend on it.
+        public var threads = FileAccess.processorCount
+
+        /// Default options: NF4, block 64, double quantization, bf16 compute dtype.
+        public init() {}
+    }
+
+    /// What a conversion did.
+    public struct Summary: Sendable {
+        /// Input tensors written as 4-bit groups.
+        public var tensorsQuantized = 0
+        /// 4-bit groups written as plain floats.
+        public var tensorsDequantized = 0
+        /// Tensors copied or cast.
+        public var tensorsKept = 0
+        /// Elements of the quantized tensors.
+        public var parametersQuantized = 0
+        /// Bytes of input tensor data read.
+        public var bytesIn = 0
+        /// Bytes of output tensor data written (headers excluded).
+        public var bytesOut = 0
+        /// Wall-clock duration.
+        public var seconds = 0.0
+        /// Quantized tensors with NaN or infinite values, and how many (handled per the profile's rules).
+        public var nonFinite: [(tensor: String, count: Int)] = []
+        /// Where the output was written.
+        public var outputPath = ""
+
+        /// Stored bits per quantized parameter (codes + statistics + tables + JSON), or `nil` if none.
+        public var bitsPerQuantizedParameter: Double?
+    }
+
+    /// Converts `input` (a `.safetensors` file or a Hugging Face folder) into `output` (same kind).
+    ///
+    /// - Throws: ``CheckpointError``: `.invalidArgument` for an input that is already 4-bit when quantizing or a
+    ///   non-float tensor forced by an include pattern; reader and writer errors with file and offset.
+    public static func run(
+        input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
+    ) throws -> Summary {
+        let start = FileAccess.monotonicSeconds
+        let source = try ModelSource.open(input)
+        let tensors = source.checkpoint.tensors
+        let groups = try BnbQuantizedWeight.groups(in: tensors)
+        var jobs: [Job] = []
+        var quantizedNames = Set<String>()
+        var summary = Summary()
+
+        if let quantType = options.target.quantType {
+            if let first = groups.first {
+                throw CheckpointError(
+                    .invalidArgument,
+                    "the input is already quantized with bitsandbytes (\(groups.count) 4-bit weights, first '\(first.weightName)'); convert it to f16/bf16/f32 first",
+                    file: source.path, tensor: first.weightName)
+            }
+            let quantizer = try BlockQuantizer(quantType: quantType, blocksize: options.blocksize, profile: options.profile)
+            let selected = try options.plan.selectedNames(in: tensors)
+            quantizedNames = Set(selected)
+            // Planning pass: quant states (their JSON length depends on the double-quantization offset).
+            let byName = source.checkpoint.tensorsByName
+            let states = LockedStates(count: selected.count)
+            try ParallelRunner.run(count: selected.count, threads: options.threads) { i in
+                let tensor = byName[selected[i]]!
+                let state = try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
+                    try quantizer.plannedQuantState(
+                        raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: options.doubleQuantization, name: tensor.name)
+                }
+                states.set(i, state)
+            }
+            let planned = Dictionary(uniqueKeysWithValues: zip(selected, states.values))
+            for tensor in tensors {
+                if let state = planned[tensor.name] {
+                    jobs.append(.quantize(tensor, state, quantizer))
+                } else {
+                    jobs.append(.copy(tensor))
+                }
+            }
+        } else {
+            let target = options.target.dtype!
+            let members = Set(groups.flatMap(\.memberNames))
+            let groupByWeight = Dictionary(uniqueKeysWithValues: groups.map { ($0.weightName, $0) })
+            for tensor in tensors {
+                if let group = groupByWeight[tensor.name] {
+                    jobs.append(.dequantize(tensor, group.tensor, target))
+                } else if members.contains(tensor.name) {
+                    continue
+                } else if tensor.dtype.isConvertibleFloat && tensor.dtype != target {
+                    jobs.append(.cast(tensor, target))
+                } else {
+                    jobs.append(.copy(tensor))
+                }
+            }
+        }
+
+        // Output layout: state-dict order for sharding, the writer sorts within each file.
+        let outputs = jobs.flatMap(\.outputs)
+        let shardPlan = source.isFolder
+            ? ShardPlan(tensors: outputs.map { ($0.name, $0.byteCount) }, maxShardBytes: options.maxShardBytes)
+            : ShardPlan(tensors: outputs.map { ($0.name, $0.byteCount) }, maxShardBytes: Int.max)
+        let inputs = source.checkpoint.files
+        let directory = source.isFolder ? try OutputDirectory(path: output, overwrite: options.overwrite, inputs: inputs) : nil
+        let outputByName = Dictionary(uniqueKeysWithValues: outputs.map { ($0.name, $0) })
+        var writers: [String: SafetensorsWriter] = [:]
+        var writerOf: [String: SafetensorsWriter] = [:]
+        for shard in shardPlan.shards {
+            let layout = try SafetensorsLayout(
+                tensors: shard.tensorNames.map { name in
+                    let o = outputByName[name]!
+                    return (name, o.dtype, o.shape)
+                }, metadata: [("format", "pt")])
+            let path = directory.map { $0.partialFile(shard.fileName) } ?? output
+            let writer = try SafetensorsWriter(path: path, layout: layout, overwrite: options.overwrite, inputs: inputs)
+            writers[shard.fileName] = writer
+            for name in shard.tensorNames { writerOf[name] = writer }
+        }
+
+        let tracker = ProgressTracker(tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
+        let nonFinite = LockedStates(count: jobs.count)
+        let finalWriters = writerOf
+        let finalJobs = jobs
+        try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
+            let job = finalJobs[i]
+            let (produced, nonFiniteCount) = try job.produce(profile: options.profile, doubleQuantization: options.doubleQuantization)
+            for (name, bytes) in produced {
+                try finalWriters[name]!.write(name, bytes: bytes)
+            }
+            if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
+            tracker.finished(job.name, bytes: job.inputBytes)
+        }
+        for shard in shardPlan.shards { try writers[shard.fileName]!.finish() }
+
+        if let directory {
+            if shardPlan.isSharded {
+                let index = SafetensorsIndex(
+                    weightMap: shardPlan.shards.flatMap { shard in shard.tensorNames.map { ($0, shard.fileName) } }
+                        .sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) },
+                    totalSize: outputs.reduce(0) { $0 + $1.byteCount }, totalParameters: nil)
+                try FileAccess.writeSmallFile(directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
+            }
+            if var config = source.config {
+                editConfig(&config, options: options, tensors: tensors)
+                var bytes = JSONWriter.pythonPretty.bytes(.object(config))
+                bytes.append(0x0A)
+                try FileAccess.writeSmallFile(directory.partialFile("config.json"), bytes, overwrite: false)
+            }
+            for name in source.sideFileNames where name != "config.json" {
+                try FileAccess.copyFile(from: source.path + "/" + name, to: directory.partialFile(name))
+            }
+            try directory.finish()
+        }
+
+        for job in jobs {
+            summary.bytesIn += job.inputBytes
+            switch job {
+            case .quantize(let tensor, _, _):
+                summary.tensorsQuantized += 1
+                summary.parametersQuantized += tensor.shape.elementCount
+            case .dequantize: summary.tensorsDequantized += 1
+            case .cast, .copy: summary.tensorsKept += 1
+            }
+        }
+        summary.bytesOut = outputs.reduce(0) { $0 + $1.byteCount }
+        let quantizedBytes = outputs.filter { quantizedNames.contains($0.owner) }.reduce(0) { $0 + $1.byteCount }
+        if summary.parametersQuantized > 0 {
+            summary.bitsPerQuantizedParameter = Double(quantizedBytes * 8) / Double(summary.parametersQuantized)
+        }
+        summary.nonFinite = nonFinite.counts
+        summary.seconds = FileAccess.monotonicSeconds - start
+        summary.outputPath = output
+        return summary
+    }
+
+    /// Writes `quantization_config` (all 13 keys transformers 5.23 writes, spec section 7) or removes it.
+    static func editConfig(_ config: inout JSONObject, options: Options, tensors: [Tensor]) {
+        guard let quantType = options.target.quantType else {
+            config["quantization_config"] = nil
+            if let dtype = options.target.dtype?.torchName {
+                if config["dtype"] != nil { config["dtype"] = .string(dtype) }
+                if config["torch_dtype"] != nil { config["torch_dtype"] = .string(dtype) }
+            }
+            return
+        }
+        var skipModules: JSONValue = .null
+        if !options.plan.skip.isEmpty {
+            // transformers replaces its automatic exclusions with this list (issue #45674): lm_head goes in first.
+            let skipped = tensors.filter { options.plan.isSkippedLinear(name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+                .map { String($0.name.dropLast(7)) }
+            skipModules = .array((["lm_head"] + skipped.filter { $0 != "lm_head" }).map { JSONValue.string($0) })
+        }
+        let compute = options.computeDType.torchName ?? "float32"
+        config["quantization_config"] = .object(
+            JSONObject([
+                ("_load_in_4bit", .bool(true)),
+                ("_load_in_8bit", .bool(false)),
+                ("bnb_4bit_compute_dtype", .string(compute)),
+                ("bnb_4bit_quant_storage", .string("uint8")),
+                ("bnb_4bit_quant_type", .string(quantType.rawValue)),
+                ("bnb_4bit_use_double_quant", .bool(options.doubleQuantization)),
+                ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
+                ("llm_int8_has_fp16_weight", .bool(false)),
+                ("llm_int8_skip_modules", skipModules),
+                ("llm_int8_threshold", .number("6.0")),
+                ("load_in_4bit", .bool(true)),
+                ("load_in_8bit", .bool(false)),
+                ("quant_method", .string("bitsandbytes")),
+            ]))
+    }
+
+    /// NaN and infinite values among a tensor's elements.
+    static func countNonFinite(_ raw: UnsafeRawBufferPointer, dtype: DType) -> Int {
+        var count = 0
+        switch dtype {
+        case .f16, .bf16:
+            let exponentMask: UInt16 = dtype == .f16 ? 0x7C00 : 0x7F80
+            for i in 0..<(raw.count / 2) where UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) & exponentMask == exponentMask {
+                count += 1
+            }
+        case .f32:
+            for i in 0..<(raw.count / 4) where UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
+                count += 1
+            }
+        case .f64:
+            for i in 0..<(raw.count / 8) where !Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))).isFinite {
+                count += 1
+            }
+        default: break
+        }
+        return count
+    }
+
+    /// One planned output tensor.
+    struct Output {
+        let name: String
+        let dtype: DType
+        let shape: Shape
+        let byteCount: Int
+        /// The input tensor it comes from.
+        let owner: String
+    }
+
+    /// The work for one input tensor.
+    enum Job: @unchecked Sendable {  // holds Sendable values only; enum payload tuples need the annotation
+        case quantize(Tensor, BnbQuantState, BlockQuantizer)
+        case dequantize(Tensor, QuantizedTensor, DType)
+        case cast(Tensor, DType)
+        case copy(Tensor)
+
+        var name: String {
+            switch self {
+            case .quantize(let t, _, _), .dequantize(let t, _, _), .cast(let t, _), .copy(let t): t.name
+            }
+        }
+
+        var inputBytes: Int {
+            switch self {
+            case .quantize(let t, _, _), .cast(let t, _), .copy(let t): t.bytes.count
+            case .dequantize(_, let q, _): q.packed.count
+            }
+        }
+
+        var outputs: [Output] {
+            switch self {
+            case .quantize(let t, let state, _):
+                let n = state.shape.elementCount
+                let blocks = (n + state.blocksize - 1) / state.blocksize
+                var list = [Output(name: t.name, dtype: .u8, shape: [BlockQuantizer.packedByteCount(elementCount: n), 1], byteCount: BlockQuantizer.packedByteCount(elementCount: n), owner: t.name)]
+                if let nested = state.nested {
+                    let nestedCount = (blocks + nested.blocksize - 1) / nested.blocksize
+                    list.append(Output(name: t.name + ".absmax", dtype: .u8, shape: [blocks], byteCount: blocks, owner: t.name))
+                    list.append(Output(name: t.name + ".quant_map", dtype: .f32, shape: [16], byteCount: 64, owner: t.name))
+                    list.append(Output(name: t.name + ".nested_absmax", dtype: .f32, shape: [nestedCount], byteCount: nestedCount * 4, owner: t.name))
+                    list.append(Output(name: t.name + ".nested_quant_map", dtype: .f32, shape: [256], byteCount: 1024, owner: t.name))
+                } else {
+                    list.append(Output(name: t.name + ".absmax", dtype: .f32, shape: [blocks], byteCount: blocks * 4, owner: t.name))
+                    list.append(Output(name: t.name + ".quant_map", dtype: .f32, shape: [16], byteCount: 64, owner: t.name))
+                }
+                let blob = state.jsonBytes.count
+                list.append(Output(name: t.name + "." + state.keySuffix, dtype: .u8, shape: [blob], byteCount: blob, owner: t.name))
+                return list
+            case .dequantize(let t, let q, let dtype):
+                return [Output(name: t.name, dtype: dtype, shape: q.shape, byteCount: q.elementCount * dtype.bitWidth / 8, owner: t.name)]
+            case .cast(let t, let dtype):
+                return [Output(name: t.name, dtype: dtype, shape: t.shape, byteCount: t.shape.elementCount * dtype.bitWidth / 8, owner: t.name)]
+            case .copy(let t):
+                return [Output(name: t.name, dtype: t.dtype, shape: t.shape, byteCount: t.bytes.count, owner: t.name)]
+            }
+        }
+
+        /// Computes the output tensors' bytes, and for a quantized tensor the number of NaN/Inf inputs.
+        func produce(profile: QuantizationProfile, doubleQuantization: Bool) throws(CheckpointError) -> ([(String, TensorBytes)], Int) {
+            switch self {
+            case .quantize(let t, let state, let quantizer):
+                let q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
+                let produced = q.bnbTensors(weightName: t.name)
+                guard produced.last?.bytes.array == state.jsonBytes else {
+                    // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
+                    throw CheckpointError(.invalidArgument, "internal error: planned and computed quant state of '\(t.name)' differ", tensor: t.name)
+                }
+                // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is
+                // needed only then; the CUDA rules ignore NaN in the absmax, so count always.
+                var count = 0
+                if profile == .cuda || q.absmaxValues().contains(where: { !$0.isFinite }) {
+                    count = t.bytes.withUnsafeBytes { countNonFinite($0, dtype: t.dtype) }
+                }
+                return (produced.map { ($0.name, $0.bytes) }, count)
+            case .dequantize(let t, let q, let dtype):
+                return ([(t.name, q.dequantized(as: dtype))], 0)
+            case .cast(let t, let dtype):
+                let count = t.shape.elementCount
+                let bytes = t.bytes.withUnsafeBytes { FloatConversion.convert($0, from: t.dtype, to: dtype, count: count) }
+                return ([(t.name, TensorBytes(copyingElementsOf: bytes, description: "converted"))], 0)
+            case .copy(let t):
+                return ([(t.name, t.bytes)], 0)
+            }
+        }
+    }
+}
+
+import Synchronization
+
+/// Results written by index from worker threads.
+final class LockedStates: Sendable {
+    private let states: Mutex<[BnbQuantState?]>
+    private let nonFinite: Mutex<[(Int, String, Int)]>
+
+    init(count: Int) {
+        states = Mutex([BnbQuantState?](repeating: nil, count: count))
+        nonFinite = Mutex([])
+    }
+
+    func set(_ index: Int, _ state: BnbQuantState) { states.withLock { $0[index] = state } }
+    var values: [BnbQuantState] { states.withLock { $0.map { $0! } } }
+
+    func setCount(_ index: Int, _ name: String, _ count: Int) { nonFinite.withLock { $0.append((index, name, count)) } }
+    var counts: [(tensor: String, count: Int)] {
+        nonFinite.withLock { $0.sorted { $0.0 < $1.0 }.map { (tensor: $0.1, count: $0.2) } }
+    }
+}

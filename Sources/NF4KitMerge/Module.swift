@@ -1,1 +1,0 @@
-// NF4KitMerge: see docs/architecture.md for what lives here.

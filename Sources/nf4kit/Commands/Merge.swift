@@ -1,0 +1,105 @@
+import ArgumentParser
+import NF4Kit
+
+/// `--to` values; the same names as ``MergeOptions/Target``.
+enum MergeTargetArgument: String, ExpressibleByArgument, CaseIterable {
+    case same, f16, bf16, f32, nf4, fp4
+    var target: MergeOptions.Target { MergeOptions.Target(rawValue: rawValue)! }
+}
+
+struct Merge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge PEFT LoRA or DoRA adapters into a base checkpoint.",
+        discussion: """
+            BASE is a Hugging Face folder or a weight file, plain (F16/BF16/F32) or bitsandbytes 4-bit. Each ADAPTER is \
+            a PEFT folder (adapter_config.json + adapter_model.safetensors). Several adapters are merged as the \
+            weighted sum of their deltas. Deltas are computed in f32 and rounded once to the output dtype, as PEFT's \
+            merge_and_unload does. A summary goes to stderr; nothing is printed to stdout.
+            """
+    )
+
+    @Argument(help: "The base model: a Hugging Face folder or a weight file.")
+    var base: String
+
+    @Argument(help: "One or more PEFT adapter folders.")
+    var adapters: [String] = []
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    @Option(help: "Comma-separated weights, one per adapter (default 1 each).")
+    var weights: String?
+
+    @Option(help: "The output form: same (keep the base's form), f16, bf16, f32, nf4 or fp4.")
+    var to: MergeTargetArgument = .same
+
+    @Option(help: "Block size for --to nf4|fp4 (a 4-bit base keeps its own by default).")
+    var blocksize: Int?
+
+    @Flag(help: "Quantize without double quantization (--to nf4|fp4).")
+    var noDoubleQuant = false
+
+    @Flag(help: "Write NaN or infinite merged values instead of failing.")
+    var allowNonfinite = false
+
+    @Flag(
+        help: "Round each multiply-add of B·A once, as PyTorch's fused CPU kernel does (bit-identical to PEFT; slower)."
+    )
+    var fusedArithmetic = false
+
+    func validate() throws {
+        guard !adapters.isEmpty else { throw ValidationError("Give at least one adapter after the base.") }
+        if let parsed = try parsedWeights(), parsed.count != adapters.count {
+            throw ValidationError("--weights has \(parsed.count) values but \(adapters.count) adapters were given.")
+        }
+        let plain = to.target.plainDType != nil
+        if plain && blocksize != nil {
+            throw ValidationError("--blocksize only applies to a 4-bit output (--to nf4|fp4|same).")
+        }
+        if plain && noDoubleQuant {
+            throw ValidationError("--no-double-quant only applies to a 4-bit output (--to nf4|fp4|same).")
+        }
+        if let blocksize, blocksize < 32 || blocksize > 4096 || blocksize & (blocksize - 1) != 0 {
+            throw ValidationError("--blocksize must be a power of two from 32 to 4096 (got \(blocksize)).")
+        }
+    }
+
+    private func parsedWeights() throws -> [Double]? {
+        guard let weights else { return nil }
+        var values: [Double] = []
+        for item in weights.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = String(item.filter { $0 != " " })
+            guard let value = Double(text), value.isFinite else {
+                throw ValidationError("--weights: '\(text)' is not a finite number.")
+            }
+            values.append(value)
+        }
+        return values
+    }
+
+    func run() async throws {
+        var options = MergeOptions()
+        options.target = to.target
+        options.weights = try parsedWeights()
+        options.blocksize = blocksize
+        options.doubleQuantization = !noDoubleQuant
+        options.allowNonFinite = allowNonfinite
+        options.overwrite = outputOptions.force
+        options.arithmetic = fusedArithmetic ? .fused : .separate
+        let quiet = outputOptions.quiet
+        let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)
+        let summary = try await reportingErrors {
+            try MergePipeline.run(
+                base: base, adapters: adapters, output: outputOptions.output, options: options,
+                progress: renderer.callback)
+        }
+        guard !quiet else { return }
+        for warning in summary.warnings { FileAccess.writeStandardError("Warning: \(warning)\n") }
+        do {
+            let seconds = (summary.seconds * 100).rounded() / 100
+            FileAccess.writeStandardError(
+                "Merged \(summary.modulesMerged) modules from \(adapters.count) adapter(s) into \(summary.outputPath): "
+                    + "\(summary.tensorsMerged) tensors merged, \(summary.tensorsReplaced) replaced, "
+                    + "\(summary.tensorsCopied) copied, \(seconds) s.\n")
+        }
+    }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@Suite struct MergePlaceholderTests {
-    @Test func `module builds`() {}
-}
