@@ -5,40 +5,8 @@ import Testing
 
 /// Runs the built `nf4kit merge` binary and checks exit codes, stderr and the output files.
 @Suite struct MergeCommandTests {
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// The `nf4kit` executable next to the test bundle (the products folder), else in .build/debug.
-    static func executable() throws -> String {
-        let bundle = Bundle.main.bundleURL
-        let candidates = [
-            bundle.appendingPathComponent("nf4kit").path,
-            bundle.deletingLastPathComponent().appendingPathComponent("nf4kit").path,
-            RepositoryPaths.root + "/.build/debug/nf4kit",
-        ]
-        return try #require(
-            candidates.first { FileManager.default.isExecutableFile(atPath: $0) }, "nf4kit binary not built")
-    }
-
-    func run(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.executable())
-        process.arguments = ["merge"] + arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
-    }
+    /// Runs `nf4kit merge ARGUMENTS` through the shared runner.
+    func run(_ arguments: [String]) throws -> NF4KitCLI.Result { try NF4KitCLI.run(["merge"] + arguments) }
 
     @Test func `merging the golden adapter exits 0, writes the folder and summarises on stderr`() throws {
         let directory = TemporaryDirectory("nf4kit-cli-merge")
@@ -51,6 +19,16 @@ import Testing
         #expect(result.stderr.contains("Merged 14 modules"))
         #expect(FileManager.default.fileExists(atPath: directory.file("out/model.safetensors")))
         #expect(FileManager.default.fileExists(atPath: directory.file("out/config.json")))
+    }
+
+    @Test func `the adapter saved as adapter_model.bin merges exactly as the safetensors one`() throws {
+        let directory = TemporaryDirectory("nf4kit-cli-merge")
+        defer { directory.cleanup() }
+        let fromSafetensors = try run([Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("a"), "--quiet"])
+        let fromBin = try run([Fixture.path("llama-tiny/fp16"), Fixture.path("torch/lora"), "-o", directory.file("b"), "--quiet"])
+        #expect(fromSafetensors.status == 0, "\(fromSafetensors.stderr)")
+        #expect(fromBin.status == 0, "\(fromBin.stderr)")
+        #expect(try [UInt8](contentsOf: directory.file("a/model.safetensors")) == [UInt8](contentsOf: directory.file("b/model.safetensors")))
     }
 
     @Test func `an existing output needs --force (exit 74), and --force replaces it`() throws {
