@@ -12,6 +12,7 @@ extension InspectionReport {
             ("tensors", .array(tensors.map(InspectionReport.json(_:)))),
             ("memory", memoryJSON),
             ("adapter", adapter.map(InspectionReport.json(_:)) ?? .null),
+            ("gguf", gguf?.jsonValue ?? .null),
             ("training", training.map(InspectionReport.json(_:)) ?? .null),
         ])
     }

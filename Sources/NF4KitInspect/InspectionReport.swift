@@ -99,6 +99,8 @@ public struct InspectionReport: Sendable, Hashable {
     public var adapter: AdapterSummary?
     /// Present when training options were given (models only).
     public var training: TrainingMemory?
+    /// Present for a GGUF file: header, metadata and ggml storage types.
+    public var gguf: GGUFSection?
 
     /// Inspects an opened model or adapter.
     ///
@@ -113,9 +115,11 @@ public struct InspectionReport: Sendable, Hashable {
         var fileBytes: Int64 = 0
         for file in source.checkpoint.files { fileBytes += try FileAccess.fileSize(file) }
         let adapterConfigPath = source.isFolder ? source.path + "/adapter_config.json" : source.path
-        return try InspectionReport(
+        var report = try InspectionReport(
             checkpoint: source.checkpoint, path: source.path, fileByteCount: fileBytes, config: source.config,
             adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, training: training)
+        if source.kind == .gguf, let file = source.checkpoint.files.first { report.gguf = try GGUFSection(path: file) }
+        return report
     }
 
     /// Inspects a checkpoint from any container.

@@ -2,52 +2,10 @@ import Foundation
 import NF4KitTestSupport
 import Testing
 
-/// Runs the built `nf4kit` executable and captures its exit code, stdout and stderr separately.
-enum InspectCLI {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// The executable next to the test bundle (`.build/<config>/nf4kit`), or in the repository's `.build/debug`.
-    static func executable() throws -> String {
-        let bundle = Bundle.main.bundleURL
-        let candidates = [
-            bundle.deletingLastPathComponent().appendingPathComponent("nf4kit").path,
-            bundle.appendingPathComponent("nf4kit").path,
-            RepositoryPaths.root + "/.build/debug/nf4kit",
-        ]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            Issue.record("nf4kit executable not found (looked in \(candidates)); run `swift build` first")
-            throw CocoaError(.fileNoSuchFile)
-        }
-        return found
-    }
-
-    static func run(_ arguments: [String]) throws -> Result {
-        let directory = TemporaryDirectory("nf4kit-cli")
-        defer { directory.cleanup() }
-        let outPath = directory.file("stdout"), errPath = directory.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        try process.run()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: outPath)), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: errPath)), as: UTF8.self))
-    }
-}
 
 @Suite struct InspectCLITests {
     @Test func `inspecting the nf4-dq fixture prints the summary and the memory breakdown`() throws {
-        let result = try InspectCLI.run(["inspect", Fixture.path("llama-tiny/nf4-dq")])
+        let result = try NF4KitCLI.run(["inspect", Fixture.path("llama-tiny/nf4-dq")])
         #expect(result.status == 0)
         #expect(result.stderr.isEmpty)
         // 2 x (q 65,536 + k 32,768 + v 32,768 + o 65,536 + 3 x 176,128) + 2 x 256,000 + 5 x 256
@@ -62,7 +20,7 @@ enum InspectCLI {
     }
 
     @Test func `--tensors lists a 4-bit weight as one row`() throws {
-        let result = try InspectCLI.run(["inspect", "--tensors", Fixture.path("llama-tiny/nf4")])
+        let result = try NF4KitCLI.run(["inspect", "--tensors", Fixture.path("llama-tiny/nf4")])
         #expect(result.status == 0)
         let lines = result.stdout.split(separator: "\n")
         let row = try #require(lines.first { $0.contains("model.layers.0.mlp.down_proj.weight") })
@@ -73,7 +31,7 @@ enum InspectCLI {
     }
 
     @Test func `--json writes one JSON document with a schema version`() throws {
-        let result = try InspectCLI.run(["inspect", "--json", "--lora-rank", "16", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run(["inspect", "--json", "--lora-rank", "16", Fixture.path("llama-tiny/fp16")])
         #expect(result.status == 0)
         let root = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(root["schemaVersion"] as? Int == 1)
@@ -83,7 +41,7 @@ enum InspectCLI {
     }
 
     @Test func `an adapter folder is reported with rank, alpha and targets`() throws {
-        let result = try InspectCLI.run(["inspect", Fixture.path("llama-tiny/lora")])
+        let result = try NF4KitCLI.run(["inspect", Fixture.path("llama-tiny/lora")])
         #expect(result.status == 0)
         #expect(result.stdout.contains("Adapter"))
         #expect(result.stdout.contains("rank              8"))
@@ -92,7 +50,7 @@ enum InspectCLI {
     }
 
     @Test func `training memory prints one table`() throws {
-        let result = try InspectCLI.run(["inspect", "--lora-rank", "8", "--lora-targets", "q_proj,v_proj", "--lora-dtype", "bf16", Fixture.path("llama-tiny/nf4-dq")])
+        let result = try NF4KitCLI.run(["inspect", "--lora-rank", "8", "--lora-targets", "q_proj,v_proj", "--lora-dtype", "bf16", Fixture.path("llama-tiny/nf4-dq")])
         #expect(result.status == 0)
         #expect(result.stdout.contains("Training memory (LoRA r=8 on 4 modules"))
         #expect(result.stdout.contains("QLoRA, 4-bit base"))
@@ -105,7 +63,7 @@ enum InspectCLI {
         let path = directory.file("broken.safetensors")
         // header length 100, but only 6 header bytes follow
         try ([100, 0, 0, 0, 0, 0, 0, 0] + Array(#"{"a": "#.utf8)).write(to: path)
-        let result = try InspectCLI.run(["inspect", path])
+        let result = try NF4KitCLI.run(["inspect", path])
         #expect(result.status == 65)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(path))
@@ -124,7 +82,7 @@ enum InspectCLI {
         var bytes: [UInt8] = withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { Array($0) }
         bytes += headerBytes + [UInt8](repeating: 0, count: 136) + blob
         try bytes.write(to: path)
-        let result = try InspectCLI.run(["inspect", path])
+        let result = try NF4KitCLI.run(["inspect", path])
         #expect(result.status == 65)
         #expect(result.stdout.isEmpty)
         // the blob starts at 8 + header + 136; the bad character is its second byte
@@ -134,13 +92,13 @@ enum InspectCLI {
     }
 
     @Test func `an unknown LoRA dtype is a usage error`() throws {
-        let result = try InspectCLI.run(["inspect", "--lora-rank", "8", "--lora-dtype", "f16", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run(["inspect", "--lora-rank", "8", "--lora-dtype", "f16", Fixture.path("llama-tiny/fp16")])
         #expect(result.status == 64)
         #expect(result.stdout.isEmpty)
     }
 
     @Test func `a LoRA target that matches nothing is a usage error`() throws {
-        let result = try InspectCLI.run(["inspect", "--lora-rank", "8", "--lora-targets", "w_proj", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run(["inspect", "--lora-rank", "8", "--lora-targets", "w_proj", Fixture.path("llama-tiny/fp16")])
         #expect(result.status == 64)
         #expect(result.stderr.contains("w_proj"))
     }

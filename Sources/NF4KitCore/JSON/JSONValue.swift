@@ -80,19 +80,59 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     }
 }
 
-/// Python's `repr(float)` for doubles: shortest round-trip digits, plain notation for 1e-4 <= |x| < 1e16.
+/// Python's `repr(float)` for doubles, as `json.dumps` prints them.
 public enum PythonFloat {
+    /// The text Python's `json.dumps` writes for `value`: `repr(value)` for finite values (`2.0`, `1e-05`,
+    /// `1e+16`, `0.0001`), and `NaN`, `Infinity`, `-Infinity` otherwise.
+    ///
+    /// Both languages print the shortest digits that round-trip; they differ in where they switch to
+    /// exponent notation. Python (`float_repr_style = 'short'`, format code `r`) writes plain digits when the
+    /// decimal exponent `e` of `d.ddd × 10^e` satisfies -4 <= e < 16, else `d.ddde±XX` with at least two exponent
+    /// digits. Swift's `description` switches at 2^53 instead (`9.999999999999998e+15` where Python writes
+    /// `9999999999999998.0`), so only its digits are used here.
     public static func repr(_ value: Double) -> String {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
-        // Swift's description already uses shortest round-trip digits with the same notation switch points
-        // (checked against Python for the values in the NF4 spec §6.2); normalise the exponent form.
-        var text = value.description
-        if let e = text.firstIndex(of: "e") {
-            // Swift: "5e-05", "1e+16" — same as Python.
-            let mantissa = text[..<e]
-            if mantissa.hasSuffix(".0") { text = String(mantissa.dropLast(2)) + text[e...] }
+        let sign = value.sign == .minus ? "-" : ""
+        if value == 0 { return sign + "0.0" }
+        // Split Swift's shortest representation into digits and a decimal point position.
+        var text = Substring(value.magnitude.description)
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(text[text.index(after: e)...]) ?? 0
+            text = text[..<e]
         }
-        return text
+        var digits = ""
+        var pointAt = 0  // digits before the decimal point in `text`
+        var seenPoint = false
+        for c in text {
+            if c == "." {
+                seenPoint = true
+            } else {
+                digits.append(c)
+                if !seenPoint { pointAt += 1 }
+            }
+        }
+        // value = 0.DIGITS × 10^decimalPoint
+        var decimalPoint = pointAt + exponent
+        while digits.first == "0" {
+            digits.removeFirst()
+            decimalPoint -= 1
+        }
+        while digits.last == "0" { digits.removeLast() }
+        let scientific = decimalPoint - 1  // exponent of d.ddd × 10^e
+        if scientific >= -4 && scientific < 16 {
+            if decimalPoint <= 0 {
+                return sign + "0." + String(repeating: "0", count: -decimalPoint) + digits
+            }
+            if decimalPoint >= digits.count {
+                return sign + digits + String(repeating: "0", count: decimalPoint - digits.count) + ".0"
+            }
+            let split = digits.index(digits.startIndex, offsetBy: decimalPoint)
+            return sign + digits[..<split] + "." + digits[split...]
+        }
+        let mantissa = digits.count > 1 ? String(digits.first!) + "." + digits.dropFirst() : digits
+        let magnitude = String(abs(scientific))
+        return sign + mantissa + "e" + (scientific < 0 ? "-" : "+") + (magnitude.count < 2 ? "0" : "") + magnitude
     }
 }

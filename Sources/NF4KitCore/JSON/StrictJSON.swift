@@ -1,23 +1,47 @@
 /// A strict JSON parser for untrusted headers and configs.
 ///
-/// Rejects duplicate keys at any level, nesting deeper than ``maxDepth``, invalid UTF-8, lone surrogates, and
-/// anything but JSON whitespace (space, tab, CR, LF) around the value. Errors carry the byte offset of the
-/// problem relative to the start of the text (callers add where the text starts in the file).
+/// Rejects duplicate keys at any level, nesting of ``maxDepth`` or more arrays/objects, invalid UTF-8, lone
+/// surrogates, and anything but JSON whitespace (space, tab, CR, LF) around the value. Errors carry the byte
+/// offset where the problem starts, relative to the start of the text plus `baseOffset`.
 public struct StrictJSON {
-    /// Deepest nesting accepted (the safetensors reference reader's serde_json recursion limit is 128).
+    /// serde_json's recursion limit, which the safetensors reference reader inherits: the 128th nested array or
+    /// object is rejected, so at most 127 may nest (measured with safetensors 0.8.0: a header whose unknown field
+    /// holds 125 nested arrays is read, 126 are refused, the header and tensor objects counting as 2).
     public static let maxDepth = 128
+
+    /// A parsed document and where the keys of its top-level object start.
+    public struct Document: Sendable {
+        /// The value.
+        public var value: JSONValue
+        /// For each member of a top-level object, the offset (plus `baseOffset`) of its key's opening quote.
+        public var keyOffsets: [String: Int64]
+    }
 
     /// Parses `bytes` as one JSON document.
     /// - Throws: `CheckpointError` `.malformedHeader` with `byteOffset` = offset of the problem + `baseOffset`.
     public static func parse(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, baseOffset: Int64 = 0, what: String = "JSON"
     ) throws(CheckpointError) -> JSONValue {
+        try parseDocument(bytes, file: file, baseOffset: baseOffset, what: what).value
+    }
+
+    /// Parses `bytes` as one JSON document and records where its top-level keys start.
+    ///
+    /// - Parameter keysNameTensors: The top-level keys are tensor names (a safetensors header): an error inside
+    ///   a member's key or value names that tensor in ``CheckpointError/tensor`` (except `__metadata__`).
+    /// - Throws: `CheckpointError` `.malformedHeader` with `byteOffset` = offset of the problem + `baseOffset`.
+    public static func parseDocument(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, baseOffset: Int64 = 0, what: String = "JSON",
+        keysNameTensors: Bool = false
+    ) throws(CheckpointError) -> Document {
         var parser = StrictJSON(bytes: bytes, file: file, baseOffset: baseOffset, what: what)
+        parser.keysNameTensors = keysNameTensors
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
+        parser.topLevelKey = nil
         guard parser.position == bytes.count else { throw parser.fail("trailing characters after the \(what) value") }
-        return value
+        return Document(value: value, keyOffsets: parser.keyOffsets)
     }
 
     /// Parses a byte array as one JSON document.
@@ -33,6 +57,10 @@ public struct StrictJSON {
     private let baseOffset: Int64
     private let what: String
     private var position = 0
+    private var keysNameTensors = false
+    /// The top-level member being parsed, named in errors when ``keysNameTensors``.
+    private var topLevelKey: String?
+    private var keyOffsets: [String: Int64] = [:]
 
     private init(bytes: UnsafeRawBufferPointer, file: String?, baseOffset: Int64, what: String) {
         self.bytes = bytes
@@ -41,8 +69,9 @@ public struct StrictJSON {
         self.what = what
     }
 
-    private func fail(_ message: String) -> CheckpointError {
-        CheckpointError(.malformedHeader, message, file: file, byteOffset: baseOffset + Int64(position))
+    private func fail(_ message: String, at offset: Int? = nil) -> CheckpointError {
+        let tensor = keysNameTensors && topLevelKey != "__metadata__" ? topLevelKey : nil
+        return CheckpointError(.malformedHeader, message, file: file, byteOffset: baseOffset + Int64(offset ?? position), tensor: tensor)
     }
 
     private var current: UInt8? { position < bytes.count ? bytes[position] : nil }
@@ -60,9 +89,14 @@ public struct StrictJSON {
         position += count
     }
 
+    /// Parses the value at `position`; `depth` is the number of arrays and objects around it.
     private mutating func parseValue(depth: Int) throws(CheckpointError) -> JSONValue {
-        guard depth <= StrictJSON.maxDepth else { throw fail("\(what) nests deeper than \(StrictJSON.maxDepth) levels") }
         guard let c = current else { throw fail("unexpected end of the \(what)") }
+        if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
+            guard depth + 1 < StrictJSON.maxDepth else {
+                throw fail("the \(what) nests \(depth + 1) arrays or objects; at most \(StrictJSON.maxDepth - 1) are allowed")
+            }
+        }
         switch c {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
@@ -77,7 +111,9 @@ public struct StrictJSON {
             try expect("null")
             return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
-        default: throw fail("unexpected character '\(Unicode.Scalar(c))' in the \(what)")
+        default:
+            let shown = c >= 0x21 && c < 0x7F ? "'\(Unicode.Scalar(c))'" : "byte 0x\(String(c, radix: 16, uppercase: true))"
+            throw fail("unexpected \(shown) where a value should start in the \(what)")
         }
     }
 
@@ -94,10 +130,14 @@ public struct StrictJSON {
             skipWhitespace()
             guard current == UInt8(ascii: "\"") else { throw fail("expected a string key in the \(what)") }
             let keyOffset = position
+            if depth == 0 { topLevelKey = nil }
             let key = try parseString()
+            if depth == 0 {
+                topLevelKey = key
+                keyOffsets[key] = baseOffset + Int64(keyOffset)
+            }
             guard seen.insert(key).inserted else {
-                position = keyOffset
-                throw fail("duplicate key '\(key)' in the \(what)")
+                throw fail("duplicate key '\(key)' in the \(what)", at: keyOffset)
             }
             skipWhitespace()
             guard current == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
@@ -112,6 +152,7 @@ public struct StrictJSON {
             }
             guard current == UInt8(ascii: "}") else { throw fail("expected ',' or '}' in an object of the \(what)") }
             position += 1
+            if depth == 0 { topLevelKey = nil }
             return .object(JSONObject(members))
         }
     }
@@ -202,17 +243,18 @@ public struct StrictJSON {
                 case UInt8(ascii: "r"): scalars.append("\r")
                 case UInt8(ascii: "t"): scalars.append("\t")
                 case UInt8(ascii: "u"):
+                    let escape = position - 2
                     var code = try parseHex4()
                     if (0xD800..<0xDC00).contains(code) {
                         guard position + 6 <= bytes.count, bytes[position] == UInt8(ascii: "\\"),
                             bytes[position + 1] == UInt8(ascii: "u")
-                        else { throw fail("lone surrogate escape in the \(what)") }
+                        else { throw fail("lone surrogate escape in the \(what)", at: escape) }
                         position += 2
                         let low = try parseHex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw fail("lone surrogate escape in the \(what)") }
+                        guard (0xDC00..<0xE000).contains(low) else { throw fail("lone surrogate escape in the \(what)", at: escape) }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00..<0xE000).contains(code) {
-                        throw fail("lone surrogate escape in the \(what)")
+                        throw fail("lone surrogate escape in the \(what)", at: escape)
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw fail("invalid escape in the \(what)") }
                     scalars.append(scalar)

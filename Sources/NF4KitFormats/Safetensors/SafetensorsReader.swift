@@ -50,16 +50,17 @@ public enum SafetensorsReader {
             throw CheckpointError(.truncated, "the header length \(headerLength) runs past the end of the file (\(fileSize) bytes) (InvalidHeaderLength)", file: path, byteOffset: 0)
         }
         let headerBytes = UnsafeRawBufferPointer(rebasing: raw[8..<(8 + Int(headerLength))])
-        let header = try StrictJSON.parse(headerBytes, file: path, baseOffset: 8, what: "safetensors header")
-        guard case .object(let top) = header else {
+        let document = try StrictJSON.parseDocument(headerBytes, file: path, baseOffset: 8, what: "safetensors header", keysNameTensors: true)
+        guard case .object(let top) = document.value else {
             throw CheckpointError(.malformedHeader, "the header is not a JSON object", file: path, byteOffset: 8)
         }
 
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
         entries.reserveCapacity(top.count)
-        // Where a key's entry starts in the file; searched only when an error is reported.
-        func at(_ key: String) -> Int64 { Int64(8 + locate(key: key, in: headerBytes)) }
+        // Where a key's entry starts in the file (the parser recorded every top-level key).
+        let keyOffsets = document.keyOffsets
+        func at(_ key: String) -> Int64 { keyOffsets[key] ?? 8 }
         for (key, value) in top {
             if key == "__metadata__" {
                 switch value {
@@ -105,8 +106,14 @@ public enum SafetensorsReader {
         let dataStart = 8 + Int(headerLength)
         let (expected, overflow) = dataStart.addingReportingOverflow(cursor)
         guard !overflow, expected == fileSize else {
-            let detail = overflow || expected > fileSize ? "the tensors need \(cursor) bytes of data but the file has \(fileSize - dataStart)" : "\(fileSize - expected) bytes follow the last tensor"
-            throw CheckpointError(overflow || expected > fileSize ? .truncated : .malformedHeader, "\(detail) (MetadataIncompleteBuffer)", file: path, byteOffset: Int64(min(expected, fileSize)))
+            if overflow || expected > fileSize {
+                // Name the first tensor that does not fit; its data is cut off at the end of the file.
+                let available = fileSize - dataStart
+                let cut = entries.first { $0.end > available }
+                let what = cut.map { "tensor '\($0.name)' has data_offsets [\($0.begin), \($0.end)], but" } ?? "the tensors need \(cursor) bytes of data and"
+                throw CheckpointError(.truncated, "\(what) the data buffer has only \(available) bytes (the file ends at byte \(fileSize)) (MetadataIncompleteBuffer)", file: path, byteOffset: Int64(fileSize), tensor: cut?.name)
+            }
+            throw CheckpointError(.malformedHeader, "\(fileSize - expected) bytes follow the last tensor, which ends at byte \(expected) (MetadataIncompleteBuffer)", file: path, byteOffset: Int64(expected))
         }
 
         let tensors = entries.map { entry in
@@ -151,26 +158,5 @@ public enum SafetensorsReader {
 
     private static func describe(_ value: JSONValue) -> String {
         JSONWriter.compact.string(value)
-    }
-
-    /// Offset of the first occurrence of `"key":` in the header text, to point errors at the tensor's entry.
-    /// Falls back to 0 (start of the header) when the key was written with escapes.
-    private static func locate(key: String, in header: UnsafeRawBufferPointer) -> Int {
-        let needle = Array(JSONWriter.compact.string(.string(key)).utf8)
-        guard !needle.isEmpty, header.count >= needle.count else { return 0 }
-        var i = 0
-        let last = header.count - needle.count
-        while i <= last {
-            if header[i] == needle[0] {
-                var match = true
-                for j in 1..<needle.count where header[i + j] != needle[j] {
-                    match = false
-                    break
-                }
-                if match { return i }
-            }
-            i += 1
-        }
-        return 0
     }
 }

@@ -49,7 +49,7 @@ struct Inspect: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let source = try ModelSource.open(path)
+            let source = try ModelSource.openAny(path)
             var training: TrainingMemoryOptions?
             if let loraRank {
                 training = TrainingMemoryOptions(

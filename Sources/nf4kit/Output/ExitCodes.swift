@@ -15,7 +15,7 @@ enum ExitCodes {
     static let ioError: Int32 = 74
 
     static let helpText = """
-        Exit codes: 0 success; 1 failure; 64 bad usage; 65 malformed or refused input \
+        Exit codes: 0 success; 1 failure; 64 bad usage; 65 malformed, refused or unsupported input \
         (the message names the file, byte offset and tensor); 74 I/O error, missing input or existing output \
         without --force.
         """

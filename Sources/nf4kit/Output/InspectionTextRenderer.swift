@@ -12,6 +12,7 @@ struct InspectionTextRenderer {
         var lines: [String] = []
         lines += summary()
         if let adapter = report.adapter { lines += [""] + self.adapter(adapter) }
+        if let gguf = report.gguf { lines += [""] + ggufSection(gguf, showTensors: showTensors) }
         if showTensors { lines += [""] + tensors() }
         lines += [""] + memory()
         if let training = report.training { lines += [""] + self.training(training) }

@@ -1,0 +1,127 @@
+public import NF4KitCore
+public import NF4KitFormats
+import NF4KitQuant
+
+/// Connects GGUF files to the shared tensor model, using the ggml codecs of NF4KitQuant (which NF4KitFormats may not
+/// import).
+public enum GGUFBridge {
+    /// Reads a GGUF file as a ``Checkpoint`` (format `.gguf`, PyTorch dimension order).
+    ///
+    /// Plain tensors are views of the mapped file; Q8_0, Q4_0 and Q4_1 tensors are dequantized into heap F32 tensors;
+    /// NF4 companion tensors (``GGUFBnbCompanion``) come back as the bitsandbytes tensors they were made from.
+    ///
+    /// - Throws: ``CheckpointError`` from parsing, `.unsupportedDType` for other ggml block types (Q4_K, IQ4_NL, ...).
+    public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
+        try checkpoint(from: GGUFFile.read(path: path))
+    }
+
+    /// The ``Checkpoint`` of an already parsed GGUF file; see ``readCheckpoint(path:)``.
+    public static func checkpoint(from file: GGUFFile) throws(CheckpointError) -> Checkpoint {
+        let tensors = try GGUFBnbCompanion.decode(file) { (info, bytes) throws(CheckpointError) -> Tensor in
+            try dequantize(info, bytes: bytes, file: file.path)
+        }
+        return Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata)
+    }
+
+    /// Dequantizes a Q8_0, Q4_0 or Q4_1 tensor to a heap F32 tensor with the PyTorch shape.
+    ///
+    /// - Throws: ``CheckpointError`` `.unsupportedDType` for other block types.
+    /// - Complexity: O(elements); allocates the F32 result only.
+    public static func dequantize(
+        _ info: GGUFTensorInfo, bytes: TensorBytes, file: String
+    ) throws(CheckpointError) -> Tensor {
+        guard let format = GGMLBlockFormat(ggmlTypeID: info.type.id) else {
+            throw CheckpointError(
+                .unsupportedDType,
+                "tensor '\(info.name)' has ggml type \(info.type.name), which nf4kit cannot dequantize "
+                    + "(Q8_0, Q4_0 and Q4_1 are supported)",
+                file: file, byteOffset: info.recordOffset, tensor: info.name)
+        }
+        let count = info.elementCount
+        let region = MappedRegion(filling: count * 4, description: "\(info.name) dequantized from \(format.rawValue)") {
+            out in
+            bytes.withUnsafeBytes { raw in
+                GGMLBlockCodec.dequantize(raw, as: format, into: out.bindMemory(to: Float.self))
+            }
+        }
+        return Tensor(
+            descriptor: TensorDescriptor(
+                name: info.name, dtype: .f32, shape: info.shape, file: file, fileOffset: info.fileOffset,
+                byteCount: count * 4),
+            bytes: region.all)
+    }
+
+    /// Encodes a float tensor (F16, BF16, F32, F64) as ggml type `type` (F32, F16, BF16, F64, Q8_0 or Q4_0).
+    ///
+    /// The GGUF dimensions are the reverse of the tensor's shape; the bytes of a tensor already of `type` are passed
+    /// through unchanged.
+    /// - Returns: The plan entry and the encoded bytes (heap, or the input view).
+    /// - Throws: ``CheckpointError`` `.invalidArgument` when the innermost dimension is not a multiple of 32 for a
+    ///   block type, `.unsupportedDType` when the input is not a float tensor or `type` cannot be produced.
+    public static func encode(_ tensor: Tensor, as type: GGMLType) throws(CheckpointError) -> (
+        GGUFTensorPlan, TensorBytes
+    ) {
+        let plan = GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.shape)
+        if type.dtype == tensor.dtype { return (plan, tensor.bytes) }
+        guard tensor.dtype.isConvertibleFloat else {
+            throw CheckpointError(
+                .unsupportedDType, "tensor '\(tensor.name)' of dtype \(tensor.dtype) cannot be encoded as \(type.name)",
+                file: tensor.descriptor.file, tensor: tensor.name)
+        }
+        let format = GGMLBlockFormat(ggmlTypeID: type.id)
+        guard type.dtype?.isConvertibleFloat == true || format?.canQuantize == true else {
+            throw CheckpointError(
+                .unsupportedDType, "nf4kit cannot encode ggml type \(type.name) (tensor '\(tensor.name)')",
+                tensor: tensor.name)
+        }
+        guard let byteCount = plan.byteCount else {
+            throw CheckpointError(
+                .invalidArgument,
+                "tensor '\(tensor.name)' of shape \(tensor.shape) cannot be stored as \(type.name): its innermost "
+                    + "dimension must be a multiple of \(type.blockSize)",
+                file: tensor.descriptor.file, tensor: tensor.name)
+        }
+        let count = tensor.shape.elementCount
+        let region = MappedRegion(filling: byteCount, description: "\(tensor.name) encoded as \(type.name)") { out in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { values in
+                tensor.bytes.withUnsafeBytes { raw in FloatConversion.widen(raw, from: tensor.dtype, into: values) }
+                let source = UnsafeBufferPointer(values)
+                if let format {
+                    GGMLBlockCodec.quantize(source, as: format, into: out)
+                } else if let dtype = type.dtype {
+                    GGMLBlockCodec.encode(source, as: dtype, into: out)
+                }
+            }
+        }
+        return (plan, region.all)
+    }
+
+    /// The ggml type a tensor gets when a whole checkpoint is exported as `requested` (llama.cpp's conventions).
+    ///
+    /// Float tensors of rank 2 or more whose innermost dimension is a multiple of the block size get `requested`;
+    /// 1-D float tensors (norms, biases) stay F32 when a block type is requested; float tensors whose rows are not
+    /// whole blocks fall back to F16. Integer tensors keep their own type. `nil` for dtypes GGUF cannot store (U8,
+    /// BOOL, FP8, ...): the caller decides (for bitsandbytes checkpoints use ``GGUFBnbCompanion``).
+    public static func exportType(for tensor: Tensor, requested: GGMLType) -> GGMLType? {
+        guard tensor.dtype.isConvertibleFloat else { return GGMLType(dtype: tensor.dtype) }
+        guard requested.isQuantized else { return requested }
+        guard tensor.shape.rank >= 2 else { return .f32 }
+        let innermost = tensor.shape.dimensions.last ?? 0
+        return innermost > 0 && innermost % requested.blockSize == 0 ? requested : .f16
+    }
+
+    /// The `general.file_type` value (llama.cpp `llama_ftype`) for a file whose weights are mostly `type`, or `nil`
+    /// when llama.cpp has none for it. Write it as UINT32; with Q8_0/Q4_0 also write
+    /// `general.quantization_version` = UINT32 2.
+    public static func llamaFileType(for type: GGMLType) -> UInt32? {
+        switch type {
+        case .f32: 0
+        case .f16: 1
+        case .q4_0: 2
+        case .q4_1: 3
+        case .q8_0: 7
+        case .bf16: 32
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,99 @@
+public import NF4KitCore
+import NF4KitFormats
+
+/// Writes ``FixtureGenerator`` checkpoints as Hugging Face folders (and, optionally, a matching PEFT adapter).
+public enum FixturePipeline {
+    /// What to generate.
+    public struct Options: Sendable {
+        public var preset: FixtureGenerator.Preset
+        public var dtype: DType = .f16
+        public var seed: UInt64 = 0
+        /// Overrides the preset's layer count.
+        public var layers: Int?
+        /// Also write a rank-`loraRank` adapter when set.
+        public var loraRank: Int?
+        /// Where the adapter goes (default: the output path + `-lora`).
+        public var adapterOutput: String?
+        public var maxShardBytes: Int = 5_000_000_000
+        public var threads: Int = FileAccess.processorCount
+        public var overwrite = false
+
+        public init(preset: FixtureGenerator.Preset) { self.preset = preset }
+    }
+
+    /// What was written.
+    public struct Summary: Sendable {
+        public var modelPath: String
+        public var adapterPath: String?
+        public var tensorCount: Int
+        public var parameterCount: Int
+        public var byteCount: Int
+        public var files: [String]
+        public var seconds: Double
+    }
+
+    /// Generates the checkpoint at `output`.
+    /// - Throws: ``CheckpointError`` (`.invalidArgument` for a bad layer count or rank, `.outputExists`, `.io`).
+    public static func run(output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws -> Summary {
+        var architecture = options.preset.architecture
+        if let layers = options.layers {
+            guard layers >= 1 else { throw CheckpointError(.invalidArgument, "--layers must be at least 1, not \(layers)") }
+            architecture.layers = layers
+        }
+        if let rank = options.loraRank, rank < 1 || rank > architecture.hidden {
+            throw CheckpointError(.invalidArgument, "--lora-rank must be between 1 and \(architecture.hidden), not \(rank)")
+        }
+        let generator = FixtureGenerator(architecture: architecture, dtype: options.dtype, seed: options.seed)
+        let tensors = generator.tensors
+        let plan = try SafetensorsFolderWriter.Plan(tensors: tensors, metadata: [("format", "pt")], maxShardBytes: options.maxShardBytes)
+        let writer = try SafetensorsFolderWriter(path: output, plan: plan, overwrite: options.overwrite)
+        let tracker = ProgressTracker(tensorsTotal: tensors.count, bytesTotal: plan.totalByteCount, report: progress)
+        try ParallelRunner.run(count: tensors.count, threads: options.threads) { index in
+            let tensor = tensors[index]
+            let count = tensor.shape.elementCount
+            let byteCount = count * tensor.dtype.bitWidth / 8
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
+            defer { buffer.deallocate() }
+            generator.fill(name: tensor.name, elementCount: count, as: tensor.dtype, into: buffer)
+            try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+            tracker.finished(tensor.name, bytes: byteCount)
+        }
+        try writer.writeSideFile("config.json", bytes: generator.configJSON)
+        try writer.writeSideFile("generation_config.json", bytes: generationConfig)
+        try writer.finish()
+
+        var adapterPath: String?
+        if let rank = options.loraRank {
+            let path = options.adapterOutput ?? output + "-lora"
+            let adapterTensors = generator.adapterTensors(rank: rank)
+            let adapterPlan = try SafetensorsFolderWriter.Plan(tensors: adapterTensors, metadata: [("format", "pt")], maxShardBytes: Int.max, prefix: "adapter_model")
+            let adapterWriter = try SafetensorsFolderWriter(path: path, plan: adapterPlan, overwrite: options.overwrite)
+            try ParallelRunner.run(count: adapterTensors.count, threads: options.threads) { index in
+                let tensor = adapterTensors[index]
+                let byteCount = tensor.shape.elementCount * 4
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
+                defer { buffer.deallocate() }
+                generator.fillAdapter(name: tensor.name, shape: tensor.shape, into: buffer)
+                try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+            }
+            try adapterWriter.writeSideFile("adapter_config.json", bytes: generator.adapterConfigJSON(rank: rank, baseModel: output))
+            try adapterWriter.finish()
+            adapterPath = path
+        }
+        return Summary(
+            modelPath: output, adapterPath: adapterPath, tensorCount: tensors.count, parameterCount: architecture.parameterCount,
+            byteCount: plan.totalByteCount, files: plan.shardPlan.shards.map(\.fileName) + (plan.index != nil ? [plan.indexFileName] : []),
+            seconds: tracker.elapsedSeconds)
+    }
+
+    private static let generationConfig: [UInt8] = Array(
+        """
+        {
+          "_from_model_config": true,
+          "bos_token_id": 1,
+          "eos_token_id": 2,
+          "transformers_version": "5.23.0"
+        }
+
+        """.utf8)
+}

@@ -1,0 +1,452 @@
+import FoundationEssentials
+public import NF4KitCore
+
+/// Our NF4-in-GGUF container convention (spec gguf.md §5.3 "Option A", documented in docs/gguf.md).
+///
+/// A bitsandbytes 4-bit weight `N` (as transformers serializes it: `N` packed U8 `[ceil(n/2), 1]`, `N.absmax`,
+/// `N.quant_map`, optionally `N.nested_absmax` and `N.nested_quant_map`, and `N.quant_state.bitsandbytes__nf4`)
+/// becomes companion tensors with unchanged bytes: `N.nf4` (I8), `N.absmax` (F32, or I8 holding the u8 codes under
+/// double quantization), `N.absmax2` (F32) and `N.absmax_offset` (F32 `[1]`). The name `N` itself stays free, so
+/// no runtime mistakes the codes for a weight. Code books and parameters go into `bnb.*` metadata, the quant-state
+/// JSON is kept verbatim in `nf4kit.bnb.quant_state.N`, and `nf4kit.bnb.version` names this version of the
+/// convention. ``encode(_:metadata:)`` and ``decode(_:convertingBlockTensor:)`` are inverse: bitsandbytes tensors
+/// come back with the same names, dtypes, shapes and bytes.
+public enum GGUFBnbCompanion {
+    /// The version of our convention written to `nf4kit.bnb.version`.
+    public static let version: UInt32 = 1
+    /// The version of the spec's §5.3 layout written to `bnb.version`.
+    public static let layoutVersion: UInt32 = 1
+    /// Metadata key holding ``version``.
+    public static let versionKey = "nf4kit.bnb.version"
+    /// Metadata key listing the logical names of the 4-bit weights, in file order (ARRAY of STRING).
+    public static let weightsKey = "nf4kit.bnb.weights"
+    /// Prefix of the per-weight keys holding the verbatim quant-state JSON (STRING).
+    public static let quantStatePrefix = "nf4kit.bnb.quant_state."
+
+    /// A GGUF file's content ready for ``GGUFWriter/write(path:metadata:tensors:overwrite:inputs:)``.
+    public struct Encoded: Sendable {
+        /// Metadata records: the caller's first, then the `bnb.*` and `nf4kit.bnb.*` records.
+        public var metadata: [GGUFMetadataEntry]
+        /// Tensor plans and bytes, in file order.
+        public var tensors: [(GGUFTensorPlan, TensorBytes)]
+    }
+
+    /// Turns safetensors-style tensors of a transformers 4-bit checkpoint into GGUF tensors and metadata.
+    ///
+    /// Tensors that are not part of a bitsandbytes weight keep their name and bytes and must have a plain GGUF type
+    /// (F32, F16, BF16, F64, I8, I16, I32, I64).
+    ///
+    /// - Parameters:
+    ///   - tensors: The checkpoint's tensors (any order; output follows it).
+    ///   - metadata: Records to put first (e.g. `general.architecture`); `general.type = "model"` is added if absent.
+    /// - Returns: Metadata and tensors; bytes are the input views except the small `absmax_offset` tensors.
+    /// - Throws: ``CheckpointError``: `.malformedHeader` for an inconsistent bitsandbytes group (missing part, bad
+    ///   quant-state JSON, sizes that disagree), `.unsupported` for storage layouts this version does not cover,
+    ///   `.unsupportedDType` for a plain tensor without a GGUF type.
+    public static func encode(
+        _ tensors: [Tensor], metadata: [GGUFMetadataEntry] = []
+    ) throws(CheckpointError) -> Encoded {
+        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var groups: [String: Group] = [:]
+        var consumed = Set<String>()
+        for tensor in tensors {
+            guard let (weight, quantType) = splitQuantStateName(tensor.name) else { continue }
+            let group = try Group(weight: weight, quantType: quantType, stateTensor: tensor, byName: byName)
+            groups[weight] = group
+            consumed.formUnion(group.consumedNames)
+        }
+
+        var out: [(GGUFTensorPlan, TensorBytes)] = []
+        var order: [Group] = []
+        for tensor in tensors {
+            if let group = groups[tensor.name] {
+                order.append(group)
+                out.append(contentsOf: group.companionTensors())
+                continue
+            }
+            if consumed.contains(tensor.name) { continue }
+            guard let type = GGMLType(dtype: tensor.dtype) else {
+                throw CheckpointError(
+                    .unsupportedDType,
+                    "tensor '\(tensor.name)' has dtype \(tensor.dtype), which GGUF cannot store (and it is not part "
+                        + "of a bitsandbytes 4-bit weight)",
+                    file: tensor.descriptor.file, tensor: tensor.name)
+            }
+            out.append((GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.shape), tensor.bytes))
+        }
+
+        var entries = metadata
+        if !entries.contains(where: { $0.key == "general.type" }) {
+            entries.append(GGUFMetadataEntry(key: "general.type", value: .string("model")))
+        }
+        if let first = order.first {
+            entries.append(contentsOf: globalEntries(first, order))
+            for group in order { entries.append(contentsOf: group.perWeightEntries(globals: first)) }
+        }
+        return Encoded(metadata: entries, tensors: out)
+    }
+
+    /// Whether the file uses this convention (has `nf4kit.bnb.version`).
+    public static func isCompanionFile(_ file: GGUFFile) -> Bool { file[versionKey] != nil }
+
+    /// Turns a GGUF file back into safetensors-style tensors: bitsandbytes groups for the companion tensors, views
+    /// for plain tensors, and whatever `convertingBlockTensor` makes of ggml block types.
+    ///
+    /// - Parameters:
+    ///   - file: A parsed GGUF file (with or without the convention).
+    ///   - convertingBlockTensor: Called for tensors of ggml block types (Q8_0, Q4_K, ...); when `nil` such a
+    ///     tensor is an `.unsupportedDType` error.
+    /// - Returns: Tensors in file order; a bitsandbytes weight expands to its serialized tensors.
+    /// - Throws: ``CheckpointError`` naming the file, the tensor record and what does not match the convention.
+    public static func decode(
+        _ file: GGUFFile,
+        convertingBlockTensor: ((GGUFTensorInfo, TensorBytes) throws(CheckpointError) -> Tensor)? = nil
+    ) throws(CheckpointError) -> [Tensor] {
+        var groupsByNF4Name: [String: String] = [:]
+        var consumed = Set<String>()
+        if let versionValue = file[versionKey] {
+            guard case .uint32(let found) = versionValue, found >= 1 else {
+                throw CheckpointError(
+                    .malformedHeader, "\(versionKey) must be a UINT32 of at least 1, found \(versionValue)",
+                    file: file.path, byteOffset: recordOffset(file, versionKey))
+            }
+            guard found <= version else {
+                throw CheckpointError(
+                    .unsupported,
+                    "the file uses NF4 companion convention version \(found); this reader knows \(version)",
+                    file: file.path, byteOffset: recordOffset(file, versionKey))
+            }
+            guard case .array(.string, let names) = file[weightsKey] ?? .array(.string, []) else {
+                throw CheckpointError(
+                    .malformedHeader, "\(weightsKey) must be an ARRAY of STRING", file: file.path,
+                    byteOffset: recordOffset(file, weightsKey))
+            }
+            for case .string(let name) in names {
+                guard file.tensor(named: name + ".nf4") != nil else {
+                    throw CheckpointError(
+                        .malformedHeader, "\(weightsKey) lists '\(name)' but the file has no tensor '\(name).nf4'",
+                        file: file.path, byteOffset: recordOffset(file, weightsKey), tensor: name)
+                }
+                groupsByNF4Name[name + ".nf4"] = name
+                for suffix in [".nf4", ".absmax", ".absmax2", ".absmax_offset"] { consumed.insert(name + suffix) }
+            }
+        }
+        var result: [Tensor] = []
+        for info in file.tensors {
+            if let weight = groupsByNF4Name[info.name] {
+                result.append(contentsOf: try decodeGroup(weight, file: file))
+                continue
+            }
+            if consumed.contains(info.name) { continue }
+            if let dtype = info.type.dtype {
+                result.append(Tensor(descriptor: file.descriptor(of: info, dtype: dtype), bytes: file.bytes(of: info)))
+            } else if let convertingBlockTensor {
+                result.append(try convertingBlockTensor(info, file.bytes(of: info)))
+            } else {
+                throw CheckpointError(
+                    .unsupportedDType, "tensor '\(info.name)' has ggml type \(info.type.name); no converter was given",
+                    file: file.path, byteOffset: info.recordOffset, tensor: info.name)
+            }
+        }
+        return result
+    }
+
+    // MARK: - Encoding
+
+    /// The parts of one bitsandbytes weight.
+    private struct Group {
+        var weight: String
+        var quantType: String
+        var state: QuantState
+        var stateJSON: String
+        var packed: Tensor
+        var absmax: Tensor
+        var quantMap: [Float]
+        var nestedAbsmax: Tensor?
+        var nestedQuantMap: [Float]?
+        var stateTensorName: String
+
+        var doubleQuant: Bool { nestedAbsmax != nil }
+        var consumedNames: [String] {
+            [weight, absmax.name, weight + ".quant_map", stateTensorName]
+                + (doubleQuant ? [weight + ".nested_absmax", weight + ".nested_quant_map"] : [])
+        }
+
+        init(weight: String, quantType: String, stateTensor: Tensor, byName: [String: Tensor]) throws(CheckpointError) {
+            self.weight = weight
+            self.quantType = quantType
+            stateTensorName = stateTensor.name
+            func fail(_ message: String, _ code: CheckpointError.Code = .malformedHeader) -> CheckpointError {
+                CheckpointError(code, message, file: stateTensor.descriptor.file, tensor: weight)
+            }
+            func part(_ suffix: String) throws(CheckpointError) -> Tensor {
+                guard let tensor = byName[weight + suffix] else {
+                    throw fail("bitsandbytes weight '\(weight)' has no tensor '\(weight + suffix)'")
+                }
+                return tensor
+            }
+            guard stateTensor.dtype == .u8, stateTensor.shape.rank == 1 else {
+                throw fail(
+                    "quant state '\(stateTensor.name)' must be a 1-D U8 tensor, found \(stateTensor.dtype) \(stateTensor.shape)"
+                )
+            }
+            let blob = stateTensor.bytes.array
+            guard let json = String(validating: blob, as: UTF8.self),
+                let decoded = try? JSONDecoder().decode(QuantState.self, from: Data(blob))
+            else { throw fail("quant state '\(stateTensor.name)' is not the JSON bitsandbytes writes") }
+            guard decoded.quantType == quantType else {
+                throw fail("quant state '\(stateTensor.name)' says quant_type '\(decoded.quantType)'")
+            }
+            guard decoded.blocksize > 0, let n = Shape(decoded.shape).checkedElementCount else {
+                throw fail(
+                    "quant state '\(stateTensor.name)' has blocksize \(decoded.blocksize), shape \(decoded.shape)")
+            }
+            state = decoded
+            stateJSON = json
+            packed = try part("")
+            let packedBytes = (n + 1) / 2
+            guard packed.dtype == .u8, packed.shape == Shape([packedBytes, 1]), packed.bytes.count == packedBytes else {
+                throw fail(
+                    "packed weight '\(weight)' is \(packed.dtype) \(packed.shape); convention v\(GGUFBnbCompanion.version) "
+                        + "stores U8 [\(packedBytes), 1] (quant_storage=uint8)", .unsupported)
+            }
+            let blocks = (n + decoded.blocksize - 1) / decoded.blocksize
+            absmax = try part(".absmax")
+            let map = try part(".quant_map")
+            guard map.dtype == .f32, map.shape == Shape([16]) else {
+                throw fail("'\(map.name)' must be F32 [16], found \(map.dtype) \(map.shape)")
+            }
+            quantMap = floats(map)
+            if byName[weight + ".nested_absmax"] != nil || decoded.nestedBlocksize != nil {
+                guard let nestedBlocksize = decoded.nestedBlocksize, nestedBlocksize > 0, decoded.nestedOffset != nil,
+                    decoded.nestedDtype ?? "float32" == "float32"
+                else { throw fail("quant state '\(stateTensor.name)' lacks a usable nested_blocksize/nested_offset") }
+                let nested = try part(".nested_absmax")
+                let nestedMap = try part(".nested_quant_map")
+                let nestedBlocks = (blocks + nestedBlocksize - 1) / nestedBlocksize
+                guard absmax.dtype == .u8, absmax.shape == Shape([blocks]) else {
+                    throw fail(
+                        "'\(absmax.name)' must be U8 [\(blocks)] with double quantization, found \(absmax.dtype) \(absmax.shape)"
+                    )
+                }
+                guard nested.dtype == .f32, nested.shape == Shape([nestedBlocks]) else {
+                    throw fail("'\(nested.name)' must be F32 [\(nestedBlocks)], found \(nested.dtype) \(nested.shape)")
+                }
+                guard nestedMap.dtype == .f32, nestedMap.shape == Shape([256]) else {
+                    throw fail("'\(nestedMap.name)' must be F32 [256], found \(nestedMap.dtype) \(nestedMap.shape)")
+                }
+                nestedAbsmax = nested
+                nestedQuantMap = floats(nestedMap)
+            } else {
+                guard absmax.dtype == .f32, absmax.shape == Shape([blocks]) else {
+                    throw fail("'\(absmax.name)' must be F32 [\(blocks)], found \(absmax.dtype) \(absmax.shape)")
+                }
+            }
+        }
+
+        /// `N.nf4` dims: `[last/2, rest reversed]` when the last logical dimension is even, else 1-D.
+        var packedDimensions: [Int] {
+            if let last = state.shape.last, last % 2 == 0, last > 0 {
+                return [last / 2] + state.shape.dropLast().reversed()
+            }
+            return [packed.bytes.count]
+        }
+
+        func companionTensors() -> [(GGUFTensorPlan, TensorBytes)] {
+            var out: [(GGUFTensorPlan, TensorBytes)] = [
+                (GGUFTensorPlan(name: weight + ".nf4", type: .i8, dimensions: packedDimensions), packed.bytes),
+                (
+                    GGUFTensorPlan(
+                        name: weight + ".absmax", type: doubleQuant ? .i8 : .f32,
+                        dimensions: [absmax.shape.dimensions[0]]),
+                    absmax.bytes
+                ),
+            ]
+            if let nestedAbsmax, let offset = state.nestedOffset {
+                out.append(
+                    (
+                        GGUFTensorPlan(
+                            name: weight + ".absmax2", type: .f32, dimensions: [nestedAbsmax.shape.dimensions[0]]),
+                        nestedAbsmax.bytes
+                    ))
+                out.append(
+                    (
+                        GGUFTensorPlan(name: weight + ".absmax_offset", type: .f32, dimensions: [1]),
+                        TensorBytes(copyingElementsOf: [Float(offset).bitPattern.littleEndian])
+                    ))
+            }
+            return out
+        }
+
+        /// Per-weight records: the verbatim quant state, the 1-D shape when needed, and overrides of global values.
+        func perWeightEntries(globals: Group) -> [GGUFMetadataEntry] {
+            var entries = [
+                GGUFMetadataEntry(key: GGUFBnbCompanion.quantStatePrefix + weight, value: .string(stateJSON))
+            ]
+            if packedDimensions.count == 1, state.shape.count != 1 || state.shape[0] % 2 != 0 {
+                entries.append(
+                    GGUFMetadataEntry(
+                        key: "bnb.shape." + weight, value: .uint64Array(state.shape.reversed().map { UInt64($0) })))
+            }
+            let globalFields = Dictionary(
+                globals.fields.compactMap { f in f.1.map { (f.0, $0) } }, uniquingKeysWith: { a, _ in a })
+            for case (let field, let value?) in fields where value != globalFields[field] {
+                entries.append(GGUFMetadataEntry(key: "bnb.\(field).\(weight)", value: value))
+            }
+            return entries
+        }
+
+        /// The values that have a global `bnb.<field>` key.
+        var fields: [(String, GGUFValue?)] {
+            [
+                ("quant_type", .string(quantType)),
+                ("blocksize", .uint32(UInt32(clamping: state.blocksize))),
+                ("double_quant", .bool(doubleQuant)),
+                ("nested_blocksize", state.nestedBlocksize.map { .uint32(UInt32(clamping: $0)) }),
+                ("compute_dtype", .string(state.dtype ?? "float32")),
+                ("quant_map", .float32Array(quantMap)),
+                ("nested_quant_map", nestedQuantMap.map { .float32Array($0) }),
+            ]
+        }
+    }
+
+    private static func globalEntries(_ first: Group, _ order: [Group]) -> [GGUFMetadataEntry] {
+        var entries = [
+            GGUFMetadataEntry(key: "bnb.version", value: .uint32(layoutVersion)),
+            GGUFMetadataEntry(key: versionKey, value: .uint32(version)),
+            GGUFMetadataEntry(key: weightsKey, value: .stringArray(order.map(\.weight))),
+            GGUFMetadataEntry(key: "bnb.nibble_order", value: .string("high_first")),
+            GGUFMetadataEntry(key: "bnb.qk_permuted", value: .bool(false)),
+        ]
+        for (field, value) in first.fields {
+            if let value { entries.append(GGUFMetadataEntry(key: "bnb." + field, value: value)) }
+        }
+        return entries
+    }
+
+    // MARK: - Decoding
+
+    private static func decodeGroup(_ weight: String, file: GGUFFile) throws(CheckpointError) -> [Tensor] {
+        guard let codes = file.tensor(named: weight + ".nf4") else { preconditionFailure("decodeGroup without .nf4") }
+        func fail(_ message: String, at info: GGUFTensorInfo? = nil, key: String? = nil) -> CheckpointError {
+            let offset = key.flatMap { recordOffset(file, $0) } ?? (info ?? codes).recordOffset
+            return CheckpointError(.malformedHeader, message, file: file.path, byteOffset: offset, tensor: weight)
+        }
+        func value(_ field: String) -> (GGUFValue, String)? {
+            if let specific = file["bnb.\(field).\(weight)"] { return (specific, "bnb.\(field).\(weight)") }
+            return file["bnb." + field].map { ($0, "bnb." + field) }
+        }
+        func floatArray(_ field: String, count: Int) throws(CheckpointError) -> [Float] {
+            guard let (found, key) = value(field) else { throw fail("NF4 weight '\(weight)' has no bnb.\(field)") }
+            guard case .array(.float32, let elements) = found, elements.count == count else {
+                throw fail("\(key) must be an ARRAY of \(count) FLOAT32", key: key)
+            }
+            return elements.map { if case .float32(let v) = $0 { v } else { 0 } }
+        }
+        let stateKey = quantStatePrefix + weight
+        guard case .string(let json) = file[stateKey] ?? .bool(false),
+            let state = try? JSONDecoder().decode(QuantState.self, from: Data(json.utf8)),
+            state.blocksize > 0, let n = Shape(state.shape).checkedElementCount
+        else { throw fail("NF4 weight '\(weight)' has no valid \(stateKey) quant-state JSON", key: stateKey) }
+        let doubleQuant: Bool
+        if case .bool(let flag) = value("double_quant")?.0 {
+            doubleQuant = flag
+        } else {
+            throw fail("NF4 weight '\(weight)' has no BOOL bnb.double_quant")
+        }
+        guard case .string(let quantType) = value("quant_type")?.0 ?? .string(state.quantType),
+            quantType == state.quantType
+        else { throw fail("bnb.quantType disagrees with the quant state of '\(weight)'") }
+        let packedBytes = (n + 1) / 2
+        let blocks = (n + state.blocksize - 1) / state.blocksize
+        guard codes.type == .i8, codes.byteCount == packedBytes else {
+            throw fail(
+                "'\(codes.name)' must be I8 with \(packedBytes) elements, found \(codes.type.name) \(codes.dimensions)",
+                at: codes)
+        }
+        guard let absmax = file.tensor(named: weight + ".absmax") else { throw fail("'\(weight).absmax' is missing") }
+        guard absmax.type == (doubleQuant ? .i8 : .f32), absmax.elementCount == blocks else {
+            throw fail(
+                "'\(absmax.name)' must be \(doubleQuant ? "I8" : "F32") with \(blocks) elements, found "
+                    + "\(absmax.type.name) \(absmax.dimensions)", at: absmax)
+        }
+        let source = absmax.recordOffset
+        func heap(_ name: String, _ dtype: DType, _ shape: [Int], _ bytes: TensorBytes) -> Tensor {
+            Tensor(
+                descriptor: TensorDescriptor(
+                    name: name, dtype: dtype, shape: Shape(shape), file: file.path, fileOffset: source,
+                    byteCount: bytes.count),
+                bytes: bytes)
+        }
+        func view(_ name: String, _ dtype: DType, _ shape: [Int], _ info: GGUFTensorInfo) -> Tensor {
+            Tensor(
+                descriptor: TensorDescriptor(
+                    name: name, dtype: dtype, shape: Shape(shape), file: file.path, fileOffset: info.fileOffset,
+                    byteCount: info.byteCount),
+                bytes: file.bytes(of: info))
+        }
+        var out = [
+            view(weight, .u8, [packedBytes, 1], codes),
+            view(weight + ".absmax", doubleQuant ? .u8 : .f32, [blocks], absmax),
+            heap(weight + ".quant_map", .f32, [16], floatBytes(try floatArray("quant_map", count: 16))),
+        ]
+        if doubleQuant {
+            guard let nestedBlocksize = state.nestedBlocksize, nestedBlocksize > 0 else {
+                throw fail("the quant state of '\(weight)' has no nested_blocksize", key: stateKey)
+            }
+            let nestedBlocks = (blocks + nestedBlocksize - 1) / nestedBlocksize
+            guard let absmax2 = file.tensor(named: weight + ".absmax2"), absmax2.type == .f32,
+                absmax2.elementCount == nestedBlocks
+            else { throw fail("'\(weight).absmax2' must be F32 with \(nestedBlocks) elements") }
+            out.append(view(weight + ".nested_absmax", .f32, [nestedBlocks], absmax2))
+            out.append(
+                heap(
+                    weight + ".nested_quant_map", .f32, [256],
+                    floatBytes(try floatArray("nested_quant_map", count: 256))))
+        }
+        let blob = Array(json.utf8)
+        out.append(
+            heap(
+                weight + ".quant_state.bitsandbytes__" + quantType, .u8, [blob.count],
+                TensorBytes(copyingElementsOf: blob)))
+        return out
+    }
+
+    private static func recordOffset(_ file: GGUFFile, _ key: String) -> Int64? {
+        file.metadata.first { $0.key == key }?.recordOffset
+    }
+}
+
+/// The fields of bitsandbytes' packed quant-state JSON that the convention reads.
+private struct QuantState: Decodable, Sendable {
+    var quantType: String
+    var blocksize: Int
+    var dtype: String?
+    var shape: [Int]
+    var nestedBlocksize: Int?
+    var nestedDtype: String?
+    var nestedOffset: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case quantType = "quant_type"
+        case blocksize, dtype, shape
+        case nestedBlocksize = "nested_blocksize"
+        case nestedDtype = "nested_dtype"
+        case nestedOffset = "nested_offset"
+    }
+}
+
+/// `name` = `W.quant_state.bitsandbytes__nf4` (or `__fp4`) gives `(W, "nf4")`.
+private func splitQuantStateName(_ name: String) -> (String, String)? {
+    for quantType in ["nf4", "fp4"] {
+        let suffix = ".quant_state.bitsandbytes__" + quantType
+        if name.hasSuffix(suffix), name.count > suffix.count { return (String(name.dropLast(suffix.count)), quantType) }
+    }
+    return nil
+}
+
+private func floats(_ tensor: Tensor) -> [Float] { tensor.bytes.elements(as: UInt32.self).map(Float.init(bitPattern:)) }
+
+private func floatBytes(_ values: [Float]) -> TensorBytes {
+    TensorBytes(copyingElementsOf: values.map { $0.bitPattern.littleEndian })
+}

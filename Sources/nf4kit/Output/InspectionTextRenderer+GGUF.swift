@@ -1,0 +1,20 @@
+import NF4Kit
+
+extension InspectionTextRenderer {
+    /// The GGUF header and metadata (as gguf-dump shows them) and, with `--tensors`, the ggml storage of each tensor.
+    func ggufSection(_ gguf: InspectionReport.GGUFSection, showTensors: Bool) -> [String] {
+        var lines = ["GGUF v\(gguf.version), alignment \(gguf.alignment), \(gguf.metadata.count) metadata keys, \(gguf.tensors.count) tensors"]
+        lines += F.table([["key", "type", "value"]] + gguf.metadata.map { [$0.key, $0.type, $0.display] })
+        lines.append("")
+        lines.append("Stored as")
+        lines += F.table([["ggml type", "tensors", "bytes"]] + gguf.bytesByType.map { [$0.type, F.grouped($0.tensorCount), F.grouped($0.byteCount)] })
+        if showTensors {
+            lines.append("")
+            lines.append("GGUF tensors (ne = ggml dimensions, fastest first)")
+            lines += F.table([["name", "type", "ne", "bytes", "offset"]] + gguf.tensors.map {
+                [$0.name, $0.ggmlType, "[" + $0.dimensions.map(String.init).joined(separator: ", ") + "]", F.grouped($0.byteCount), String($0.fileOffset)]
+            })
+        }
+        return lines
+    }
+}
