@@ -131,3 +131,16 @@ import Testing
         #expect(group.tensor.packed.array[0..<32].allSatisfy { $0 == 0xFF })
     }
 }
+
+@Suite struct ConvertFromOtherContainersTests {
+    @Test func `the PyTorch copy of golden fp16 converts to golden nf4-dq byte for byte`() throws {
+        let temp = TemporaryDirectory("torch")
+        defer { temp.cleanup() }
+        let output = temp.file("nf4-dq.safetensors")
+        _ = try QuantizePipeline.run(
+            input: Fixture.path("torch/llama-tiny/pytorch_model.bin"), output: output, options: .init())
+        #expect(
+            try FileAccess.readSmallFile(output, limit: 1 << 30)
+                == FileAccess.readSmallFile(Fixture.path("llama-tiny/nf4-dq/model.safetensors"), limit: 1 << 30))
+    }
+}
