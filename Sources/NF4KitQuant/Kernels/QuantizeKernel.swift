@@ -14,10 +14,10 @@ enum QuantizeKernel {
         absmax: UnsafeMutableBufferPointer<Float>
     ) {
         if blocks.isEmpty { return }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
-          withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blocksize) { codeScratch in
+        // One stack scratch per call: blocksize floats for the widened block, then blocksize code bytes.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize + blocksize / 4) { scratch in
             let buffer = scratch.baseAddress!
-            let codes = codeScratch.baseAddress!
+            let codes = UnsafeMutableRawPointer(buffer + blocksize).bindMemory(to: UInt8.self, capacity: blocksize)
             for block in blocks {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
@@ -29,7 +29,6 @@ enum QuantizeKernel {
                     absmax[block] = partialBlock(buffer, count: count, rule: rule, profile: profile, out: out)
                 }
             }
-          }
         }
     }
 
