@@ -220,3 +220,15 @@ import Testing
         #expect(planned.jsonBytes == actual.bnbTensors(weightName: "w").last?.bytes.array)
     }
 }
+
+@Suite struct WidenTests {
+    @Test func `the arithmetic f16 widening equals Float16 conversion for every pattern`() {
+        var mismatches: [UInt16] = []
+        for bits in 0...UInt16.max {
+            let ours = QuantizeKernel.halfToFloat(bits).bitPattern
+            let reference = Float(Float16(bitPattern: bits)).bitPattern
+            if ours != reference { mismatches.append(bits) }
+        }
+        #expect(mismatches.isEmpty, "first mismatches: \(mismatches.prefix(8).map { String($0, radix: 16) })")
+    }
+}

@@ -78,6 +78,30 @@ import Testing
         #expect(error?.tensor == name)
     }
 
+    static let badBlobs = [
+        #"{"quant_type": "nf4", "blocksize": 48, "dtype": "float16", "shape": [256, 256]}"#,
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [-256, 256]}"#,
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "int8", "shape": [256, 256]}"#,
+        #"{"quant_type": "fp4", "blocksize": 64, "dtype": "float16", "shape": [256, 256]}"#,
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [256, 256], "nested_blocksize": 256, "nested_dtype": "float16", "nested_offset": 0.5}"#,
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [256, 256]} x"#,
+        #"{"quant_type": "nf4", "quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [256, 256]}"#,
+        #"[1, 2, 3]"#,
+    ]
+
+    @Test(arguments: badBlobs)
+    func `a malformed quant state blob is reported at the blob`(text: String) throws {
+        var tensors = try Self.golden("nf4")
+        let name = Self.weight + ".quant_state.bitsandbytes__nf4"
+        let blob = try #require(tensors[name])
+        let bytes = TensorBytes(copyingElementsOf: Array(text.utf8))
+        tensors[name] = Self.replacing(blob, shape: [bytes.count], bytes: bytes)
+        let error = #expect(throws: CheckpointError.self) { try BnbQuantizedWeight.groups(in: tensors) }
+        #expect(error?.code == .malformedHeader)
+        #expect(error?.tensor == name)
+        #expect(error?.file?.hasSuffix("nf4/model.safetensors") == true)
+    }
+
     @Test func `statistics without a quant state blob are rejected`() throws {
         var tensors = try Self.golden("nf4")
         tensors[Self.weight + ".quant_state.bitsandbytes__nf4"] = nil

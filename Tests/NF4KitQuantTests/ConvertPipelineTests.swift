@@ -131,3 +131,40 @@ import Testing
         #expect(group.tensor.packed.array[0..<32].allSatisfy { $0 == 0xFF })
     }
 }
+
+@Suite struct ConvertSplitTests {
+    @Test(arguments: [true, false])
+    func `one tensor split across threads gives the single-thread bytes`(doubleQuantization: Bool) throws {
+        let temp = TemporaryDirectory("split")
+        defer { temp.cleanup() }
+        var generator = SeededGenerator(seed: 9)
+        let values = (0..<(64 * 1000 + 7)).map { _ in Float(generator.nextNormal()) }
+        let input = temp.file("one.safetensors")
+        try SafetensorsWriter.write(
+            [ConvertPipelineEdgeTests.f32Tensor("m.weight", values, shape: [1, values.count])], metadata: nil, to: input,
+            overwrite: false)
+        var options = QuantizePipeline.Options()
+        options.doubleQuantization = doubleQuantization
+        options.splitThresholdElements = 1
+        options.threads = 1
+        _ = try QuantizePipeline.run(input: input, output: temp.file("one-thread.safetensors"), options: options)
+        options.threads = 3
+        _ = try QuantizePipeline.run(input: input, output: temp.file("three-threads.safetensors"), options: options)
+        #expect(
+            try FileAccess.readSmallFile(temp.file("one-thread.safetensors"))
+                == FileAccess.readSmallFile(temp.file("three-threads.safetensors")))
+    }
+}
+
+@Suite struct ConvertFromOtherContainersTests {
+    @Test func `the PyTorch copy of golden fp16 converts to golden nf4-dq byte for byte`() throws {
+        let temp = TemporaryDirectory("torch")
+        defer { temp.cleanup() }
+        let output = temp.file("nf4-dq.safetensors")
+        _ = try QuantizePipeline.run(
+            input: Fixture.path("torch/llama-tiny/pytorch_model.bin"), output: output, options: .init())
+        #expect(
+            try FileAccess.readSmallFile(output, limit: 1 << 30)
+                == FileAccess.readSmallFile(Fixture.path("llama-tiny/nf4-dq/model.safetensors"), limit: 1 << 30))
+    }
+}

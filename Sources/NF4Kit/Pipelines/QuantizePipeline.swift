@@ -1,5 +1,6 @@
 public import NF4KitCore
 import NF4KitFormats
+import Dispatch
 public import NF4KitQuant
 
 /// What `nf4kit convert` does: quantize a checkpoint to bitsandbytes NF4/FP4, or turn one into plain floats.
@@ -55,6 +56,9 @@ public enum QuantizePipeline {
         public var overwrite = false
         /// Worker threads; the output bytes do not depend on it.
         public var threads = FileAccess.processorCount
+        /// When fewer tensors are quantized than there are threads, tensors with at least this many elements are
+        /// split into block ranges across `threads` (phase 1), so one big matrix still uses every core.
+        public var splitThresholdElements = 1 << 22
 
         /// Default options: NF4, block 64, double quantization, bf16 compute dtype.
         public init() {}
@@ -93,7 +97,7 @@ public enum QuantizePipeline {
         input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
         let start = FileAccess.monotonicSeconds
-        let source = try ModelSource.open(input)
+        let source = try ModelSource.openAny(input)
         let tensors = source.checkpoint.tensors
         let groups = try BnbQuantizedWeight.groups(in: tensors)
         var jobs: [Job] = []
@@ -172,9 +176,15 @@ public enum QuantizePipeline {
         let nonFinite = LockedStates(count: jobs.count)
         let finalWriters = writerOf
         let finalJobs = jobs
+        // Splitting a tensor's blocks across threads only pays when there are fewer tensors to quantize than
+        // threads; nested inside the per-tensor workers it oversubscribed the cores and ran slower (measured).
+        let quantizeJobs = jobs.filter { if case .quantize = $0 { true } else { false } }.count
+        let splitThreads = quantizeJobs < options.threads ? options.threads : 1
         try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
             let job = finalJobs[i]
-            let (produced, nonFiniteCount) = try job.produce(profile: options.profile, doubleQuantization: options.doubleQuantization)
+            let (produced, nonFiniteCount) = try job.produce(
+                profile: options.profile, doubleQuantization: options.doubleQuantization,
+                splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
             for (name, bytes) in produced {
                 try finalWriters[name]!.write(name, bytes: bytes)
             }
@@ -222,6 +232,37 @@ public enum QuantizePipeline {
         summary.seconds = FileAccess.monotonicSeconds - start
         summary.outputPath = output
         return summary
+    }
+
+    /// Quantizes one large tensor with phase 1 split into block ranges on up to `threads` threads; the bytes are
+    /// those of a single-threaded ``BlockQuantizer/quantize(_:doubleQuantization:)``.
+    static func quantizeSplit(
+        _ tensor: Tensor, quantizer: BlockQuantizer, doubleQuantization: Bool, threads: Int
+    ) throws(CheckpointError) -> QuantizedTensor {
+        guard let n = tensor.shape.checkedElementCount, n > 0, tensor.bytes.count == n * tensor.dtype.bitWidth / 8 else {
+            return try quantizer.quantize(tensor, doubleQuantization: doubleQuantization)  // let it report the problem
+        }
+        let blocks = quantizer.blockCount(elementCount: n)
+        let chunks = min(threads * 4, blocks)
+        var absmax = [Float](repeating: 0, count: blocks)
+        let packed = absmax.withUnsafeMutableBufferPointer { absmaxBuffer in
+            MappedRegion(filling: BlockQuantizer.packedByteCount(elementCount: n), description: "packed codes") {
+                (raw: UnsafeMutableRawBufferPointer) in
+                tensor.bytes.withUnsafeBytes { input in
+                    // Disjoint block ranges write disjoint bytes of `raw` and `absmax`.
+                    nonisolated(unsafe) let (input, raw, absmaxBuffer) = (input, raw, absmaxBuffer)
+                    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                        let range = (blocks * chunk / chunks)..<(blocks * (chunk + 1) / chunks)
+                        quantizer.quantizeBlocks(
+                            range, of: input, dtype: tensor.dtype, elementCount: n, packedInto: raw, absmaxInto: absmaxBuffer)
+                    }
+                }
+            }
+        }
+        return try absmax.withUnsafeBufferPointer { (buffer) throws(CheckpointError) in
+            try quantizer.finish(
+                shape: tensor.shape, dtype: tensor.dtype, packed: packed.all, absmax: buffer, doubleQuantization: doubleQuantization)
+        }
     }
 
     /// Writes `quantization_config` (all 13 keys transformers 5.23 writes, spec section 7) or removes it.
@@ -341,10 +382,17 @@ public enum QuantizePipeline {
         }
 
         /// Computes the output tensors' bytes, and for a quantized tensor the number of NaN/Inf inputs.
-        func produce(profile: QuantizationProfile, doubleQuantization: Bool) throws(CheckpointError) -> ([(String, TensorBytes)], Int) {
+        func produce(
+            profile: QuantizationProfile, doubleQuantization: Bool, splitThreads: Int, splitThreshold: Int
+        ) throws(CheckpointError) -> ([(String, TensorBytes)], Int) {
             switch self {
             case .quantize(let t, let state, let quantizer):
-                let q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
+                let q: QuantizedTensor
+                if splitThreads > 1 && t.shape.elementCount >= splitThreshold && t.dtype.isConvertibleFloat {
+                    q = try QuantizePipeline.quantizeSplit(t, quantizer: quantizer, doubleQuantization: doubleQuantization, threads: splitThreads)
+                } else {
+                    q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
+                }
                 let produced = q.bnbTensors(weightName: t.name)
                 guard produced.last?.bytes.array == state.jsonBytes else {
                     // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.

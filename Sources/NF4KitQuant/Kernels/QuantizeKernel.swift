@@ -14,15 +14,14 @@ enum QuantizeKernel {
         absmax: UnsafeMutableBufferPointer<Float>
     ) {
         if blocks.isEmpty { return }
-        let halfTable = HalfTable.shared.values
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
-          withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blocksize) { codeScratch in
+        // One stack scratch per call: blocksize floats for the widened block, then blocksize code bytes.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize + blocksize / 4) { scratch in
             let buffer = scratch.baseAddress!
-            let codes = codeScratch.baseAddress!
+            let codes = UnsafeMutableRawPointer(buffer + blocksize).bindMemory(to: UInt8.self, capacity: blocksize)
             for block in blocks {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
-                widen(input, dtype: dtype, from: start, count: count, into: buffer, halfTable: halfTable)
+                widen(input, dtype: dtype, from: start, count: count, into: buffer)
                 let out = packed.baseAddress! + (start >> 1)
                 if count == blocksize {
                     absmax[block] = fullBlock(buffer, codes: codes, count: count, rule: rule, profile: profile, out: out)
@@ -30,7 +29,6 @@ enum QuantizeKernel {
                     absmax[block] = partialBlock(buffer, count: count, rule: rule, profile: profile, out: out)
                 }
             }
-          }
         }
     }
 
@@ -41,13 +39,12 @@ enum QuantizeKernel {
         profile: QuantizationProfile, absmax: UnsafeMutableBufferPointer<Float>
     ) {
         if blocks.isEmpty { return }
-        let halfTable = HalfTable.shared.values
         withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize) { scratch in
             let buffer = scratch.baseAddress!
             for block in blocks {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
-                widen(input, dtype: dtype, from: start, count: count, into: buffer, halfTable: halfTable)
+                widen(input, dtype: dtype, from: start, count: count, into: buffer)
                 var value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
                 if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
                 absmax[block] = value
@@ -58,22 +55,15 @@ enum QuantizeKernel {
     /// Converts `count` input values starting at element `start` to float32.
     @inline(__always)
     private static func widen(
-        _ input: UnsafeRawBufferPointer, dtype: DType, from start: Int, count: Int, into buffer: UnsafeMutablePointer<Float>,
-        halfTable: UnsafeMutablePointer<Float>
+        _ input: UnsafeRawBufferPointer, dtype: DType, from start: Int, count: Int, into buffer: UnsafeMutablePointer<Float>
     ) {
         let base = input.baseAddress!
         switch dtype {
         case .f16:
             let source = base + start &* 2
-            var i = 0
-            while i &+ 8 <= count {
-                let bits = source.loadUnaligned(fromByteOffset: i &* 2, as: SIMD8<UInt16>.self)
-                for lane in 0..<8 { buffer[i &+ lane] = halfTable[Int(UInt16(littleEndian: bits[lane]))] }
-                i &+= 8
-            }
-            while i < count {
-                buffer[i] = halfTable[Int(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))]
-                i &+= 1
+            for i in 0..<count {
+                let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+                buffer[i] = halfToFloat(bits)
             }
         case .bf16:
             let source = base + start &* 2
@@ -91,6 +81,22 @@ enum QuantizeKernel {
         default:
             preconditionFailure("QuantizeKernel: \(dtype) is not a float input")
         }
+    }
+
+    /// f32 from f16 bits, exactly, in branch-free arithmetic that LLVM vectorizes (baseline x86-64 has no F16C).
+    ///
+    /// The magnitude bits shifted into a float32 are the value × 2^-112 (also for f16 subnormals, which land on
+    /// float32 subnormals), so one multiply by 2^112 rescales exactly; exponent 31 (inf/NaN) gets the float32
+    /// exponent OR-ed in, keeping the payload (NaNs quieted). Checked against `Float(Float16)` for all 65 536 patterns.
+    @inline(__always)
+    static func halfToFloat(_ h: UInt16) -> Float {
+        let magnitude = UInt32(h & 0x7FFF) << 13
+        let scaled = Float(bitPattern: magnitude) * Float(bitPattern: 0x7780_0000)  // 2^112
+        let isSpecial = (UInt32(h & 0x7C00) &+ 0x0400) >> 15  // 1 when the exponent is 31
+        let hasPayload = (UInt32(h & 0x03FF) &+ 0x03FF) >> 10  // 1 when the mantissa is not zero
+        let quiet = (isSpecial & hasPayload) << 22  // NaNs come out quiet, as the hardware conversion makes them
+        let sign = UInt32(h & 0x8000) << 16
+        return Float(bitPattern: scaled.bitPattern | (isSpecial &* 0x7F80_0000) | quiet | sign)
     }
 
     /// The largest magnitude of `count` values as float32 bits of |x|.
