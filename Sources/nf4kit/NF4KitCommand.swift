@@ -8,6 +8,6 @@ struct NF4KitCommand: AsyncParsableCommand {
         abstract: "Quantize, merge and inspect QLoRA model checkpoints (safetensors, GGUF, PyTorch .bin).",
         discussion: ExitCodes.helpText,
         version: "0.1.0",
-        subcommands: [Convert.self, Merge.self, Inspect.self, Fixture.self]
+        subcommands: [Convert.self, Merge.self, Inspect.self, Diff.self, Fixture.self]
     )
 }

@@ -39,3 +39,28 @@ import Testing
         #expect(hostile.stderr.contains("os.system"))
     }
 }
+
+@Suite struct DiffCLITests {
+    @Test func `diff of a model with itself reports every tensor identical`() throws {
+        let result = try NF4KitCLI.run(["diff", Fixture.path("llama-tiny/fp16"), Fixture.path("torch/llama-tiny")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("21 tensors in both, 21 identical, 0 differ"))
+    }
+
+    @Test func `diff --json parses and carries the summary`() throws {
+        let result = try NF4KitCLI.run(["diff", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/merged-fp16"), "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(json["schemaVersion"] as? Int == 1)
+        let summary = try #require(json["summary"] as? [String: Any])
+        #expect(summary["tensorsInBoth"] as? Int == 21)
+        // The LoRA adapter targets the 14 projections; norms, embeddings and lm_head are unchanged.
+        #expect(summary["identicalTensors"] as? Int == 7)
+    }
+
+    @Test func `diff of a malformed file exits 65`() throws {
+        let result = try NF4KitCLI.run(["diff", Fixture.path("llama-tiny/fp16"), Fixture.path("torch/hostile/global-os-system.bin")])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("os.system"))
+    }
+}

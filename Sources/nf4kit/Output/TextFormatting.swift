@@ -70,3 +70,6 @@ enum TextFormatting {
         }
     }
 }
+
+/// The short name the command files use for ``TextFormatting``.
+typealias Format = TextFormatting
