@@ -1,4 +1,5 @@
 import NF4KitCore
+import NF4KitQuant
 
 /// A checkpoint seen as logical tensors: each 4-bit group is one tensor of its logical shape, companions vanish.
 ///
@@ -43,7 +44,7 @@ struct CheckpointAnalysis: Sendable {
                         name: group.name, dtype: DType(torchName: group.weightDType) ?? .f32, shape: group.logicalShape,
                         parameterCount: group.parameterCount, storedByteCount: stored, group: group, isQuantizable: !isAdapter))
             } else if !members.contains(tensor.name) {
-                let quantizable = !isAdapter && groups.isEmpty && QuantizationCandidates.isCandidate(tensor.descriptor)
+                let quantizable = !isAdapter && groups.isEmpty && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape)
                 entries.append(
                     Entry(
                         name: tensor.name, dtype: tensor.dtype, shape: tensor.shape,
