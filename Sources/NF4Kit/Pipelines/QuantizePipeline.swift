@@ -50,8 +50,8 @@ public enum QuantizePipeline {
         public var plan = BnbQuantizationPlan()
         /// Rounding rules (CPU reproduces the golden files).
         public var profile: QuantizationProfile = .cpu
-        /// transformers 5.x default: 50 GB.
-        public var maxShardBytes = 50_000_000_000
+        /// Largest shard: 5 GB, as huggingface_hub and the transformers 4.35-4.57 releases (transformers 5 uses 50 GB).
+        public var maxShardBytes = 5_000_000_000
         /// Replace an existing output (never an input).
         public var overwrite = false
         /// Worker threads; the output bytes do not depend on it.

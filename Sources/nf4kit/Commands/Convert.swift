@@ -40,7 +40,7 @@ struct Convert: AsyncParsableCommand {
     @Option(name: .customLong("include"), help: "Quantize tensors matching this glob whatever their rank (repeatable).")
     var include: [String] = []
 
-    @Option(name: .customLong("max-shard-size"), help: "Largest output shard, e.g. 5GB or 500MB (default 50GB).")
+    @Option(name: .customLong("max-shard-size"), help: "Largest output shard, e.g. 5GB or 500MB (default 5GB, as huggingface_hub).")
     var maxShardSize: String?
 
     @Option(help: "Worker threads (default: the number of processors).")

@@ -46,7 +46,11 @@ struct Merge: AsyncParsableCommand {
     )
     var fusedArithmetic = false
 
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
     func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         guard !adapters.isEmpty else { throw ValidationError("Give at least one adapter after the base.") }
         if let parsed = try parsedWeights(), parsed.count != adapters.count {
             throw ValidationError("--weights has \(parsed.count) values but \(adapters.count) adapters were given.")
@@ -78,6 +82,7 @@ struct Merge: AsyncParsableCommand {
 
     func run() async throws {
         var options = MergeOptions()
+        if let threads { options.threadCount = threads }
         options.target = to.target
         options.weights = try parsedWeights()
         options.blocksize = blocksize
