@@ -106,11 +106,10 @@ import Testing
         #expect(
             try [UInt8](contentsOf: directory.file("out/config.json"))
                 == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-nf4-dq/config.json")))
-        // down_proj (in_features 688, blocks straddle rows): PEFT's stored result differs from dequant(W4) + Δ by
-        // full-rank noise we cannot reproduce (docs/merge.md); overall 96.6 % of codes agree instead of 99.9 %.
-        withKnownIssue("golden merged-nf4-dq down_proj differs from dequantize + delta + re-quantize") {
-            #expect(Double(same) / Double(total) >= 0.999)
-        }
+        // down_proj (in_features 688): PEFT dequantized it with bitsandbytes' row-indexed AVX-512 CPU kernel, which
+        // scales rows after the first with the wrong absmax (BnbCPUDequantizeTests reproduces the golden codes
+        // exactly that way). nf4kit dequantizes correctly, so 86 % of those codes and 96.6 % of all codes agree.
+        #expect(Double(same) / Double(total) >= 0.96)
     }
 
     @Test func `a 4-bit base merged to f16 is a plain checkpoint without quantization_config`() throws {
