@@ -42,6 +42,15 @@ enum Platform {
         return UnsafeRawPointer(pointer)
     }
 
+    /// `madvise(MADV_DONTNEED)` on the whole pages inside `range` of a read-only file mapping.
+    static func releasePages(_ base: UnsafeRawPointer, range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = range.upperBound / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
     static func unmap(_ pointer: UnsafeRawPointer, count: Int) {
         _ = munmap(UnsafeMutableRawPointer(mutating: pointer), count)
     }

@@ -173,6 +173,28 @@ public struct QuantizedTensor: Sendable {
         }
     }
 
+    /// Dequantizes blocks `blocks` into `output`, which holds only those blocks' elements as `dtype`
+    /// (little-endian), so a tensor can be streamed through a small buffer. Same values as
+    /// ``dequantizeBlocks(_:absmax:as:into:)``.
+    public func dequantizeBlocks(
+        _ blocks: Range<Int>, absmax: UnsafeBufferPointer<Float>, as dtype: DType,
+        intoSlice output: UnsafeMutableRawBufferPointer
+    ) {
+        precondition(dtype.isConvertibleFloat, "dequantize: \(dtype) is not a float type")
+        precondition(absmax.count == blockCount && blocks.upperBound <= blockCount, "dequantize: block range out of bounds")
+        guard !blocks.isEmpty else { return }
+        let start = blocks.lowerBound * blocksize
+        let end = min(blocks.upperBound * blocksize, elementCount)
+        precondition(output.count >= (end - start) * dtype.bitWidth / 8, "dequantize: output buffer too small")
+        packed.withUnsafeBytes { packedBytes in
+            codebook.withUnsafeBufferPointer { table in
+                DequantizeKernel.run(
+                    blocks: blocks, packed: packedBytes, absmax: absmax, elementCount: elementCount, blocksize: blocksize,
+                    table: table, output: output, dtype: dtype, outputStart: start)
+            }
+        }
+    }
+
     /// The dequantized weight as little-endian bytes of `dtype` (default: the original ``dtype``), row-major.
     /// - Complexity: O(elementCount).
     public func dequantized(as dtype: DType? = nil) -> TensorBytes {

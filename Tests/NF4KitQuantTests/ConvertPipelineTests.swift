@@ -168,3 +168,37 @@ import Testing
                 == FileAccess.readSmallFile(Fixture.path("llama-tiny/nf4-dq/model.safetensors"), limit: 1 << 30))
     }
 }
+
+/// Dequantize and cast jobs stream a tensor to the file in pieces of 1 Mi elements; pieces must add up to the
+/// whole-tensor conversion, including a last piece that ends in a partial block.
+@Suite struct ConvertStreamingTests {
+    @Test func `tensors larger than one piece dequantize and cast to the whole-tensor bytes`() throws {
+        let temp = TemporaryDirectory("stream")
+        defer { temp.cleanup() }
+        var generator = SeededGenerator(seed: 21)
+        let count = (1 << 20) * 2 + 100  // two full pieces and a partial block
+        let values = (0..<count).map { _ in Float(generator.nextNormal() * 0.02) }
+        let input = temp.file("big.safetensors")
+        try SafetensorsWriter.write(
+            [ConvertPipelineEdgeTests.f32Tensor("w", values, shape: [count])], metadata: [("format", "pt")], to: input,
+            overwrite: false)
+        var toNF4 = QuantizePipeline.Options()
+        toNF4.plan = BnbQuantizationPlan(include: ["w"])
+        _ = try QuantizePipeline.run(input: input, output: temp.file("q.safetensors"), options: toNF4)
+        var toF16 = QuantizePipeline.Options()
+        toF16.target = .f16
+        _ = try QuantizePipeline.run(input: temp.file("q.safetensors"), output: temp.file("d.safetensors"), options: toF16)
+        let quantized = try SafetensorsReader.read(path: temp.file("q.safetensors"))
+        let group = try #require(try BnbQuantizedWeight.groups(in: quantized.tensors).first)
+        let dequantized = try SafetensorsReader.read(path: temp.file("d.safetensors")).tensorsByName
+        #expect(try #require(dequantized["w"]).bytes.array == group.tensor.dequantized(as: .f16).array)
+
+        // Cast f32 -> bf16 through the same pieces.
+        var toBF16 = QuantizePipeline.Options()
+        toBF16.target = .bf16
+        _ = try QuantizePipeline.run(input: input, output: temp.file("c.safetensors"), options: toBF16)
+        let cast = try SafetensorsReader.read(path: temp.file("c.safetensors")).tensorsByName
+        let whole = values.withUnsafeBytes { FloatConversion.convert($0, from: .f32, to: .bf16, count: count) }
+        #expect(try #require(cast["w"]).bytes.array == whole)
+    }
+}

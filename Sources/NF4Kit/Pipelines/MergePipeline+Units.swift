@@ -176,6 +176,14 @@ struct OutputUnit {
     }
 
     /// Bytes of the base tensor(s) this unit reads (for progress).
+    /// Lets go of the base tensor's resident pages once its output is written (see `TensorBytes.releasePages`).
+    func releaseInputPages() {
+        switch entry.storage {
+        case .plain(let tensor): tensor.bytes.releasePages()
+        case .quantized(_, let members): for member in members { member.bytes.releasePages() }
+        }
+    }
+
     var inputByteCount: Int {
         switch entry.storage {
         case .plain(let tensor): tensor.bytes.count

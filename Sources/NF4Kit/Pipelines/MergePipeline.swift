@@ -192,6 +192,7 @@ public enum MergePipeline {
             tensorsTotal: units.count, bytesTotal: units.reduce(0) { $0 + $1.inputByteCount }, report: progress)
         func count(_ result: OutputUnit.Result, _ unit: OutputUnit) {
             tracker.finished(unit.entry.name, bytes: unit.inputByteCount)
+            unit.releaseInputPages()
             switch result {
             case .merged: counts.merged += 1
             case .replaced: counts.replaced += 1

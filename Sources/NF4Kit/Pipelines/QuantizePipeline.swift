@@ -124,6 +124,7 @@ public enum QuantizePipeline {
                         raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: options.doubleQuantization, name: tensor.name)
                 }
                 states.set(i, state)
+                tensor.bytes.releasePages()  // read again by the work pass; not held resident meanwhile
             }
             let planned = Dictionary(uniqueKeysWithValues: zip(selected, states.values))
             for tensor in tensors {
@@ -182,13 +183,19 @@ public enum QuantizePipeline {
         let splitThreads = quantizeJobs < options.threads ? options.threads : 1
         try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
             let job = finalJobs[i]
-            let (produced, nonFiniteCount) = try job.produce(
-                profile: options.profile, doubleQuantization: options.doubleQuantization,
-                splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
-            for (name, bytes) in produced {
-                try finalWriters[name]!.write(name, bytes: bytes)
+            if job.isStreamed {
+                // Dequantize and cast go through a small buffer straight to the file: no tensor-sized copy.
+                try job.stream(to: finalWriters[job.name]!)
+            } else {
+                let (produced, nonFiniteCount) = try job.produce(
+                    profile: options.profile, doubleQuantization: options.doubleQuantization,
+                    splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
+                for (name, bytes) in produced {
+                    try finalWriters[name]!.write(name, bytes: bytes)
+                }
+                if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
             }
-            if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
+            job.releaseInputPages()
             tracker.finished(job.name, bytes: job.inputBytes)
         }
         for shard in shardPlan.shards { try writers[shard.fileName]!.finish() }
@@ -378,6 +385,71 @@ public enum QuantizePipeline {
                 return [Output(name: t.name, dtype: dtype, shape: t.shape, byteCount: t.shape.elementCount * dtype.bitWidth / 8, owner: t.name)]
             case .copy(let t):
                 return [Output(name: t.name, dtype: t.dtype, shape: t.shape, byteCount: t.bytes.count, owner: t.name)]
+            }
+        }
+
+        /// Elements per piece of a streamed job: 1 Mi (2-4 MB of output), small enough to stay in cache.
+        static let streamElements = 1 << 20
+
+        var isStreamed: Bool {
+            switch self {
+            case .dequantize, .cast: true
+            case .quantize, .copy: false
+            }
+        }
+
+        /// Writes a dequantize or cast job's output in pieces of ``streamElements`` through one reused buffer.
+        func stream(to writer: SafetensorsWriter) throws(CheckpointError) {
+            switch self {
+            case .dequantize(let t, let q, let dtype):
+                let width = dtype.bitWidth / 8
+                let blocksPerPiece = max(1, Self.streamElements / q.blocksize)
+                let absmax = q.absmaxValues()
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blocksPerPiece * q.blocksize * width, alignment: 64)
+                defer { buffer.deallocate() }
+                try absmax.withUnsafeBufferPointer { (table) throws(CheckpointError) in
+                    var block = 0
+                    repeat {
+                        let blocks = block..<min(block + blocksPerPiece, q.blockCount)
+                        let start = blocks.lowerBound * q.blocksize
+                        let count = min(blocks.upperBound * q.blocksize, q.elementCount) - start
+                        q.dequantizeBlocks(blocks, absmax: table, as: dtype, intoSlice: buffer)
+                        try writer.write(
+                            t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * width)]), at: start * width,
+                            completes: blocks.upperBound == q.blockCount)
+                        block = blocks.upperBound
+                    } while block < q.blockCount
+                }
+            case .cast(let t, let dtype):
+                let n = t.shape.elementCount
+                let inWidth = t.dtype.bitWidth / 8
+                let outWidth = dtype.bitWidth / 8
+                try t.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
+                    var start = 0
+                    repeat {
+                        let count = min(Self.streamElements, n - start)
+                        let piece = UnsafeRawBufferPointer(rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
+                        let converted = FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count)
+                        var failure: CheckpointError?
+                        converted.withUnsafeBytes { bytes in
+                            do throws(CheckpointError) {
+                                try writer.write(t.name, part: bytes, at: start * outWidth, completes: start + count == n)
+                            } catch { failure = error }
+                        }
+                        if let failure { throw failure }
+                        start += count
+                    } while start < n
+                }
+            case .quantize, .copy:
+                preconditionFailure("stream(to:) is for dequantize and cast jobs")
+            }
+        }
+
+        /// Lets go of the input's resident pages once the job is written (the input stays mapped and readable).
+        func releaseInputPages() {
+            switch self {
+            case .quantize(let t, _, _), .cast(let t, _), .copy(let t): t.bytes.releasePages()
+            case .dequantize(_, let q, _): q.packed.releasePages()
             }
         }
 

@@ -77,6 +77,16 @@ public final class MappedRegion: @unchecked Sendable {
         base = UnsafeRawPointer(storage)
     }
 
+    /// Drops this process's resident pages of `range` (a file mapping only; owned bytes are left alone).
+    ///
+    /// The file's pages stay in the page cache, and touching the range again reads them back, so this changes
+    /// resident memory, never the bytes. Streaming pipelines call it after a tensor is done, which keeps a
+    /// convert's or merge's peak RSS at its working set instead of the size of the input.
+    public func releasePages(_ range: Range<Int>) {
+        guard isMapped, let base, !range.isEmpty else { return }
+        Platform.releasePages(base, range: range.clamped(to: 0..<count))
+    }
+
     deinit {
         guard let base else { return }
         if isMapped {

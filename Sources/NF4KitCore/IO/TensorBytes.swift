@@ -31,6 +31,10 @@ public struct TensorBytes: Sendable {
         return try body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
 
+    /// Drops the resident pages under this view when it is part of a file mapping (see
+    /// ``MappedRegion/releasePages(_:)``); the bytes stay readable.
+    public func releasePages() { region.releasePages(range) }
+
     /// A sub-view; `subrange` is relative to this view.
     public func slice(_ subrange: Range<Int>) -> TensorBytes {
         precondition(subrange.lowerBound >= 0 && subrange.upperBound <= count, "TensorBytes slice out of range")

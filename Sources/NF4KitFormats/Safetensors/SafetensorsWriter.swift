@@ -122,6 +122,21 @@ public final class SafetensorsWriter: @unchecked Sendable {
         written.insert(name)
     }
 
+    /// Writes `bytes` at byte `offset` inside tensor `name`, for tensors produced in pieces. The tensor counts as
+    /// written when `completes` is true (the caller's last piece); pieces may come in any order before that.
+    public func write(
+        _ name: String, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
+    ) throws(CheckpointError) {
+        guard let entry = layout.entry(named: name) else {
+            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned layout", file: file.path, tensor: name)
+        }
+        guard offset >= 0, offset + bytes.count <= entry.byteCount else {
+            throw CheckpointError(.invalidArgument, "tensor '\(name)': bytes \(offset)..<\(offset + bytes.count) outside its \(entry.byteCount)", file: file.path, tensor: name)
+        }
+        try file.write(bytes, at: entry.fileOffset + Int64(offset))
+        if completes { written.insert(name) }
+    }
+
     /// Writes a tensor from a byte view.
     public func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
         try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in try write(name, bytes: raw) }

@@ -6,7 +6,8 @@ public import NF4KitCore
 enum DequantizeKernel {
     static func run(
         blocks: Range<Int>, packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, elementCount: Int,
-        blocksize: Int, table: UnsafeBufferPointer<Float>, output: UnsafeMutableRawBufferPointer, dtype: DType
+        blocksize: Int, table: UnsafeBufferPointer<Float>, output: UnsafeMutableRawBufferPointer, dtype: DType,
+        outputStart: Int = 0
     ) {
         precondition(table.count == 16, "DequantizeKernel: code table must have 16 entries")
         let source = packed.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -28,9 +29,9 @@ enum DequantizeKernel {
                     }
                 }
                 switch dtype {
-                case .f32: scatter(UInt32.self, outputs, source, start, count, destination)
-                case .f64: scatter(UInt64.self, outputs, source, start, count, destination)
-                default: scatter(UInt16.self, outputs, source, start, count, destination)
+                case .f32: scatter(UInt32.self, outputs, source, start, count, destination, start &- outputStart)
+                case .f64: scatter(UInt64.self, outputs, source, start, count, destination, start &- outputStart)
+                default: scatter(UInt16.self, outputs, source, start, count, destination, start &- outputStart)
                 }
             }
         }
@@ -75,14 +76,14 @@ enum DequantizeKernel {
         return sign | UInt16(truncatingIfNeeded: result)
     }
 
-    /// Writes element e = outputs[nibble e] for the block's elements (little-endian, `T`-sized).
+    /// Writes element e = outputs[nibble e] at `outputIndex + (e - start)` of `destination` for the block's elements (little-endian, `T`-sized).
     @inline(__always)
     private static func scatter<T: FixedWidthInteger>(
         _ type: T.Type, _ outputs: UnsafeMutablePointer<UInt64>, _ source: UnsafePointer<UInt8>, _ start: Int, _ count: Int,
-        _ destination: UnsafeMutableRawPointer
+        _ destination: UnsafeMutableRawPointer, _ outputIndex: Int
     ) {
         let width = MemoryLayout<T>.size
-        let out = destination + start &* width
+        let out = destination + outputIndex &* width
         let bytes = source + (start >> 1)
         for j in 0..<(count >> 1) {
             let byte = bytes[j]
