@@ -221,6 +221,39 @@ import Testing
     }
 }
 
+@Suite struct PlanningAbsmaxTests {
+    /// 16-bit inputs take the planning pass's max on raw halves; blocks with zeros, -0, subnormals, the largest
+    /// finite values, inf and NaN (and a partial last block of tiny values) must give the quantizer's absmax bits.
+    @Test(arguments: [DType.f16, .bf16], [QuantizationProfile.cpu, .cuda])
+    func `planning absmax equals the quantizer's on special 16-bit values`(dtype: DType, profile: QuantizationProfile)
+        throws
+    {
+        let specials: [UInt16] =
+            dtype == .f16
+            ? [0x0000, 0x8000, 0x0001, 0x83FF, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0x7D01, 0xFE01, 0x3C00]
+            : [0x0000, 0x8000, 0x0001, 0x807F, 0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0x7F81, 0xFFC1, 0x3F80]
+        var generator = SeededGenerator(seed: 77)
+        var halves: [UInt16] = []
+        for special in specials {  // one block per special value, among small normal values
+            for i in 0..<64 {
+                halves.append(i == 17 ? special : UInt16(truncatingIfNeeded: generator.next()) & 0x87FF | 0x1000)
+            }
+        }
+        halves += [0x0001, 0x8001, 0x0000]  // partial block of tiny values: the CPU clamps the stored absmax
+        let n = halves.count
+        let quantizer = try BlockQuantizer(quantType: .nf4, blocksize: 64, profile: profile)
+        let blocks = quantizer.blockCount(elementCount: n)
+        var planned = [Float](repeating: 0, count: blocks)
+        let actual = try halves.withUnsafeBytes { raw in
+            planned.withUnsafeMutableBufferPointer {
+                quantizer.blockAbsmax(0..<blocks, of: raw, dtype: dtype, elementCount: n, into: $0)
+            }
+            return try quantizer.quantize(raw, dtype: dtype, shape: [n], doubleQuantization: false).absmaxValues()
+        }
+        #expect(planned.map(\.bitPattern) == actual.map(\.bitPattern))
+    }
+}
+
 @Suite struct WidenTests {
     @Test func `the arithmetic f16 widening equals Float16 conversion for every pattern`() {
         var mismatches: [UInt16] = []

@@ -44,6 +44,21 @@ enum QuantizeKernel {
             for block in blocks {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
+                // 16-bit inputs: |x| orders like the bits without the sign, so the max is taken on the raw
+                // halves and only the winner is widened (exact). A non-finite winner takes the float path below.
+                if dtype == .f16 || dtype == .bf16 {
+                    let source = input.baseAddress! + start &* 2
+                    var top: UInt16 = 0
+                    for i in 0..<count {
+                        top = max(top, UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & 0x7FFF)
+                    }
+                    if top < (dtype == .f16 ? 0x7C00 : 0x7F80) {
+                        var value = dtype == .f16 ? halfToFloat(top) : Float(bitPattern: UInt32(top) << 16)
+                        if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
+                        absmax[block] = value
+                        continue
+                    }
+                }
                 widen(input, dtype: dtype, from: start, count: count, into: buffer)
                 var value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
                 if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
