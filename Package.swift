@@ -20,10 +20,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "NF4KitCore", swiftSettings: settings),
+        // AVX2 + F16C block kernels with per-function target attributes and a runtime CPU check (docs/architecture.md).
+        .target(name: "CNF4Kernels"),
         .target(name: "NF4KitFormats", dependencies: ["NF4KitCore", "CZlib"], swiftSettings: settings),
         .target(
             name: "NF4KitQuant",
-            dependencies: ["NF4KitCore", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["NF4KitCore", "CNF4Kernels", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: settings
         ),
         .target(
@@ -46,6 +48,10 @@ let package = Package(
         .executableTarget(
             name: "nf4kit",
             dependencies: ["NF4Kit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "nf4kit-kernel-bench", dependencies: ["NF4KitCore", "NF4KitQuant"], path: "Benchmarks/KernelBench",
             swiftSettings: settings
         ),
 

@@ -73,6 +73,9 @@ public struct BlockQuantizer: Sendable {
             profile: profile, packed: packed, absmax: absmax)
     }
 
+    /// Whether full f16 blocks run on the AVX2 + F16C kernel on this machine (same bytes as the Swift kernel).
+    public static var nativeKernelAvailable: Bool { QuantizeKernel.hasNativeKernel }
+
     /// The absmax ``quantizeBlocks(_:of:dtype:elementCount:packedInto:absmaxInto:)`` would write, without coding.
     ///
     /// For planning: with double quantization the quant-state JSON (whose length a safetensors header needs)

@@ -265,3 +265,46 @@ import Testing
         #expect(mismatches.isEmpty, "first mismatches: \(mismatches.prefix(8).map { String($0, radix: 16) })")
     }
 }
+
+/// The AVX2 + F16C kernel (C target) against the Swift kernel: the same absmax and packed bytes for every rule,
+/// block size and profile, on normal data and on blocks with zeros, -0, subnormals, inf and NaN.
+@Suite(.serialized) struct NativeKernelTests {
+    @Test func `the native kernel runs on this machine when it has AVX2 and F16C`() {
+        #if arch(x86_64)
+            // CI and the project's machines are x86-64 with AVX2 and F16C (docs/performance.md).
+            #expect(QuantizeKernel.hasNativeKernel)
+        #else
+            #expect(!QuantizeKernel.hasNativeKernel)
+        #endif
+    }
+
+    @Test(arguments: [DType.f16, .bf16, .f32], [(QuantType.nf4, QuantizationProfile.cpu), (.nf4, .cuda), (.fp4, .cpu), (.fp4, .cuda)])
+    func `native and Swift kernels give the same bytes`(dtype: DType, rule: (QuantType, QuantizationProfile)) throws {
+        var generator = SeededGenerator(seed: 31)
+        var values = (0..<(64 * 400)).map { _ in Float(generator.nextNormal() * 0.03) }
+        let specials: [Float] = [0, -0.0, 1e-45, -6e-8, 1e-39, 65504, 3e38, .infinity, -.infinity, .nan, 1]
+        for (k, special) in specials.enumerated() {
+            values[64 * (3 * k + 1) + 5] = special
+            if special == 0 {  // whole zero blocks, +0 and -0
+                for i in 0..<64 { values[64 * (3 * k + 2) + i] = special }
+            }
+        }
+        values += [0.125, -0.25, 0]  // partial last block
+        let n = values.count
+        let input = values.withUnsafeBytes { FloatConversion.convert($0, from: .f32, to: dtype, count: n) }
+        for blocksize in BlockQuantizer.supportedBlocksizes {
+            let quantizer = try BlockQuantizer(quantType: rule.0, blocksize: blocksize, profile: rule.1)
+            func run(native: Bool) throws -> QuantizedTensor {
+                QuantizeKernel.nativeKernelEnabled = native
+                defer { QuantizeKernel.nativeKernelEnabled = true }
+                return try input.withUnsafeBytes {
+                    try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: true)
+                }
+            }
+            let native = try run(native: true)
+            let swift = try run(native: false)
+            #expect(native.packed.array == swift.packed.array, "blocksize \(blocksize)")
+            #expect(native.absmaxValues().map(\.bitPattern) == swift.absmaxValues().map(\.bitPattern))
+        }
+    }
+}

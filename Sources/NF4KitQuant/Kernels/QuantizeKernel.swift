@@ -1,4 +1,5 @@
 public import NF4KitCore
+internal import CNF4Kernels
 
 /// The first-level 4-bit block kernel: absmax per block, codes, nibble packing (spec sections 2 and 3).
 ///
@@ -18,7 +19,7 @@ enum QuantizeKernel {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: blocksize + blocksize / 4) { scratch in
             let buffer = scratch.baseAddress!
             let codes = UnsafeMutableRawPointer(buffer + blocksize).bindMemory(to: UInt8.self, capacity: blocksize)
-            for block in blocks {
+            func swiftBlock(_ block: Int) {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
                 widen(input, dtype: dtype, from: start, count: count, into: buffer)
@@ -29,8 +30,40 @@ enum QuantizeKernel {
                     absmax[block] = partialBlock(buffer, count: count, rule: rule, profile: profile, out: out)
                 }
             }
+            // Full f16/bf16/f32 blocks go to the AVX2 + F16C kernel when the CPU has it (same bits, tested); it hands
+            // back the blocks with non-finite values or scale, which take the Swift path like the partial last block.
+            let fullEnd = min(blocks.upperBound, elementCount / blocksize)
+            let kind: Int32? = dtype == .f16 ? 0 : dtype == .bf16 ? 1 : dtype == .f32 ? 2 : nil
+            guard useNativeKernel, let kind, !rule.ranksMagnitude, blocksize % 16 == 0,
+                fullEnd > blocks.lowerBound
+            else {
+                for block in blocks { swiftBlock(block) }
+                return
+            }
+            let first = blocks.lowerBound
+            let count = fullEnd - first
+            var fallback = [UInt8](repeating: 0, count: count)
+            var thresholds = [Float](repeating: .infinity, count: 16)
+            var map = [UInt8](repeating: 0, count: 16)
+            for k in 0..<16 {
+                thresholds[k] = rule.thresholds[k]
+                map[k] = rule.map[k]
+            }
+            nf4k_quantize_blocks_avx2(
+                input.baseAddress! + first &* blocksize &* (dtype.bitWidth / 8), kind, count, blocksize,
+                thresholds, map, rule.isIdentity ? 1 : 0, profile == .cpu ? 1 : 0, clampFloor,
+                (packed.baseAddress! + (first &* blocksize) >> 1).assumingMemoryBound(to: UInt8.self),
+                absmax.baseAddress! + first, &fallback)
+            for i in 0..<count where fallback[i] != 0 { swiftBlock(first &+ i) }
+            for block in fullEnd..<blocks.upperBound { swiftBlock(block) }
         }
     }
+
+    /// Whether this machine runs the AVX2 + F16C kernel (checked once).
+    static let hasNativeKernel = nf4k_has_avx2_f16c() == 1
+    /// Tests turn the native kernel off to compare it with the Swift one; everything else leaves it on.
+    nonisolated(unsafe) static var nativeKernelEnabled = true
+    static var useNativeKernel: Bool { hasNativeKernel && nativeKernelEnabled }
 
     /// The absmax each block would store, without coding (a pipeline's planning pass: the double-quantization
     /// offset, and so the quant-state JSON length, needs every absmax before any output is laid out).

@@ -1,0 +1,69 @@
+// One-core NF4 block-kernel throughput (absmax + codes + packing, no double quantization), the figure the
+// performance issue compares with ggml's Q4_0 quantize_row_q on one core. Run by `scripts/bench --kernel`.
+//
+//   nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]
+import Foundation
+import NF4KitCore
+import NF4KitQuant
+
+var elements = 16 << 20
+var runs = 20
+var dtype = DType.f16
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--elements": elements = Int(arguments.next() ?? "") ?? elements
+    case "--runs": runs = Int(arguments.next() ?? "") ?? runs
+    case "--dtype":
+        switch arguments.next() {
+        case "bf16": dtype = .bf16
+        case "f32": dtype = .f32
+        default: dtype = .f16
+        }
+    default:
+        FileHandle.standardError.write("usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]\n".data(using: .utf8)!)
+        exit(64)
+    }
+}
+
+// Seeded normal weights (SplitMix64 + Box-Muller), scaled like a 4096-wide projection.
+var state: UInt64 = 42
+@MainActor func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+var floats = [Float](repeating: 0, count: elements)
+for i in 0..<elements {
+    let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
+    let u2 = Double(next() >> 11) / Double(1 << 53)
+    floats[i] = Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2) * 0.02)
+}
+let input: [UInt8] = floats.withUnsafeBytes { raw in
+    FloatConversion.convert(raw, from: .f32, to: dtype, count: elements)
+}
+
+let quantizer = try BlockQuantizer(quantType: .nf4, blocksize: 64)
+let blocks = quantizer.blockCount(elementCount: elements)
+var packed = [UInt8](repeating: 0, count: BlockQuantizer.packedByteCount(elementCount: elements))
+var absmax = [Float](repeating: 0, count: blocks)
+var best = Double.infinity
+for _ in 0..<runs {
+    let start = DispatchTime.now().uptimeNanoseconds
+    input.withUnsafeBytes { raw in
+        packed.withUnsafeMutableBytes { out in
+            absmax.withUnsafeMutableBufferPointer { a in
+                quantizer.quantizeBlocks(0..<blocks, of: raw, dtype: dtype, elementCount: elements, packedInto: out, absmaxInto: a)
+            }
+        }
+    }
+    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+}
+let checksum = packed.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) }
+print(
+    String(
+        format: "NF4 kernel, 1 core, %@, %d values, block 64: best of %d %.4f s = %.3f G values/s (native kernel: %@, checksum %016llx)",
+        "\(dtype)", elements, runs, best, Double(elements) / best / 1e9, BlockQuantizer.nativeKernelAvailable ? "yes" : "no",
+        checksum))

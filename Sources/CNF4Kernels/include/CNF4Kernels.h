@@ -1,0 +1,23 @@
+#ifndef CNF4KERNELS_H
+#define CNF4KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when this CPU (and the OS) can run the AVX2 + F16C kernels below, else 0. Never 1 off x86-64.
+int nf4k_has_avx2_f16c(void);
+
+/// Full 4-bit blocks of float16 (dtype 0), bfloat16 (1) or float32 (2) input with AVX2 + F16C (call only when
+/// nf4k_has_avx2_f16c() is 1).
+///
+/// For each of `block_count` blocks of `blocksize` (a multiple of 16) values starting at `input`:
+/// absmax = max |x|; the divisor is absmax, raised to `clamp_floor` when `clamp` is 1 (bitsandbytes' CPU rule);
+/// s = x * (1 / divisor) in float32; rank = number of the 15 `thresholds` strictly below s; code = map[rank];
+/// two codes per byte, the even element in the high nibble. Writes absmax[b] and blocksize / 2 bytes at
+/// packed + b * blocksize / 2. A block whose absmax is inf or NaN, or whose 1 / divisor is not finite, is left
+/// to the caller: fallback[b] = 1 and nothing else is written for it (fallback[b] = 0 otherwise).
+void nf4k_quantize_blocks_avx2(
+    const void *input, int dtype, size_t block_count, size_t blocksize, const float *thresholds, const uint8_t *map,
+    int map_is_identity, int clamp, float clamp_floor, uint8_t *packed, float *absmax, uint8_t *fallback);
+
+#endif
