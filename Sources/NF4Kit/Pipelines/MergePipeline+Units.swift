@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import NF4KitCore
 import NF4KitFormats
 import NF4KitMerge
@@ -346,7 +347,23 @@ struct OutputUnit {
         _ values: UnsafeMutableBufferPointer<Float>, as output: Output, sink: any TensorSink, scratch: MergeScratch,
         options: MergeOptions
     ) throws {
-        let bytes = scratch.bytes(output.dtype.byteCount(elementCount: values.count) ?? 0)
+        let byteCount = output.dtype.byteCount(elementCount: values.count) ?? 0
+        if let writerSink = sink as? WriterSink {
+            // The final file: narrow into a write-behind buffer and let the writer thread put it while the next
+            // tensor is merged (the write is a third of a merge's time on this machine, docs/performance.md).
+            let bytes = try scratch.writeBehindBuffer(byteCount)
+            let finite = HalfConversion.narrow(
+                UnsafeBufferPointer(values), to: output.dtype, into: bytes.buffer, threadCount: options.threadCount)
+            if !finite && !options.allowNonFinite {
+                scratch.abandon(bytes)
+                throw nonFiniteError(values)
+            }
+            scratch.writeBehind(bytes) { raw in
+                try writerSink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
+            }
+            return
+        }
+        let bytes = scratch.bytes(byteCount)
         let finite = HalfConversion.narrow(
             UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
         if !finite && !options.allowNonFinite { throw nonFiniteError(values) }
@@ -454,9 +471,65 @@ final class MergeScratch {
         return values
     }
 
+    // Write-behind: two buffers used in turn; a buffer is reused only after the writer thread has written it.
+    private var behind = [UnsafeMutableRawBufferPointer](repeating: .init(start: nil, count: 0), count: 2)
+    private let behindDone = [DispatchGroup(), DispatchGroup()]
+    private var nextBehind = 0
+    private let writerQueue = DispatchQueue(label: "nf4kit.merge.write-behind")
+    private let writeFailure = FailureBox()
+
+    /// The first error of the writer thread.
+    final class FailureBox: Sendable {
+        let first = Mutex<(any Error)?>(nil)
+    }
+
+    /// A write-behind buffer and its slot.
+    struct BehindBuffer {
+        let buffer: UnsafeMutableRawBufferPointer
+        let slot: Int
+    }
+
+    /// The next write-behind buffer of `count` bytes, once its previous write is done. Throws an earlier write's
+    /// error, so a failed write stops the merge at the next tensor.
+    func writeBehindBuffer(_ count: Int) throws -> BehindBuffer {
+        let slot = nextBehind
+        nextBehind = 1 - slot
+        behindDone[slot].wait()
+        if let failure = writeFailure.first.withLock({ $0 }) { throw failure }
+        if behind[slot].count < count {
+            behind[slot].deallocate()
+            behind[slot] = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        }
+        return BehindBuffer(buffer: UnsafeMutableRawBufferPointer(rebasing: behind[slot][0..<count]), slot: slot)
+    }
+
+    /// Gives back a buffer that will not be written.
+    func abandon(_ buffer: BehindBuffer) {}
+
+    /// Writes `buffer` on the writer thread; its error comes back from the next ``writeBehindBuffer(_:)`` or
+    /// ``finishWrites()``.
+    func writeBehind(_ buffer: BehindBuffer, _ write: @escaping @Sendable (UnsafeRawBufferPointer) throws -> Void) {
+        let raw = UnsafeRawBufferPointer(buffer.buffer)
+        let failure = writeFailure
+        behindDone[buffer.slot].enter()
+        nonisolated(unsafe) let bytes = raw
+        writerQueue.async { [group = behindDone[buffer.slot]] in
+            do { try write(bytes) } catch { failure.first.withLock { if $0 == nil { $0 = error } } }
+            group.leave()
+        }
+    }
+
+    /// Waits for every write-behind and throws the first error.
+    func finishWrites() throws {
+        writerQueue.sync {}
+        if let failure = writeFailure.first.withLock({ $0 }) { throw failure }
+    }
+
     deinit {
+        writerQueue.sync {}
         floatBuffer.deallocate()
         byteBuffer.deallocate()
+        for buffer in behind { buffer.deallocate() }
     }
 }
 

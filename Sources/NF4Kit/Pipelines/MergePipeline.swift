@@ -231,6 +231,7 @@ public enum MergePipeline {
             for unit in units where unit.outputs != nil {
                 count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
             }
+            try scratch.finishWrites()
             if let region = try spill.mapped() {
                 for record in spill.records {
                     try region.withUnsafeBytes { raw in
