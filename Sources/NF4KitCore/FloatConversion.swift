@@ -103,34 +103,41 @@ public enum FloatConversion {
     ///
     /// - Returns: The converted bytes. Precondition: both dtypes satisfy ``DType/isConvertibleFloat``.
     public static func convert(_ source: UnsafeRawBufferPointer, from: DType, to: DType, count: Int) -> [UInt8] {
-        precondition(from.isConvertibleFloat && to.isConvertibleFloat, "convert: \(from) -> \(to) is not a float conversion")
         var out = [UInt8](repeating: 0, count: count * to.bitWidth / 8)
+        out.withUnsafeMutableBytes { convert(source, from: from, to: to, count: count, into: $0) }
+        return out
+    }
+
+    /// Converts `count` elements into `destination` (at least `count` elements of `to`), as
+    /// ``convert(_:from:to:count:)`` does, without allocating.
+    public static func convert(
+        _ source: UnsafeRawBufferPointer, from: DType, to: DType, count: Int, into dst: UnsafeMutableRawBufferPointer
+    ) {
+        precondition(from.isConvertibleFloat && to.isConvertibleFloat, "convert: \(from) -> \(to) is not a float conversion")
+        precondition(dst.count >= count * to.bitWidth / 8, "convert: destination too short")
         if from == to {
-            out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<(count * from.bitWidth / 8)])) }
-            return out
+            if count > 0 { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<(count * from.bitWidth / 8)])) }
+            return
         }
-        out.withUnsafeMutableBytes { dst in
-            for i in 0..<count {
-                if from == .f64 {
-                    let value = Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
-                    switch to {
-                    case .f16: dst.storeBytes(of: Float16(value).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self)
-                    case .bf16:
-                        let bits = bfloat16Bits(fromFloatBits: floatRoundedToOdd(value).bitPattern)
-                        dst.storeBytes(of: bits.littleEndian, toByteOffset: i * 2, as: UInt16.self)
-                    default: dst.storeBytes(of: Float(value).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
-                    }
-                } else {
-                    let value = loadFloat(source, i, from)
-                    switch to {
-                    case .f16: dst.storeBytes(of: halfBits(from: value).littleEndian, toByteOffset: i * 2, as: UInt16.self)
-                    case .bf16: dst.storeBytes(of: bfloat16Bits(fromFloatBits: value.bitPattern).littleEndian, toByteOffset: i * 2, as: UInt16.self)
-                    case .f32: dst.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
-                    default: dst.storeBytes(of: Double(value).bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self)
-                    }
+        for i in 0..<count {
+            if from == .f64 {
+                let value = Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
+                switch to {
+                case .f16: dst.storeBytes(of: Float16(value).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                case .bf16:
+                    let bits = bfloat16Bits(fromFloatBits: floatRoundedToOdd(value).bitPattern)
+                    dst.storeBytes(of: bits.littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                default: dst.storeBytes(of: Float(value).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+                }
+            } else {
+                let value = loadFloat(source, i, from)
+                switch to {
+                case .f16: dst.storeBytes(of: halfBits(from: value).littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                case .bf16: dst.storeBytes(of: bfloat16Bits(fromFloatBits: value.bitPattern).littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                case .f32: dst.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+                default: dst.storeBytes(of: Double(value).bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self)
                 }
             }
         }
-        return out
     }
 }

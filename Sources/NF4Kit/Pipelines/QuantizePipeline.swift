@@ -183,18 +183,10 @@ public enum QuantizePipeline {
         let splitThreads = quantizeJobs < options.threads ? options.threads : 1
         try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
             let job = finalJobs[i]
-            if job.isStreamed {
-                // Dequantize and cast go through a small buffer straight to the file: no tensor-sized copy.
-                try job.stream(to: finalWriters[job.name]!)
-            } else {
-                let (produced, nonFiniteCount) = try job.produce(
-                    profile: options.profile, doubleQuantization: options.doubleQuantization,
-                    splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
-                for (name, bytes) in produced {
-                    try finalWriters[name]!.write(name, bytes: bytes)
-                }
-                if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
-            }
+            let nonFiniteCount = try job.write(
+                to: finalWriters, profile: options.profile, doubleQuantization: options.doubleQuantization,
+                splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
+            if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
             job.releaseInputPages()
             tracker.finished(job.name, bytes: job.inputBytes)
         }
@@ -388,20 +380,46 @@ public enum QuantizePipeline {
             }
         }
 
-        /// Elements per piece of a streamed job: 1 Mi (2-4 MB of output), small enough to stay in cache.
+        /// Elements per piece of a dequantize or cast job: 1 Mi (2-4 MB of output), small enough to stay in cache.
         static let streamElements = 1 << 20
 
-        var isStreamed: Bool {
+        /// Lets go of the input's resident pages once the job is written (the input stays mapped and readable).
+        func releaseInputPages() {
             switch self {
-            case .dequantize, .cast: true
-            case .quantize, .copy: false
+            case .quantize(let t, _, _), .cast(let t, _), .copy(let t): t.bytes.releasePages()
+            case .dequantize(_, let q, _): q.packed.releasePages()
             }
         }
 
-        /// Writes a dequantize or cast job's output in pieces of ``streamElements`` through one reused buffer.
-        func stream(to writer: SafetensorsWriter) throws(CheckpointError) {
+        /// Computes the job's output tensors and writes each with the writer planned for its name. Dequantize and
+        /// cast go to the file in pieces of ``streamElements`` through one reused buffer, never a tensor-sized copy.
+        /// - Returns: For a quantized tensor, the number of NaN/Inf inputs; otherwise 0.
+        func write(
+            to writers: [String: SafetensorsWriter], profile: QuantizationProfile, doubleQuantization: Bool,
+            splitThreads: Int, splitThreshold: Int
+        ) throws(CheckpointError) -> Int {
             switch self {
+            case .quantize(let t, let state, let quantizer):
+                let q: QuantizedTensor
+                if splitThreads > 1 && t.shape.elementCount >= splitThreshold && t.dtype.isConvertibleFloat {
+                    q = try QuantizePipeline.quantizeSplit(t, quantizer: quantizer, doubleQuantization: doubleQuantization, threads: splitThreads)
+                } else {
+                    q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
+                }
+                let produced = q.bnbTensors(weightName: t.name)
+                guard produced.last?.bytes.array == state.jsonBytes else {
+                    // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
+                    throw CheckpointError(.invalidArgument, "internal error: planned and computed quant state of '\(t.name)' differ", tensor: t.name)
+                }
+                for member in produced { try writers[member.name]!.write(member.name, bytes: member.bytes) }
+                // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is
+                // needed only then; the CUDA rules ignore NaN in the absmax, so count always.
+                if profile == .cuda || q.absmaxValues().contains(where: { !$0.isFinite }) {
+                    return t.bytes.withUnsafeBytes { countNonFinite($0, dtype: t.dtype) }
+                }
+                return 0
             case .dequantize(let t, let q, let dtype):
+                let writer = writers[t.name]!
                 let width = dtype.bitWidth / 8
                 let blocksPerPiece = max(1, Self.streamElements / q.blocksize)
                 let absmax = q.absmaxValues()
@@ -420,71 +438,30 @@ public enum QuantizePipeline {
                         block = blocks.upperBound
                     } while block < q.blockCount
                 }
+                return 0
             case .cast(let t, let dtype):
+                let writer = writers[t.name]!
                 let n = t.shape.elementCount
                 let inWidth = t.dtype.bitWidth / 8
                 let outWidth = dtype.bitWidth / 8
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(n, Self.streamElements) * outWidth, alignment: 64)
+                defer { buffer.deallocate() }
                 try t.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
                     var start = 0
                     repeat {
                         let count = min(Self.streamElements, n - start)
                         let piece = UnsafeRawBufferPointer(rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
-                        let converted = FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count)
-                        var failure: CheckpointError?
-                        converted.withUnsafeBytes { bytes in
-                            do throws(CheckpointError) {
-                                try writer.write(t.name, part: bytes, at: start * outWidth, completes: start + count == n)
-                            } catch { failure = error }
-                        }
-                        if let failure { throw failure }
+                        FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count, into: buffer)
+                        try writer.write(
+                            t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * outWidth)]),
+                            at: start * outWidth, completes: start + count == n)
                         start += count
                     } while start < n
                 }
-            case .quantize, .copy:
-                preconditionFailure("stream(to:) is for dequantize and cast jobs")
-            }
-        }
-
-        /// Lets go of the input's resident pages once the job is written (the input stays mapped and readable).
-        func releaseInputPages() {
-            switch self {
-            case .quantize(let t, _, _), .cast(let t, _), .copy(let t): t.bytes.releasePages()
-            case .dequantize(_, let q, _): q.packed.releasePages()
-            }
-        }
-
-        /// Computes the output tensors' bytes, and for a quantized tensor the number of NaN/Inf inputs.
-        func produce(
-            profile: QuantizationProfile, doubleQuantization: Bool, splitThreads: Int, splitThreshold: Int
-        ) throws(CheckpointError) -> ([(String, TensorBytes)], Int) {
-            switch self {
-            case .quantize(let t, let state, let quantizer):
-                let q: QuantizedTensor
-                if splitThreads > 1 && t.shape.elementCount >= splitThreshold && t.dtype.isConvertibleFloat {
-                    q = try QuantizePipeline.quantizeSplit(t, quantizer: quantizer, doubleQuantization: doubleQuantization, threads: splitThreads)
-                } else {
-                    q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
-                }
-                let produced = q.bnbTensors(weightName: t.name)
-                guard produced.last?.bytes.array == state.jsonBytes else {
-                    // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
-                    throw CheckpointError(.invalidArgument, "internal error: planned and computed quant state of '\(t.name)' differ", tensor: t.name)
-                }
-                // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is
-                // needed only then; the CUDA rules ignore NaN in the absmax, so count always.
-                var count = 0
-                if profile == .cuda || q.absmaxValues().contains(where: { !$0.isFinite }) {
-                    count = t.bytes.withUnsafeBytes { countNonFinite($0, dtype: t.dtype) }
-                }
-                return (produced.map { ($0.name, $0.bytes) }, count)
-            case .dequantize(let t, let q, let dtype):
-                return ([(t.name, q.dequantized(as: dtype))], 0)
-            case .cast(let t, let dtype):
-                let count = t.shape.elementCount
-                let bytes = t.bytes.withUnsafeBytes { FloatConversion.convert($0, from: t.dtype, to: dtype, count: count) }
-                return ([(t.name, TensorBytes(copyingElementsOf: bytes, description: "converted"))], 0)
+                return 0
             case .copy(let t):
-                return ([(t.name, t.bytes)], 0)
+                try writers[t.name]!.write(t.name, bytes: t.bytes)
+                return 0
             }
         }
     }
