@@ -73,7 +73,8 @@ public struct BlockQuantizer: Sendable {
             profile: profile, packed: packed, absmax: absmax)
     }
 
-    /// Whether full f16 blocks run on the AVX2 + F16C kernel on this machine (same bytes as the Swift kernel).
+    /// Whether full f16/bf16/f32 blocks run on the AVX2 + F16C kernel on this machine (same bytes as the Swift
+    /// kernel).
     public static var nativeKernelAvailable: Bool { QuantizeKernel.hasNativeKernel }
 
     /// The absmax ``quantizeBlocks(_:of:dtype:elementCount:packedInto:absmaxInto:)`` would write, without coding.

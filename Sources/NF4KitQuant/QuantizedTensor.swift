@@ -161,16 +161,10 @@ public struct QuantizedTensor: Sendable {
     public func dequantizeBlocks(
         _ blocks: Range<Int>, absmax: UnsafeBufferPointer<Float>, as dtype: DType, into output: UnsafeMutableRawBufferPointer
     ) {
-        precondition(dtype.isConvertibleFloat, "dequantize: \(dtype) is not a float type")
         precondition(output.count >= elementCount * dtype.bitWidth / 8, "dequantize: output buffer too small")
-        precondition(absmax.count == blockCount && blocks.upperBound <= blockCount, "dequantize: block range out of bounds")
-        packed.withUnsafeBytes { packedBytes in
-            codebook.withUnsafeBufferPointer { table in
-                DequantizeKernel.run(
-                    blocks: blocks, packed: packedBytes, absmax: absmax, elementCount: elementCount, blocksize: blocksize,
-                    table: table, output: output, dtype: dtype)
-            }
-        }
+        let offset = min(blocks.lowerBound * blocksize, elementCount) * (dtype.bitWidth / 8)
+        dequantizeBlocks(
+            blocks, absmax: absmax, as: dtype, intoSlice: UnsafeMutableRawBufferPointer(rebasing: output[offset...]))
     }
 
     /// Dequantizes blocks `blocks` into `output`, which holds only those blocks' elements as `dtype`

@@ -176,7 +176,6 @@ struct OutputUnit {
         }
     }
 
-    /// Bytes of the base tensor(s) this unit reads (for progress).
     /// Lets go of the base tensor's resident pages once its output is written (see `TensorBytes.releasePages`).
     func releaseInputPages() {
         switch entry.storage {
@@ -185,6 +184,7 @@ struct OutputUnit {
         }
     }
 
+    /// Bytes of the base tensor(s) this unit reads (for progress).
     var inputByteCount: Int {
         switch entry.storage {
         case .plain(let tensor): tensor.bytes.count
@@ -354,10 +354,7 @@ struct OutputUnit {
             let bytes = try scratch.writeBehindBuffer(byteCount)
             let finite = HalfConversion.narrow(
                 UnsafeBufferPointer(values), to: output.dtype, into: bytes.buffer, threadCount: options.threadCount)
-            if !finite && !options.allowNonFinite {
-                scratch.abandon(bytes)
-                throw nonFiniteError(values)
-            }
+            if !finite && !options.allowNonFinite { throw nonFiniteError(values) }
             scratch.writeBehind(bytes) { raw in
                 try writerSink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
             }
@@ -502,9 +499,6 @@ final class MergeScratch {
         }
         return BehindBuffer(buffer: UnsafeMutableRawBufferPointer(rebasing: behind[slot][0..<count]), slot: slot)
     }
-
-    /// Gives back a buffer that will not be written.
-    func abandon(_ buffer: BehindBuffer) {}
 
     /// Writes `buffer` on the writer thread; its error comes back from the next ``writeBehindBuffer(_:)`` or
     /// ``finishWrites()``.

@@ -7,7 +7,7 @@ enum DequantizeKernel {
     static func run(
         blocks: Range<Int>, packed: UnsafeRawBufferPointer, absmax: UnsafeBufferPointer<Float>, elementCount: Int,
         blocksize: Int, table: UnsafeBufferPointer<Float>, output: UnsafeMutableRawBufferPointer, dtype: DType,
-        outputStart: Int = 0
+        outputStart: Int
     ) {
         precondition(table.count == 16, "DequantizeKernel: code table must have 16 entries")
         let source = packed.baseAddress!.assumingMemoryBound(to: UInt8.self)

@@ -43,17 +43,18 @@ enum QuantizeKernel {
             let first = blocks.lowerBound
             let count = fullEnd - first
             var fallback = [UInt8](repeating: 0, count: count)
-            var thresholds = [Float](repeating: .infinity, count: 16)
-            var map = [UInt8](repeating: 0, count: 16)
-            for k in 0..<16 {
-                thresholds[k] = rule.thresholds[k]
-                map[k] = rule.map[k]
+            // SIMD16 stores its lanes contiguously: the rule's tables go to C as they are.
+            withUnsafeBytes(of: rule.thresholds) { thresholds in
+                withUnsafeBytes(of: rule.map) { map in
+                    nf4k_quantize_blocks_avx2(
+                        input.baseAddress! + first &* blocksize &* (dtype.bitWidth / 8), kind, count, blocksize,
+                        thresholds.baseAddress!.assumingMemoryBound(to: Float.self),
+                        map.baseAddress!.assumingMemoryBound(to: UInt8.self), rule.isIdentity ? 1 : 0,
+                        profile == .cpu ? 1 : 0, clampFloor,
+                        (packed.baseAddress! + (first &* blocksize) >> 1).assumingMemoryBound(to: UInt8.self),
+                        absmax.baseAddress! + first, &fallback)
+                }
             }
-            nf4k_quantize_blocks_avx2(
-                input.baseAddress! + first &* blocksize &* (dtype.bitWidth / 8), kind, count, blocksize,
-                thresholds, map, rule.isIdentity ? 1 : 0, profile == .cpu ? 1 : 0, clampFloor,
-                (packed.baseAddress! + (first &* blocksize) >> 1).assumingMemoryBound(to: UInt8.self),
-                absmax.baseAddress! + first, &fallback)
             for i in 0..<count where fallback[i] != 0 { swiftBlock(first &+ i) }
             for block in fullEnd..<blocks.upperBound { swiftBlock(block) }
         }
@@ -77,27 +78,34 @@ enum QuantizeKernel {
             for block in blocks {
                 let start = block &* blocksize
                 let count = min(blocksize, elementCount &- start)
-                // 16-bit inputs: |x| orders like the bits without the sign, so the max is taken on the raw
-                // halves and only the winner is widened (exact). A non-finite winner takes the float path below.
-                if dtype == .f16 || dtype == .bf16 {
-                    let source = input.baseAddress! + start &* 2
-                    var top: UInt16 = 0
-                    for i in 0..<count {
-                        top = max(top, UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & 0x7FFF)
-                    }
-                    if top < (dtype == .f16 ? 0x7C00 : 0x7F80) {
-                        var value = dtype == .f16 ? halfToFloat(top) : Float(bitPattern: UInt32(top) << 16)
-                        if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
-                        absmax[block] = value
-                        continue
-                    }
+                var value: Float
+                if let finite = finiteHalfMagnitudeMax(input, dtype: dtype, from: start, count: count) {
+                    value = finite
+                } else {
+                    widen(input, dtype: dtype, from: start, count: count, into: buffer)
+                    value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
                 }
-                widen(input, dtype: dtype, from: start, count: count, into: buffer)
-                var value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
                 if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
                 absmax[block] = value
             }
         }
+    }
+
+    /// For 16-bit input, the largest |x| of `count` values from element `start`, taken on the raw halves (|x|
+    /// orders like the bits without the sign) and widened exactly; `nil` for other dtypes or a non-finite winner,
+    /// which the float path handles with the profile's NaN rule.
+    @inline(__always)
+    private static func finiteHalfMagnitudeMax(
+        _ input: UnsafeRawBufferPointer, dtype: DType, from start: Int, count: Int
+    ) -> Float? {
+        guard dtype == .f16 || dtype == .bf16 else { return nil }
+        let source = input.baseAddress! + start &* 2
+        var top: UInt16 = 0
+        for i in 0..<count {
+            top = max(top, UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) & 0x7FFF)
+        }
+        guard top < (dtype == .f16 ? 0x7C00 : 0x7F80) else { return nil }
+        return dtype == .f16 ? halfToFloat(top) : Float(bitPattern: UInt32(top) << 16)
     }
 
     /// Converts `count` input values starting at element `start` to float32.
