@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes Fixtures/files/gguf/: the malformed GGUF corpus and a small bitsandbytes subset of the golden checkpoints.
 
-Run from the repository root:  python Tests/Interop/gguf_make_fixtures.py /work/shared/golden
+Run from the repository root:  python Tests/Interop/gguf_make_fixtures.py ../shared/golden
 Needs numpy + safetensors (0.8.0 used) only for the bitsandbytes subset. The malformed files are built byte by byte
 with `struct` from one valid base file; manifest.json lists, per file, the error code and byte offset the reader must
 report (offsets are the positions of the fields each case breaks, recorded while building the bytes).
@@ -160,7 +160,7 @@ def make_bnb_subset(golden):
 
 
 if __name__ == "__main__":
-    golden = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/golden"
+    golden = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "golden")
     os.makedirs(OUT, exist_ok=True)
     for name in ("sample.gguf", "sample.expected.safetensors"):
         shutil.copyfile(os.path.join(golden, "gguf", name), os.path.join(OUT, name))
