@@ -30,7 +30,8 @@ public enum GGUFBridge {
     public static func dequantize(
         _ info: GGUFTensorInfo, bytes: TensorBytes, file: String
     ) throws(CheckpointError) -> Tensor {
-        guard let format = GGMLBlockFormat(ggmlTypeID: info.type.id) else {
+        let format = info.type
+        guard GGMLBlockCodec.canDequantize(format) else {
             throw CheckpointError(
                 .unsupportedDType,
                 "tensor '\(info.name)' has ggml type \(info.type.name), which nf4kit cannot dequantize "
@@ -38,7 +39,7 @@ public enum GGUFBridge {
                 file: file, byteOffset: info.recordOffset, tensor: info.name)
         }
         let count = info.elementCount
-        let region = MappedRegion(filling: count * 4, description: "\(info.name) dequantized from \(format.rawValue)") {
+        let region = MappedRegion(filling: count * 4, description: "\(info.name) dequantized from \(format.name)") {
             out in
             bytes.withUnsafeBytes { raw in
                 GGMLBlockCodec.dequantize(raw, as: format, into: out.bindMemory(to: Float.self))
@@ -68,8 +69,8 @@ public enum GGUFBridge {
                 .unsupportedDType, "tensor '\(tensor.name)' of dtype \(tensor.dtype) cannot be encoded as \(type.name)",
                 file: tensor.descriptor.file, tensor: tensor.name)
         }
-        let format = GGMLBlockFormat(ggmlTypeID: type.id)
-        guard type.dtype?.isConvertibleFloat == true || format?.canQuantize == true else {
+        let format: GGMLType? = type.isQuantized ? type : nil
+        guard type.dtype?.isConvertibleFloat == true || (format.map(GGMLBlockCodec.canQuantize) ?? false) else {
             throw CheckpointError(
                 .unsupportedDType, "nf4kit cannot encode ggml type \(type.name) (tensor '\(tensor.name)')",
                 tensor: tensor.name)

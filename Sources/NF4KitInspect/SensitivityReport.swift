@@ -293,7 +293,7 @@ private struct Worker: Sendable {
                             }
                             record(.int4)
                         case .q4_0, .q8_0:
-                            let format: GGMLBlockFormat = scheme == .q4_0 ? .q4_0 : .q8_0
+                            let format: GGMLType = scheme == .q4_0 ? .q4_0 : .q8_0
                             var blocks = [UInt8](repeating: 0, count: n / 32 * format.typeSize)
                             blocks.withUnsafeMutableBytes { b in
                                 GGMLBlockCodec.quantize(ref, as: format, into: b)

@@ -55,8 +55,8 @@ public enum QuantizationScheme: String, Sendable, Hashable, CaseIterable {
         case .nf4DoubleQuant, .fp4DoubleQuant:
             return packed + blocks + 4 * DoubleQuantization.nestedBlockCount(blockCount: blocks)
         case .int4: return UniformInt4.byteCount(elementCount: n, blocksize: blocksize)
-        case .q4_0: return (n + 31) / 32 * GGMLBlockFormat.q4_0.typeSize
-        case .q8_0: return (n + 31) / 32 * GGMLBlockFormat.q8_0.typeSize
+        case .q4_0: return (n + 31) / 32 * GGMLType.q4_0.typeSize
+        case .q8_0: return (n + 31) / 32 * GGMLType.q8_0.typeSize
         case .bf16: return 2 * n
         }
     }

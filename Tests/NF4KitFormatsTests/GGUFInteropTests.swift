@@ -55,8 +55,9 @@ import Testing
             var entry: [String: Any] = [
                 "name": plan.name, "type": plan.type.name, "ne": plan.dimensions, "data": dataPath,
             ]
-            if let format = GGMLBlockFormat(ggmlTypeID: plan.type.id) {
-                var values = [Float](repeating: 0, count: bytes.count / format.typeSize * 32)
+            if plan.type.isQuantized {
+                let format = plan.type
+                var values = [Float](repeating: 0, count: bytes.count / format.typeSize * format.blockSize)
                 bytes.withUnsafeBytes { raw in
                     values.withUnsafeMutableBufferPointer { GGMLBlockCodec.dequantize(raw, as: format, into: $0) }
                 }

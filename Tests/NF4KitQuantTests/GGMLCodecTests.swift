@@ -5,7 +5,7 @@ import NF4KitTestSupport
 import Testing
 
 @Suite struct GGMLCodecTests {
-    private func quantize(_ values: [Float], _ format: GGMLBlockFormat) -> [UInt8] {
+    private func quantize(_ values: [Float], _ format: GGMLType) -> [UInt8] {
         var out = [UInt8](repeating: 0xAA, count: values.count / 32 * format.typeSize)
         values.withUnsafeBufferPointer { source in
             out.withUnsafeMutableBytes { GGMLBlockCodec.quantize(source, as: format, into: $0) }
@@ -13,7 +13,7 @@ import Testing
         return out
     }
 
-    private func dequantize(_ bytes: [UInt8], _ format: GGMLBlockFormat) -> [Float] {
+    private func dequantize(_ bytes: [UInt8], _ format: GGMLType) -> [Float] {
         var out = [Float](repeating: .nan, count: bytes.count / format.typeSize * 32)
         bytes.withUnsafeBytes { raw in
             out.withUnsafeMutableBufferPointer { GGMLBlockCodec.dequantize(raw, as: format, into: $0) }
@@ -78,9 +78,9 @@ import Testing
     @Test func `golden Q8_0 and Q4_0 tensors equal our quantization of the source and dequantize bit for bit`() throws {
         let file = try GGUFFile.read(path: Fixture.path("gguf/sample.gguf"))
         let expected = try GGUFTestSafetensors.byName(Fixture.path("gguf/sample.expected.safetensors"))
-        for (name, format) in [("t.q8_0", GGMLBlockFormat.q8_0), ("t.q4_0", .q4_0)] {
+        for (name, format) in [("t.q8_0", GGMLType.q8_0), ("t.q4_0", .q4_0)] {
             let info = try #require(file.tensor(named: name))
-            #expect(info.type.id == format.ggmlTypeID)
+            #expect(info.type.id == format.id)
             let stored = file.bytes(of: info).array
             let source = try #require(expected[name + ".source_f32"]).floats
             let reference = try #require(expected[name + ".dequant_f32"]).floats
@@ -99,10 +99,12 @@ import Testing
     }
 
     @Test func `block formats have the ggml ids and sizes`() {
-        #expect(GGMLBlockFormat.q8_0.ggmlTypeID == 8 && GGMLBlockFormat.q8_0.typeSize == 34)
-        #expect(GGMLBlockFormat.q4_0.ggmlTypeID == 2 && GGMLBlockFormat.q4_0.typeSize == 18)
-        #expect(GGMLBlockFormat.q4_1.ggmlTypeID == 3 && GGMLBlockFormat.q4_1.typeSize == 20)
-        #expect(GGMLBlockFormat.q8_0.byteCount(elementCount: 64) == 68)
-        #expect(GGMLBlockFormat.q4_0.byteCount(elementCount: 33) == nil)
+        #expect(GGMLType.q8_0.id == 8 && GGMLType.q8_0.typeSize == 34)
+        #expect(GGMLType.q4_0.id == 2 && GGMLType.q4_0.typeSize == 18)
+        #expect(GGMLType.q4_1.id == 3 && GGMLType.q4_1.typeSize == 20)
+        #expect(GGMLType.q8_0.rowByteCount(elementCount: 64) == 68)
+        #expect(GGMLType.q4_0.rowByteCount(elementCount: 33) == nil)
+        #expect(GGMLBlockCodec.canQuantize(.q8_0) && GGMLBlockCodec.canQuantize(.q4_0))
+        #expect(GGMLBlockCodec.canDequantize(.q4_1))
     }
 }

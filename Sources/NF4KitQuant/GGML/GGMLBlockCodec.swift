@@ -1,103 +1,68 @@
 public import NF4KitCore
 
-/// The ggml block-quantized formats we encode or decode (llama.cpp's Q8_0, Q4_0, Q4_1).
+/// Encoders and decoders for ggml's block formats (keyed by ``GGMLType``), bit-exact with ggml's reference quantizers
+/// and gguf-py's dequantizers.
 ///
-/// Layouts (spec gguf.md §2.3–2.5), little-endian, blocks of 32 elements along `ne[0]`:
-/// - Q8_0, 34 bytes: f16 scale `d`, then 32 int8 codes; `x = q * d`.
-/// - Q4_0, 18 bytes: f16 `d`, then 16 bytes; byte `k` holds element `k` in its low nibble and element `k + 16` in its
-///   high nibble; `x = (code - 8) * d`.
-/// - Q4_1, 20 bytes: f16 `d`, f16 `m`, then 16 bytes as Q4_0; `x = code * d + m`.
-public enum GGMLBlockFormat: String, Sendable, Hashable, CaseIterable {
-    /// Q8_0 (id 8): f16 scale + 32 int8 codes, 34 bytes.
-    // swift-format-ignore: AlwaysUseLowerCamelCase
-    case q8_0 = "Q8_0"
-    /// Q4_0 (id 2): f16 scale + 32 4-bit codes, 18 bytes.
-    // swift-format-ignore: AlwaysUseLowerCamelCase
-    case q4_0 = "Q4_0"
-    /// Q4_1 (id 3): f16 scale, f16 minimum + 32 4-bit codes, 20 bytes.
-    // swift-format-ignore: AlwaysUseLowerCamelCase
-    case q4_1 = "Q4_1"
-
-    /// Elements per block (32 for all three).
-    public var blockSize: Int { 32 }
-
-    /// Bytes per block.
-    public var typeSize: Int {
-        switch self {
-        case .q8_0: 34
-        case .q4_0: 18
-        case .q4_1: 20
-        }
-    }
-
-    /// The ggml type id written in GGUF files.
-    public var ggmlTypeID: UInt32 {
-        switch self {
-        case .q8_0: 8
-        case .q4_0: 2
-        case .q4_1: 3
-        }
-    }
-
-    /// The format with this ggml type id, or `nil`.
-    public init?(ggmlTypeID: UInt32) {
-        guard let format = GGMLBlockFormat.allCases.first(where: { $0.ggmlTypeID == ggmlTypeID }) else { return nil }
-        self = format
-    }
-
-    /// Whether ``GGMLBlockCodec/quantize(_:as:into:)`` can produce this format (Q4_1 is decode-only).
-    public var canQuantize: Bool { self != .q4_1 }
-
-    /// Bytes for `elementCount` elements, or `nil` when the count is not a multiple of 32 (or negative).
-    public func byteCount(elementCount: Int) -> Int? {
-        guard elementCount >= 0, elementCount % blockSize == 0 else { return nil }
-        return elementCount / blockSize * typeSize
-    }
-}
-
-/// Encoders and decoders for ggml's block formats, bit-exact with ggml's reference quantizer and gguf-py.
+/// Layouts (spec gguf.md §2.3–2.5), little-endian, blocks along `ne[0]`:
+/// - Q8_0, 34 bytes per 32: f16 scale `d`, then 32 int8 codes; `x = q * d`.
+/// - Q4_0, 18 bytes per 32: f16 `d`, then 16 bytes; byte `k` holds element `k` in its low nibble and element `k + 16`
+///   in its high nibble; `x = (code - 8) * d`.
+/// - Q4_1, 20 bytes per 32: f16 `d`, f16 `m`, then 16 bytes as Q4_0; `x = code * d + m`.
+/// The other block types are encoded by ``GGMLQuantizers`` and decoded by ``GGMLDequantizers``.
 ///
-/// Buffers are raw little-endian bytes; element counts are multiples of 32 (a precondition). Non-finite inputs do not
-/// trap: a NaN product becomes code 0 (Q8_0) or 8 (Q4_0).
+/// Buffers are raw little-endian bytes; element counts are multiples of the type's block size (a precondition).
+/// Non-finite inputs do not trap: a NaN product becomes code 0 (Q8_0) or 8 (Q4_0).
 public enum GGMLBlockCodec {
+    /// Whether ``quantize(_:as:into:)`` can produce `type` (a block type).
+    public static func canQuantize(_ type: GGMLType) -> Bool {
+        type == .q8_0 || type == .q4_0 || GGMLQuantizers.supports(type)
+    }
+
+    /// Whether ``dequantize(_:as:into:)`` can decode `type` (a block type).
+    public static func canDequantize(_ type: GGMLType) -> Bool {
+        type == .q8_0 || type == .q4_0 || type == .q4_1 || GGMLDequantizers.supports(type)
+    }
+
     /// Quantizes f32 values into `format` blocks.
     ///
     /// - Parameters:
-    ///   - source: The values, `ne[0]`-contiguous; the count must be a multiple of 32.
-    ///   - format: `.q8_0` or `.q4_0`.
-    ///   - destination: Exactly `source.count / 32 * format.typeSize` bytes.
+    ///   - source: The values, `ne[0]`-contiguous; the count must be a multiple of the block size.
+    ///   - type: A type for which ``canQuantize(_:)`` is true.
+    ///   - destination: Exactly `source.count / type.blockSize * type.typeSize` bytes.
     /// - Complexity: O(n), no allocation.
     public static func quantize(
-        _ source: UnsafeBufferPointer<Float>, as format: GGMLBlockFormat,
+        _ source: UnsafeBufferPointer<Float>, as type: GGMLType,
         into destination: UnsafeMutableRawBufferPointer
     ) {
-        precondition(format.canQuantize, "GGMLBlockCodec.quantize: \(format) is decode-only")
+        precondition(canQuantize(type), "GGMLBlockCodec.quantize: nf4kit cannot encode \(type)")
         precondition(
-            source.count % 32 == 0 && destination.count == source.count / 32 * format.typeSize,
-            "GGMLBlockCodec.quantize: \(source.count) values do not fill \(destination.count) bytes of \(format)")
-        switch format {
+            source.count % type.blockSize == 0 && destination.count == source.count / type.blockSize * type.typeSize,
+            "GGMLBlockCodec.quantize: \(source.count) values do not fill \(destination.count) bytes of \(type)")
+        switch type {
         case .q8_0: quantizeQ8(source, into: destination)
         case .q4_0: quantizeQ4(source, into: destination)
-        case .q4_1: break
+        default: GGMLQuantizers.quantize(source, as: type, into: destination)
         }
     }
 
     /// Decodes `format` blocks into f32 values.
     ///
     /// - Parameters:
-    ///   - source: Exactly `destination.count / 32 * format.typeSize` bytes.
-    ///   - format: Any of the three formats.
-    ///   - destination: The values; the count must be a multiple of 32.
+    ///   - source: Exactly `destination.count / type.blockSize * type.typeSize` bytes.
+    ///   - type: A type for which ``canDequantize(_:)`` is true.
+    ///   - destination: The values; the count must be a multiple of the block size.
     /// - Complexity: O(n), no allocation.
     public static func dequantize(
-        _ source: UnsafeRawBufferPointer, as format: GGMLBlockFormat,
+        _ source: UnsafeRawBufferPointer, as type: GGMLType,
         into destination: UnsafeMutableBufferPointer<Float>
     ) {
+        precondition(canDequantize(type), "GGMLBlockCodec.dequantize: nf4kit cannot decode \(type)")
         precondition(
-            destination.count % 32 == 0 && source.count == destination.count / 32 * format.typeSize,
-            "GGMLBlockCodec.dequantize: \(source.count) bytes of \(format) do not fill \(destination.count) values")
+            destination.count % type.blockSize == 0
+                && source.count == destination.count / type.blockSize * type.typeSize,
+            "GGMLBlockCodec.dequantize: \(source.count) bytes of \(type) do not fill \(destination.count) values")
         let blocks = destination.count / 32
-        switch format {
+        switch type {
         case .q8_0:
             for block in 0..<blocks {
                 let base = block * 34
@@ -127,6 +92,8 @@ public enum GGMLBlockCodec {
                     destination[block * 32 + k + 16] = Float(byte >> 4) * d + m
                 }
             }
+        default:
+            GGMLDequantizers.dequantize(source, as: type, into: destination)
         }
     }
 

@@ -1,5 +1,3 @@
-public import NF4KitCore
-
 /// A ggml tensor type as stored in a GGUF tensor-info record (`ggml_type`), with its block geometry.
 ///
 /// The set of ids stays open (new ids appear upstream), so this is a struct around the raw id; the known ids are
@@ -131,19 +129,80 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     /// ggml `BF16`: id 30, 1 element in 2 bytes.
     public static let bf16 = GGMLType(30, "BF16", 1, 2)
 
+    /// ggml `Q2_K`: id 10, 256 elements in 84 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q2_K = GGMLType(10, "Q2_K", 256, 84)
+    /// ggml `Q3_K`: id 11, 256 elements in 110 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q3_K = GGMLType(11, "Q3_K", 256, 110)
+    /// ggml `Q4_K`: id 12, 256 elements in 144 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q4_K = GGMLType(12, "Q4_K", 256, 144)
+    /// ggml `Q5_K`: id 13, 256 elements in 176 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q5_K = GGMLType(13, "Q5_K", 256, 176)
+    /// ggml `Q6_K`: id 14, 256 elements in 210 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q6_K = GGMLType(14, "Q6_K", 256, 210)
+    /// ggml `Q8_K`: id 15, 256 elements in 292 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q8_K = GGMLType(15, "Q8_K", 256, 292)
+    /// ggml `IQ2_XXS`: id 16, 256 elements in 66 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq2_xxs = GGMLType(16, "IQ2_XXS", 256, 66)
+    /// ggml `IQ2_XS`: id 17, 256 elements in 74 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq2_xs = GGMLType(17, "IQ2_XS", 256, 74)
+    /// ggml `IQ3_XXS`: id 18, 256 elements in 98 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq3_xxs = GGMLType(18, "IQ3_XXS", 256, 98)
+    /// ggml `IQ1_S`: id 19, 256 elements in 50 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq1_s = GGMLType(19, "IQ1_S", 256, 50)
+    /// ggml `IQ4_NL`: id 20, 32 elements in 18 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq4_nl = GGMLType(20, "IQ4_NL", 32, 18)
+    /// ggml `IQ3_S`: id 21, 256 elements in 110 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq3_s = GGMLType(21, "IQ3_S", 256, 110)
+    /// ggml `IQ2_S`: id 22, 256 elements in 82 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq2_s = GGMLType(22, "IQ2_S", 256, 82)
+    /// ggml `IQ4_XS`: id 23, 256 elements in 136 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq4_xs = GGMLType(23, "IQ4_XS", 256, 136)
+    /// ggml `IQ1_M`: id 29, 256 elements in 56 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let iq1_m = GGMLType(29, "IQ1_M", 256, 56)
+    /// ggml `TQ1_0`: id 34, 256 elements in 54 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let tq1_0 = GGMLType(34, "TQ1_0", 256, 54)
+    /// ggml `TQ2_0`: id 35, 256 elements in 66 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let tq2_0 = GGMLType(35, "TQ2_0", 256, 66)
+    /// ggml `MXFP4`: id 39, 32 elements in 17 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let mxfp4 = GGMLType(39, "MXFP4", 32, 17)
+    /// ggml `NVFP4`: id 40, 64 elements in 36 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let nvfp4 = GGMLType(40, "NVFP4", 64, 36)
+    /// ggml `Q1_0`: id 41, 128 elements in 18 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    public static let q1_0 = GGMLType(41, "Q1_0", 128, 18)
+
     // Spec gguf.md §2.1 (ggml type traits, Feb 2025, and gguf-py 0.19.0 for ids 39-41). Q8_1 uses ggml's 36 bytes;
     // gguf-py's table says 40 (stale). nil = removed id.
     private static let table: [GGMLType?] = [
         f32, f16, q4_0, q4_1, nil, nil, q5_0, q5_1, q8_0, q8_1,
-        GGMLType(10, "Q2_K", 256, 84), GGMLType(11, "Q3_K", 256, 110), GGMLType(12, "Q4_K", 256, 144),
-        GGMLType(13, "Q5_K", 256, 176), GGMLType(14, "Q6_K", 256, 210), GGMLType(15, "Q8_K", 256, 292),
-        GGMLType(16, "IQ2_XXS", 256, 66), GGMLType(17, "IQ2_XS", 256, 74), GGMLType(18, "IQ3_XXS", 256, 98),
-        GGMLType(19, "IQ1_S", 256, 50), GGMLType(20, "IQ4_NL", 32, 18), GGMLType(21, "IQ3_S", 256, 110),
-        GGMLType(22, "IQ2_S", 256, 82), GGMLType(23, "IQ4_XS", 256, 136),
-        i8, i16, i32, i64, f64, GGMLType(29, "IQ1_M", 256, 56), bf16,
+        q2_K, q3_K, q4_K,
+        q5_K, q6_K, q8_K,
+        iq2_xxs, iq2_xs, iq3_xxs,
+        iq1_s, iq4_nl, iq3_s,
+        iq2_s, iq4_xs,
+        i8, i16, i32, i64, f64, iq1_m, bf16,
         nil, nil, nil,
-        GGMLType(34, "TQ1_0", 256, 54), GGMLType(35, "TQ2_0", 256, 66),
+        tq1_0, tq2_0,
         nil, nil, nil,
-        GGMLType(39, "MXFP4", 32, 17), GGMLType(40, "NVFP4", 64, 36), GGMLType(41, "Q1_0", 128, 18),
+        mxfp4, nvfp4, q1_0,
     ]
 }
