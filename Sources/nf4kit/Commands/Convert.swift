@@ -84,6 +84,7 @@ struct Convert: AsyncParsableCommand {
             if let maxShardSize { options.maxShardBytes = ShardPlan.parseSize(maxShardSize)! }
             if let threads { options.threads = threads }
             options.overwrite = outputOptions.force
+        options.format = outputOptions.format?.format
             let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
             let summary = try QuantizePipeline.run(
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)

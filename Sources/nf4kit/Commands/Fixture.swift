@@ -60,6 +60,7 @@ struct Fixture: AsyncParsableCommand {
         options.adapterOutput = adapterOutput
         options.maxShardBytes = ShardPlan.parseSize(maxShardSize)!
         options.overwrite = output.force
+        options.format = output.format?.format
         if let threads { options.threads = threads }
         let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress)
         let summary = try await reportingErrors {
