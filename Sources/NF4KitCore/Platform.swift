@@ -128,6 +128,13 @@ enum Platform {
         }
     }
 
+    /// The kind of what `path` names, links followed, or `nil` if nothing is there.
+    static func resolvedKind(_ path: String) -> EntryKind? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return kind(info.st_mode)
+    }
+
     /// The kind and identity of an entry inside an open folder, without following a link.
     static func entry(in directory: Int32, _ name: String) -> (kind: EntryKind, device: UInt64, inode: UInt64)? {
         var info = stat()

@@ -131,6 +131,17 @@ public final class CheckpointOutput: @unchecked Sendable {
         }
     }
 
+    /// Checks, before any work, that an output of `form` may be created at `path` (the same rules the output
+    /// applies when it is created: see ``OutputFile`` and ``OutputDirectory``).
+    /// - Throws: ``CheckpointError`` `.outputExists` (exit 74) naming the rule, `.invalidArgument` for an empty name.
+    public static func checkDestination(
+        _ path: String, form: Form, overwrite: Bool, inputs: [String]
+    ) throws(CheckpointError) {
+        var path = path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        try OutputGuard(inputs: inputs).check(path, isFolder: form == .folder, overwrite: overwrite)
+    }
+
     /// Creates a GGUF output from planned tensors and metadata: the one entry point for every GGUF layout (the
     /// Hugging Face names of ``init(path:form:tensors:metadata:maxShardBytes:totalParameters:prefix:ggufMetadata:overwrite:inputs:)``,
     /// or a layout that renames tensors and writes its own metadata).

@@ -185,6 +185,15 @@ public enum MergePipeline {
         }
 
         let inputs = baseSource.inputPaths + adapterSources.flatMap(\.inputPaths)
+        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
+        if form == .gguf, target.quantization != nil {
+            throw CheckpointError(
+                .invalidArgument,
+                "a GGUF output with Hugging Face names holds plain tensors only; merge into .safetensors or a folder, "
+                    + "or use --to f16/bf16/f32 for .gguf",
+                file: output)
+        }
+        try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: inputs)
         let metadata =
             baseSource.checkpoint.metadata.isEmpty
             ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -203,7 +212,6 @@ public enum MergePipeline {
 
         // Pass 1: units whose output sizes are only known after computing (freshly quantized weights) go to a
         // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
-        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
         // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
         var shardBytes: [String: Int] = [:]
         for tensor in baseSource.checkpoint.tensors {

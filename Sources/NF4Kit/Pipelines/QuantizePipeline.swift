@@ -107,6 +107,15 @@ public enum QuantizePipeline {
         var jobs: [Job] = []
         var quantizedNames = Set<String>()
         var summary = Summary()
+        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
+        if form == .gguf, options.target.quantType != nil {
+            throw CheckpointError(
+                .invalidArgument,
+                "a GGUF output with Hugging Face names holds plain tensors only; write --to \(options.target.rawValue) "
+                    + "as .safetensors or a folder, or use --to f16/bf16/f32 for .gguf",
+                file: output)
+        }
+        try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
 
         if let quantType = options.target.quantType {
             if let first = groups.first {
@@ -157,7 +166,6 @@ public enum QuantizePipeline {
 
         // Output layout: state-dict order for sharding, the writer sorts within each file.
         let outputs = jobs.flatMap(\.outputs)
-        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
         let config = source.config.map { config in
             var edited = config
             editConfig(&edited, options: options, tensors: tensors)

@@ -211,6 +211,11 @@ public final class OutputDirectory: @unchecked Sendable {
 
     /// Copies the file at `source` (links followed: inputs may be links) byte for byte into the folder as `name`.
     public func copyFile(from source: String, as name: String) throws(CheckpointError) {
+        guard Platform.resolvedKind(source) == .file else {
+            throw CheckpointError(
+                .refused, "not a regular file (a FIFO, device, socket or folder); nf4kit copies only files",
+                file: source)
+        }
         let file = try createFile(name)
         if try FileAccess.fileSize(source) > 0 {
             let region = try MappedRegion(mapping: source)
