@@ -132,6 +132,31 @@ import Testing
         #expect(try Self.names(dir.path) == ["m"])
     }
 
+    @Test func `a Hugging Face cache snapshot of links is read through them, and its blobs are never replaced`() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let blobs = dir.file("models--org--tiny/blobs"), snapshot = dir.file("models--org--tiny/snapshots/abc")
+        try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
+        for (name, blob) in [("model.safetensors", "b1"), ("config.json", "b2")] {
+            try FileManager.default.copyItem(atPath: Self.fp16 + "/" + name, toPath: blobs + "/" + blob)
+            try FileManager.default.createSymbolicLink(
+                atPath: snapshot + "/" + name, withDestinationPath: "../../blobs/" + blob)
+        }
+        let before = try [UInt8](contentsOf: blobs + "/b1")
+        let converted = try NF4KitCLI.run(["convert", snapshot, "-o", dir.file("out"), "--to", "f16", "-q"])
+        #expect(converted.status == 0, "\(converted.stderr)")
+        #expect(try [UInt8](contentsOf: dir.file("out/model.safetensors")) == before)
+        #expect(Self.type(dir.file("out/config.json")) == .typeRegular, "side files are copied, not linked")
+        for target in [blobs + "/b1", blobs + "/b2"] {
+            let result = try NF4KitCLI.run(["convert", snapshot, "-o", target, "--format", "gguf", "--to", "f16", "--force", "-q"])
+            #expect(result.status == 74, "\(target): \(result.stderr)")
+        }
+        #expect(try [UInt8](contentsOf: blobs + "/b1") == before)
+        #expect(Self.type(snapshot + "/model.safetensors") == .typeSymbolicLink)
+        #expect(try Self.names(blobs) == ["b1", "b2"])
+    }
+
     @Test func `an output inside an input folder is refused, even naming one of its files`() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

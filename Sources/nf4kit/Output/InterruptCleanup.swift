@@ -12,13 +12,15 @@ import NF4Kit
 /// allocate; ``OutputRegistry/removeAll()`` waits for a folder swap in progress and then refuses new outputs.
 enum InterruptCleanup {
     private static let queue = DispatchQueue(label: "nf4kit.interrupts")
-    // The sources must stay alive for the whole run.
+    // The sources must stay alive for the whole run; written once by install() at start-up, before any other thread.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
     /// Installs the handlers (once, at start-up, before any output exists).
     static func install() {
         for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
-            signal(signalNumber, SIG_IGN)
+            // A signal the parent ignores stays ignored (`nohup` for SIGHUP, `&` in a script for SIGINT).
+            let previous = signal(signalNumber, SIG_IGN)
+            if let previous, unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
             source.setEventHandler {
                 let removed = OutputRegistry.removeAll()
