@@ -308,6 +308,25 @@ import Testing
         #expect(try [UInt8](contentsOf: dir.file("g")) == [UInt8](contentsOf: out))
     }
 
+    @Test func `merge and fixture write the form their output name says`() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let lora = Fixture.path("llama-tiny/lora")
+        let merged = try NF4KitCLI.run(["merge", Self.fp16, lora, "-o", dir.file("m.gguf"), "--fused-arithmetic", "-q"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        let python = try PythonInterop.run(
+            script: "Tests/Interop/gguf_hf_layout_reads.py",
+            arguments: [dir.file("m.gguf"), Fixture.path("llama-tiny/merged-fp16/model.safetensors")])
+        #expect(python.status == 0, "\(python.stderr)")
+        let fourBit = try NF4KitCLI.run(["merge", Fixture.path("llama-tiny/nf4-dq"), lora, "-o", dir.file("q.gguf")])
+        #expect(fourBit.status == 64, "\(fourBit.stderr)")
+        #expect(try NF4KitCLI.run(["fixture", "tiny", "-o", dir.file("f.safetensors"), "-q"]).status == 0)
+        #expect(Self.type(dir.file("f.safetensors")) == .typeRegular)
+        #expect(try NF4KitCLI.run(["fixture", "tiny", "-o", dir.file("f.gguf"), "-q"]).status == 0)
+        #expect(Array(try [UInt8](contentsOf: dir.file("f.gguf")).prefix(4)) == Array("GGUF".utf8))
+        #expect(try Self.names(dir.path) == ["f.gguf", "f.safetensors", "m.gguf"])
+    }
+
     @Test func `a name that says one format never holds the other, and a too-big single file is refused`() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }

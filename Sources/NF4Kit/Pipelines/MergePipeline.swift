@@ -186,7 +186,7 @@ public enum MergePipeline {
 
         let inputs = baseSource.inputPaths + adapterSources.flatMap(\.inputPaths)
         let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
-        if form == .gguf, target.quantization != nil {
+        if form == .gguf, target.quantization != nil || (target.plainDType == nil && baseModel.quantization != nil) {
             throw CheckpointError(
                 .invalidArgument,
                 "a GGUF output with Hugging Face names holds plain tensors only; merge into .safetensors or a folder, "
