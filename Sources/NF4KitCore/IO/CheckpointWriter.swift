@@ -249,29 +249,40 @@ public final class OutputDirectory: @unchecked Sendable {
             }
             try rules.check(path, isFolder: true, overwrite: true)
             let aside = temporaryName(for: path, suffix: "replaced")
-            let asideToken = OutputRegistry.register(aside)
-            defer {
-                Platform.removeTree(aside)
-                OutputRegistry.unregister(asideToken)
-            }
-            let outcome = OutputRegistry.exclusive { () -> Result<(Bool, Int32), CheckpointError> in
-                if !Platform.rename(path, aside) {
-                    if Platform.errorNumber != Platform.noEntryError {
-                        return .failure(CheckpointError(
-                            .io, "cannot move the old output aside: \(Platform.errnoDescription)", file: path))
+            // Under the registry's lock, so an interrupt never sees the old output moved aside and the new one not
+            // yet in place. The old output is removed only once it was checked again where nobody else can touch
+            // it (its unique aside name); anything else is put back.
+            typealias Swap = (moved: Bool, renamed: Bool, error: Int32)
+            let outcome = OutputRegistry.exclusive { () -> Result<Swap, CheckpointError> in
+                var moved = false
+                if Platform.rename(path, aside) {
+                    if let refusal = checkMovedAside(aside) {
+                        if !Platform.renameNoReplace(aside, path) {
+                            return .failure(CheckpointError(
+                                refusal.code, refusal.message + "; it was left at '\(aside)'", file: path))
+                        }
+                        return .failure(refusal)
                     }
-                } else if let refusal = checkMovedAside(aside) {
-                    _ = Platform.renameNoReplace(aside, path)
-                    return .failure(refusal)
+                    moved = true
+                } else if Platform.errorNumber != Platform.noEntryError {
+                    return .failure(CheckpointError(
+                        .io, "cannot move the old output aside: \(Platform.errnoDescription)", file: path))
                 }
-                return .success((Platform.renameNoReplace(partialPath, path), Platform.errorNumber))
+                let renamed = Platform.renameNoReplace(partialPath, path)
+                let error = Platform.errorNumber
+                if !renamed, moved, error != Platform.fileExistsError, error != Platform.notEmptyError {
+                    _ = Platform.renameNoReplace(aside, path)  // put the old output back
+                    moved = false
+                }
+                return .success((moved, renamed, error))
             }
             switch outcome {
             case nil: throw CheckpointError(.io, "interrupted before the output was complete", file: path)
             case .failure(let error)?: throw error
-            case .success((true, _))?: return done()
-            case .success((false, let error))?:
-                guard error == Platform.fileExistsError || error == Platform.notEmptyError else {
+            case .success(let result)?:
+                if result.moved { Platform.removeTree(aside) }
+                if result.renamed { return done() }
+                guard result.error == Platform.fileExistsError || result.error == Platform.notEmptyError else {
                     throw CheckpointError(.io, "cannot rename to the final name: \(Platform.errnoDescription)", file: path)
                 }
                 continue  // another run put its folder there meanwhile: move that one aside too

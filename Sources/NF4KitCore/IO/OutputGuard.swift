@@ -189,16 +189,6 @@ public enum OutputRegistry {
         }
     }
 
-    /// Records `path` (an old output moved aside, for example) for removal on interrupt.
-    package static func register(_ path: String) -> Int {
-        state.withLock { state in
-            let token = state.next
-            state.next += 1
-            state.paths[token] = path
-            return token
-        }
-    }
-
     /// Forgets a registration (the entry was renamed into place or removed).
     package static func unregister(_ token: Int) {
         _ = state.withLock { state in state.paths.removeValue(forKey: token) }
