@@ -105,6 +105,184 @@ enum Platform {
         return names.sorted()
     }
 
+    // MARK: Output safety (links are never followed when writing or deleting)
+
+    /// What a directory entry is, without following a link at its place (`lstat`).
+    enum EntryKind: Equatable {
+        case file, directory, link, other
+    }
+
+    /// The kind and identity of the entry at `path` itself (a link is reported as a link), or `nil` if none.
+    static func entry(_ path: String) -> (kind: EntryKind, device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return (kind(info.st_mode), UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    private static func kind(_ mode: mode_t) -> EntryKind {
+        switch mode & S_IFMT {
+        case S_IFREG: .file
+        case S_IFDIR: .directory
+        case S_IFLNK: .link
+        default: .other
+        }
+    }
+
+    /// The kind of what `path` names, links followed, or `nil` if nothing is there.
+    static func resolvedKind(_ path: String) -> EntryKind? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return kind(info.st_mode)
+    }
+
+    /// The kind and identity of an entry inside an open folder, without following a link.
+    static func entry(in directory: Int32, _ name: String) -> (kind: EntryKind, device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        return (kind(info.st_mode), UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Device and inode of an open descriptor.
+    static func identity(_ fd: Int32) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Creates a new regular file: fails if anything (a link included) is at `path`.
+    static func createExclusive(_ path: String) -> Int32 {
+        Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+    }
+
+    /// Creates a new regular file named `name` inside the open folder `directory`, exclusively.
+    static func createExclusive(in directory: Int32, _ name: String) -> Int32 {
+        openat(directory, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+    }
+
+    /// Creates a new folder: fails if anything is at `path`.
+    static func makeDirectoryExclusive(_ path: String) -> Bool { mkdir(path, 0o755) == 0 }
+
+    /// Opens a folder for `*at` calls; fails on a link.
+    static func openDirectory(_ path: String) -> Int32 {
+        Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    }
+
+    /// Names in an open folder (without `.` and `..`), or `nil`.
+    static func listDirectory(fd: Int32) -> [String]? {
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Removes the entry at `path`: a file or link is unlinked (a link's target is never touched), a folder is
+    /// emptied through `*at` calls on descriptors opened with `O_NOFOLLOW`, then removed. Best effort.
+    static func removeTree(_ path: String) {
+        guard let found = entry(path) else { return }
+        if found.kind == .directory {
+            let fd = openDirectory(path)
+            if fd >= 0 {
+                emptyDirectory(fd)
+                _ = Glibc.close(fd)
+            }
+            if rmdir(path) != 0, errno == ENOTEMPTY {  // a worker added a file meanwhile: once more
+                let again = openDirectory(path)
+                if again >= 0 {
+                    emptyDirectory(again)
+                    _ = Glibc.close(again)
+                }
+                _ = rmdir(path)
+            }
+        } else {
+            _ = Glibc.unlink(path)
+        }
+    }
+
+    private static func emptyDirectory(_ fd: Int32, depth: Int = 0) {
+        guard depth < 64, let names = listDirectory(fd: fd) else { return }
+        for name in names {
+            if entry(in: fd, name)?.kind == .directory {
+                let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if child >= 0 {
+                    emptyDirectory(child, depth: depth + 1)
+                    _ = Glibc.close(child)
+                }
+                _ = unlinkat(fd, name, AT_REMOVEDIR)
+            } else {
+                _ = unlinkat(fd, name, 0)
+            }
+        }
+    }
+
+    /// The canonical absolute path (links resolved), or `nil`.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// The current folder.
+    static var currentDirectory: String? {
+        guard let cwd = getcwd(nil, 0) else { return nil }
+        defer { free(cwd) }
+        return String(cString: cwd)
+    }
+
+    static var processID: Int32 { getpid() }
+
+    /// The current `errno`, and the values the output layer tells apart.
+    static var errorNumber: Int32 { errno }
+    static var fileExistsError: Int32 { EEXIST }
+    static var notEmptyError: Int32 { ENOTEMPTY }
+    static var noEntryError: Int32 { ENOENT }
+
+    /// `renameat2` from the C library, looked up at run time (the Swift Glibc module does not declare it).
+    private typealias RenameAt2 = @convention(c) (
+        Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32
+    ) -> Int32
+    private static let renameAt2: RenameAt2? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: RenameAt2.self)
+    }()
+
+    /// Renames `from` to `to` only if nothing is at `to` (`RENAME_NOREPLACE`); errno `EEXIST` otherwise.
+    /// Without `renameat2` (old C libraries), files use link + unlink and folders a plain rename after a check.
+    static func renameNoReplace(_ from: String, _ to: String) -> Bool {
+        if let renameAt2 {
+            let result = renameAt2(AT_FDCWD, from, AT_FDCWD, to, 1)  // RENAME_NOREPLACE
+            if result == 0 { return true }
+            if errno != EINVAL && errno != ENOSYS { return false }
+        }
+        if entry(from)?.kind == .directory {
+            if entry(to) != nil {
+                errno = EEXIST
+                return false
+            }
+            return Glibc.rename(from, to) == 0
+        }
+        guard link(from, to) == 0 else { return false }
+        _ = Glibc.unlink(from)
+        return true
+    }
+
+    /// Syncs a folder's entries (after a rename into it).
+    static func syncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        _ = Glibc.close(fd)
+    }
+
+    /// Ends the process at once with `status`, without running exit handlers (used after a signal's cleanup).
+    static func exitNow(_ status: Int32) -> Never { _exit(status) }
+
     static let readOnlyFlags: Int32 = O_RDONLY | O_CLOEXEC
     static let createFlags: Int32 = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC
     static var processorCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }

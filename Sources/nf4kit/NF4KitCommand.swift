@@ -10,4 +10,10 @@ struct NF4KitCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Convert.self, Merge.self, Inspect.self, Diff.self, Fixture.self]
     )
+
+    /// Installs the interrupt cleanup, then parses and runs the command.
+    static func main() async {
+        InterruptCleanup.install()
+        await main(nil)
+    }
 }

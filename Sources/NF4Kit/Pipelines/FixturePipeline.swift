@@ -1,7 +1,8 @@
 public import NF4KitCore
 import NF4KitFormats
 
-/// Writes ``FixtureGenerator`` checkpoints as Hugging Face folders (and, optionally, a matching PEFT adapter).
+/// Writes ``FixtureGenerator`` checkpoints as Hugging Face folders, `.safetensors` or `.gguf` files (the output name
+/// decides), and optionally a matching PEFT adapter folder.
 public enum FixturePipeline {
     /// What to generate.
     public struct Options: Sendable {
@@ -15,6 +16,8 @@ public enum FixturePipeline {
         /// Where the adapter goes (default: the output path + `-lora`).
         public var adapterOutput: String?
         public var maxShardBytes: Int = 5_000_000_000
+        /// `--format`: the container, when the output name does not say it.
+        public var format: OutputFormat? = nil
         public var threads: Int = FileAccess.processorCount
         public var overwrite = false
 
@@ -45,9 +48,14 @@ public enum FixturePipeline {
         }
         let generator = FixtureGenerator(architecture: architecture, dtype: options.dtype, seed: options.seed)
         let tensors = generator.tensors
-        let plan = try SafetensorsFolderWriter.Plan(tensors: tensors, metadata: [("format", "pt")], maxShardBytes: options.maxShardBytes)
-        let writer = try SafetensorsFolderWriter(path: output, plan: plan, overwrite: options.overwrite)
-        let tracker = ProgressTracker(tensorsTotal: tensors.count, bytesTotal: plan.totalByteCount, report: progress)
+        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
+        let writer = try CheckpointOutput(
+            path: output, form: form, tensors: tensors, metadata: [("format", "pt")],
+            maxShardBytes: options.maxShardBytes,
+            ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(
+                config: (try? StrictJSON.parse(generator.configJSON, file: "config.json", what: "config"))?.objectValue),
+            overwrite: options.overwrite, inputs: [])
+        let tracker = ProgressTracker(tensorsTotal: tensors.count, bytesTotal: writer.tensorByteCount, report: progress)
         try ParallelRunner.run(count: tensors.count, threads: options.threads) { index in
             let tensor = tensors[index]
             let count = tensor.shape.elementCount
@@ -58,16 +66,19 @@ public enum FixturePipeline {
             try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
             tracker.finished(tensor.name, bytes: byteCount)
         }
-        try writer.writeSideFile("config.json", bytes: generator.configJSON)
-        try writer.writeSideFile("generation_config.json", bytes: generationConfig)
+        if writer.holdsSideFiles {
+            try writer.writeSideFile("config.json", bytes: generator.configJSON)
+            try writer.writeSideFile("generation_config.json", bytes: generationConfig)
+        }
         try writer.finish()
 
         var adapterPath: String?
         if let rank = options.loraRank {
-            let path = options.adapterOutput ?? output + "-lora"
+            let path = options.adapterOutput ?? OutputPlanning.trimmed(output) + "-lora"
             let adapterTensors = generator.adapterTensors(rank: rank)
-            let adapterPlan = try SafetensorsFolderWriter.Plan(tensors: adapterTensors, metadata: [("format", "pt")], maxShardBytes: Int.max, prefix: "adapter_model")
-            let adapterWriter = try SafetensorsFolderWriter(path: path, plan: adapterPlan, overwrite: options.overwrite)
+            let adapterWriter = try CheckpointOutput(
+                path: path, form: .folder, tensors: adapterTensors, metadata: [("format", "pt")], maxShardBytes: nil,
+                prefix: "adapter_model", overwrite: options.overwrite, inputs: [writer.path])
             try ParallelRunner.run(count: adapterTensors.count, threads: options.threads) { index in
                 let tensor = adapterTensors[index]
                 let byteCount = tensor.shape.elementCount * 4
@@ -81,8 +92,8 @@ public enum FixturePipeline {
             adapterPath = path
         }
         return Summary(
-            modelPath: output, adapterPath: adapterPath, tensorCount: tensors.count, parameterCount: architecture.parameterCount,
-            byteCount: plan.totalByteCount, files: plan.shardPlan.shards.map(\.fileName) + (plan.index != nil ? [plan.indexFileName] : []),
+            modelPath: writer.path, adapterPath: adapterPath, tensorCount: tensors.count,
+            parameterCount: architecture.parameterCount, byteCount: writer.tensorByteCount, files: writer.fileNames,
             seconds: tracker.elapsedSeconds)
     }
 

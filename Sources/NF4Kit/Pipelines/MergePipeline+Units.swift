@@ -383,14 +383,11 @@ struct OutputUnit {
     }
 }
 
-/// Writes each tensor to the planned safetensors writer that holds its name.
+/// Writes each tensor into the planned output.
 struct WriterSink: TensorSink {
-    let writers: [String: SafetensorsWriter]
+    let output: CheckpointOutput
     func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
-        guard let writer = writers[name] else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned output", tensor: name)
-        }
-        try writer.write(name, bytes: bytes)
+        try output.write(name, bytes: bytes)
     }
 }
 
@@ -408,7 +405,9 @@ final class SpillSink: TensorSink {
     private(set) var records: [Record] = []
     private var end = 0
 
-    init(path: String) throws(CheckpointError) { file = try OutputFile(path: path, overwrite: true) }
+    init(path: String, inputs: [String]) throws(CheckpointError) {
+        file = try OutputFile(path: path, overwrite: true, inputs: inputs)
+    }
 
     func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
         try file.write(bytes, at: Int64(end))

@@ -43,6 +43,8 @@ public struct MergeOptions: Sendable {
     public var allowNonFinite: Bool = false
     /// Replace an existing output (`--force`); an input is never replaced.
     public var overwrite: Bool = false
+    /// `--format`: the container, when the output name does not say it (see ``CheckpointOutput/Form/choose(for:format:)``).
+    public var format: OutputFormat? = nil
     /// How the rank-r product rounds: `.separate` (default, fast) or `.fused` (PyTorch's fused multiply-add,
     /// bit-identical to PEFT on AVX2 CPUs, about 6x slower kernel), `--fused-arithmetic`.
     public var arithmetic: GEMMAccumulate.Arithmetic = .separate
@@ -83,7 +85,7 @@ public enum MergePipeline {
     /// - Parameters:
     ///   - base: The base model: a folder (`model.safetensors`, shards + index) or a single weight file.
     ///   - adapters: PEFT adapter folders (`adapter_config.json` + `adapter_model.safetensors`).
-    ///   - output: The output folder (for a folder base) or file (for a file base).
+    ///   - output: The output; its name decides the form (``CheckpointOutput/Form/choose(for:format:)``).
     ///   - options: See ``MergeOptions``.
     ///   - progress: Called after each base tensor is written (from the calling thread).
     /// - Returns: Counts, warnings and time.
@@ -182,8 +184,16 @@ public enum MergePipeline {
             units.append(try OutputUnit(entry: entry, action: plan.actions[entry.name], form: target))
         }
 
-        let inputs =
-            [baseSource.path] + baseSource.checkpoint.files + adapterSources.flatMap { [$0.path] + $0.checkpoint.files }
+        let inputs = baseSource.inputPaths + adapterSources.flatMap(\.inputPaths)
+        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
+        if form == .gguf, target.quantization != nil || (target.plainDType == nil && baseModel.quantization != nil) {
+            throw CheckpointError(
+                .invalidArgument,
+                "a GGUF output with Hugging Face names holds plain tensors only; merge into .safetensors or a folder, "
+                    + "or use --to f16/bf16/f32 for .gguf",
+                file: output)
+        }
+        try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: inputs)
         let metadata =
             baseSource.checkpoint.metadata.isEmpty
             ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -202,11 +212,16 @@ public enum MergePipeline {
 
         // Pass 1: units whose output sizes are only known after computing (freshly quantized weights) go to a
         // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
-        func writeOutputs(
-            spillPath: String,
-            open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]
-        ) throws {
-            let spill = try SpillSink(path: spillPath)
+        // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
+        var shardBytes: [String: Int] = [:]
+        for tensor in baseSource.checkpoint.tensors {
+            shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count
+        }
+        let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
+        let shardLimit = sharded ? max(1, shardBytes.values.max() ?? 1) : nil
+        var destination: CheckpointOutput?
+        do {
+            let spill = try SpillSink(path: OutputPlanning.trimmed(output) + ".merge-scratch", inputs: inputs)
             let scratch = MergeScratch()
             for unit in units where unit.outputs == nil {
                 count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch), unit)
@@ -226,8 +241,16 @@ public enum MergePipeline {
                     }
                 }
             }
-            let writers = try open(planned)
-            let sink = WriterSink(writers: writers)
+            let adjusted = baseSource.config.flatMap {
+                adjustedConfig($0, form: target, base: baseModel, plan: plan, untie: untie)
+            }
+            let opened = try CheckpointOutput(
+                path: output, form: form, tensors: planned, metadata: metadata, maxShardBytes: shardLimit,
+                totalParameters: OutputPlanning.transformersParameterCount(planned),
+                ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: adjusted ?? baseSource.config),
+                overwrite: options.overwrite, inputs: inputs)
+            destination = opened
+            let sink = WriterSink(output: opened)
             for unit in units where unit.outputs != nil {
                 count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
             }
@@ -243,70 +266,24 @@ public enum MergePipeline {
                 }
             }
         }
-
-        if baseSource.isFolder {
-            let directory = try OutputDirectory(path: output, overwrite: options.overwrite, inputs: inputs)
-            let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
-            // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
-            var shardBytes: [String: Int] = [:]
-            for tensor in baseSource.checkpoint.tensors {
-                shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count
-            }
-            let shardLimit = max(1, shardBytes.values.max() ?? 1)
-            var shardPlan: ShardPlan?
-            var fileWriters: [SafetensorsWriter] = []
-            var totalBytes = 0
-            try writeOutputs(spillPath: directory.partialFile("merge-scratch")) { planned in
-                let sized = planned.map { ($0.name, $0.dtype.byteCount(elementCount: $0.shape.elementCount) ?? 0) }
-                totalBytes = sized.reduce(0) { $0 + $1.1 }
-                let shards = ShardPlan(tensors: sized, maxShardBytes: sharded ? shardLimit : Int.max)
-                shardPlan = shards
-                let byName = Dictionary(planned.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-                var writers: [String: SafetensorsWriter] = [:]
-                for shard in shards.shards {
-                    let layout = try SafetensorsLayout(
-                        tensors: shard.tensorNames.map { byName[$0]! }, metadata: metadata)
-                    let writer = try SafetensorsWriter(
-                        path: directory.partialFile(shard.fileName), layout: layout, overwrite: false)
-                    fileWriters.append(writer)
-                    for name in shard.tensorNames { writers[name] = writer }
-                }
-                return writers
-            }
-            for writer in fileWriters { try writer.finish() }
-            if let shards = shardPlan, shards.isSharded {
-                let map = shards.shards.flatMap { shard in shard.tensorNames.map { (name: $0, file: shard.fileName) } }
-                let index = SafetensorsIndex(weightMap: map, totalSize: totalBytes, totalParameters: nil)
-                try FileAccess.writeSmallFile(
-                    directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
-            }
+        let finished = destination!
+        if finished.holdsSideFiles {
             let folder = baseSource.path + "/"
             for name in baseSource.sideFileNames where name != "config.json" {
-                try FileAccess.copyFile(from: folder + name, to: directory.partialFile(name))
+                try finished.copySideFile(from: folder + name, as: name)
             }
             if let config = baseSource.config {
                 if let adjusted = adjustedConfig(config, form: target, base: baseModel, plan: plan, untie: untie) {
-                    try FileAccess.writeSmallFile(
-                        directory.partialFile("config.json"), JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A],
-                        overwrite: false)
+                    try finished.writeSideFile(
+                        "config.json", bytes: JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A])
                 } else {
-                    try FileAccess.copyFile(from: folder + "config.json", to: directory.partialFile("config.json"))
+                    try finished.copySideFile(from: folder + "config.json", as: "config.json")
                 }
             }
-            try directory.finish()
-        } else {
-            var fileWriter: SafetensorsWriter?
-            try writeOutputs(spillPath: output + ".merge-scratch") { planned in
-                let layout = try SafetensorsLayout(tensors: planned, metadata: metadata)
-                let writer = try SafetensorsWriter(
-                    path: output, layout: layout, overwrite: options.overwrite, inputs: inputs)
-                fileWriter = writer
-                return Dictionary(layout.entries.map { ($0.name, writer) }, uniquingKeysWith: { a, _ in a })
-            }
-            try fileWriter!.finish()
         }
+        try finished.finish()
         return MergeSummary(
-            outputPath: output, modulesMerged: plan.moduleCount, tensorsMerged: counts.merged,
+            outputPath: finished.path, modulesMerged: plan.moduleCount, tensorsMerged: counts.merged,
             tensorsReplaced: counts.replaced, tensorsCopied: counts.copied, warnings: warnings,
             seconds: FileAccess.monotonicSeconds - start)
     }

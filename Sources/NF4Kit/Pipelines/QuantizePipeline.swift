@@ -51,7 +51,10 @@ public enum QuantizePipeline {
         /// Rounding rules (CPU reproduces the golden files).
         public var profile: QuantizationProfile = .cpu
         /// Largest shard: 5 GB, as huggingface_hub and the transformers 4.35-4.57 releases (transformers 5 uses 50 GB).
+        /// A single `.safetensors` output may not hold more.
         public var maxShardBytes = 5_000_000_000
+        /// `--format`: the container, when the output name does not say it (see ``CheckpointOutput/Form/choose(for:format:)``).
+        public var format: OutputFormat? = nil
         /// Replace an existing output (never an input).
         public var overwrite = false
         /// Worker threads; the output bytes do not depend on it.
@@ -89,7 +92,8 @@ public enum QuantizePipeline {
         public var bitsPerQuantizedParameter: Double?
     }
 
-    /// Converts `input` (a `.safetensors` file or a Hugging Face folder) into `output` (same kind).
+    /// Converts `input` (a weight file or a Hugging Face folder) into `output`, whose name decides its form
+    /// (``CheckpointOutput/Form/choose(for:format:)``: a `.safetensors` file, a `.gguf` file, or a folder).
     ///
     /// - Throws: ``CheckpointError``: `.invalidArgument` for an input that is already 4-bit when quantizing or a
     ///   non-float tensor forced by an include pattern; reader and writer errors with file and offset.
@@ -103,6 +107,15 @@ public enum QuantizePipeline {
         var jobs: [Job] = []
         var quantizedNames = Set<String>()
         var summary = Summary()
+        let form = try CheckpointOutput.Form.choose(for: output, format: options.format)
+        if form == .gguf, options.target.quantType != nil {
+            throw CheckpointError(
+                .invalidArgument,
+                "a GGUF output with Hugging Face names holds plain tensors only; write --to \(options.target.rawValue) "
+                    + "as .safetensors or a folder, or use --to f16/bf16/f32 for .gguf",
+                file: output)
+        }
+        try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
 
         if let quantType = options.target.quantType {
             if let first = groups.first {
@@ -153,29 +166,20 @@ public enum QuantizePipeline {
 
         // Output layout: state-dict order for sharding, the writer sorts within each file.
         let outputs = jobs.flatMap(\.outputs)
-        let shardPlan = source.isFolder
-            ? ShardPlan(tensors: outputs.map { ($0.name, $0.byteCount) }, maxShardBytes: options.maxShardBytes)
-            : ShardPlan(tensors: outputs.map { ($0.name, $0.byteCount) }, maxShardBytes: Int.max)
-        let inputs = source.checkpoint.files
-        let directory = source.isFolder ? try OutputDirectory(path: output, overwrite: options.overwrite, inputs: inputs) : nil
-        let outputByName = Dictionary(uniqueKeysWithValues: outputs.map { ($0.name, $0) })
-        var writers: [String: SafetensorsWriter] = [:]
-        var writerOf: [String: SafetensorsWriter] = [:]
-        for shard in shardPlan.shards {
-            let layout = try SafetensorsLayout(
-                tensors: shard.tensorNames.map { name in
-                    let o = outputByName[name]!
-                    return (name, o.dtype, o.shape)
-                }, metadata: [("format", "pt")])
-            let path = directory.map { $0.partialFile(shard.fileName) } ?? output
-            let writer = try SafetensorsWriter(path: path, layout: layout, overwrite: options.overwrite, inputs: inputs)
-            writers[shard.fileName] = writer
-            for name in shard.tensorNames { writerOf[name] = writer }
+        let config = source.config.map { config in
+            var edited = config
+            editConfig(&edited, options: options, tensors: tensors)
+            return edited
         }
+        let planned = outputs.map { (name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+        let destination = try CheckpointOutput(
+            path: output, form: form, tensors: planned, metadata: [("format", "pt")],
+            maxShardBytes: options.maxShardBytes, totalParameters: OutputPlanning.transformersParameterCount(planned),
+            ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
+            inputs: source.inputPaths)
 
         let tracker = ProgressTracker(tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
         let nonFinite = LockedStates(count: jobs.count)
-        let finalWriters = writerOf
         let finalJobs = jobs
         // Splitting a tensor's blocks across threads only pays when there are fewer tensors to quantize than
         // threads; nested inside the per-tensor workers it oversubscribed the cores and ran slower (measured).
@@ -184,33 +188,21 @@ public enum QuantizePipeline {
         try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
             let job = finalJobs[i]
             let nonFiniteCount = try job.write(
-                to: finalWriters, profile: options.profile, doubleQuantization: options.doubleQuantization,
+                to: destination, profile: options.profile, doubleQuantization: options.doubleQuantization,
                 splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
             if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
             job.releaseInputPages()
             tracker.finished(job.name, bytes: job.inputBytes)
         }
-        for shard in shardPlan.shards { try writers[shard.fileName]!.finish() }
-
-        if let directory {
-            if shardPlan.isSharded {
-                let index = SafetensorsIndex(
-                    weightMap: shardPlan.shards.flatMap { shard in shard.tensorNames.map { ($0, shard.fileName) } }
-                        .sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) },
-                    totalSize: outputs.reduce(0) { $0 + $1.byteCount }, totalParameters: nil)
-                try FileAccess.writeSmallFile(directory.partialFile("model.safetensors.index.json"), index.jsonBytes(), overwrite: false)
-            }
-            if var config = source.config {
-                editConfig(&config, options: options, tensors: tensors)
-                var bytes = JSONWriter.pythonPretty.bytes(.object(config))
-                bytes.append(0x0A)
-                try FileAccess.writeSmallFile(directory.partialFile("config.json"), bytes, overwrite: false)
+        if destination.holdsSideFiles {
+            if let config {
+                try destination.writeSideFile("config.json", bytes: JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A])
             }
             for name in source.sideFileNames where name != "config.json" {
-                try FileAccess.copyFile(from: source.path + "/" + name, to: directory.partialFile(name))
+                try destination.copySideFile(from: source.path + "/" + name, as: name)
             }
-            try directory.finish()
         }
+        try destination.finish()
 
         for job in jobs {
             summary.bytesIn += job.inputBytes
@@ -229,7 +221,7 @@ public enum QuantizePipeline {
         }
         summary.nonFinite = nonFinite.counts
         summary.seconds = FileAccess.monotonicSeconds - start
-        summary.outputPath = output
+        summary.outputPath = destination.path
         return summary
     }
 
@@ -395,7 +387,7 @@ public enum QuantizePipeline {
         /// cast go to the file in pieces of ``streamElements`` through one reused buffer, never a tensor-sized copy.
         /// - Returns: For a quantized tensor, the number of NaN/Inf inputs; otherwise 0.
         func write(
-            to writers: [String: SafetensorsWriter], profile: QuantizationProfile, doubleQuantization: Bool,
+            to output: CheckpointOutput, profile: QuantizationProfile, doubleQuantization: Bool,
             splitThreads: Int, splitThreshold: Int
         ) throws(CheckpointError) -> Int {
             switch self {
@@ -411,7 +403,7 @@ public enum QuantizePipeline {
                     // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
                     throw CheckpointError(.invalidArgument, "internal error: planned and computed quant state of '\(t.name)' differ", tensor: t.name)
                 }
-                for member in produced { try writers[member.name]!.write(member.name, bytes: member.bytes) }
+                for member in produced { try output.write(member.name, bytes: member.bytes) }
                 // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is
                 // needed only then; the CUDA rules ignore NaN in the absmax, so count always.
                 if profile == .cuda || q.absmaxValues().contains(where: { !$0.isFinite }) {
@@ -419,7 +411,7 @@ public enum QuantizePipeline {
                 }
                 return 0
             case .dequantize(let t, let q, let dtype):
-                let writer = writers[t.name]!
+                let writer = output
                 let width = dtype.bitWidth / 8
                 let blocksPerPiece = max(1, Self.streamElements / q.blocksize)
                 let absmax = q.absmaxValues()
@@ -440,7 +432,7 @@ public enum QuantizePipeline {
                 }
                 return 0
             case .cast(let t, let dtype):
-                let writer = writers[t.name]!
+                let writer = output
                 let n = t.shape.elementCount
                 let inWidth = t.dtype.bitWidth / 8
                 let outWidth = dtype.bitWidth / 8
@@ -460,7 +452,7 @@ public enum QuantizePipeline {
                 }
                 return 0
             case .copy(let t):
-                try writers[t.name]!.write(t.name, bytes: t.bytes)
+                try output.write(t.name, bytes: t.bytes)
                 return 0
             }
         }

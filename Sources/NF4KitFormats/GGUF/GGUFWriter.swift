@@ -158,9 +158,14 @@ public final class GGUFWriter: Sendable {
     ///   - overwrite: Whether an existing file at `path` may be replaced.
     ///   - inputs: Files this run reads; `path` may never be one of them.
     /// - Throws: ``CheckpointError`` `.outputExists` or `.io`.
-    public init(path: String, layout: GGUFLayout, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    public convenience init(path: String, layout: GGUFLayout, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+        try self.init(file: try OutputFile(path: path, overwrite: overwrite, inputs: inputs), layout: layout)
+    }
+
+    /// Writes the header of `layout` into a created output file (see ``OutputFile``).
+    public init(file: OutputFile, layout: GGUFLayout) throws(CheckpointError) {
         self.layout = layout
-        output = try OutputFile(path: path, overwrite: overwrite, inputs: inputs)
+        output = file
         written = Mutex(Array(repeating: false, count: layout.tensors.count))
         try output.setLength(layout.fileSize)
         let failure: CheckpointError? = layout.header.withUnsafeBytes { raw in
@@ -192,6 +197,25 @@ public final class GGUFWriter: Sendable {
                 .invalidArgument, "tensor '\(name)' was written twice", file: output.path, tensor: name)
         }
         try output.write(bytes, at: layout.tensorOffsets[index])
+    }
+
+    /// Writes `bytes` at byte `offset` inside tensor `index`, for tensors produced in pieces. The tensor counts as
+    /// written when `completes` is true (the caller's last piece); pieces may come in any order before that.
+    ///
+    /// - Throws: ``CheckpointError`` `.invalidArgument` for a piece outside the tensor, `.io` on failure.
+    public func write(
+        tensorAt index: Int, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
+    ) throws(CheckpointError) {
+        precondition(layout.tensors.indices.contains(index), "GGUFWriter.write: no tensor \(index)")
+        let name = layout.tensors[index].name
+        guard offset >= 0, offset <= layout.byteCounts[index] - bytes.count else {
+            throw CheckpointError(
+                .invalidArgument,
+                "tensor '\(name)': bytes \(offset)..<\(offset + bytes.count) outside its \(layout.byteCounts[index])",
+                file: output.path, tensor: name)
+        }
+        try output.write(bytes, at: layout.tensorOffsets[index] + Int64(offset))
+        if completes { written.withLock { $0[index] = true } }
     }
 
     /// Writes the data of tensor `index` from a view.

@@ -6,7 +6,8 @@ public import NF4KitCore
 /// Streaming: every shard's layout is planned from names, dtypes and shapes alone (``Plan``), each shard's header
 /// is written when the writer is created, and tensor bytes are then accepted in any order and from any thread
 /// (each goes with `pwrite` to its planned offset). Peak memory is the caller's tensor buffers. The folder is
-/// built as `PATH.partial/` and renamed to `PATH` by ``finish()``; an unfinished writer removes it.
+/// built in a fresh temporary folder (``OutputDirectory``) and renamed to `PATH` by ``finish()``; an unfinished
+/// writer removes it.
 ///
 /// Sharding follows huggingface_hub (``ShardPlan``: greedy in state-dict order, an oversized tensor alone); the
 /// index is written as transformers 5 writes it (sorted keys, indent 2, final newline, `metadata.total_size` =
@@ -120,7 +121,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
         directory = try OutputDirectory(path: path, overwrite: overwrite, inputs: inputs)
         var writers: [SafetensorsWriter] = []
         for (shard, layout) in zip(plan.shardPlan.shards, plan.layouts) {
-            writers.append(try SafetensorsWriter(path: directory.partialFile(shard.fileName), layout: layout, overwrite: false))
+            writers.append(try SafetensorsWriter(file: try directory.createFile(shard.fileName), layout: layout))
         }
         self.writers = writers
     }
@@ -136,6 +137,17 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
         try writers[shard].write(name, bytes: bytes)
     }
 
+    /// Writes `bytes` at byte `offset` inside tensor `name`, for tensors produced in pieces (see
+    /// ``SafetensorsWriter/write(_:part:at:completes:)``).
+    public func write(
+        _ name: String, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
+    ) throws(CheckpointError) {
+        guard let shard = plan.shardOfTensor[name] else {
+            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned folder", file: directory.path, tensor: name)
+        }
+        try writers[shard].write(name, part: bytes, at: offset, completes: completes)
+    }
+
     /// Writes a tensor from a byte view (see ``write(_:bytes:)-(_,UnsafeRawBufferPointer)``).
     public func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
         try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in try write(name, bytes: raw) }
@@ -147,13 +159,13 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     ///   weight files; `.io`.
     public func writeSideFile(_ name: String, bytes: [UInt8]) throws(CheckpointError) {
         try checkSideFileName(name)
-        try FileAccess.writeSmallFile(directory.partialFile(name), bytes, overwrite: false)
+        try directory.writeFile(name, bytes)
     }
 
     /// Copies a side file byte for byte into the folder under `name`.
     public func copySideFile(from source: String, as name: String) throws(CheckpointError) {
         try checkSideFileName(name)
-        try FileAccess.copyFile(from: source, to: directory.partialFile(name))
+        try directory.copyFile(from: source, as: name)
     }
 
     private func checkSideFileName(_ name: String) throws(CheckpointError) {
@@ -171,7 +183,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     public func finish() throws(CheckpointError) {
         for writer in writers { try writer.finish() }
         if let index = plan.index {
-            try FileAccess.writeSmallFile(directory.partialFile(plan.indexFileName), index.jsonBytes(), overwrite: false)
+            try directory.writeFile(plan.indexFileName, index.jsonBytes())
         }
         try directory.finish()
     }

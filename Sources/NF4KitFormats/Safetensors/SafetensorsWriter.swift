@@ -82,7 +82,7 @@ public struct SafetensorsLayout: Sendable {
 /// Writes a planned safetensors file, tensor by tensor, in any order and from any thread.
 ///
 /// The header is written first; each ``write(_:bytes:)`` puts one tensor at its planned offset; ``finish()``
-/// checks that every tensor was written, fsyncs and renames `NAME.partial` to `NAME`. Peak memory is the
+/// checks that every tensor was written, fsyncs and renames the temporary file (see ``OutputFile``) to `NAME`. Peak memory is the
 /// caller's tensor buffers only.
 // @unchecked Sendable: the set of written tensors is guarded by a lock; OutputFile writes with pwrite.
 public final class SafetensorsWriter: @unchecked Sendable {
@@ -94,9 +94,14 @@ public final class SafetensorsWriter: @unchecked Sendable {
     /// - Parameters:
     ///   - overwrite: Replace an existing `path` (never an input).
     ///   - inputs: Paths read by this run, which the output may not be.
-    public init(path: String, layout: SafetensorsLayout, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    public convenience init(path: String, layout: SafetensorsLayout, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+        try self.init(file: try OutputFile(path: path, overwrite: overwrite, inputs: inputs), layout: layout)
+    }
+
+    /// Writes the header of `layout` into a created output file (see ``OutputFile``, ``OutputDirectory/createFile(_:)``).
+    public init(file: OutputFile, layout: SafetensorsLayout) throws(CheckpointError) {
         self.layout = layout
-        file = try OutputFile(path: path, overwrite: overwrite, inputs: inputs)
+        self.file = file
         written = LockedSet()
         try file.setLength(layout.fileSize)
         let header = layout.headerBytes

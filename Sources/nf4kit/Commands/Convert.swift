@@ -5,8 +5,9 @@ struct Convert: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Quantize a checkpoint to bitsandbytes NF4/FP4, or turn a 4-bit checkpoint back into plain floats.",
         discussion: """
-            INPUT is a Hugging Face folder or a .safetensors file; a folder gives a folder (config.json gets \
-            quantization_config, every other file is copied), a file gives a file. --to nf4/fp4 quantizes the 2-D \
+            INPUT is a Hugging Face folder or a weight file. The output's name decides its form: NAME.safetensors \
+            one file, NAME.gguf a GGUF file (f16/bf16/f32 only), NAME or NAME/ a Hugging Face folder (config.json \
+            gets quantization_config, the input folder's other files are copied). --to nf4/fp4 quantizes the 2-D \
             .weight tensors of Linear layers (not lm_head, embeddings or norms) exactly as transformers + \
             bitsandbytes 0.50.2 save them; --to f16/bf16/f32 dequantizes 4-bit weights and casts the rest. \
             An input that is already 4-bit is refused with --to nf4/fp4 (dequantize it first). \
@@ -84,6 +85,7 @@ struct Convert: AsyncParsableCommand {
             if let maxShardSize { options.maxShardBytes = ShardPlan.parseSize(maxShardSize)! }
             if let threads { options.threads = threads }
             options.overwrite = outputOptions.force
+        options.format = outputOptions.format?.format
             let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
             let summary = try QuantizePipeline.run(
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)

@@ -9,7 +9,7 @@ struct Fixture: AsyncParsableCommand {
             and llama-7b (Llama-2-7B shapes). Weights are normal-like with standard deviation 0.02 (norms are 1), drawn from \
             a generator seeded by --seed and each tensor's name: the same seed gives the same bytes on any machine and with \
             any --threads. The output is a Hugging Face folder (config.json, generation_config.json, model.safetensors or \
-            shards + index). --lora-rank also writes a PEFT LoRA adapter on every projection (alpha = 2 r, F32) to \
+            shards + index), or one file when its name ends in .safetensors or .gguf. --lora-rank also writes a PEFT LoRA adapter on every projection (alpha = 2 r, F32) to \
             --adapter-output (default: OUTPUT-lora).
             """
     )
@@ -60,6 +60,7 @@ struct Fixture: AsyncParsableCommand {
         options.adapterOutput = adapterOutput
         options.maxShardBytes = ShardPlan.parseSize(maxShardSize)!
         options.overwrite = output.force
+        options.format = output.format?.format
         if let threads { options.threads = threads }
         let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress)
         let summary = try await reportingErrors {

@@ -89,6 +89,7 @@ struct Merge: AsyncParsableCommand {
         options.doubleQuantization = !noDoubleQuant
         options.allowNonFinite = allowNonfinite
         options.overwrite = outputOptions.force
+        options.format = outputOptions.format?.format
         options.arithmetic = fusedArithmetic ? .fused : .separate
         let quiet = outputOptions.quiet
         let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)

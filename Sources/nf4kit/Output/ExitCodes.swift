@@ -16,8 +16,9 @@ enum ExitCodes {
 
     static let helpText = """
         Exit codes: 0 success; 1 failure; 64 bad usage; 65 malformed, refused or unsupported input \
-        (the message names the file, byte offset and tensor); 74 I/O error, missing input or existing output \
-        without --force.
+        (the message names the file, byte offset and tensor); 74 I/O error, missing input, existing output \
+        without --force, or an output that may not be replaced (an input, a link, FIFO or device); 130, 143, 129 \
+        interrupted by SIGINT, SIGTERM, SIGHUP (the partial output is removed).
         """
 
     /// The exit code for an error thrown by the library.
