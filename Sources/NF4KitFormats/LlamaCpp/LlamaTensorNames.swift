@@ -5,14 +5,14 @@
 /// error (a weight) or a buffer to drop (`rotary_emb.inv_freq`).
 public enum LlamaTensorNames {
     /// Whole-model names: Hugging Face to GGUF.
-    static let global: [(hf: String, gguf: String)] = [
+    package static let global: [(hf: String, gguf: String)] = [
         ("model.embed_tokens.weight", "token_embd.weight"),
         ("model.norm.weight", "output_norm.weight"),
         ("lm_head.weight", "output.weight"),
     ]
 
     /// Per-block names: the Hugging Face suffix after `model.layers.N.` and the GGUF suffix after `blk.N.`.
-    static let block: [(hf: String, gguf: String)] = [
+    package static let block: [(hf: String, gguf: String)] = [
         ("input_layernorm.weight", "attn_norm.weight"),
         ("post_attention_layernorm.weight", "ffn_norm.weight"),
         ("self_attn.q_proj.weight", "attn_q.weight"),
