@@ -95,3 +95,77 @@ import Testing
         #expect(try Self.differences(ours: out, golden: Fixture.path("llama-g/gguf/lora-F16.gguf")).isEmpty)
     }
 }
+
+/// A bitsandbytes 4-bit folder is dequantized first: its GGUF equals the GGUF of the same folder dequantized to its
+/// float type (the bitsandbytes dequantization itself is checked against golden vectors in NF4KitMergeTests).
+@Suite struct LlamaCppFourBitExportTests {
+    /// golden llama-tiny/nf4-dq (transformers + bitsandbytes) with the llama-g SentencePiece tokenizer beside it.
+    func fourBitFolder(_ dir: TemporaryDirectory) throws -> String {
+        let folder = dir.file("nf4")
+        try FileManager.default.copyItem(atPath: Fixture.path("llama-tiny/nf4-dq"), toPath: folder)
+        for name in ["tokenizer.model", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(atPath: Fixture.path("llama-g/hf/\(name)"), toPath: folder + "/" + name)
+        }
+        return folder
+    }
+
+    @Test(arguments: [GGUFExport.OutType.f16, .q8_0])
+    func `NF4 folder exports like its dequantized copy`(outType: GGUFExport.OutType) throws {
+        let dir = TemporaryDirectory("llama-nf4-export")
+        defer { dir.cleanup() }
+        let nf4 = try fourBitFolder(dir)
+        let fromNF4 = dir.file("from-nf4.gguf")
+        let summary = try GGUFExport.convert(input: nf4, output: fromNF4, options: .init(outType: outType))
+        #expect(summary.tensorsDequantized == 14)
+
+        var options = QuantizePipeline.Options()
+        options.target = .f16
+        let dequantized = dir.file("f16")
+        _ = try QuantizePipeline.run(input: nf4, output: dequantized, options: options)
+        for name in ["tokenizer.model", "tokenizer_config.json"] where !FileManager.default.fileExists(atPath: dequantized + "/" + name) {
+            try FileManager.default.copyItem(atPath: nf4 + "/" + name, toPath: dequantized + "/" + name)
+        }
+        let fromF16 = dir.file("from-f16.gguf")
+        _ = try GGUFExport.convert(input: dequantized, output: fromF16, options: .init(outType: outType))
+        let problems = try LlamaCppGoldenTests.differences(ours: fromNF4, golden: fromF16)
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+    }
+}
+
+/// llama.cpp scales a LoRA by alpha / r; PEFT's rsLoRA scales by alpha / sqrt(r). The export folds the ratio into
+/// lora_b so that llama.cpp computes PEFT's delta.
+@Suite struct LlamaCppLoRAScalingTests {
+    func floats(_ path: String, _ name: String) throws -> [Float] {
+        let file = try GGUFFile.read(path: path)
+        let info = try #require(file.tensors.first { $0.name == name })
+        #expect(info.type == .f32)
+        let bytes = LlamaCppGoldenTests.data(file, info)
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    @Test func `rsLoRA scaling is folded into lora_b`() throws {
+        let dir = TemporaryDirectory("llama-rslora")
+        defer { dir.cleanup() }
+        let adapter = dir.file("rslora")
+        try FileManager.default.copyItem(atPath: Fixture.path("llama-g/lora"), toPath: adapter)
+        let path = adapter + "/adapter_config.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        json["use_rslora"] = true
+        try FileManager.default.removeItem(atPath: path)
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        let base = Fixture.path("llama-g/hf")
+        let plain = dir.file("plain.gguf")
+        let folded = dir.file("folded.gguf")
+        _ = try GGUFExport.convert(input: Fixture.path("llama-g/lora"), output: plain, options: .init(outType: .f32, base: base))
+        _ = try GGUFExport.convert(input: adapter, output: folded, options: .init(outType: .f32, base: base))
+        // r = 8, alpha = 16: PEFT uses 16 / sqrt(8), llama.cpp 16 / 8, so lora_b must grow by sqrt(8).
+        let factor = Float((16 / 8.0.squareRoot()) / 2)
+        for name in ["blk.0.attn_q.weight.lora_b", "blk.1.ffn_down.weight.lora_b"] {
+            let b = try floats(plain, name)
+            let scaled = try floats(folded, name)
+            #expect(b.count == scaled.count && !b.isEmpty)
+            #expect(zip(b, scaled).allSatisfy { abs($1 - $0 * factor) <= 1e-6 * max(abs($0), 1e-3) })
+        }
+        #expect(try floats(plain, "blk.0.attn_q.weight.lora_a") == floats(folded, "blk.0.attn_q.weight.lora_a"))
+    }
+}
