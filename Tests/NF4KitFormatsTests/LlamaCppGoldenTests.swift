@@ -169,3 +169,29 @@ import Testing
         #expect(try floats(plain, "blk.0.attn_q.weight.lora_a") == floats(folded, "blk.0.attn_q.weight.lora_a"))
     }
 }
+
+/// `merge BASE ADAPTER -o merged.gguf` equals PEFT's merge (golden llama-g/merged, its weights) converted to GGUF.
+@Suite struct LlamaCppMergeExportTests {
+    @Test(arguments: [GGUFExport.OutType.f16, .q8_0])
+    func `merge and export equals converting PEFT's merge`(outType: GGUFExport.OutType) throws {
+        let dir = TemporaryDirectory("llama-merge-export")
+        defer { dir.cleanup() }
+        // PEFT's merged weights with the base's tokenizer files (the same files PEFT saved beside them).
+        let peft = dir.file("peft-merged")
+        try FileManager.default.copyItem(atPath: Fixture.path("llama-g/merged"), toPath: peft)
+        for name in ["tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"] {
+            try FileManager.default.copyItem(atPath: Fixture.path("llama-g/hf/\(name)"), toPath: peft + "/" + name)
+        }
+        let expected = dir.file("expected.gguf")
+        _ = try GGUFExport.convert(input: peft, output: expected, options: .init(outType: outType))
+        let ours = dir.file("ours.gguf")
+        var merge = MergeOptions()
+        merge.arithmetic = .fused  // PyTorch's rounding, bit-identical to PEFT (the default is faster, within 1 ulp)
+        _ = try GGUFExport.mergeAndExport(
+            base: Fixture.path("llama-g/hf"), adapters: [Fixture.path("llama-g/lora")], output: ours,
+            mergeOptions: merge, options: .init(outType: outType))
+        let problems = try LlamaCppGoldenTests.differences(ours: ours, golden: expected)
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        #expect(!FileManager.default.fileExists(atPath: ours + ".nf4kit-merge"))
+    }
+}
