@@ -63,6 +63,10 @@ import Testing
         #expect(summary.tensorCount == 21)
         let problems = try Self.differences(ours: out, golden: Fixture.path("llama-g/gguf/\(golden).gguf"))
         #expect(problems.isEmpty, "\(problems.prefix(5))")
+        // scripts/verify-llama-cpp runs llama.cpp on these files: it sets NF4KIT_KEEP_GGUF to a folder to keep them in.
+        if let keep = ProcessInfo.processInfo.environment["NF4KIT_KEEP_GGUF"], !keep.isEmpty {
+            try FileManager.default.copyItem(atPath: out, toPath: keep + "/\(golden).gguf")
+        }
     }
 
     @Test func `default output type of an f16 folder is F16`() throws {
