@@ -198,3 +198,68 @@ import Testing
         }
     }
 }
+
+/// Tokenizer keys beyond the golden folder: padding to vocab_size, added_tokens.json, chat_template.jinja.
+@Suite struct LlamaVocabularyTests {
+    func folder(_ dir: TemporaryDirectory, _ files: [String: String]) throws -> String {
+        let folder = dir.file("tok")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: Fixture.path("llama-g/hf/tokenizer.model"), toPath: folder + "/tokenizer.model")
+        for (name, text) in files { try Data(text.utf8).write(to: URL(fileURLWithPath: folder + "/" + name)) }
+        return folder
+    }
+
+    func config(vocabSize: Int) throws -> LlamaModelConfig {
+        var json = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/hf/config.json")))) as! [String: Any]
+        json["vocab_size"] = vocabSize
+        let bytes = [UInt8](try JSONSerialization.data(withJSONObject: json))
+        guard case .object(let object) = try StrictJSON.parse(bytes) else { throw CheckpointError(.malformedHeader, "") }
+        return try LlamaModelConfig(json: object)
+    }
+
+    func value(_ entries: [GGUFMetadataEntry], _ key: String) -> GGUFValue? { entries.first { $0.key == key }?.value }
+
+    @Test func `vocabulary is padded to vocab_size and added_tokens.json overrides ids`() throws {
+        let dir = TemporaryDirectory("llama-vocab")
+        defer { dir.cleanup() }
+        let input = try folder(dir, ["added_tokens.json": #"{"<extra>": 1001}"#])
+        let entries = try LlamaVocabulary.metadata(folder: input, config: config(vocabSize: 1003))
+        let tokens = try #require(value(entries, "tokenizer.ggml.tokens")?.arrayElements)
+        let scores = try #require(value(entries, "tokenizer.ggml.scores")?.arrayElements)
+        let types = try #require(value(entries, "tokenizer.ggml.token_type")?.arrayElements)
+        // convert_hf_to_gguf.py: "[PAD{id}]" with score -10000 and type UNUSED (5); added tokens score -1000, type 4.
+        #expect(tokens.count == 1003)
+        #expect(tokens[1000] == .string("[PAD1000]") && scores[1000] == .float32(-10000) && types[1000] == .int32(5))
+        #expect(tokens[1001] == .string("<extra>") && scores[1001] == .float32(-1000) && types[1001] == .int32(4))
+        #expect(tokens[1002] == .string("[PAD1002]"))
+        // No tokenizer_config.json: no add_bos/add_eos flags; ids from config.json.
+        #expect(value(entries, "tokenizer.ggml.add_bos_token") == nil)
+        #expect(value(entries, "tokenizer.ggml.bos_token_id") == .uint32(1))
+    }
+
+    @Test func `chat template comes from chat_template.jinja when tokenizer_config.json has none`() throws {
+        let dir = TemporaryDirectory("llama-vocab")
+        defer { dir.cleanup() }
+        let template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        let input = try folder(
+            dir, ["tokenizer_config.json": #"{"add_bos_token": false, "eos_token": "</s>"}"#, "chat_template.jinja": template])
+        let entries = try LlamaVocabulary.metadata(folder: input, config: config(vocabSize: 1000))
+        #expect(value(entries, "tokenizer.chat_template") == .string(template))
+        #expect(value(entries, "tokenizer.ggml.add_bos_token") == .bool(false))
+    }
+
+    @Test func `a folder with only tokenizer.json is refused naming --layout hf`() throws {
+        let dir = TemporaryDirectory("llama-vocab")
+        defer { dir.cleanup() }
+        let input = dir.file("bpe")
+        try FileManager.default.createDirectory(atPath: input, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: input + "/tokenizer.json"))
+        let error = #expect(throws: CheckpointError.self) {
+            _ = try LlamaVocabulary.metadata(folder: input, config: config(vocabSize: 1000))
+        }
+        #expect(error?.code == .unsupported)
+        #expect(error?.message.contains("--layout hf") == true)
+    }
+}

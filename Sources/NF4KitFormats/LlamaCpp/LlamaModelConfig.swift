@@ -7,6 +7,7 @@ public enum LlamaFileType: UInt32, Sendable, Hashable, CaseIterable {
     /// 2-D tensors F16.
     case mostlyF16 = 1
     /// 2-D tensors Q8_0 (F16 where the row length is not a multiple of 32).
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     case mostlyQ8_0 = 7
     /// 2-D tensors BF16.
     case mostlyBF16 = 32
