@@ -33,6 +33,10 @@ public struct LlamaModelConfig: Sendable, Hashable {
     /// The Hugging Face architectures the llama.cpp layout supports.
     public static let supportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"]
 
+    /// The largest `vocab_size` accepted: 16 Mi, 64 times the largest real vocabulary (Gemma 3: 262,144), so a
+    /// hostile config cannot make the tokenizer arrays huge.
+    public static let maxVocabSize = 1 << 24
+
     /// `architectures[0]`.
     public var architecture: String
     /// `num_hidden_layers`.
@@ -118,6 +122,12 @@ public struct LlamaModelConfig: Sendable, Hashable {
                     + "and there is no head_dim")
         }
         headDimension = try integer("head_dim", required: false, default: embeddingLength / headCount)
+        guard !headCount.multipliedReportingOverflow(by: headDimension).overflow,
+            !embeddingLength.multipliedReportingOverflow(by: max(vocabSize, feedForwardLength)).overflow
+        else { throw fail("config.json's sizes are too large to describe any tensor") }
+        guard vocabSize <= Self.maxVocabSize else {
+            throw fail("config.json's vocab_size \(vocabSize) is larger than \(Self.maxVocabSize)")
+        }
         guard headCount % headCountKV == 0 else {
             throw fail(
                 "config.json's num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(headCountKV)")
