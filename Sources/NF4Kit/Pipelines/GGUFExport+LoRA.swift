@@ -134,11 +134,12 @@ extension GGUFExport {
             GGUFMetadataEntry(key: "adapter.lora.alpha", value: .float32(Float(alpha))),
             GGUFMetadataEntry(key: "general.quantization_version", value: .uint32(2)),
         ]
+        let planned = items
         let layout = try writeFile(
             path: output, metadata: metadata,
             tensors: items.map { GGUFTensorPlan(name: $0.ggufName, type: $0.type, shape: Shape($0.shape)) },
-            overwrite: options.overwrite, inputs: source.checkpoint.files
-        ) { index, write in try produce(items[index], write: write) }
+            overwrite: options.overwrite, inputs: source.checkpoint.files, threads: options.threads
+        ) { index, write in try produce(planned[index], write: write) }
         return Summary(
             outputPath: output, outType: outType, tensorCount: items.count, fileByteCount: layout.fileSize,
             tensorsDequantized: 0, seconds: FileAccess.monotonicSeconds - start)

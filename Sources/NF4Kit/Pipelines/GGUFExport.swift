@@ -44,6 +44,8 @@ public enum GGUFExport {
         public var name: String?
         /// Whether an existing output file may be replaced.
         public var overwrite: Bool = false
+        /// Tensors converted at once (each holds one tensor's values and output bytes); default: up to 4 cores.
+        public var threads: Int = min(4, FileAccess.processorCount)
 
         /// Creates options.
         public init(outType: OutType? = nil, base: String? = nil, name: String? = nil, overwrite: Bool = false) {
@@ -97,7 +99,7 @@ public enum GGUFExport {
     }
 
     /// One tensor of the output: where its values come from and what it becomes.
-    struct Item {
+    struct Item: Sendable {
         var ggufName: String
         var shape: [Int]
         var tensor: Tensor
@@ -188,6 +190,7 @@ public enum GGUFExport {
         var parameterCount = 0
         for item in items { parameterCount += item.shape.reduce(1, *) }
         let name = options.name ?? lastComponent(source.path)
+        let planned = items
         var metadata = config.metadata(
             fileType: chosen.fileType, name: name, sizeLabel: sizeLabel(parameterCount: parameterCount))
         metadata += try LlamaVocabulary.metadata(folder: source.path, config: config)
@@ -197,10 +200,10 @@ public enum GGUFExport {
         let layout = try writeFile(
             path: output, metadata: metadata,
             tensors: items.map { GGUFTensorPlan(name: $0.ggufName, type: $0.type, shape: Shape($0.shape)) },
-            overwrite: options.overwrite, inputs: source.checkpoint.files
+            overwrite: options.overwrite, inputs: source.checkpoint.files, threads: options.threads
         ) { index, write in
-            try produce(items[index], write: write)
-            tracker.finished(items[index].ggufName, bytes: items[index].tensor.bytes.count)
+            try produce(planned[index], write: write)
+            tracker.finished(planned[index].ggufName, bytes: planned[index].tensor.bytes.count)
         }
         return Summary(
             outputPath: output, outType: chosen, tensorCount: items.count, fileByteCount: layout.fileSize,
@@ -211,13 +214,29 @@ public enum GGUFExport {
     /// Converts one item to its output bytes and hands them to `write`.
     static func produce(_ item: Item, write: (UnsafeRawBufferPointer) throws -> Void) throws {
         let count = item.shape.reduce(1, *)
+        // F16 to F16 and F32 to F32 round-trip exactly through f32, so the bytes are copied (rows moved as wholes).
+        let dtype = item.tensor.dtype
+        if item.quantized == nil, item.scale == nil, (dtype == .f16 && item.type == .f16) || (dtype == .f32 && item.type == .f32) {
+            defer { item.tensor.bytes.releasePages() }
+            guard let permutation = item.permutation else {
+                try item.tensor.bytes.withUnsafeBytes { raw in try write(raw) }
+                return
+            }
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(item.tensor.bytes.count, 1), alignment: 64)
+            defer { out.deallocate() }
+            let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<item.tensor.bytes.count])
+            item.tensor.bytes.withUnsafeBytes { raw in
+                permutation.apply(raw, into: target, rowByteCount: raw.count / permutation.rows)
+            }
+            try write(UnsafeRawBufferPointer(target))
+            return
+        }
         let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
         defer { values.deallocate() }
         if let q = item.quantized {
             let bytes = q.dequantized(as: q.dtype)
             bytes.withUnsafeBytes { FloatConversion.widen($0, from: q.dtype, into: values) }
         } else {
-            let dtype = item.tensor.dtype
             item.tensor.bytes.withUnsafeBytes { raw in
                 // PyTorch rounds F64 to F32 once, as the converter's `.to(torch.float32)` does.
                 FloatConversion.widen(raw, from: dtype, into: values)
@@ -254,11 +273,11 @@ public enum GGUFExport {
     @discardableResult
     static func writeFile(
         path: String, metadata: [GGUFMetadataEntry], tensors: [GGUFTensorPlan], overwrite: Bool, inputs: [String],
-        produce: (Int, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+        threads: Int = 1, produce: @Sendable (Int, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
     ) throws -> GGUFLayout {
         let layout = try GGUFLayout.plan(metadata: metadata, tensors: tensors)
         let writer = try GGUFWriter(path: path, layout: layout, overwrite: overwrite, inputs: inputs)
-        for index in tensors.indices {
+        try ParallelRunner.run(count: tensors.count, threads: threads) { index in
             try produce(index) { bytes in try writer.write(tensorAt: index, bytes) }
         }
         try writer.finish()
