@@ -1,0 +1,309 @@
+public import NF4KitCore
+public import NF4KitFormats
+import NF4KitQuant
+
+/// Writes GGUF files in llama.cpp's own layout: a Llama-family Hugging Face folder as convert_hf_to_gguf.py writes
+/// it, and a PEFT LoRA adapter as convert_lora_to_gguf.py writes it (spec gguf-llama.md).
+///
+/// Tensors are streamed: each is read once, converted to f32 values (4-bit bitsandbytes weights dequantized first),
+/// its rows permuted for attn_q/attn_k, then narrowed or quantized to the output type and written at its planned
+/// offset. At most one tensor's values and its output bytes are held at a time.
+public enum GGUFExport {
+    /// The `--outtype` of the converters.
+    public enum OutType: String, Sendable, CaseIterable {
+        /// Every tensor F32.
+        case f32
+        /// 2-D tensors F16, 1-D F32.
+        case f16
+        /// 2-D tensors BF16, 1-D F32.
+        case bf16
+        /// 2-D tensors Q8_0 where the row length is a multiple of 32, else F16; 1-D F32.
+        // swift-format-ignore: AlwaysUseLowerCamelCase
+        case q8_0
+
+        /// The `general.file_type` it writes.
+        public var fileType: LlamaFileType {
+            switch self {
+            case .f32: .allF32
+            case .f16: .mostlyF16
+            case .bf16: .mostlyBF16
+            case .q8_0: .mostlyQ8_0
+            }
+        }
+    }
+
+    /// What to write.
+    public struct Options: Sendable {
+        /// The output type; `nil` picks what the converters' `auto` picks: for a model the type of the first 2-D float
+        /// tensor (bf16 stays bf16, anything else f16), for an adapter f32 (convert_lora_to_gguf.py's default).
+        public var outType: OutType?
+        /// The base model folder of an adapter (its `config.json` gives the architecture and head counts). `nil`: the
+        /// adapter's `base_model_name_or_path`, if it names a local folder.
+        public var base: String?
+        /// `general.name` (cosmetic); `nil`: the input folder's name.
+        public var name: String?
+        /// Whether an existing output file may be replaced.
+        public var overwrite: Bool = false
+        /// Tensors converted at once (each holds one tensor's values and output bytes); default: up to 4 cores.
+        public var threads: Int = min(4, FileAccess.processorCount)
+
+        /// Creates options.
+        public init(outType: OutType? = nil, base: String? = nil, name: String? = nil, overwrite: Bool = false) {
+            self.outType = outType
+            self.base = base
+            self.name = name
+            self.overwrite = overwrite
+        }
+    }
+
+    /// What was written.
+    public struct Summary: Sendable {
+        /// The output file.
+        public var outputPath: String
+        /// The output type used.
+        public var outType: OutType
+        /// Tensors written.
+        public var tensorCount: Int
+        /// Bytes of the file.
+        public var fileByteCount: Int64
+        /// 4-bit weights dequantized on the way.
+        public var tensorsDequantized: Int
+        /// Wall-clock seconds.
+        public var seconds: Double
+    }
+
+    /// Converts a Hugging Face folder (model or PEFT LoRA adapter) to a GGUF file in llama.cpp's layout.
+    ///
+    /// A model folder needs `config.json` (LlamaForCausalLM or MistralForCausalLM), its weights (F16, BF16, F32 or
+    /// bitsandbytes 4-bit, which are dequantized first) and a SentencePiece `tokenizer.model`. An adapter folder is
+    /// written as a llama.cpp LoRA adapter (see ``exportAdapter(adapter:output:options:)``).
+    ///
+    /// - Throws: ``CheckpointError``: `.unsupported` for another architecture or tokenizer (the message names
+    ///   `--layout hf`), `.shapeMismatch`/`.malformedHeader` when config.json contradicts the tensors, reader errors
+    ///   with file and offset, `.outputExists`/`.io` from the output. Nothing is left at `output` on failure.
+    public static func convert(
+        input: String, output: String, options: Options = Options(),
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil
+    ) throws -> Summary {
+        let source = try ModelSource.openAny(input)
+        if source.isAdapter { return try exportAdapter(source: source, output: output, options: options) }
+        return try exportModel(source: source, output: output, options: options, progress: progress)
+    }
+
+    /// Converts a Llama-family model folder; see ``convert(input:output:options:progress:)``.
+    public static func exportModel(
+        input: String, output: String, options: Options = Options(),
+        progress: (@Sendable (ProgressEvent) -> Void)? = nil
+    ) throws -> Summary {
+        try exportModel(source: try ModelSource.openAny(input), output: output, options: options, progress: progress)
+    }
+
+    /// One tensor of the output: where its values come from and what it becomes.
+    struct Item: Sendable {
+        var ggufName: String
+        var shape: [Int]
+        var tensor: Tensor
+        var quantized: QuantizedTensor?
+        var permutation: LlamaRowPermutation?
+        var scale: Float?
+        var type: GGMLType
+    }
+
+    static func exportModel(
+        source: ModelSource, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)?
+    ) throws -> Summary {
+        let start = FileAccess.monotonicSeconds
+        guard source.isFolder, let json = source.config else {
+            throw CheckpointError(
+                .unsupported,
+                "llama.cpp's GGUF layout needs a Hugging Face folder with config.json and the tokenizer; use --layout hf "
+                    + "for a bare weight file", file: source.path)
+        }
+        let configPath = source.path + "/config.json"
+        let config = try LlamaModelConfig(json: json, file: configPath)
+        let tensors = source.checkpoint.tensors
+        let groups = try BnbQuantizedWeight.groups(in: tensors)
+        let members = Set(groups.flatMap(\.memberNames))
+        let groupByWeight = Dictionary(uniqueKeysWithValues: groups.map { ($0.weightName, $0) })
+
+        var outType = options.outType
+        var items: [Item] = []
+        var seen = Set<String>()
+        for tensor in tensors.sorted(by: { $0.name < $1.name }) {
+            let name = tensor.name
+            let group = groupByWeight[name]
+            if group == nil && members.contains(name) { continue }
+            if LlamaTensorNames.isDroppedBuffer(hfName: name) { continue }
+            guard let ggufName = LlamaTensorNames.ggufName(hfName: name) else {
+                throw CheckpointError(
+                    .unsupported,
+                    "tensor '\(name)' has no llama.cpp name for \(config.architecture); use --layout hf to keep Hugging "
+                        + "Face names", file: source.path, tensor: name)
+            }
+            let shape = group?.tensor.shape.dimensions ?? tensor.shape.dimensions
+            guard group != nil || tensor.dtype.isConvertibleFloat else {
+                throw CheckpointError(
+                    .unsupportedDType, "tensor '\(name)' is \(tensor.dtype); expected F16, BF16 or F32 weights",
+                    file: source.path, tensor: name)
+            }
+            guard let expected = config.expectedShape(ggufName: ggufName), expected == shape else {
+                let want = config.expectedShape(ggufName: ggufName).map { "\($0)" } ?? "no such tensor"
+                throw CheckpointError(
+                    .shapeMismatch,
+                    "tensor '\(name)' has shape \(shape), but config.json implies \(want) (hidden_size "
+                        + "\(config.embeddingLength), intermediate_size \(config.feedForwardLength), heads "
+                        + "\(config.headCount)/\(config.headCountKV), head_dim \(config.headDimension), vocab_size "
+                        + "\(config.vocabSize), \(config.blockCount) layers)", file: configPath, tensor: name)
+            }
+            if outType == nil, group == nil, shape.count >= 2 {
+                outType = tensor.dtype == .bf16 ? .bf16 : tensor.dtype == .f16 ? .f16 : nil
+            }
+            var permutation: LlamaRowPermutation?
+            if let heads = config.heads(for: LlamaTensorNames.permutation(ggufName: ggufName)) {
+                permutation = try LlamaRowPermutation(rows: shape[0], heads: heads, tensor: name, file: configPath)
+            }
+            seen.insert(ggufName)
+            items.append(
+                Item(
+                    ggufName: ggufName, shape: shape, tensor: tensor, quantized: group?.tensor,
+                    permutation: permutation, scale: nil, type: .f32))
+        }
+        var required = ["token_embd.weight", "output_norm.weight"]
+        if !config.tieWordEmbeddings { required.append("output.weight") }
+        for block in 0..<config.blockCount {
+            required += LlamaTensorNames.block.map { "blk.\(block).\($0.gguf)" }
+        }
+        if let missing = required.first(where: { !seen.contains($0) }) {
+            throw CheckpointError(
+                .malformedHeader,
+                "the weights have no '\(LlamaTensorNames.hfName(ggufName: missing) ?? missing)', which config.json "
+                    + "(\(config.blockCount) layers, tie_word_embeddings \(config.tieWordEmbeddings)) requires",
+                file: source.path, tensor: LlamaTensorNames.hfName(ggufName: missing))
+        }
+        let chosen = outType ?? options.outType ?? .f16
+        for index in items.indices {
+            let item = items[index]
+            let isVector = item.shape.count <= 1 || item.ggufName.hasSuffix("_norm.weight")
+            items[index].type = isVector ? .f32 : chosen.fileType.matrixType(rowLength: item.shape.last!)
+        }
+
+        var parameterCount = 0
+        for item in items { parameterCount += item.shape.reduce(1, *) }
+        let name = options.name ?? lastComponent(source.path)
+        let planned = items
+        var metadata = config.metadata(
+            fileType: chosen.fileType, name: name, sizeLabel: sizeLabel(parameterCount: parameterCount))
+        metadata += try LlamaVocabulary.metadata(folder: source.path, config: config)
+
+        let tracker = ProgressTracker(
+            tensorsTotal: items.count, bytesTotal: items.reduce(0) { $0 + $1.tensor.bytes.count }, report: progress)
+        let layout = try writeFile(
+            path: output, metadata: metadata,
+            tensors: items.map { GGUFTensorPlan(name: $0.ggufName, type: $0.type, shape: Shape($0.shape)) },
+            overwrite: options.overwrite, inputs: source.checkpoint.files, threads: options.threads
+        ) { index, write in
+            try produce(planned[index], write: write)
+            tracker.finished(planned[index].ggufName, bytes: planned[index].tensor.bytes.count)
+        }
+        return Summary(
+            outputPath: output, outType: chosen, tensorCount: items.count, fileByteCount: layout.fileSize,
+            tensorsDequantized: items.filter { $0.quantized != nil }.count,
+            seconds: FileAccess.monotonicSeconds - start)
+    }
+
+    /// Converts one item to its output bytes and hands them to `write`.
+    static func produce(_ item: Item, write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let count = item.shape.reduce(1, *)
+        // F16 to F16 and F32 to F32 round-trip exactly through f32, so the bytes are copied (rows moved as wholes).
+        let dtype = item.tensor.dtype
+        if item.quantized == nil, item.scale == nil, (dtype == .f16 && item.type == .f16) || (dtype == .f32 && item.type == .f32) {
+            defer { item.tensor.bytes.releasePages() }
+            guard let permutation = item.permutation else {
+                try item.tensor.bytes.withUnsafeBytes { raw in try write(raw) }
+                return
+            }
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(item.tensor.bytes.count, 1), alignment: 64)
+            defer { out.deallocate() }
+            let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<item.tensor.bytes.count])
+            item.tensor.bytes.withUnsafeBytes { raw in
+                permutation.apply(raw, into: target, rowByteCount: raw.count / permutation.rows)
+            }
+            try write(UnsafeRawBufferPointer(target))
+            return
+        }
+        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
+        defer { values.deallocate() }
+        if let q = item.quantized {
+            let bytes = q.dequantized(as: q.dtype)
+            bytes.withUnsafeBytes { FloatConversion.widen($0, from: q.dtype, into: values) }
+        } else {
+            item.tensor.bytes.withUnsafeBytes { raw in
+                // PyTorch rounds F64 to F32 once, as the converter's `.to(torch.float32)` does.
+                FloatConversion.widen(raw, from: dtype, into: values)
+            }
+            item.tensor.bytes.releasePages()
+        }
+        if let scale = item.scale {
+            for i in 0..<count { values[i] *= scale }
+        }
+        var source = UnsafeBufferPointer(rebasing: values[0..<count])
+        let permuted = UnsafeMutableBufferPointer<Float>.allocate(capacity: item.permutation == nil ? 0 : count)
+        defer { permuted.deallocate() }
+        if let permutation = item.permutation {
+            permutation.apply(
+                UnsafeRawBufferPointer(source), into: UnsafeMutableRawBufferPointer(permuted),
+                rowByteCount: count / permutation.rows * 4)
+            source = UnsafeBufferPointer(permuted)
+        }
+        let byteCount = GGUFTensorPlan(name: item.ggufName, type: item.type, shape: Shape(item.shape)).byteCount!
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        defer { out.deallocate() }
+        let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<byteCount])
+        switch item.type {
+        case .q8_0: GGMLBlockCodec.quantize(source, as: .q8_0, into: target)
+        case .f16: FloatConversion.narrow(source, to: .f16, into: target)
+        case .bf16: FloatConversion.narrow(source, to: .bf16, into: target)
+        default: FloatConversion.narrow(source, to: .f32, into: target)
+        }
+        try write(UnsafeRawBufferPointer(target))
+    }
+
+    /// Plans and writes a GGUF file, tensor data in plan order, atomically. The one place that writes the file, so
+    /// that a different output layer can replace it.
+    @discardableResult
+    static func writeFile(
+        path: String, metadata: [GGUFMetadataEntry], tensors: [GGUFTensorPlan], overwrite: Bool, inputs: [String],
+        threads: Int = 1, produce: @Sendable (Int, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws -> GGUFLayout {
+        let layout = try GGUFLayout.plan(metadata: metadata, tensors: tensors)
+        let writer = try GGUFWriter(path: path, layout: layout, overwrite: overwrite, inputs: inputs)
+        try ParallelRunner.run(count: tensors.count, threads: threads) { index in
+            try produce(index) { bytes in try writer.write(tensorAt: index, bytes) }
+        }
+        try writer.finish()
+        return layout
+    }
+
+    static func lastComponent(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        return String(trimmed.split(separator: "/").last ?? trimmed)
+    }
+
+    /// gguf-py's `size_label` for a dense model: the parameter count with a K/M/B/T suffix and at least two digits.
+    static func sizeLabel(parameterCount: Int) -> String {
+        let n = Double(parameterCount)
+        let (scaled, suffix): (Double, String) =
+            n > 1e12 ? (n * 1e-12, "T") : n > 1e9 ? (n * 1e-9, "B") : n > 1e6 ? (n * 1e-6, "M") : (n * 1e-3, "K")
+        let integerDigits = String(Int(scaled.rounded())).drop { $0 == "0" }.count
+        let decimals = max(2 - integerDigits, 0)
+        var factor = 1.0
+        for _ in 0..<decimals { factor *= 10 }
+        let rounded = Int((scaled * factor).rounded())
+        let whole = rounded / Int(factor)
+        let fraction = rounded % Int(factor)
+        guard decimals > 0 else { return "\(whole)\(suffix)" }
+        let digits = String(fraction)
+        return "\(whole).\(String(repeating: "0", count: decimals - digits.count))\(digits)\(suffix)"
+    }
+}
