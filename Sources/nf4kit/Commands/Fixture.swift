@@ -19,8 +19,8 @@ struct Fixture: AsyncParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Element type of the weights: f16, bf16 or f32.")
-    var dtype = "f16"
+    @Option(help: "Element type of the weights, any case: \(NumberFormat.spellings(FloatTypeArgument.accepted)).")
+    var dtype = FloatTypeArgument(.f16)
 
     @Option(help: "Seed of the generator.")
     var seed: UInt64 = 0
@@ -34,8 +34,10 @@ struct Fixture: AsyncParsableCommand {
     @Option(help: "Where to write the adapter (default: OUTPUT-lora).")
     var adapterOutput: String?
 
-    @Option(help: "Largest shard, e.g. 5GB, 500MB, 2GiB (default 5GB, as huggingface_hub).")
-    var maxShardSize = "5GB"
+    @Option(
+        help: "Largest shard, any case: 5GB, 30mb, 500MiB, 2GiB or bytes (default 5GB, as huggingface_hub).",
+        transform: ByteSizeArgument.parse)
+    var maxShardSize: ByteSizeArgument?
 
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
@@ -44,8 +46,6 @@ struct Fixture: AsyncParsableCommand {
         guard FixtureGenerator.Preset(rawValue: preset) != nil else {
             throw ValidationError("Unknown preset '\(preset)'; choose one of \(FixtureGenerator.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
-        guard ["f16", "bf16", "f32"].contains(dtype) else { throw ValidationError("--dtype must be f16, bf16 or f32.") }
-        guard ShardPlan.parseSize(maxShardSize) != nil else { throw ValidationError("--max-shard-size '\(maxShardSize)' is not a size like 5GB or 500MB.") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1.") }
         if let loraRank, loraRank < 1 { throw ValidationError("--lora-rank must be at least 1.") }
@@ -53,12 +53,12 @@ struct Fixture: AsyncParsableCommand {
 
     func run() async throws {
         var options = FixturePipeline.Options(preset: FixtureGenerator.Preset(rawValue: preset)!)
-        options.dtype = ["f16": DType.f16, "bf16": .bf16, "f32": .f32][dtype]!
+        options.dtype = dtype.dtype
         options.seed = seed
         options.layers = layers
         options.loraRank = loraRank
         options.adapterOutput = adapterOutput
-        options.maxShardBytes = ShardPlan.parseSize(maxShardSize)!
+        if let maxShardSize { options.maxShardBytes = maxShardSize.byteCount }
         options.overwrite = output.force
         if let threads { options.threads = threads }
         let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress)
