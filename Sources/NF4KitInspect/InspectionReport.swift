@@ -106,7 +106,7 @@ public struct InspectionReport: Sendable, Hashable {
     /// Inspects an opened model or adapter.
     ///
     /// - Parameters:
-    ///   - source: a file or folder opened with ``ModelSource/open(_:readers:)``.
+    ///   - source: a file or folder opened with `ModelSource.open(_:)` (module NF4Kit).
     ///   - training: LoRA settings for the training-memory estimate, or `nil` for none.
     /// - Throws: `CheckpointError`: `.malformedHeader` (naming the tensor, file and byte offset) for a 4-bit weight
     ///   whose companions or quant state are missing or inconsistent; `.invalidArgument` for training options that
@@ -119,7 +119,7 @@ public struct InspectionReport: Sendable, Hashable {
         var report = try InspectionReport(
             checkpoint: source.checkpoint, path: source.path, fileByteCount: fileBytes, config: source.config,
             adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, training: training)
-        if source.kind == .gguf, let file = source.checkpoint.files.first { report.gguf = try GGUFSection(path: file) }
+        if let file = source.gguf { report.gguf = GGUFSection(file: file) }
         return report
     }
 

@@ -98,7 +98,7 @@ public enum QuantizePipeline {
         input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
         let start = FileAccess.monotonicSeconds
-        let source = try ModelSource.openAny(input)
+        let source = try ModelSource.open(input)
         let tensors = source.checkpoint.tensors
         let groups = try BnbQuantizedWeight.groups(in: tensors)
         var jobs: [Job] = []

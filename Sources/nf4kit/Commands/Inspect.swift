@@ -97,7 +97,7 @@ struct Inspect: AsyncParsableCommand {
                 return
             }
             guard let path else { return }
-            let source = try ModelSource.openAny(path)
+            let source = try ModelSource.open(path)
             var training: TrainingMemoryOptions?
             if let loraRank {
                 training = TrainingMemoryOptions(
@@ -133,7 +133,7 @@ struct Inspect: AsyncParsableCommand {
         var sensitivityReport: SensitivityReport?
         var whatIfReport: WhatIfReport?
         var source: ModelSource?
-        if let path, !isConfigFile { source = try ModelSource.openAny(path) }
+        if let path, !isConfigFile { source = try ModelSource.open(path) }
         if sensitivity, let source {
             guard !source.isAdapter else {
                 throw CheckpointError(.invalidArgument, "--sensitivity quantizes a base model, and this is a LoRA adapter", file: source.path)
