@@ -17,10 +17,14 @@ public enum GGUFBridge {
 
     /// The ``Checkpoint`` of an already parsed GGUF file; see ``readCheckpoint(path:)``.
     public static func checkpoint(from file: GGUFFile) throws(CheckpointError) -> Checkpoint {
-        let tensors = try GGUFBnbCompanion.decode(file) { (info, bytes) throws(CheckpointError) -> Tensor in
-            try dequantize(info, bytes: bytes, file: file.path)
-        }
-        return Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata)
+        try ModelSource.checkpoint(of: file, ggmlBlocks: decodeBlocks)
+    }
+
+    /// The ggml block codecs of NF4KitQuant in the form the Formats readers take (``ModelSource/GGMLBlockDecoder``).
+    static func decodeBlocks(_ info: GGUFTensorInfo, _ bytes: TensorBytes, _ file: String) throws(CheckpointError)
+        -> Tensor
+    {
+        try dequantize(info, bytes: bytes, file: file)
     }
 
     /// Turns the tensors of a transformers 4-bit checkpoint into a GGUF file's content in the NF4 companion convention

@@ -1,5 +1,4 @@
 public import NF4KitFormats
-import NF4KitCore
 
 extension ModelSource {
     /// Opens a weight file or a Hugging Face model/adapter folder in any container nf4kit reads: the one entry point.
@@ -13,8 +12,6 @@ extension ModelSource {
     /// - Throws: ``CheckpointError`` naming the file, byte offset and tensor for malformed input; `.notFound` when
     ///   nothing readable is there.
     public static func open(_ path: String) throws -> ModelSource {
-        try open(path, ggmlBlocks: { (info, bytes, file) throws(CheckpointError) -> Tensor in
-            try GGUFBridge.dequantize(info, bytes: bytes, file: file)
-        })
+        try open(path, ggmlBlocks: GGUFBridge.decodeBlocks)
     }
 }

@@ -109,6 +109,17 @@ public struct ModelSource: Sendable {
         return object
     }
 
+    /// The ``Checkpoint`` of a parsed GGUF file: plain tensors as views, NF4 companion tensors as the bitsandbytes
+    /// tensors they hold (``GGUFBnbCompanion``), ggml block types through `ggmlBlocks`.
+    package static func checkpoint(of file: GGUFFile, ggmlBlocks: GGMLBlockDecoder?) throws(CheckpointError) -> Checkpoint {
+        var convert: ((GGUFTensorInfo, TensorBytes) throws(CheckpointError) -> Tensor)?
+        if let ggmlBlocks {
+            convert = { (info, bytes) throws(CheckpointError) -> Tensor in try ggmlBlocks(info, bytes, file.path) }
+        }
+        let tensors = try GGUFBnbCompanion.decode(file, convertingBlockTensor: convert)
+        return Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata)
+    }
+
     /// Reads one weight file of a known container; for GGUF also returns its parsed header.
     ///
     /// PyTorch checkpoints come back as Hugging Face's safetensors conversion sees them (tied weights de-duplicated,
@@ -120,12 +131,7 @@ public struct ModelSource: Sendable {
         case .safetensors: return (try SafetensorsReader.read(path: path), nil)
         case .gguf:
             let file = try GGUFFile.read(path: path)
-            var convert: ((GGUFTensorInfo, TensorBytes) throws(CheckpointError) -> Tensor)?
-            if let ggmlBlocks {
-                convert = { (info, bytes) throws(CheckpointError) -> Tensor in try ggmlBlocks(info, bytes, file.path) }
-            }
-            let tensors = try GGUFBnbCompanion.decode(file, convertingBlockTensor: convert)
-            return (Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata), file)
+            return (try checkpoint(of: file, ggmlBlocks: ggmlBlocks), file)
         case .torchZip, .torchLegacy:
             return (try TorchCheckpointReader.readDetailed(path: path).deduplicated(), nil)
         }
