@@ -1,4 +1,5 @@
 import Foundation
+import NF4Kit
 import NF4KitTestSupport
 import Testing
 
@@ -83,5 +84,28 @@ import Testing
         let result = try NF4KitCLI.run(["convert", Fixture.path("llama-tiny/nf4-dq"), "-o", dir.file("out")])
         #expect(result.status == 65)
         #expect(result.stderr.contains("already quantized"))
+    }
+
+    @Test func `quant-state fields near Int.max in an NF4 companion GGUF are malformed input`() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let weight = "model.layers.0.self_attn.q_proj.weight"
+        let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-nf4-q_proj.safetensors")).map(\.tensor)
+        var encoded = try GGUFBridge.encodeCompanion(source)
+        let key = GGUFBnbCompanion.quantStatePrefix + weight
+        let index = try #require(encoded.metadata.firstIndex { $0.key == key })
+        for (i, state) in [
+            #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [9223372036854775807]}"#,
+            #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [4611686018427387904, 4]}"#,
+        ].enumerated() {
+            encoded.metadata[index] = GGUFMetadataEntry(key: key, value: .string(state))
+            let path = dir.file("m\(i).gguf")
+            try GGUFWriter.write(path: path, metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
+            let inspect = try NF4KitCLI.run(["inspect", path])
+            #expect(inspect.status == 65, "\(inspect.stderr)")
+            #expect(inspect.stderr.contains(weight), "\(inspect.stderr)")
+            let convert = try NF4KitCLI.run(["convert", path, "-o", dir.file("o\(i).safetensors"), "--to", "f16"])
+            #expect(convert.status == 65, "\(convert.stderr)")
+        }
     }
 }
