@@ -22,7 +22,7 @@ struct Convert: AsyncParsableCommand {
     @Option(help: "Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)).")
     var to = ConvertTarget(.nf4)
 
-    @Option(help: "Elements per 4-bit block: 32, 64, 128, 256, 512, 1024, 2048 or 4096 (transformers uses 64).")
+    @Option(help: "Elements per 4-bit block (transformers uses 64).")
     var blocksize = BlockSizeArgument(64)
 
     @Flag(name: .customLong("no-double-quant"), help: "Store the block absmax as float32 instead of 8-bit codes.")

@@ -14,8 +14,8 @@ struct Fixture: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The preset: \(FixtureGenerator.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var preset: String
+    @Argument(help: "The preset (any case).")
+    var preset: PresetArgument
 
     @OptionGroup var output: OutputOptions
 
@@ -43,16 +43,13 @@ struct Fixture: AsyncParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        guard FixtureGenerator.Preset(rawValue: preset) != nil else {
-            throw ValidationError("Unknown preset '\(preset)'; choose one of \(FixtureGenerator.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
-        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1.") }
         if let loraRank, loraRank < 1 { throw ValidationError("--lora-rank must be at least 1.") }
     }
 
     func run() async throws {
-        var options = FixturePipeline.Options(preset: FixtureGenerator.Preset(rawValue: preset)!)
+        var options = FixturePipeline.Options(preset: preset.preset)
         options.dtype = dtype.dtype
         options.seed = seed
         options.layers = layers
@@ -71,4 +68,15 @@ struct Fixture: AsyncParsableCommand {
         if let adapter = summary.adapterPath { text += "wrote adapter \(adapter)\n" }
         FileAccess.writeStandardError(text)
     }
+}
+
+/// The fixture preset, any case (`tiny`, `Llama-1B`).
+struct PresetArgument: ExpressibleByArgument, Sendable {
+    let preset: FixtureGenerator.Preset
+
+    init?(argument: String) {
+        guard let preset = FixtureGenerator.Preset(rawValue: argument.lowercased()) else { return nil }
+        self.preset = preset
+    }
+    static var allValueStrings: [String] { FixtureGenerator.Preset.allCases.map(\.rawValue) }
 }

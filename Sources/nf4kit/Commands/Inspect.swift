@@ -47,7 +47,7 @@ struct Inspect: AsyncParsableCommand {
     @Option(help: "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, bf16.")
     var schemes: String?
 
-    @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity (32 ... 4096, a power of two).")
+    @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity.")
     var blocksize: BlockSizeArgument?
 
     @Option(help: "Worker threads for --sensitivity (default: every core).")

@@ -27,7 +27,7 @@ struct Merge: AsyncParsableCommand {
         help: "The output form, any case: same (keep the base's form), \(NumberFormat.spellings(MergeTargetArgument.accepted)).")
     var to = MergeTargetArgument(nil)
 
-    @Option(help: "Block size for --to nf4|fp4: 32 ... 4096, a power of two (a 4-bit base keeps its own by default).")
+    @Option(help: "Block size for --to nf4|fp4 (a 4-bit base keeps its own by default).")
     var blocksize: BlockSizeArgument?
 
     @Flag(help: "Quantize without double quantization (--to nf4|fp4).")
