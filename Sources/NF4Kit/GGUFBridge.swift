@@ -17,10 +17,37 @@ public enum GGUFBridge {
 
     /// The ``Checkpoint`` of an already parsed GGUF file; see ``readCheckpoint(path:)``.
     public static func checkpoint(from file: GGUFFile) throws(CheckpointError) -> Checkpoint {
-        let tensors = try GGUFBnbCompanion.decode(file) { (info, bytes) throws(CheckpointError) -> Tensor in
-            try dequantize(info, bytes: bytes, file: file.path)
+        try ModelSource.checkpoint(of: file, ggmlBlocks: decodeBlocks)
+    }
+
+    /// The ggml block codecs of NF4KitQuant in the form the Formats readers take (``ModelSource/GGMLBlockDecoder``).
+    static func decodeBlocks(_ info: GGUFTensorInfo, _ bytes: TensorBytes, _ file: String) throws(CheckpointError)
+        -> Tensor
+    {
+        try dequantize(info, bytes: bytes, file: file)
+    }
+
+    /// Turns the tensors of a transformers 4-bit checkpoint into a GGUF file's content in the NF4 companion convention
+    /// (``GGUFBnbCompanion``): NF4KitQuant's bitsandbytes model finds and checks the 4-bit weights, the Formats
+    /// module lays them out.
+    ///
+    /// - Throws: ``CheckpointError`` from ``BnbQuantizedWeight/groups(in:)-swift.type.method`` for an inconsistent
+    ///   group (`.malformedHeader`, `.shapeMismatch`), and from
+    ///   ``GGUFBnbCompanion/encode(_:weights:metadata:)``.
+    public static func encodeCompanion(
+        _ tensors: [Tensor], metadata: [GGUFMetadataEntry] = []
+    ) throws(CheckpointError) -> GGUFBnbCompanion.Encoded {
+        let weights = try BnbQuantizedWeight.groups(in: tensors).map { group in
+            let q = group.tensor
+            let state = BnbQuantState(q)
+            return GGUFBnbCompanion.Weight(
+                name: group.weightName, quantType: q.quantType.rawValue, blocksize: q.blocksize,
+                dtypeName: q.dtype.torchName ?? "float32", shape: q.shape.dimensions,
+                nestedBlocksize: state.nested?.blocksize, nestedOffset: state.nested?.offset,
+                quantStateJSON: String(decoding: group.quantStateTensor.bytes.array, as: UTF8.self),
+                members: group.members)
         }
-        return Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata)
+        return try GGUFBnbCompanion.encode(tensors, weights: weights, metadata: metadata)
     }
 
     /// Dequantizes a Q8_0, Q4_0 or Q4_1 tensor to a heap F32 tensor with the PyTorch shape.

@@ -1,10 +1,12 @@
 public import NF4KitCore
 
-/// A checkpoint opened from a file or a Hugging Face folder, with the folder's JSON side files.
+/// A checkpoint opened from a file or a Hugging Face folder, with the folder's JSON side files and the container's
+/// own header.
 ///
 /// A folder is read as one checkpoint: `model.safetensors.index.json` + shards, or `model.safetensors`, or a PEFT
-/// adapter (`adapter_config.json` + `adapter_model.safetensors`), or the PyTorch equivalents when a reader for
-/// them is registered (see ``ModelSource/open(_:readers:)``).
+/// adapter (`adapter_config.json` + `adapter_model.safetensors`), or the PyTorch equivalents (`pytorch_model.bin`,
+/// its index, `adapter_model.bin`), or a single `.safetensors`/`.gguf` file. Open one with `ModelSource.open(_:)`
+/// (module NF4Kit), the one entry point for every container.
 public struct ModelSource: Sendable {
     /// The path given by the user.
     public var path: String
@@ -22,35 +24,34 @@ public struct ModelSource: Sendable {
     /// Names of the other regular files of the folder (tokenizer, generation config, ...), in name order.
     public var sideFileNames: [String]
 
+    /// The parsed header and metadata of the GGUF file, when the weights are one (read once: inspect reports it).
+    public var gguf: GGUFFile?
+
     /// Whether the source is a PEFT adapter.
     public var isAdapter: Bool { adapterConfig != nil }
 
-    /// Readers for containers that live outside the safetensors code (GGUF, PyTorch), registered by the
-    /// library's top module so that this layer does not depend on them.
-    public struct Readers: Sendable {
-        public var gguf: (@Sendable (String) throws -> Checkpoint)?
-        public var torch: (@Sendable (String) throws -> Checkpoint)?
-        public var torchIndex: (@Sendable (String) throws -> Checkpoint)?
-        public init(
-            gguf: (@Sendable (String) throws -> Checkpoint)? = nil, torch: (@Sendable (String) throws -> Checkpoint)? = nil,
-            torchIndex: (@Sendable (String) throws -> Checkpoint)? = nil
-        ) {
-            self.gguf = gguf
-            self.torch = torch
-            self.torchIndex = torchIndex
-        }
-    }
+    /// Turns a GGUF tensor of a ggml block type (Q8_0, Q4_0, ...) into a plain tensor.
+    ///
+    /// The ggml codecs live in NF4KitQuant, which this module may not import; `ModelSource.open(_:)` of module NF4Kit
+    /// passes them. Every container reader itself lives here.
+    /// Arguments: the tensor's record, its stored bytes, the GGUF file's path.
+    package typealias GGMLBlockDecoder = (GGUFTensorInfo, TensorBytes, String) throws(CheckpointError) -> Tensor
 
-    /// Opens `path`: a weight file (format by magic) or a model/adapter folder.
+    /// Opens `path`: a weight file (format by magic) or a model/adapter folder, in any container.
+    ///
+    /// - Parameter ggmlBlocks: decodes GGUF tensors of ggml block types; without it such a tensor is an
+    ///   `.unsupportedDType` error.
     /// - Throws: ``CheckpointError`` from the readers, `.notFound` if nothing readable is there.
-    public static func open(_ path: String, readers: Readers = Readers()) throws -> ModelSource {
+    package static func open(_ path: String, ggmlBlocks: GGMLBlockDecoder?) throws -> ModelSource {
         var path = path
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         guard FileAccess.exists(path) else { throw CheckpointError(.notFound, "no such file or folder", file: path) }
         if !FileAccess.isDirectory(path) {
             let kind = try FormatDetection.detect(path: path)
-            let checkpoint = try read(kind: kind, path: path, readers: readers)
-            return ModelSource(path: path, isFolder: false, kind: kind, checkpoint: checkpoint, config: nil, adapterConfig: nil, weightFileNames: [], sideFileNames: [])
+            let (checkpoint, gguf) = try read(kind: kind, path: path, ggmlBlocks: ggmlBlocks)
+            return ModelSource(
+                path: path, isFolder: false, kind: kind, checkpoint: checkpoint, config: nil, adapterConfig: nil,
+                weightFileNames: [], sideFileNames: [], gguf: gguf)
         }
         let names = try FileAccess.list(path)
         let folder = path + "/"
@@ -58,6 +59,7 @@ public struct ModelSource: Sendable {
         var weightFiles: [String] = []
         let kind: FormatDetection.Kind
         let checkpoint: Checkpoint
+        var gguf: GGUFFile?
         if has("model.safetensors.index.json") {
             let index = try SafetensorsIndex.read(path: folder + "model.safetensors.index.json")
             weightFiles = ["model.safetensors.index.json"] + Set(index.weightMap.map(\.file)).sorted()
@@ -68,15 +70,15 @@ public struct ModelSource: Sendable {
             checkpoint = try SafetensorsReader.read(path: folder + single)
             kind = .safetensors
         } else if has("pytorch_model.bin.index.json") {
-            guard let reader = readers.torchIndex else { throw unsupported(folder + "pytorch_model.bin.index.json") }
             let index = try SafetensorsIndex.read(path: folder + "pytorch_model.bin.index.json", expectedExtension: ".bin")
             weightFiles = ["pytorch_model.bin.index.json"] + Set(index.weightMap.map(\.file)).sorted()
-            checkpoint = try reader(folder + "pytorch_model.bin.index.json")
+            checkpoint = try TorchCheckpointReader.readSharded(indexPath: folder + "pytorch_model.bin.index.json")
+                .deduplicated()
             kind = .torchZip
         } else if let single = ["pytorch_model.bin", "adapter_model.bin"].first(where: has) {
             weightFiles = [single]
             kind = try FormatDetection.detect(path: folder + single)
-            checkpoint = try read(kind: kind, path: folder + single, readers: readers)
+            (checkpoint, gguf) = try read(kind: kind, path: folder + single, ggmlBlocks: ggmlBlocks)
         } else {
             let candidates = names.filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".gguf") }
             guard candidates.count == 1 else {
@@ -87,14 +89,16 @@ public struct ModelSource: Sendable {
             }
             weightFiles = candidates
             kind = try FormatDetection.detect(path: folder + candidates[0])
-            checkpoint = try read(kind: kind, path: folder + candidates[0], readers: readers)
+            (checkpoint, gguf) = try read(kind: kind, path: folder + candidates[0], ggmlBlocks: ggmlBlocks)
         }
         let config = has("config.json") ? try readJSONObject(folder + "config.json") : nil
         let adapterConfig = has("adapter_config.json") ? try readJSONObject(folder + "adapter_config.json") : nil
         let side = names.filter { name in
             !weightFiles.contains(name) && !name.hasSuffix(".partial") && !FileAccess.isDirectory(folder + name)
         }
-        return ModelSource(path: path, isFolder: true, kind: kind, checkpoint: checkpoint, config: config, adapterConfig: adapterConfig, weightFileNames: weightFiles, sideFileNames: side)
+        return ModelSource(
+            path: path, isFolder: true, kind: kind, checkpoint: checkpoint, config: config, adapterConfig: adapterConfig,
+            weightFileNames: weightFiles, sideFileNames: side, gguf: gguf)
     }
 
     /// Reads a small JSON file that must hold an object.
@@ -105,19 +109,31 @@ public struct ModelSource: Sendable {
         return object
     }
 
-    private static func read(kind: FormatDetection.Kind, path: String, readers: Readers) throws -> Checkpoint {
-        switch kind {
-        case .safetensors: return try SafetensorsReader.read(path: path)
-        case .gguf:
-            guard let reader = readers.gguf else { throw unsupported(path) }
-            return try reader(path)
-        case .torchZip, .torchLegacy:
-            guard let reader = readers.torch else { throw unsupported(path) }
-            return try reader(path)
+    /// The ``Checkpoint`` of a parsed GGUF file: plain tensors as views, NF4 companion tensors as the bitsandbytes
+    /// tensors they hold (``GGUFBnbCompanion``), ggml block types through `ggmlBlocks`.
+    package static func checkpoint(of file: GGUFFile, ggmlBlocks: GGMLBlockDecoder?) throws(CheckpointError) -> Checkpoint {
+        var convert: ((GGUFTensorInfo, TensorBytes) throws(CheckpointError) -> Tensor)?
+        if let ggmlBlocks {
+            convert = { (info, bytes) throws(CheckpointError) -> Tensor in try ggmlBlocks(info, bytes, file.path) }
         }
+        let tensors = try GGUFBnbCompanion.decode(file, convertingBlockTensor: convert)
+        return Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata)
     }
 
-    private static func unsupported(_ path: String) -> CheckpointError {
-        CheckpointError(.unsupported, "no reader for this container is available in this build", file: path)
+    /// Reads one weight file of a known container; for GGUF also returns its parsed header.
+    ///
+    /// PyTorch checkpoints come back as Hugging Face's safetensors conversion sees them (tied weights de-duplicated,
+    /// the dropped names in metadata); GGUF files with NF4 companion tensors as the bitsandbytes tensors they hold.
+    private static func read(
+        kind: FormatDetection.Kind, path: String, ggmlBlocks: GGMLBlockDecoder?
+    ) throws(CheckpointError) -> (Checkpoint, GGUFFile?) {
+        switch kind {
+        case .safetensors: return (try SafetensorsReader.read(path: path), nil)
+        case .gguf:
+            let file = try GGUFFile.read(path: path)
+            return (try checkpoint(of: file, ggmlBlocks: ggmlBlocks), file)
+        case .torchZip, .torchLegacy:
+            return (try TorchCheckpointReader.readDetailed(path: path).deduplicated(), nil)
+        }
     }
 }

@@ -15,7 +15,7 @@ struct CheckpointAnalysis: Sendable {
         var parameterCount: Int
         /// Bytes stored for this tensor, companions included.
         var storedByteCount: Int
-        var group: FourBitGroup?
+        var group: BnbQuantizedWeight?
         /// Whether the memory comparison quantizes it (a 4-bit group, or a Linear weight of a plain checkpoint).
         var isQuantizable: Bool
         /// Floating-point tensors are converted by the comparison; others (ints, bool, complex) keep their bytes.
@@ -25,24 +25,25 @@ struct CheckpointAnalysis: Sendable {
     }
 
     var entries: [Entry]
-    var groups: [FourBitGroup]
+    var groups: [BnbQuantizedWeight]
     /// Whether the quantizable set comes from the checkpoint's own 4-bit groups (else from the name rule).
     var hasFourBitGroups: Bool { !groups.isEmpty }
 
     /// - Parameter isAdapter: adapters are never quantized, so nothing is quantizable in them.
     init(checkpoint: Checkpoint, isAdapter: Bool) throws(CheckpointError) {
-        let (groups, members) = try FourBitGroups.find(in: checkpoint)
+        let groups = try BnbQuantizedWeight.groups(in: checkpoint.tensors)
         self.groups = groups
-        let groupByName = Dictionary(groups.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let tensorBytes = Dictionary(checkpoint.tensors.map { ($0.name, $0.descriptor.byteCount) }, uniquingKeysWith: { first, _ in first })
+        let members = Set(groups.flatMap(\.memberNames))
+        let groupByName = Dictionary(groups.map { ($0.weightName, $0) }, uniquingKeysWith: { first, _ in first })
         var entries: [Entry] = []
         for tensor in checkpoint.tensors {
             if let group = groupByName[tensor.name] {
-                let stored = group.memberNames.reduce(0) { $0 + (tensorBytes[$1] ?? 0) }
+                let stored = group.members.reduce(0) { $0 + $1.descriptor.byteCount }
                 entries.append(
                     Entry(
-                        name: group.name, dtype: DType(torchName: group.weightDType) ?? .f32, shape: group.logicalShape,
-                        parameterCount: group.parameterCount, storedByteCount: stored, group: group, isQuantizable: !isAdapter))
+                        name: group.weightName, dtype: group.tensor.dtype, shape: group.tensor.shape,
+                        parameterCount: group.tensor.elementCount, storedByteCount: stored, group: group,
+                        isQuantizable: !isAdapter))
             } else if !members.contains(tensor.name) {
                 let quantizable = !isAdapter && groups.isEmpty && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape)
                 entries.append(

@@ -38,9 +38,8 @@ extension InspectionReport {
         /// Stored bytes per ggml type, in type-name order.
         public var bytesByType: [TypeTotal]
 
-        /// Reads the header of the GGUF file at `path` (tensor data is not touched).
-        public init(path: String) throws(CheckpointError) {
-            let file = try GGUFFile.read(path: path)
+        /// The section of an already parsed GGUF file (``ModelSource/gguf``; tensor data is not touched).
+        public init(file: GGUFFile) {
             version = Int(file.version)
             alignment = file.alignment
             metadata = file.metadata.map { entry in

@@ -1,4 +1,5 @@
 public import NF4KitCore
+import NF4KitQuant
 public import NF4KitFormats
 
 /// Everything `nf4kit inspect` reports about a checkpoint, as values: summary, tensor table, memory breakdown,
@@ -105,7 +106,7 @@ public struct InspectionReport: Sendable, Hashable {
     /// Inspects an opened model or adapter.
     ///
     /// - Parameters:
-    ///   - source: a file or folder opened with ``ModelSource/open(_:readers:)``.
+    ///   - source: a file or folder opened with `ModelSource.open(_:)` (module NF4Kit).
     ///   - training: LoRA settings for the training-memory estimate, or `nil` for none.
     /// - Throws: `CheckpointError`: `.malformedHeader` (naming the tensor, file and byte offset) for a 4-bit weight
     ///   whose companions or quant state are missing or inconsistent; `.invalidArgument` for training options that
@@ -118,7 +119,7 @@ public struct InspectionReport: Sendable, Hashable {
         var report = try InspectionReport(
             checkpoint: source.checkpoint, path: source.path, fileByteCount: fileBytes, config: source.config,
             adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, training: training)
-        if source.kind == .gguf, let file = source.checkpoint.files.first { report.gguf = try GGUFSection(path: file) }
+        if let file = source.gguf { report.gguf = GGUFSection(file: file) }
         return report
     }
 
@@ -142,21 +143,24 @@ public struct InspectionReport: Sendable, Hashable {
             fileByteCount: fileByteCount, architecture: InspectionReport.architecture(config),
             storedTensorCount: checkpoint.tensors.count, tensorCount: analysis.entries.count,
             parameterCount: analysis.parameterCount, byteCount: checkpoint.totalByteCount,
-            quantizedTensorCount: groups.count, quantTypes: Set(groups.map(\.quantType)).sorted(),
-            blockSizes: Set(groups.map(\.blockSize)).sorted(),
-            doubleQuantizedTensorCount: groups.filter(\.isDoubleQuantized).count)
+            quantizedTensorCount: groups.count, quantTypes: Set(groups.map(\.tensor.quantType.rawValue)).sorted(),
+            blockSizes: Set(groups.map(\.tensor.blocksize)).sorted(),
+            doubleQuantizedTensorCount: groups.filter(\.tensor.isDoubleQuantized).count)
         tensors = analysis.entries.map { entry in
             var row = TensorRow(
                 name: entry.name, dtype: entry.dtype, shape: entry.shape, parameterCount: entry.parameterCount,
                 byteCount: entry.storedByteCount, fourBit: nil)
-            if let group = entry.group {
-                row.dtype = group.codes.dtype
+            if let group = entry.group, let codes = group.member("")?.descriptor, let absmax = group.member(".absmax")?.descriptor {
+                let q = group.tensor
+                var nested: (blocksize: Int, offset: Double)?
+                if case .double(let dq) = q.statistics { nested = (dq.nestedBlocksize, Double(dq.offset)) }
+                row.dtype = codes.dtype
                 row.fourBit = FourBitDetails(
-                    quantType: group.quantType, blockSize: group.blockSize, isDoubleQuantized: group.isDoubleQuantized,
-                    weightDType: group.weightDType, storedShape: group.codes.shape, codeByteCount: group.codes.byteCount,
-                    absmaxByteCount: group.absmax.byteCount,
-                    nestedByteCount: entry.storedByteCount - group.codes.byteCount - group.absmax.byteCount,
-                    nestedBlockSize: group.nestedBlockSize, nestedOffset: group.nestedOffset)
+                    quantType: q.quantType.rawValue, blockSize: q.blocksize, isDoubleQuantized: q.isDoubleQuantized,
+                    weightDType: q.dtype.torchName ?? q.dtype.rawValue, storedShape: codes.shape,
+                    codeByteCount: codes.byteCount, absmaxByteCount: absmax.byteCount,
+                    nestedByteCount: entry.storedByteCount - codes.byteCount - absmax.byteCount,
+                    nestedBlockSize: nested?.blocksize, nestedOffset: nested?.offset)
             }
             return row
         }

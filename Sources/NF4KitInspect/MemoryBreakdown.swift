@@ -1,4 +1,5 @@
 public import NF4KitCore
+import NF4KitQuant
 
 /// Where a checkpoint's bytes go, and what the same model would cost stored another way.
 ///
@@ -111,12 +112,13 @@ public struct MemoryBreakdown: Sendable, Hashable {
     init(analysis: CheckpointAnalysis, totalByteCount: Int) {
         var codes = 0, absmax = 0, nestedAbsmax = 0, maps = 0, states = 0, quantizedParameters = 0
         for group in analysis.groups {
-            codes += group.codes.byteCount
-            absmax += group.absmax.byteCount
-            nestedAbsmax += group.nestedAbsmax?.byteCount ?? 0
-            maps += group.quantMap.byteCount + (group.nestedQuantMap?.byteCount ?? 0)
-            states += group.quantState.byteCount
-            quantizedParameters += group.parameterCount
+            func bytes(_ suffix: String) -> Int { group.member(suffix)?.descriptor.byteCount ?? 0 }
+            codes += bytes("")
+            absmax += bytes(".absmax")
+            nestedAbsmax += bytes(".nested_absmax")
+            maps += bytes(".quant_map") + bytes(".nested_quant_map")
+            states += group.quantStateTensor.descriptor.byteCount
+            quantizedParameters += group.tensor.elementCount
         }
         var usage: [DType: DTypeUsage] = [:]
         for entry in analysis.entries where entry.group == nil {

@@ -161,7 +161,7 @@ public struct WhatIfReport: Sendable, Hashable {
 
 extension CheckpointAnalysis {
     /// An analysis of tensors that exist only as shapes (no 4-bit groups).
-    init(entries: [Entry], groups: [FourBitGroup]) {
+    init(entries: [Entry], groups: [BnbQuantizedWeight]) {
         self.entries = entries
         self.groups = groups
     }

@@ -6,7 +6,7 @@ public import NF4KitCore
 /// the same bytes for any thread count:
 /// 1. ``quantizeBlocks(_:of:dtype:elementCount:packedInto:absmaxInto:)`` for disjoint block ranges (parallel):
 ///    codes and float32 absmax per block.
-/// 2. ``finish(shape:dtype:packed:absmax:doubleQuantization:offsetThreadCount:)`` once all absmax are known:
+/// 2. ``finish(shape:dtype:packed:absmax:doubleQuantization:offsetThreadCount:name:)`` once all absmax are known:
 ///    the double-quantization offset and 8-bit codes (serial, O(blocks)).
 /// ``quantize(_:dtype:shape:doubleQuantization:)`` does both on one thread.
 public struct BlockQuantizer: Sendable {
@@ -109,6 +109,7 @@ public struct BlockQuantizer: Sendable {
             var absmax = [Float](repeating: 0, count: blocks)
             absmax.withUnsafeMutableBufferPointer { blockAbsmax(0..<blocks, of: input, dtype: dtype, elementCount: n, into: $0) }
             let offset = absmax.withUnsafeBufferPointer { DoubleQuantization.offset(of: $0, threadCount: offsetThreadCount) }
+            try Self.checkOffset(offset, name: name)
             nested = .init(blocksize: DoubleQuantization.nestedBlocksize, offset: offset)
         }
         return BnbQuantState(
@@ -140,7 +141,7 @@ public struct BlockQuantizer: Sendable {
     ///   - offsetThreadCount: PyTorch's intra-op thread count to mimic for the mean (1 matches the golden files).
     public func finish(
         shape: Shape, dtype: DType, packed: TensorBytes, absmax: UnsafeBufferPointer<Float>, doubleQuantization: Bool,
-        offsetThreadCount: Int = 1
+        offsetThreadCount: Int = 1, name: String? = nil
     ) throws(CheckpointError) -> QuantizedTensor {
         let statistics: QuantizedTensor.Statistics
         if doubleQuantization {
@@ -187,8 +188,28 @@ public struct BlockQuantizer: Sendable {
             }
         }
         return try absmax.withUnsafeBufferPointer { (buffer) throws(CheckpointError) in
-            try finish(shape: shape, dtype: dtype, packed: packed.all, absmax: buffer, doubleQuantization: doubleQuantization)
+            try finish(
+                shape: shape, dtype: dtype, packed: packed.all, absmax: buffer, doubleQuantization: doubleQuantization,
+                name: name)
         }
+    }
+
+    /// Refuses a double-quantization offset that is not finite (planning here, writing in
+    /// ``QuantizedTensor/bnbTensors(weightName:)``; in memory such a tensor is fine).
+    ///
+    /// The offset is the mean of the block absmax values; it is NaN or infinite when the weight holds NaN or infinite
+    /// values (CPU rules) or absmax values whose float32 sum overflows. bitsandbytes would write
+    /// `"nested_offset": Infinity` (or `NaN`), which is not JSON: no reader, ours included, could load the file.
+    @inline(never)
+    static func checkOffset(_ offset: Float, name: String?) throws(CheckpointError) {
+        guard !offset.isFinite else { return }
+        throw CheckpointError(
+            .refused,
+            "tensor \(name.map { "'\($0)'" } ?? "") cannot be double-quantized: the mean of its block absmax values (the "
+                + "nested_offset) is \(offset), because the weight holds NaN or infinite values or values whose float32 "
+                + "sum overflows, and a quant state cannot store it; quantize without double quantization "
+                + "(--no-double-quant) or leave the tensor unquantized (--skip)",
+            tensor: name)
     }
 
     /// Quantizes a checkpoint tensor on the calling thread (see ``quantize(_:dtype:shape:doubleQuantization:name:)``).

@@ -16,7 +16,7 @@ import Testing
         print("\(summary.tensorsQuantized) weights at \(summary.bitsPerQuantizedParameter ?? 0) bits each")
 
         // Open any checkpoint (safetensors, sharded folder, GGUF, PyTorch .bin) and list its 4-bit weights.
-        let source = try ModelSource.openAny(output)
+        let source = try ModelSource.open(output)
         for weight in try BnbQuantizedWeight.groups(in: source.checkpoint.tensors) {
             print(weight.weightName, weight.tensor.quantType, weight.tensor.shape)
         }

@@ -1,6 +1,8 @@
 import Foundation
 import NF4KitCore
+import NF4Kit
 import NF4KitFormats
+import NF4KitQuant
 import NF4KitTestSupport
 import Testing
 
@@ -14,7 +16,7 @@ import Testing
         [GGUFTestSafetensors.Entry], GGUFFile, [Tensor]
     ) {
         let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-\(variant)-q_proj.safetensors"))
-        let encoded = try GGUFBnbCompanion.encode(
+        let encoded = try GGUFBridge.encodeCompanion(
             source.map(\.tensor), metadata: [GGUFMetadataEntry(key: "general.architecture", value: .string("llama"))])
         let path = dir.file("\(variant).gguf")
         try GGUFWriter.write(path: path, metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
@@ -97,7 +99,7 @@ import Testing
             tensor(w + ".quant_map", .f32, [16], [UInt8](repeating: 1, count: 64)),
             tensor(w + ".quant_state.bitsandbytes__nf4", .u8, [json.utf8.count], Array(json.utf8)),
         ]
-        let encoded = try GGUFBnbCompanion.encode(tensors)
+        let encoded = try GGUFBridge.encodeCompanion(tensors)
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         try GGUFWriter.write(
@@ -114,16 +116,17 @@ import Testing
     @Test func `an incomplete bitsandbytes group is refused`() throws {
         let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-nf4-dq-q_proj.safetensors"))
         let withoutNested = source.filter { !$0.name.hasSuffix(".nested_absmax") }.map(\.tensor)
-        let error = #expect(throws: CheckpointError.self) { try GGUFBnbCompanion.encode(withoutNested) }
+        let error = #expect(throws: CheckpointError.self) { try GGUFBridge.encodeCompanion(withoutNested) }
         #expect(error?.code == .malformedHeader)
-        #expect(error?.tensor == Self.weight)
+        #expect(error?.tensor == Self.weight + ".quant_state.bitsandbytes__nf4")
+        #expect(error?.message.contains("'\(Self.weight).nested_absmax'") == true)
     }
 
-    @Test func `a companion file whose codes are the wrong size is refused on decode`() throws {
+    @Test func `a companion file whose codes are the wrong size is refused when read as bitsandbytes weights`() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-nf4-q_proj.safetensors"))
-        var encoded = try GGUFBnbCompanion.encode(source.map(\.tensor))
+        var encoded = try GGUFBridge.encodeCompanion(source.map(\.tensor))
         let index = try #require(encoded.tensors.firstIndex { $0.0.name.hasSuffix(".nf4") })
         encoded.tensors[index] = (
             GGUFTensorPlan(name: encoded.tensors[index].0.name, type: .i8, dimensions: [64]),
@@ -132,10 +135,31 @@ import Testing
         try GGUFWriter.write(
             path: dir.file("bad.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
         let file = try GGUFFile.read(path: dir.file("bad.gguf"))
-        let error = #expect(throws: CheckpointError.self) { try GGUFBnbCompanion.decode(file) }
-        #expect(error?.code == .malformedHeader)
+        // The container is fine; the sizes disagree with the quant state, which Quant's one model checks.
+        let decoded = try GGUFBnbCompanion.decode(file)
+        let error = #expect(throws: CheckpointError.self) { try BnbQuantizedWeight.groups(in: decoded) }
+        #expect(error?.code == .shapeMismatch)
         #expect(error?.tensor == Self.weight)
-        #expect(error?.byteOffset == file.tensor(named: Self.weight + ".nf4")?.recordOffset)
+        #expect(error?.byteOffset == file.tensor(named: Self.weight + ".nf4")?.fileOffset)
+        #expect(error?.message.contains("needs 32768 bytes") == true)
+    }
+
+    @Test func `a quant state with a huge shape in a companion file is malformed input, not a trap`() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.cleanup() }
+        let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-nf4-q_proj.safetensors"))
+        var encoded = try GGUFBridge.encodeCompanion(source.map(\.tensor))
+        let key = GGUFBnbCompanion.quantStatePrefix + Self.weight
+        let index = try #require(encoded.metadata.firstIndex { $0.key == key })
+        let huge = #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [9223372036854775807], "#
+            + #""nested_blocksize": 9223372036854775807, "nested_dtype": "float32", "nested_offset": 0.5}"#
+        encoded.metadata[index] = GGUFMetadataEntry(key: key, value: .string(huge))
+        try GGUFWriter.write(
+            path: dir.file("huge.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
+        let decoded = try GGUFBnbCompanion.decode(try GGUFFile.read(path: dir.file("huge.gguf")))
+        let error = #expect(throws: CheckpointError.self) { try BnbQuantizedWeight.groups(in: decoded) }
+        #expect(error?.code == .malformedHeader)
+        #expect(error?.tensor == Self.weight + ".quant_state.bitsandbytes__nf4")
     }
 }
 
@@ -149,7 +173,7 @@ import Testing
         defer { dir.cleanup() }
         let original = Fixture.path("llama-tiny/\(variant)/model.safetensors")
         let source = try SafetensorsReader.read(path: original)
-        let encoded = try GGUFBnbCompanion.encode(
+        let encoded = try GGUFBridge.encodeCompanion(
             source.tensors, metadata: [GGUFMetadataEntry(key: "general.architecture", value: .string("llama"))])
         let gguf = dir.file("model.gguf")
         try GGUFWriter.write(path: gguf, metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)

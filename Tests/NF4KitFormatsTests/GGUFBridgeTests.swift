@@ -52,7 +52,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-nf4-dq-q_proj.safetensors"))
-        let encoded = try GGUFBnbCompanion.encode(source.map(\.tensor))
+        let encoded = try GGUFBridge.encodeCompanion(source.map(\.tensor))
         try GGUFWriter.write(
             path: dir.file("m.gguf"), metadata: encoded.metadata, tensors: encoded.tensors, overwrite: false)
         let checkpoint = try GGUFBridge.readCheckpoint(path: dir.file("m.gguf"))

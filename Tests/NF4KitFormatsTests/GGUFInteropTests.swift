@@ -149,7 +149,7 @@ import Testing
         for variant in ["nf4-dq", "nf4"] {
             let sourcePath = Fixture.path("gguf/bnb-\(variant)-q_proj.safetensors")
             let source = try GGUFTestSafetensors.load(sourcePath).map(\.tensor)
-            let encoded = try GGUFBnbCompanion.encode(
+            let encoded = try GGUFBridge.encodeCompanion(
                 source, metadata: [.init(key: "general.architecture", value: .string("llama"))])
             files.append(
                 try writeFile(

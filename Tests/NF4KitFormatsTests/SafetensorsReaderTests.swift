@@ -99,12 +99,21 @@ import Testing
         #expect(ShardPlan(tensors: [("a", 40)], maxShardBytes: 100).shards.map(\.fileName) == ["model.safetensors"])
     }
 
-    @Test func `parses shard sizes as transformers does`() {
+    @Test func `parses shard sizes as transformers users write them, in any case`() {
         #expect(ShardPlan.parseSize("5GB") == 5_000_000_000)
         #expect(ShardPlan.parseSize("2GiB") == 2_147_483_648)
         #expect(ShardPlan.parseSize("500MB") == 500_000_000)
         #expect(ShardPlan.parseSize("1024") == 1024)
-        #expect(ShardPlan.parseSize("8Gb") == 1_000_000_000)
+        // Any case; a lower-case final b is bytes, not bits as in transformers.
+        #expect(ShardPlan.parseSize("8Gb") == 8_000_000_000)
+        #expect(ShardPlan.parseSize("30mb") == 30_000_000)
+        #expect(ShardPlan.parseSize("500mib") == 524_288_000)
+        #expect(ShardPlan.parseSize("2 GIB") == 2_147_483_648)
+        #expect(ShardPlan.parseSize("100kb") == 100_000)
+        #expect(ShardPlan.parseSize("0") == nil)
+        #expect(ShardPlan.parseSize("-5GB") == nil)
+        #expect(ShardPlan.parseSize("GB") == nil)
+        #expect(ShardPlan.parseSize("1e30GB") == nil)
         #expect(ShardPlan.parseSize("lots") == nil)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import NF4Kit
 import NF4KitCore
 import NF4KitFormats
 import NF4KitTestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import NF4Kit
 import NF4KitCore
 import NF4KitFormats
 import NF4KitInspect

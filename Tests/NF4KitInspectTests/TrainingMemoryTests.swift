@@ -1,3 +1,4 @@
+import NF4Kit
 import NF4KitCore
 import NF4KitFormats
 import NF4KitInspect

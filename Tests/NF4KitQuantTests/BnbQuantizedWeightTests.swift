@@ -25,7 +25,9 @@ import Testing
         tensors[Self.weight + ".nested_absmax"] = nil
         let error = #expect(throws: CheckpointError.self) { try BnbQuantizedWeight.groups(in: tensors) }
         #expect(error?.code == .malformedHeader)
-        #expect(error?.tensor == Self.weight + ".nested_absmax")
+        // The error points at the blob (file, offset and name of a tensor that exists) and names the missing one.
+        #expect(error?.tensor == Self.weight + ".quant_state.bitsandbytes__nf4")
+        #expect(error?.message.contains("'\(Self.weight).nested_absmax'") == true)
         #expect(error?.file?.hasSuffix("nf4-dq/model.safetensors") == true)
     }
 
@@ -166,5 +168,44 @@ import Testing
         #expect(custom.shouldQuantize(name: "model.norm.weight", dtype: .f16, shape: [256]))
         #expect(BnbQuantizationPlan.glob("model.?.x", matches: "model.1.x"))
         #expect(!BnbQuantizationPlan.glob("model.?.x", matches: "model.12.x"))
+    }
+}
+
+@Suite struct BnbQuantStateLimitTests {
+    @Test(arguments: [
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [9223372036854775807, 2]}"#,
+        #"{"quant_type": "nf4", "blocksize": 9223372036854775807, "dtype": "float16", "shape": [4]}"#,
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [4], "nested_blocksize": 9223372036854775807, "nested_dtype": "float32", "nested_offset": 1}"#,
+        #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [4], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 1e300}"#,
+    ])
+    func `fields that would overflow are malformed`(_ json: String) {
+        let error = #expect(throws: CheckpointError.self) { try BnbQuantState(parsing: Array(json.utf8), tensor: "w") }
+        #expect(error?.code == .malformedHeader)
+        #expect(error?.tensor == "w")
+    }
+
+    @Test func `the layout of a state whose shape is Int.max is computed without overflow`() throws {
+        let json = #"{"quant_type": "nf4", "blocksize": 32, "dtype": "float16", "shape": [9223372036854775807], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 1}"#
+        let state = try BnbQuantState(parsing: Array(json.utf8))
+        let layout = state.storedTensors
+        #expect(layout.map(\.suffix) == ["", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4"])
+        #expect(layout[0].byteCount == Int.max / 2 + 1)
+        #expect(layout[1].byteCount == Int.max / 32 + 1)
+    }
+
+    @Test func `planning double quantization of a weight with an infinite value is refused`() throws {
+        var values = [Float](repeating: 0.5, count: 64)
+        values[3] = .infinity
+        let bytes = values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } }
+        let quantizer = try BlockQuantizer()
+        let error = #expect(throws: CheckpointError.self) {
+            try bytes.withUnsafeBytes { raw in
+                try quantizer.plannedQuantState(raw, dtype: .f32, shape: [64], doubleQuantization: true, name: "w")
+            }
+        }
+        #expect(error?.code == .refused)
+        #expect(error?.tensor == "w")
+        let q = try bytes.withUnsafeBytes { try quantizer.quantize($0, dtype: .f32, shape: [64], doubleQuantization: true) }
+        #expect(throws: CheckpointError.self) { try q.bnbTensors(weightName: "w") }
     }
 }

@@ -61,7 +61,7 @@ import Testing
         let error = #expect(throws: CheckpointError.self) {
             try QuantizePipeline.run(input: Fixture.path("llama-tiny/nf4-dq"), output: temp.file("out"), options: .init())
         }
-        #expect(error?.code == .invalidArgument)
+        #expect(error?.code == .refused)  // the input is refused (exit 65), not the usage
         #expect(!FileAccess.exists(temp.file("out")))
         #expect(!FileAccess.exists(temp.file("out.partial")))
     }

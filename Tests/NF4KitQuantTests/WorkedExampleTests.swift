@@ -36,7 +36,7 @@ import Testing
                 + "f5770c1a77777777777777777777777777777777777777777777777777777777")
         let restored = q.dequantized().elements(as: UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
         #expect(Array(restored[64..<72]) == [0.30078125, -0.0556640625, 0, 0, -0.30078125, 0.1328125, -0.208984375, 0.07421875])
-        let tensors = q.bnbTensors(weightName: "layer.weight")
+        let tensors = try q.bnbTensors(weightName: "layer.weight")
         #expect(tensors.map(\.name) == ["layer.weight", "layer.weight.absmax", "layer.weight.quant_map", "layer.weight.quant_state.bitsandbytes__nf4"])
         #expect(tensors.map(\.dtype) == [.u8, .f32, .f32, .u8])
         #expect(tensors.map(\.shape) == [[64, 1], [2], [16], [77]])
@@ -59,7 +59,7 @@ import Testing
         #expect(q.absmaxValues() == [1.0004199743270874, 0.49506837129592896, 0.25600582361221313, 2.0])
         let row: [UInt8] = [0xF7] + [UInt8](repeating: 0x77, count: 31)
         #expect(q.packed.array == row + row + row + row)
-        let tensors = q.bnbTensors(weightName: "weight")
+        let tensors = try q.bnbTensors(weightName: "weight")
         #expect(
             tensors.map(\.name) == [
                 "weight", "weight.absmax", "weight.quant_map", "weight.nested_absmax", "weight.nested_quant_map",
@@ -83,7 +83,7 @@ import Testing
         }
         let q = try Self.quantize(Self.bf16Bytes(values), shape: [3, 21], doubleQuantization: false)
         #expect(q.absmaxValues() == [1.0])
-        #expect(q.bnbTensors(weightName: "w")[0].shape == [32, 1])
+        #expect(try q.bnbTensors(weightName: "w")[0].shape == [32, 1])
         #expect(Self.hex(q.packed.array) == "00000111111112222333344455566677788999aaabbbcccddddeeeeeeefffff7")
     }
 

@@ -13,18 +13,12 @@ struct QuantizationSettings: Sendable, Hashable {
     /// `bnb_4bit_compute_dtype` for config.json.
     var computeDType: DType
 
-    /// The `quantization_config` object transformers 5 writes into config.json.
+    /// The `quantization_config` object transformers 5 writes into config.json (merge quantizes with the default
+    /// plan, so `llm_int8_skip_modules` is `null`).
     var configJSON: JSONObject {
-        JSONObject([
-            ("_load_in_4bit", .bool(true)), ("_load_in_8bit", .bool(false)),
-            ("bnb_4bit_compute_dtype", .string(computeDType.torchName ?? "float32")),
-            ("bnb_4bit_quant_storage", .string("uint8")), ("bnb_4bit_quant_type", .string(quantType.rawValue)),
-            ("bnb_4bit_use_double_quant", .bool(doubleQuantization)),
-            ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
-            ("llm_int8_has_fp16_weight", .bool(false)), ("llm_int8_skip_modules", .null),
-            ("llm_int8_threshold", .number("6.0")), ("load_in_4bit", .bool(true)), ("load_in_8bit", .bool(false)),
-            ("quant_method", .string("bitsandbytes")),
-        ])
+        BnbQuantizationConfig(
+            quantType: quantType, doubleQuantization: doubleQuantization, computeDType: computeDType, skipModules: nil
+        ).jsonObject
     }
 
     /// Whether `tensor` is stored with exactly these settings.
@@ -315,7 +309,7 @@ struct OutputUnit {
                 doubleQuantization: settings.doubleQuantization)
         }
         quantized.dtype = recordedDType
-        for tensor in quantized.bnbTensors(weightName: entry.name) {
+        for tensor in try quantized.bnbTensors(weightName: entry.name) {
             try tensor.bytes.withUnsafeBytes { raw in
                 try sink.put(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: raw)
             }

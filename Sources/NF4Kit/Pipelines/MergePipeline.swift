@@ -107,7 +107,7 @@ public enum MergePipeline {
             throw CheckpointError(.invalidArgument, "--weights must be finite numbers")
         }
 
-        let baseSource = try ModelSource.openAny(base)
+        let baseSource = try ModelSource.open(base)
         guard !baseSource.isAdapter else {
             throw CheckpointError(
                 .invalidArgument, "the base is a PEFT adapter folder; give the base model first, then the adapter(s)",
@@ -116,7 +116,7 @@ public enum MergePipeline {
         var loaded: [LoRAAdapter] = []
         var adapterSources: [ModelSource] = []
         for path in adapters {
-            let source = try ModelSource.openAny(path)
+            let source = try ModelSource.open(path)
             guard let json = source.adapterConfig else {
                 throw CheckpointError(
                     .invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: path)

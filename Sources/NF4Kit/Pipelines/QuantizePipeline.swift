@@ -95,13 +95,14 @@ public enum QuantizePipeline {
     /// Converts `input` (a weight file or a Hugging Face folder) into `output`, whose name decides its form
     /// (``CheckpointOutput/Form/choose(for:format:)``: a `.safetensors` file, a `.gguf` file, or a folder).
     ///
-    /// - Throws: ``CheckpointError``: `.invalidArgument` for an input that is already 4-bit when quantizing or a
-    ///   non-float tensor forced by an include pattern; reader and writer errors with file and offset.
+    /// - Throws: ``CheckpointError``: `.refused` for an input that is already 4-bit when quantizing or whose tensor
+    ///   names collide with the companions of a quantized weight, `.invalidArgument` for a non-float tensor forced by
+    ///   an include pattern; reader and writer errors with file and offset.
     public static func run(
         input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
         let start = FileAccess.monotonicSeconds
-        let source = try ModelSource.openAny(input)
+        let source = try ModelSource.open(input)
         let tensors = source.checkpoint.tensors
         let groups = try BnbQuantizedWeight.groups(in: tensors)
         var jobs: [Job] = []
@@ -120,7 +121,7 @@ public enum QuantizePipeline {
         if let quantType = options.target.quantType {
             if let first = groups.first {
                 throw CheckpointError(
-                    .invalidArgument,
+                    .refused,
                     "the input is already quantized with bitsandbytes (\(groups.count) 4-bit weights, first '\(first.weightName)'); convert it to f16/bf16/f32 first",
                     file: source.path, tensor: first.weightName)
             }
@@ -166,6 +167,19 @@ public enum QuantizePipeline {
 
         // Output layout: state-dict order for sharding, the writer sorts within each file.
         let outputs = jobs.flatMap(\.outputs)
+        var outputByName: [String: Output] = [:]
+        for o in outputs {
+            if let first = outputByName[o.name] {
+                // e.g. an input with both `W` and `W.absmax`: quantizing `W` writes a `W.absmax` of its own.
+                let input = source.checkpoint.tensor(named: o.owner == o.name ? o.owner : first.owner)
+                throw CheckpointError(
+                    .refused,
+                    "the output would hold two tensors named '\(o.name)' (from input tensors '\(first.owner)' and "
+                        + "'\(o.owner)'): the input has a tensor named like a companion of a weight it quantizes",
+                    file: input?.descriptor.file ?? source.path, byteOffset: input?.descriptor.fileOffset, tensor: o.name)
+            }
+            outputByName[o.name] = o
+        }
         let config = source.config.map { config in
             var edited = config
             editConfig(&edited, options: options, tensors: tensors)
@@ -252,7 +266,8 @@ public enum QuantizePipeline {
         }
         return try absmax.withUnsafeBufferPointer { (buffer) throws(CheckpointError) in
             try quantizer.finish(
-                shape: tensor.shape, dtype: tensor.dtype, packed: packed.all, absmax: buffer, doubleQuantization: doubleQuantization)
+                shape: tensor.shape, dtype: tensor.dtype, packed: packed.all, absmax: buffer, doubleQuantization: doubleQuantization,
+                name: tensor.name)
         }
     }
 
@@ -266,30 +281,10 @@ public enum QuantizePipeline {
             }
             return
         }
-        var skipModules: JSONValue = .null
-        if !options.plan.skip.isEmpty {
-            // transformers replaces its automatic exclusions with this list (issue #45674): lm_head goes in first.
-            let skipped = tensors.filter { options.plan.isSkippedLinear(name: $0.name, dtype: $0.dtype, shape: $0.shape) }
-                .map { String($0.name.dropLast(7)) }
-            skipModules = .array((["lm_head"] + skipped.filter { $0 != "lm_head" }).map { JSONValue.string($0) })
-        }
-        let compute = options.computeDType.torchName ?? "float32"
-        config["quantization_config"] = .object(
-            JSONObject([
-                ("_load_in_4bit", .bool(true)),
-                ("_load_in_8bit", .bool(false)),
-                ("bnb_4bit_compute_dtype", .string(compute)),
-                ("bnb_4bit_quant_storage", .string("uint8")),
-                ("bnb_4bit_quant_type", .string(quantType.rawValue)),
-                ("bnb_4bit_use_double_quant", .bool(options.doubleQuantization)),
-                ("llm_int8_enable_fp32_cpu_offload", .bool(false)),
-                ("llm_int8_has_fp16_weight", .bool(false)),
-                ("llm_int8_skip_modules", skipModules),
-                ("llm_int8_threshold", .number("6.0")),
-                ("load_in_4bit", .bool(true)),
-                ("load_in_8bit", .bool(false)),
-                ("quant_method", .string("bitsandbytes")),
-            ]))
+        let settings = BnbQuantizationConfig(
+            quantType: quantType, doubleQuantization: options.doubleQuantization, computeDType: options.computeDType,
+            skipModules: options.plan.skipModules(in: tensors))
+        config["quantization_config"] = .object(settings.jsonObject)
     }
 
     /// NaN and infinite values among a tensor's elements.
@@ -347,22 +342,9 @@ public enum QuantizePipeline {
         var outputs: [Output] {
             switch self {
             case .quantize(let t, let state, _):
-                let n = state.shape.elementCount
-                let blocks = (n + state.blocksize - 1) / state.blocksize
-                var list = [Output(name: t.name, dtype: .u8, shape: [BlockQuantizer.packedByteCount(elementCount: n), 1], byteCount: BlockQuantizer.packedByteCount(elementCount: n), owner: t.name)]
-                if let nested = state.nested {
-                    let nestedCount = (blocks + nested.blocksize - 1) / nested.blocksize
-                    list.append(Output(name: t.name + ".absmax", dtype: .u8, shape: [blocks], byteCount: blocks, owner: t.name))
-                    list.append(Output(name: t.name + ".quant_map", dtype: .f32, shape: [16], byteCount: 64, owner: t.name))
-                    list.append(Output(name: t.name + ".nested_absmax", dtype: .f32, shape: [nestedCount], byteCount: nestedCount * 4, owner: t.name))
-                    list.append(Output(name: t.name + ".nested_quant_map", dtype: .f32, shape: [256], byteCount: 1024, owner: t.name))
-                } else {
-                    list.append(Output(name: t.name + ".absmax", dtype: .f32, shape: [blocks], byteCount: blocks * 4, owner: t.name))
-                    list.append(Output(name: t.name + ".quant_map", dtype: .f32, shape: [16], byteCount: 64, owner: t.name))
+                return state.storedTensors.map {
+                    Output(name: t.name + $0.suffix, dtype: $0.dtype, shape: $0.shape, byteCount: $0.byteCount, owner: t.name)
                 }
-                let blob = state.jsonBytes.count
-                list.append(Output(name: t.name + "." + state.keySuffix, dtype: .u8, shape: [blob], byteCount: blob, owner: t.name))
-                return list
             case .dequantize(let t, let q, let dtype):
                 return [Output(name: t.name, dtype: dtype, shape: q.shape, byteCount: q.elementCount * dtype.bitWidth / 8, owner: t.name)]
             case .cast(let t, let dtype):
@@ -398,10 +380,12 @@ public enum QuantizePipeline {
                 } else {
                     q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
                 }
-                let produced = q.bnbTensors(weightName: t.name)
+                let produced = try q.bnbTensors(weightName: t.name)
                 guard produced.last?.bytes.array == state.jsonBytes else {
                     // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
-                    throw CheckpointError(.invalidArgument, "internal error: planned and computed quant state of '\(t.name)' differ", tensor: t.name)
+                    throw CheckpointError(
+                        .internalInconsistency, "internal error: planned and computed quant state of '\(t.name)' differ",
+                        tensor: t.name)
                 }
                 for member in produced { try output.write(member.name, bytes: member.bytes) }
                 // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is

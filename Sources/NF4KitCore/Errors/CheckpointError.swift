@@ -8,7 +8,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Storage: String, Hashable, Sendable {
             case truncated, malformedHeader, unsupportedDType, limitExceeded, io, invalidArgument, shapeMismatch
-            case unsupported, refused, outputExists, nonFinite, notFound
+            case unsupported, refused, outputExists, nonFinite, notFound, internalInconsistency
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -37,6 +37,8 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
         public static var nonFinite: Code { Code(.nonFinite) }
         /// A file or tensor that was asked for does not exist.
         public static var notFound: Code { Code(.notFound) }
+        /// Two of nf4kit's own computations disagree: a bug in nf4kit, not a problem with the input (exit code 1).
+        public static var internalInconsistency: Code { Code(.internalInconsistency) }
 
         public var description: String { storage.rawValue }
 

@@ -1,4 +1,3 @@
-import FoundationEssentials
 public import NF4KitCore
 
 /// Our NF4-in-GGUF container convention (spec gguf.md §5.3 "Option A", documented in docs/gguf.md).
@@ -9,8 +8,14 @@ public import NF4KitCore
 /// double quantization), `N.absmax2` (F32) and `N.absmax_offset` (F32 `[1]`). The name `N` itself stays free, so
 /// no runtime mistakes the codes for a weight. Code books and parameters go into `bnb.*` metadata, the quant-state
 /// JSON is kept verbatim in `nf4kit.bnb.quant_state.N`, and `nf4kit.bnb.version` names this version of the
-/// convention. ``encode(_:metadata:)`` and ``decode(_:convertingBlockTensor:)`` are inverse: bitsandbytes tensors
-/// come back with the same names, dtypes, shapes and bytes.
+/// convention. ``encode(_:weights:metadata:)`` and ``decode(_:convertingBlockTensor:)`` are inverse: bitsandbytes
+/// tensors come back with the same names, dtypes, shapes and bytes.
+///
+/// This type holds the container mechanics only. What a quant state means (its fields, the sizes they imply, whether
+/// a group is consistent) is NF4KitQuant's single bitsandbytes model, which this module may not import: encoding
+/// takes weights that model has already interpreted (``Weight``, built by `GGUFBridge.encodeCompanion` of the
+/// NF4Kit module), and decoding rebuilds the stored tensors from the GGUF records alone, leaving the checks to the
+/// reader of the result (`BnbQuantizedWeight.groups(in:)`), exactly as for a safetensors input.
 public enum GGUFBnbCompanion {
     /// The version of our convention written to `nf4kit.bnb.version`.
     public static let version: UInt32 = 1
@@ -31,29 +36,64 @@ public enum GGUFBnbCompanion {
         public var tensors: [(GGUFTensorPlan, TensorBytes)]
     }
 
-    /// Turns safetensors-style tensors of a transformers 4-bit checkpoint into GGUF tensors and metadata.
+    /// One bitsandbytes 4-bit weight, already interpreted by NF4KitQuant (from a `BnbQuantizedWeight`).
+    public struct Weight: Sendable {
+        /// The weight's name `N` (`P.weight`).
+        public var name: String
+        /// `"nf4"` or `"fp4"`.
+        public var quantType: String
+        /// First-level block size.
+        public var blocksize: Int
+        /// The torch name of the weight's dtype before quantization (`"bfloat16"`, ...): `bnb.compute_dtype`.
+        public var dtypeName: String
+        /// The logical shape.
+        public var shape: [Int]
+        /// Nested block size and offset with double quantization, else `nil`.
+        public var nestedBlocksize: Int?
+        public var nestedOffset: Float?
+        /// The quant-state JSON, verbatim.
+        public var quantStateJSON: String
+        /// The stored tensors: packed codes, absmax, quant map, [nested absmax, nested quant map,] quant-state blob.
+        public var members: [Tensor]
+
+        /// Creates a weight record.
+        public init(
+            name: String, quantType: String, blocksize: Int, dtypeName: String, shape: [Int], nestedBlocksize: Int?,
+            nestedOffset: Float?, quantStateJSON: String, members: [Tensor]
+        ) {
+            self.name = name
+            self.quantType = quantType
+            self.blocksize = blocksize
+            self.dtypeName = dtypeName
+            self.shape = shape
+            self.nestedBlocksize = nestedBlocksize
+            self.nestedOffset = nestedOffset
+            self.quantStateJSON = quantStateJSON
+            self.members = members
+        }
+    }
+
+    /// Turns the tensors of a transformers 4-bit checkpoint into GGUF tensors and metadata.
     ///
-    /// Tensors that are not part of a bitsandbytes weight keep their name and bytes and must have a plain GGUF type
+    /// Tensors that are not members of one of `weights` keep their name and bytes and must have a plain GGUF type
     /// (F32, F16, BF16, F64, I8, I16, I32, I64).
     ///
     /// - Parameters:
     ///   - tensors: The checkpoint's tensors (any order; output follows it).
+    ///   - weights: The checkpoint's 4-bit weights, as NF4KitQuant interprets them.
     ///   - metadata: Records to put first (e.g. `general.architecture`); `general.type = "model"` is added if absent.
     /// - Returns: Metadata and tensors; bytes are the input views except the small `absmax_offset` tensors.
-    /// - Throws: ``CheckpointError``: `.malformedHeader` for an inconsistent bitsandbytes group (missing part, bad
-    ///   quant-state JSON, sizes that disagree), `.unsupported` for storage layouts this version does not cover,
-    ///   `.unsupportedDType` for a plain tensor without a GGUF type.
+    /// - Throws: ``CheckpointError``: `.unsupported` for storage layouts this version does not cover (packed codes
+    ///   not U8 `[bytes, 1]`), `.unsupportedDType` for a plain tensor without a GGUF type.
     public static func encode(
-        _ tensors: [Tensor], metadata: [GGUFMetadataEntry] = []
+        _ tensors: [Tensor], weights: [Weight], metadata: [GGUFMetadataEntry] = []
     ) throws(CheckpointError) -> Encoded {
-        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var groups: [String: Group] = [:]
         var consumed = Set<String>()
-        for tensor in tensors {
-            guard let (weight, quantType) = splitQuantStateName(tensor.name) else { continue }
-            let group = try Group(weight: weight, quantType: quantType, stateTensor: tensor, byName: byName)
-            groups[weight] = group
-            consumed.formUnion(group.consumedNames)
+        for weight in weights {
+            let group = try Group(weight)
+            groups[weight.name] = group
+            consumed.formUnion(weight.members.map(\.name))
         }
 
         var out: [(GGUFTensorPlan, TensorBytes)] = []
@@ -153,101 +193,60 @@ public enum GGUFBnbCompanion {
 
     // MARK: - Encoding
 
-    /// The parts of one bitsandbytes weight.
+    /// The parts of one bitsandbytes weight, as the companion tensors need them.
     private struct Group {
         var weight: String
         var quantType: String
-        var state: QuantState
+        var blocksize: Int
+        var dtypeName: String
+        var shape: [Int]
+        var nestedBlocksize: Int?
+        var nestedOffset: Float?
         var stateJSON: String
         var packed: Tensor
         var absmax: Tensor
         var quantMap: [Float]
         var nestedAbsmax: Tensor?
         var nestedQuantMap: [Float]?
-        var stateTensorName: String
 
         var doubleQuant: Bool { nestedAbsmax != nil }
-        var consumedNames: [String] {
-            [weight, absmax.name, weight + ".quant_map", stateTensorName]
-                + (doubleQuant ? [weight + ".nested_absmax", weight + ".nested_quant_map"] : [])
-        }
 
-        init(weight: String, quantType: String, stateTensor: Tensor, byName: [String: Tensor]) throws(CheckpointError) {
-            self.weight = weight
-            self.quantType = quantType
-            stateTensorName = stateTensor.name
-            func fail(_ message: String, _ code: CheckpointError.Code = .malformedHeader) -> CheckpointError {
-                CheckpointError(code, message, file: stateTensor.descriptor.file, tensor: weight)
+        init(_ w: Weight) throws(CheckpointError) {
+            weight = w.name
+            quantType = w.quantType
+            blocksize = w.blocksize
+            dtypeName = w.dtypeName
+            shape = w.shape
+            nestedBlocksize = w.nestedBlocksize
+            nestedOffset = w.nestedOffset
+            stateJSON = w.quantStateJSON
+            func member(_ suffix: String) -> Tensor? { w.members.first { $0.name == w.name + suffix } }
+            guard let packed = member(""), let absmax = member(".absmax"), let map = member(".quant_map") else {
+                preconditionFailure("GGUFBnbCompanion.Weight '\(w.name)' lacks its packed, absmax or quant_map member")
             }
-            func part(_ suffix: String) throws(CheckpointError) -> Tensor {
-                guard let tensor = byName[weight + suffix] else {
-                    throw fail("bitsandbytes weight '\(weight)' has no tensor '\(weight + suffix)'")
-                }
-                return tensor
+            guard packed.dtype == .u8, packed.shape == Shape([packed.bytes.count, 1]) else {
+                throw CheckpointError(
+                    .unsupported,
+                    "packed weight '\(w.name)' is \(packed.dtype) \(packed.shape); convention v\(GGUFBnbCompanion.version) "
+                        + "stores U8 [\(packed.bytes.count), 1] (quant_storage=uint8)",
+                    file: packed.descriptor.file, tensor: w.name)
             }
-            guard stateTensor.dtype == .u8, stateTensor.shape.rank == 1 else {
-                throw fail(
-                    "quant state '\(stateTensor.name)' must be a 1-D U8 tensor, found \(stateTensor.dtype) \(stateTensor.shape)"
-                )
-            }
-            let blob = stateTensor.bytes.array
-            guard let json = String(validating: blob, as: UTF8.self),
-                let decoded = try? JSONDecoder().decode(QuantState.self, from: Data(blob))
-            else { throw fail("quant state '\(stateTensor.name)' is not the JSON bitsandbytes writes") }
-            guard decoded.quantType == quantType else {
-                throw fail("quant state '\(stateTensor.name)' says quant_type '\(decoded.quantType)'")
-            }
-            guard decoded.blocksize > 0, let n = Shape(decoded.shape).checkedElementCount else {
-                throw fail(
-                    "quant state '\(stateTensor.name)' has blocksize \(decoded.blocksize), shape \(decoded.shape)")
-            }
-            state = decoded
-            stateJSON = json
-            packed = try part("")
-            let packedBytes = (n + 1) / 2
-            guard packed.dtype == .u8, packed.shape == Shape([packedBytes, 1]), packed.bytes.count == packedBytes else {
-                throw fail(
-                    "packed weight '\(weight)' is \(packed.dtype) \(packed.shape); convention v\(GGUFBnbCompanion.version) "
-                        + "stores U8 [\(packedBytes), 1] (quant_storage=uint8)", .unsupported)
-            }
-            let blocks = (n + decoded.blocksize - 1) / decoded.blocksize
-            absmax = try part(".absmax")
-            let map = try part(".quant_map")
-            guard map.dtype == .f32, map.shape == Shape([16]) else {
-                throw fail("'\(map.name)' must be F32 [16], found \(map.dtype) \(map.shape)")
-            }
+            self.packed = packed
+            self.absmax = absmax
             quantMap = floats(map)
-            if byName[weight + ".nested_absmax"] != nil || decoded.nestedBlocksize != nil {
-                guard let nestedBlocksize = decoded.nestedBlocksize, nestedBlocksize > 0, decoded.nestedOffset != nil,
-                    decoded.nestedDtype ?? "float32" == "float32"
-                else { throw fail("quant state '\(stateTensor.name)' lacks a usable nested_blocksize/nested_offset") }
-                let nested = try part(".nested_absmax")
-                let nestedMap = try part(".nested_quant_map")
-                let nestedBlocks = (blocks + nestedBlocksize - 1) / nestedBlocksize
-                guard absmax.dtype == .u8, absmax.shape == Shape([blocks]) else {
-                    throw fail(
-                        "'\(absmax.name)' must be U8 [\(blocks)] with double quantization, found \(absmax.dtype) \(absmax.shape)"
-                    )
-                }
-                guard nested.dtype == .f32, nested.shape == Shape([nestedBlocks]) else {
-                    throw fail("'\(nested.name)' must be F32 [\(nestedBlocks)], found \(nested.dtype) \(nested.shape)")
-                }
-                guard nestedMap.dtype == .f32, nestedMap.shape == Shape([256]) else {
-                    throw fail("'\(nestedMap.name)' must be F32 [256], found \(nestedMap.dtype) \(nestedMap.shape)")
+            if w.nestedBlocksize != nil {
+                guard let nested = member(".nested_absmax"), let nestedMap = member(".nested_quant_map") else {
+                    preconditionFailure("GGUFBnbCompanion.Weight '\(w.name)' is double-quantized without nested members")
                 }
                 nestedAbsmax = nested
                 nestedQuantMap = floats(nestedMap)
-            } else {
-                guard absmax.dtype == .f32, absmax.shape == Shape([blocks]) else {
-                    throw fail("'\(absmax.name)' must be F32 [\(blocks)], found \(absmax.dtype) \(absmax.shape)")
-                }
             }
         }
 
         /// `N.nf4` dims: `[last/2, rest reversed]` when the last logical dimension is even, else 1-D.
         var packedDimensions: [Int] {
-            if let last = state.shape.last, last % 2 == 0, last > 0 {
-                return [last / 2] + state.shape.dropLast().reversed()
+            if let last = shape.last, last % 2 == 0, last > 0 {
+                return [last / 2] + shape.dropLast().reversed()
             }
             return [packed.bytes.count]
         }
@@ -262,7 +261,7 @@ public enum GGUFBnbCompanion {
                     absmax.bytes
                 ),
             ]
-            if let nestedAbsmax, let offset = state.nestedOffset {
+            if let nestedAbsmax, let offset = nestedOffset {
                 out.append(
                     (
                         GGUFTensorPlan(
@@ -283,10 +282,10 @@ public enum GGUFBnbCompanion {
             var entries = [
                 GGUFMetadataEntry(key: GGUFBnbCompanion.quantStatePrefix + weight, value: .string(stateJSON))
             ]
-            if packedDimensions.count == 1, state.shape.count != 1 || state.shape[0] % 2 != 0 {
+            if packedDimensions.count == 1, shape.count != 1 || shape[0] % 2 != 0 {
                 entries.append(
                     GGUFMetadataEntry(
-                        key: "bnb.shape." + weight, value: .uint64Array(state.shape.reversed().map { UInt64($0) })))
+                        key: "bnb.shape." + weight, value: .uint64Array(shape.reversed().map { UInt64($0) })))
             }
             let globalFields = Dictionary(
                 globals.fields.compactMap { f in f.1.map { (f.0, $0) } }, uniquingKeysWith: { a, _ in a })
@@ -300,10 +299,10 @@ public enum GGUFBnbCompanion {
         var fields: [(String, GGUFValue?)] {
             [
                 ("quant_type", .string(quantType)),
-                ("blocksize", .uint32(UInt32(clamping: state.blocksize))),
+                ("blocksize", .uint32(UInt32(clamping: blocksize))),
                 ("double_quant", .bool(doubleQuant)),
-                ("nested_blocksize", state.nestedBlocksize.map { .uint32(UInt32(clamping: $0)) }),
-                ("compute_dtype", .string(state.dtype ?? "float32")),
+                ("nested_blocksize", nestedBlocksize.map { .uint32(UInt32(clamping: $0)) }),
+                ("compute_dtype", .string(dtypeName)),
                 ("quant_map", .float32Array(quantMap)),
                 ("nested_quant_map", nestedQuantMap.map { .float32Array($0) }),
             ]
@@ -344,31 +343,28 @@ public enum GGUFBnbCompanion {
             return elements.map { if case .float32(let v) = $0 { v } else { 0 } }
         }
         let stateKey = quantStatePrefix + weight
-        guard case .string(let json) = file[stateKey] ?? .bool(false),
-            let state = try? JSONDecoder().decode(QuantState.self, from: Data(json.utf8)),
-            state.blocksize > 0, let n = Shape(state.shape).checkedElementCount
-        else { throw fail("NF4 weight '\(weight)' has no valid \(stateKey) quant-state JSON", key: stateKey) }
+        guard case .string(let json) = file[stateKey] ?? .bool(false) else {
+            throw fail("NF4 weight '\(weight)' has no STRING \(stateKey) (its quant-state JSON)", key: stateKey)
+        }
         let doubleQuant: Bool
         if case .bool(let flag) = value("double_quant")?.0 {
             doubleQuant = flag
         } else {
             throw fail("NF4 weight '\(weight)' has no BOOL bnb.double_quant")
         }
-        guard case .string(let quantType) = value("quant_type")?.0 ?? .string(state.quantType),
-            quantType == state.quantType
-        else { throw fail("bnb.quantType disagrees with the quant state of '\(weight)'") }
-        let packedBytes = (n + 1) / 2
-        let blocks = (n + state.blocksize - 1) / state.blocksize
-        guard codes.type == .i8, codes.byteCount == packedBytes else {
-            throw fail(
-                "'\(codes.name)' must be I8 with \(packedBytes) elements, found \(codes.type.name) \(codes.dimensions)",
-                at: codes)
+        guard case .string(let quantType) = value("quant_type")?.0, quantType == "nf4" || quantType == "fp4" else {
+            throw fail("NF4 weight '\(weight)' has no bnb.quant_type of \"nf4\" or \"fp4\"", key: value("quant_type")?.1)
+        }
+        // The stored tensors are rebuilt from the records alone; whether their sizes agree with the quant state is
+        // checked by whoever reads the result as bitsandbytes weights (BnbQuantizedWeight.groups), as for safetensors.
+        guard codes.type == .i8 else {
+            throw fail("'\(codes.name)' must be I8, found \(codes.type.name)", at: codes)
         }
         guard let absmax = file.tensor(named: weight + ".absmax") else { throw fail("'\(weight).absmax' is missing") }
-        guard absmax.type == (doubleQuant ? .i8 : .f32), absmax.elementCount == blocks else {
+        guard absmax.type == (doubleQuant ? .i8 : .f32), absmax.dimensions.count == 1 else {
             throw fail(
-                "'\(absmax.name)' must be \(doubleQuant ? "I8" : "F32") with \(blocks) elements, found "
-                    + "\(absmax.type.name) \(absmax.dimensions)", at: absmax)
+                "'\(absmax.name)' must be 1-D \(doubleQuant ? "I8" : "F32"), found \(absmax.type.name) \(absmax.dimensions)",
+                at: absmax)
         }
         let source = absmax.recordOffset
         func heap(_ name: String, _ dtype: DType, _ shape: [Int], _ bytes: TensorBytes) -> Tensor {
@@ -386,19 +382,15 @@ public enum GGUFBnbCompanion {
                 bytes: file.bytes(of: info))
         }
         var out = [
-            view(weight, .u8, [packedBytes, 1], codes),
-            view(weight + ".absmax", doubleQuant ? .u8 : .f32, [blocks], absmax),
+            view(weight, .u8, [codes.byteCount, 1], codes),
+            view(weight + ".absmax", doubleQuant ? .u8 : .f32, [absmax.elementCount], absmax),
             heap(weight + ".quant_map", .f32, [16], floatBytes(try floatArray("quant_map", count: 16))),
         ]
         if doubleQuant {
-            guard let nestedBlocksize = state.nestedBlocksize, nestedBlocksize > 0 else {
-                throw fail("the quant state of '\(weight)' has no nested_blocksize", key: stateKey)
-            }
-            let nestedBlocks = (blocks + nestedBlocksize - 1) / nestedBlocksize
             guard let absmax2 = file.tensor(named: weight + ".absmax2"), absmax2.type == .f32,
-                absmax2.elementCount == nestedBlocks
-            else { throw fail("'\(weight).absmax2' must be F32 with \(nestedBlocks) elements") }
-            out.append(view(weight + ".nested_absmax", .f32, [nestedBlocks], absmax2))
+                absmax2.dimensions.count == 1
+            else { throw fail("'\(weight).absmax2' must be a 1-D F32 tensor") }
+            out.append(view(weight + ".nested_absmax", .f32, [absmax2.elementCount], absmax2))
             out.append(
                 heap(
                     weight + ".nested_quant_map", .f32, [256],
@@ -415,34 +407,6 @@ public enum GGUFBnbCompanion {
     private static func recordOffset(_ file: GGUFFile, _ key: String) -> Int64? {
         file.metadata.first { $0.key == key }?.recordOffset
     }
-}
-
-/// The fields of bitsandbytes' packed quant-state JSON that the convention reads.
-private struct QuantState: Decodable, Sendable {
-    var quantType: String
-    var blocksize: Int
-    var dtype: String?
-    var shape: [Int]
-    var nestedBlocksize: Int?
-    var nestedDtype: String?
-    var nestedOffset: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case quantType = "quant_type"
-        case blocksize, dtype, shape
-        case nestedBlocksize = "nested_blocksize"
-        case nestedDtype = "nested_dtype"
-        case nestedOffset = "nested_offset"
-    }
-}
-
-/// `name` = `W.quant_state.bitsandbytes__nf4` (or `__fp4`) gives `(W, "nf4")`.
-private func splitQuantStateName(_ name: String) -> (String, String)? {
-    for quantType in ["nf4", "fp4"] {
-        let suffix = ".quant_state.bitsandbytes__" + quantType
-        if name.hasSuffix(suffix), name.count > suffix.count { return (String(name.dropLast(suffix.count)), quantType) }
-    }
-    return nil
 }
 
 private func floats(_ tensor: Tensor) -> [Float] { tensor.bytes.elements(as: UInt32.self).map(Float.init(bitPattern:)) }

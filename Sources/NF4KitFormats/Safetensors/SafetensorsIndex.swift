@@ -147,19 +147,23 @@ public struct ShardPlan: Sendable {
         return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
     }
 
-    /// Parses a size like `5GB`, `500MB`, `2GiB`, `1.5GB` or a plain byte count, as transformers does
-    /// (decimal for KB/MB/GB/TB, binary for KiB/MiB/GiB/TiB, a lower-case trailing `b` means bits).
+    /// Parses a size like `5GB`, `30mb`, `500MiB`, `2GiB`, `1.5GB` or a plain byte count.
+    ///
+    /// Units in any case, as transformers' `max_shard_size` takes them: KB/MB/GB/TB are decimal, KiB/MiB/GiB/TiB
+    /// binary, `B` or no unit means bytes. (transformers reads a lower-case final `b`, as in `5Gb` or `30mb`, as bits;
+    /// nobody means a shard size in bits, so here it is bytes.) `nil` for anything else, zero, or more than 9e18 bytes.
     public static func parseSize(_ text: String) -> Int? {
-        let trimmed = text.trimmingPrefixAndSuffixSpaces()
-        if let bytes = Int(trimmed), bytes > 0 { return bytes }
+        let trimmed = text.trimmingPrefixAndSuffixSpaces().lowercased()
+        if let bytes = Int(trimmed) { return bytes > 0 ? bytes : nil }
         let units: [(String, Double)] = [
-            ("TiB", 1_099_511_627_776), ("GiB", 1_073_741_824), ("MiB", 1_048_576), ("KiB", 1024),
-            ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3),
-            ("Tb", 1e12 / 8), ("Gb", 1e9 / 8), ("Mb", 1e6 / 8), ("Kb", 1e3 / 8), ("B", 1),
+            ("tib", 1_099_511_627_776), ("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024),
+            ("tb", 1e12), ("gb", 1e9), ("mb", 1e6), ("kb", 1e3), ("b", 1),
         ]
         for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count)
-            guard let value = Double(number), value > 0, value * factor < 9e18 else { return nil }
+            let number = String(trimmed.dropLast(suffix.count)).trimmingPrefixAndSuffixSpaces()
+            guard let first = number.first, first.isNumber, let value = Double(number), value.isFinite,
+                value * factor >= 1, value * factor < 9e18
+            else { return nil }
             return Int(value * factor)
         }
         return nil

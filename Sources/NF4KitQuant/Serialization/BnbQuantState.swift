@@ -65,45 +65,123 @@ public struct BnbQuantState: Sendable, Hashable {
         return text + "}"
     }
 
+    /// Largest quant-state blob accepted. Real blobs are 76-172 bytes (spec 6.2); the limit keeps a crafted file from
+    /// making us parse megabytes per weight.
+    public static let maxJSONBytes = 65_536
+
     /// Parses a blob with the strict JSON parser of Core.
     ///
-    /// Accepts the keys in any order and ignores unknown keys; requires `quant_type`, `blocksize`, `dtype`,
-    /// `shape`, and either all or none of the nested keys (`nested_dtype` must be `"float32"`).
-    /// - Parameter tensor: the blob tensor's name, used in errors.
-    /// - Throws: ``CheckpointError`` `.malformedHeader` naming the tensor and the problem.
-    public init(parsing bytes: [UInt8], tensor: String? = nil) throws(CheckpointError) {
-        func fail(_ message: String) -> CheckpointError {
-            CheckpointError(.malformedHeader, "quant state \(tensor.map { "'\($0)' " } ?? ""): \(message)", tensor: tensor)
+    /// Accepts the keys in any order and ignores unknown keys; requires `quant_type`, `blocksize` (one of
+    /// ``BlockQuantizer/supportedBlocksizes``), `dtype`, `shape` (whose element count must fit in `Int`), and either
+    /// all or none of the nested keys (`nested_dtype` must be `"float32"`, `nested_blocksize` one of the supported
+    /// block sizes, `nested_offset` a number that is finite as a float32). Every size derived from an accepted state
+    /// (``storedTensors``) is then free of overflow.
+    /// - Parameters:
+    ///   - tensor: the blob tensor's name, used in errors.
+    ///   - file: the file holding the blob, and `baseOffset` where the blob starts in it, so that a JSON syntax error
+    ///     names the byte where it starts.
+    /// - Throws: ``CheckpointError`` `.malformedHeader` naming the tensor and the problem, `.limitExceeded` for a blob
+    ///   over ``maxJSONBytes``.
+    public init(parsing bytes: [UInt8], tensor: String? = nil, file: String? = nil, baseOffset: Int64? = nil)
+        throws(CheckpointError)
+    {
+        func fail(_ message: String, _ code: CheckpointError.Code = .malformedHeader) -> CheckpointError {
+            CheckpointError(
+                code, "quant state \(tensor.map { "'\($0)' " } ?? "")\(message)", file: file, byteOffset: baseOffset,
+                tensor: tensor)
+        }
+        guard bytes.count <= Self.maxJSONBytes else {
+            throw fail("is \(bytes.count) bytes; at most \(Self.maxJSONBytes) are accepted", .limitExceeded)
+        }
+        let parsed: Result<JSONValue, CheckpointError> = bytes.withUnsafeBytes { raw in
+            do throws(CheckpointError) {
+                return .success(try StrictJSON.parse(
+                    raw, file: file, baseOffset: baseOffset ?? 0, what: "quant state" + (tensor.map { " '\($0)'" } ?? "")))
+            } catch {
+                return .failure(error)
+            }
         }
         let value: JSONValue
-        do { value = try StrictJSON.parse(bytes, what: "quant state") } catch { throw fail(error.message) }
-        guard let object = value.objectValue else { throw fail("expected a JSON object") }
-        guard let typeName = object["quant_type"]?.stringValue, let type = QuantType(rawValue: typeName) else {
-            throw fail("\"quant_type\" must be \"nf4\" or \"fp4\"")
+        switch parsed {
+        case .success(let v): value = v
+        case .failure(var error):
+            error.tensor = tensor
+            if baseOffset == nil { error.byteOffset = nil }
+            throw error
         }
-        guard let blocksize = object["blocksize"]?.intValue else { throw fail("\"blocksize\" must be an integer") }
+        guard let object = value.objectValue else { throw fail("is not a JSON object") }
+        guard let typeName = object["quant_type"]?.stringValue, let type = QuantType(rawValue: typeName) else {
+            throw fail("has no \"quant_type\" of \"nf4\" or \"fp4\"")
+        }
+        guard let blocksize = object["blocksize"]?.intValue, BlockQuantizer.supportedBlocksizes.contains(blocksize) else {
+            throw fail(
+                "has no \"blocksize\" that bitsandbytes writes (\(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", ")))")
+        }
         guard let dtypeName = object["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName), dtype.isConvertibleFloat
         else {
-            throw fail("\"dtype\" must name a float dtype (float16, bfloat16, float32)")
+            throw fail("has no \"dtype\" naming a float dtype (float16, bfloat16, float32)")
         }
-        guard let dimValues = object["shape"]?.arrayValue else { throw fail("\"shape\" must be an array of integers") }
+        guard let dimValues = object["shape"]?.arrayValue else { throw fail("has no \"shape\" array of integers") }
         var dims: [Int] = []
         for d in dimValues {
-            guard let dim = d.intValue, dim >= 0 else { throw fail("\"shape\" entries must be non-negative integers") }
+            guard let dim = d.intValue, dim >= 0 else { throw fail("has a \"shape\" entry that is not a non-negative integer") }
             dims.append(dim)
+        }
+        guard Shape(dims).checkedElementCount != nil else {
+            throw fail("declares shape \(Shape(dims)), whose element count overflows")
         }
         let nestedKeys = ["nested_blocksize", "nested_dtype", "nested_offset"].filter { object[$0] != nil }
         var nested: Nested? = nil
         if nestedKeys.count == 3 {
-            guard let nb = object["nested_blocksize"]?.intValue, nb > 0 else {
-                throw fail("\"nested_blocksize\" must be a positive integer")
+            guard let nb = object["nested_blocksize"]?.intValue, BlockQuantizer.supportedBlocksizes.contains(nb) else {
+                throw fail(
+                    "has a \"nested_blocksize\" that is not one of \(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", "))")
             }
-            guard object["nested_dtype"]?.stringValue == "float32" else { throw fail("\"nested_dtype\" must be \"float32\"") }
-            guard let offset = object["nested_offset"]?.doubleValue else { throw fail("\"nested_offset\" must be a number") }
+            guard object["nested_dtype"]?.stringValue == "float32" else { throw fail("has a \"nested_dtype\" other than \"float32\"") }
+            guard let offset = object["nested_offset"]?.doubleValue, Float(offset).isFinite else {
+                throw fail("has a \"nested_offset\" that is not a finite float32 number")
+            }
             nested = Nested(blocksize: nb, offset: Float(offset))
         } else if !nestedKeys.isEmpty {
             throw fail("has \(nestedKeys.joined(separator: ", ")) but not all of nested_blocksize, nested_dtype, nested_offset")
         }
         self.init(quantType: type, blocksize: blocksize, dtype: dtype, shape: Shape(dims), nested: nested)
+    }
+
+    /// One tensor a bitsandbytes weight is stored as.
+    public struct StoredTensor: Sendable, Hashable {
+        /// What follows the weight's name (`""` for the packed codes, `".absmax"`, ..., `".quant_state.bitsandbytes__nf4"`).
+        public var suffix: String
+        public var dtype: DType
+        public var shape: Shape
+        public var byteCount: Int
+    }
+
+    /// The tensors bitsandbytes + transformers store for a weight with this state, in state-dict order (spec 6.1):
+    /// packed codes U8 `[(n+1)/2, 1]`, absmax (F32, or U8 codes with double quantization) `[blocks]`, quant_map F32
+    /// `[16]`, with double quantization nested_absmax F32 `[ceil(blocks/nested)]` and nested_quant_map F32 `[256]`,
+    /// and the quant-state blob U8 `[json bytes]`.
+    ///
+    /// The one place the output layout of a quantized weight is derived: writers plan with it, readers check a stored
+    /// group against it.
+    public var storedTensors: [StoredTensor] {
+        precondition(blocksize > 0 && (nested?.blocksize ?? 1) > 0, "BnbQuantState: block sizes must be positive")
+        let n = shape.checkedElementCount ?? 0
+        let packed = n / 2 + n % 2
+        let blocks = n / blocksize + (n % blocksize == 0 ? 0 : 1)
+        var list = [StoredTensor(suffix: "", dtype: .u8, shape: [packed, 1], byteCount: packed)]
+        if let nested {
+            let nestedCount = blocks / nested.blocksize + (blocks % nested.blocksize == 0 ? 0 : 1)
+            list.append(StoredTensor(suffix: ".absmax", dtype: .u8, shape: [blocks], byteCount: blocks))
+            list.append(StoredTensor(suffix: ".quant_map", dtype: .f32, shape: [16], byteCount: 64))
+            list.append(StoredTensor(suffix: ".nested_absmax", dtype: .f32, shape: [nestedCount], byteCount: nestedCount * 4))
+            list.append(StoredTensor(suffix: ".nested_quant_map", dtype: .f32, shape: [256], byteCount: 1024))
+        } else {
+            list.append(StoredTensor(suffix: ".absmax", dtype: .f32, shape: [blocks], byteCount: blocks * 4))
+            list.append(StoredTensor(suffix: ".quant_map", dtype: .f32, shape: [16], byteCount: 64))
+        }
+        let blob = jsonBytes.count
+        list.append(StoredTensor(suffix: "." + keySuffix, dtype: .u8, shape: [blob], byteCount: blob))
+        return list
     }
 }

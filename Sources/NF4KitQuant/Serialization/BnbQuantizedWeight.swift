@@ -15,15 +15,25 @@ public struct BnbQuantizedWeight: Sendable {
     public var weightName: String
     /// The rebuilt tensor; its buffers are views of the checkpoint's bytes.
     public var tensor: QuantizedTensor
-    /// Every tensor name of the group (weight first, then the companions in state-dict order).
-    public var memberNames: [String]
+    /// The stored tensors of the group as the checkpoint holds them: the packed weight first, then the companions
+    /// in state-dict order, the quant-state blob last (their descriptors give each one's file, offset and bytes).
+    public var members: [Tensor]
 
     /// Creates a group record.
-    public init(weightName: String, tensor: QuantizedTensor, memberNames: [String]) {
+    public init(weightName: String, tensor: QuantizedTensor, members: [Tensor]) {
         self.weightName = weightName
         self.tensor = tensor
-        self.memberNames = memberNames
+        self.members = members
     }
+
+    /// Every tensor name of the group (weight first, then the companions in state-dict order).
+    public var memberNames: [String] { members.map(\.name) }
+
+    /// The stored member whose name is the weight's name plus `suffix` (`""`, `".absmax"`, `".nested_absmax"`, ...).
+    public func member(_ suffix: String) -> Tensor? { members.first { $0.name == weightName + suffix } }
+
+    /// The quant-state blob tensor.
+    public var quantStateTensor: Tensor { members[members.count - 1] }
 
     /// The suffixes (after `P.weight`) that belong to a 4-bit group, besides the quant-state blob.
     public static let companionSuffixes = [".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"]
@@ -99,74 +109,70 @@ public struct BnbQuantizedWeight: Sendable {
         guard blobTensor.dtype == .u8, blobTensor.shape.rank == 1 else {
             throw error(.malformedHeader, blobTensor, "quant state must be a 1-D U8 tensor, found \(blobTensor.dtype) \(blobTensor.shape)")
         }
+        guard blobTensor.bytes.count <= BnbQuantState.maxJSONBytes else {
+            throw error(
+                .limitExceeded, blobTensor,
+                "quant state is \(blobTensor.bytes.count) bytes; at most \(BnbQuantState.maxJSONBytes) are accepted")
+        }
         var state: BnbQuantState
-        do { state = try BnbQuantState(parsing: blobTensor.bytes.array, tensor: blobName) } catch {
+        do {
+            state = try BnbQuantState(
+                parsing: blobTensor.bytes.array, tensor: blobName, file: blobTensor.descriptor.file,
+                baseOffset: blobTensor.descriptor.fileOffset)
+        } catch {
             throw located(error, blobTensor)
         }
         guard blobName.hasSuffix(state.keySuffix) else {
             throw error(.malformedHeader, blobTensor, "blob says quant_type \"\(state.quantType.rawValue)\" but its name ends in another type")
         }
-        guard BlockQuantizer.supportedBlocksizes.contains(state.blocksize) else {
-            throw error(.malformedHeader, blobTensor, "blocksize \(state.blocksize) is not one bitsandbytes writes")
-        }
-        guard let n = state.shape.checkedElementCount else {
-            throw error(.malformedHeader, blobTensor, "shape \(state.shape) overflows")
-        }
-        let blocks = (n + state.blocksize - 1) / state.blocksize
 
-        func member(_ suffix: String) throws(CheckpointError) -> Tensor {
-            guard let t = tensors[weight + suffix] else {
-                throw CheckpointError(
-                    .malformedHeader, "4-bit weight '\(weight)' has a quant state but no '\(weight + suffix)' tensor",
-                    file: blobTensor.descriptor.file, byteOffset: blobTensor.descriptor.fileOffset, tensor: weight + suffix)
+        // Every member must be where, and the size, the one layout derived from the state says.
+        var members: [Tensor] = []
+        for expected in state.storedTensors.dropLast() {
+            let name = weight + expected.suffix
+            guard let t = tensors[name] else {
+                throw error(.malformedHeader, blobTensor, "4-bit weight '\(weight)' has a quant state but no '\(name)' tensor")
             }
-            return t
-        }
-        func require(_ t: Tensor, _ dtype: DType, count: Int, _ what: String) throws(CheckpointError) {
-            guard t.dtype == dtype, t.shape.checkedElementCount == count else {
-                throw error(
-                    .shapeMismatch, t,
-                    "\(what) must be \(dtype) with \(count) elements for shape \(state.shape), blocksize \(state.blocksize); found \(t.dtype) \(t.shape)")
+            if expected.suffix.isEmpty {
+                // The packed codes: bitsandbytes may store them in another dtype (quant_storage); the bytes count.
+                guard t.descriptor.byteCount == expected.byteCount, t.bytes.count == expected.byteCount else {
+                    throw error(
+                        .shapeMismatch, t,
+                        "4-bit weight of shape \(state.shape) needs \(expected.byteCount) bytes of packed codes, the tensor has \(t.descriptor.byteCount)")
+                }
+            } else {
+                guard t.dtype == expected.dtype, t.shape.checkedElementCount == expected.shape.elementCount else {
+                    throw error(
+                        .shapeMismatch, t,
+                        "must be \(expected.dtype) with \(expected.shape.elementCount) elements for shape \(state.shape), blocksize \(state.blocksize); found \(t.dtype) \(t.shape)")
+                }
             }
+            members.append(t)
         }
-        func floats(_ t: Tensor) -> [Float] { t.bytes.elements(as: UInt32.self).map(Float.init(bitPattern:)) }
-
-        let packed = try member("")
-        let packedBytes = BlockQuantizer.packedByteCount(elementCount: n)
-        guard packed.descriptor.byteCount == packedBytes, packed.bytes.count == packedBytes else {
-            throw error(
-                .shapeMismatch, packed,
-                "packed weight is \(packed.bytes.count) bytes, expected \(packedBytes) for shape \(state.shape)")
-        }
-        let quantMap = try member(".quant_map")
-        try require(quantMap, .f32, count: 16, "quant_map")
-        let absmax = try member(".absmax")
-        var names = [weight, weight + ".absmax", weight + ".quant_map"]
-        let statistics: QuantizedTensor.Statistics
-        if let nested = state.nested {
-            try require(absmax, .u8, count: blocks, "absmax (8-bit codes)")
-            let nestedAbsmax = try member(".nested_absmax")
-            try require(nestedAbsmax, .f32, count: (blocks + nested.blocksize - 1) / nested.blocksize, "nested_absmax")
-            let nestedMap = try member(".nested_quant_map")
-            try require(nestedMap, .f32, count: 256, "nested_quant_map")
-            names += [weight + ".nested_absmax", weight + ".nested_quant_map"]
-            statistics = .double(
-                .init(
-                    codes: absmax.bytes, nestedAbsmax: nestedAbsmax.bytes, offset: nested.offset, nestedBlocksize: nested.blocksize,
-                    nestedCodebook: floats(nestedMap)))
-        } else {
-            try require(absmax, .f32, count: blocks, "absmax")
+        if state.nested == nil {
             for suffix in [".nested_absmax", ".nested_quant_map"] where tensors[weight + suffix] != nil {
                 throw error(.malformedHeader, tensors[weight + suffix]!, "double-quantization tensor present but the quant state has no nested fields")
             }
+        }
+        members.append(blobTensor)
+        func floats(_ t: Tensor) -> [Float] { t.bytes.elements(as: UInt32.self).map(Float.init(bitPattern:)) }
+        let packed = members[0]
+        let absmax = members[1]
+        let quantMap = members[2]
+        let statistics: QuantizedTensor.Statistics
+        if let nested = state.nested {
+            statistics = .double(
+                .init(
+                    codes: absmax.bytes, nestedAbsmax: members[3].bytes, offset: nested.offset, nestedBlocksize: nested.blocksize,
+                    nestedCodebook: floats(members[4])))
+        } else {
             statistics = .plain(absmax: absmax.bytes)
         }
-        names.append(blobName)
         do {
             let tensor = try QuantizedTensor(
                 quantType: state.quantType, blocksize: state.blocksize, shape: state.shape, dtype: state.dtype,
                 packed: packed.bytes, statistics: statistics, codebook: floats(quantMap), name: weight)
-            return BnbQuantizedWeight(weightName: weight, tensor: tensor, memberNames: names)
+            return BnbQuantizedWeight(weightName: weight, tensor: tensor, members: members)
         } catch {
             throw located(error, packed)
         }
@@ -193,7 +199,10 @@ extension QuantizedTensor {
     ///
     /// Byte views are shared, not copied. Descriptors carry `file` = the in-memory buffer's description and
     /// `fileOffset` 0; a writer lays them out itself.
-    public func bnbTensors(weightName: String) -> [Tensor] {
+    /// - Throws: ``CheckpointError`` `.refused` when the double-quantization offset is NaN or infinite: bitsandbytes
+    ///   would write `"nested_offset": Infinity`, which is not JSON, so nothing could read the file back.
+    public func bnbTensors(weightName: String) throws(CheckpointError) -> [Tensor] {
+        if case .double(let dq) = statistics { try BlockQuantizer.checkOffset(dq.offset, name: weightName) }
         func make(_ suffix: String, _ dtype: DType, _ shape: Shape, _ bytes: TensorBytes) -> Tensor {
             Tensor(
                 descriptor: TensorDescriptor(
@@ -202,19 +211,20 @@ extension QuantizedTensor {
                 bytes: bytes)
         }
         let state = BnbQuantState(self)
-        var result = [make("", .u8, [packed.count, 1], packed)]
+        let blob = state.jsonBytes
+        var bytesBySuffix: [String: TensorBytes] = ["": packed, "." + state.keySuffix: TensorBytes(copyingElementsOf: blob, description: "quant state")]
+        bytesBySuffix[".quant_map"] = littleEndianBytes(codebook)
         switch statistics {
         case .plain(let absmax):
-            result.append(make(".absmax", .f32, [blockCount], absmax))
-            result.append(make(".quant_map", .f32, [16], littleEndianBytes(codebook)))
+            bytesBySuffix[".absmax"] = absmax
         case .double(let dq):
-            result.append(make(".absmax", .u8, [blockCount], dq.codes))
-            result.append(make(".quant_map", .f32, [16], littleEndianBytes(codebook)))
-            result.append(make(".nested_absmax", .f32, [dq.nestedAbsmax.count / 4], dq.nestedAbsmax))
-            result.append(make(".nested_quant_map", .f32, [256], littleEndianBytes(dq.nestedCodebook)))
+            bytesBySuffix[".absmax"] = dq.codes
+            bytesBySuffix[".nested_absmax"] = dq.nestedAbsmax
+            bytesBySuffix[".nested_quant_map"] = littleEndianBytes(dq.nestedCodebook)
         }
-        let blob = state.jsonBytes
-        result.append(make("." + state.keySuffix, .u8, [blob.count], TensorBytes(copyingElementsOf: blob, description: "quant state")))
+        let result = state.storedTensors.map { stored in
+            make(stored.suffix, stored.dtype, stored.shape, bytesBySuffix[stored.suffix]!)
+        }
         return result
     }
 }

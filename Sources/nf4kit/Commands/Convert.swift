@@ -20,20 +20,22 @@ struct Convert: AsyncParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
-    @Option(help: "Target: nf4, fp4, f16, bf16 or f32.")
-    var to: String = "nf4"
+    @Option(help: "Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)).")
+    var to = ConvertTarget(.nf4)
 
-    @Option(help: "Elements per 4-bit block: 32, 64, 128, 256, 512, 1024, 2048 or 4096 (transformers uses 64).")
-    var blocksize: Int = 64
+    @Option(help: "Elements per 4-bit block (transformers uses 64).")
+    var blocksize = BlockSizeArgument(64)
 
     @Flag(name: .customLong("no-double-quant"), help: "Store the block absmax as float32 instead of 8-bit codes.")
     var noDoubleQuant = false
 
-    @Option(name: .customLong("compute-dtype"), help: "bnb_4bit_compute_dtype written to config.json: bf16, f16 or f32.")
-    var computeDType: String = "bf16"
+    @Option(
+        name: .customLong("compute-dtype"),
+        help: "bnb_4bit_compute_dtype written to config.json: \(NumberFormat.spellings(FloatTypeArgument.accepted)).")
+    var computeDType = FloatTypeArgument(.bf16)
 
     @Option(help: "Rounding rules to reproduce: cpu (bitsandbytes on CPU, the default) or cuda (see docs/nf4-layout.md).")
-    var profile: String = "cpu"
+    var profile = ProfileArgument(.cpu)
 
     @Option(name: .customLong("skip"), help: "Leave tensors or modules matching this glob unquantized (repeatable).")
     var skip: [String] = []
@@ -41,48 +43,32 @@ struct Convert: AsyncParsableCommand {
     @Option(name: .customLong("include"), help: "Quantize tensors matching this glob whatever their rank (repeatable).")
     var include: [String] = []
 
-    @Option(name: .customLong("max-shard-size"), help: "Largest output shard, e.g. 5GB or 500MB (default 5GB, as huggingface_hub).")
-    var maxShardSize: String?
+    @Option(
+        name: .customLong("max-shard-size"),
+        help: "Largest output shard, any case: 5GB, 30mb, 500MiB, 2GiB or bytes (default 5GB, as huggingface_hub).",
+        transform: ByteSizeArgument.parse)
+    var maxShardSize: ByteSizeArgument?
 
     @Option(help: "Worker threads (default: the number of processors).")
     var threads: Int?
 
     func validate() throws {
-        guard QuantizePipeline.Target(rawValue: to) != nil else { throw ValidationError("--to must be nf4, fp4, f16, bf16 or f32.") }
-        guard [32, 64, 128, 256, 512, 1024, 2048, 4096].contains(blocksize) else {
-            throw ValidationError("--blocksize must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096.")
-        }
-        guard Self.dtype(computeDType) != nil else { throw ValidationError("--compute-dtype must be bf16, f16 or f32.") }
-        guard QuantizationProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be cpu or cuda.") }
-        if let maxShardSize, ShardPlan.parseSize(maxShardSize) == nil {
-            throw ValidationError("--max-shard-size '\(maxShardSize)' is not a size like 5GB, 500MB or 1000000.")
-        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
-        let quantizing = to == "nf4" || to == "fp4"
-        if !quantizing && (noDoubleQuant || !skip.isEmpty || !include.isEmpty || blocksize != 64) {
+        if !to.isQuantized && (noDoubleQuant || !skip.isEmpty || !include.isEmpty || blocksize.value != 64) {
             throw ValidationError("--blocksize, --no-double-quant, --skip and --include apply to --to nf4 or fp4 only.")
-        }
-    }
-
-    private static func dtype(_ name: String) -> DType? {
-        switch name {
-        case "bf16": .bf16
-        case "f16": .f16
-        case "f32": .f32
-        default: nil
         }
     }
 
     func run() async throws {
         try await reportingErrors {
             var options = QuantizePipeline.Options()
-            options.target = QuantizePipeline.Target(rawValue: to)!
-            options.blocksize = blocksize
+            options.target = to.target
+            options.blocksize = blocksize.value
             options.doubleQuantization = !noDoubleQuant
-            options.computeDType = Self.dtype(computeDType)!
-            options.profile = QuantizationProfile(rawValue: profile)!
+            options.computeDType = computeDType.dtype
+            options.profile = profile.profile
             options.plan = BnbQuantizationPlan(include: include, skip: skip)
-            if let maxShardSize { options.maxShardBytes = ShardPlan.parseSize(maxShardSize)! }
+            if let maxShardSize { options.maxShardBytes = maxShardSize.byteCount }
             if let threads { options.threads = threads }
             options.overwrite = outputOptions.force
         options.format = outputOptions.format?.format
@@ -91,7 +77,7 @@ struct Convert: AsyncParsableCommand {
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)
             guard !outputOptions.quiet else { return }
             for (tensor, count) in summary.nonFinite {
-                FileAccess.writeStandardError("warning: tensor '\(tensor)' has \(count) NaN/Inf values, coded by the \(profile) profile's rules\n")
+                FileAccess.writeStandardError("warning: tensor '\(tensor)' has \(count) NaN/Inf values, coded by the \(profile.profile.rawValue) profile's rules\n")
             }
             var line = "\(summary.tensorsQuantized) tensors quantized"
             if summary.tensorsDequantized > 0 { line = "\(summary.tensorsDequantized) tensors dequantized" }

@@ -14,13 +14,13 @@ struct Fixture: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The preset: \(FixtureGenerator.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var preset: String
+    @Argument(help: "The preset (any case).")
+    var preset: PresetArgument
 
     @OptionGroup var output: OutputOptions
 
-    @Option(help: "Element type of the weights: f16, bf16 or f32.")
-    var dtype = "f16"
+    @Option(help: "Element type of the weights, any case: \(NumberFormat.spellings(FloatTypeArgument.accepted)).")
+    var dtype = FloatTypeArgument(.f16)
 
     @Option(help: "Seed of the generator.")
     var seed: UInt64 = 0
@@ -34,31 +34,28 @@ struct Fixture: AsyncParsableCommand {
     @Option(help: "Where to write the adapter (default: OUTPUT-lora).")
     var adapterOutput: String?
 
-    @Option(help: "Largest shard, e.g. 5GB, 500MB, 2GiB (default 5GB, as huggingface_hub).")
-    var maxShardSize = "5GB"
+    @Option(
+        help: "Largest shard, any case: 5GB, 30mb, 500MiB, 2GiB or bytes (default 5GB, as huggingface_hub).",
+        transform: ByteSizeArgument.parse)
+    var maxShardSize: ByteSizeArgument?
 
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
     func validate() throws {
-        guard FixtureGenerator.Preset(rawValue: preset) != nil else {
-            throw ValidationError("Unknown preset '\(preset)'; choose one of \(FixtureGenerator.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
-        }
-        guard ["f16", "bf16", "f32"].contains(dtype) else { throw ValidationError("--dtype must be f16, bf16 or f32.") }
-        guard ShardPlan.parseSize(maxShardSize) != nil else { throw ValidationError("--max-shard-size '\(maxShardSize)' is not a size like 5GB or 500MB.") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1.") }
         if let loraRank, loraRank < 1 { throw ValidationError("--lora-rank must be at least 1.") }
     }
 
     func run() async throws {
-        var options = FixturePipeline.Options(preset: FixtureGenerator.Preset(rawValue: preset)!)
-        options.dtype = ["f16": DType.f16, "bf16": .bf16, "f32": .f32][dtype]!
+        var options = FixturePipeline.Options(preset: preset.preset)
+        options.dtype = dtype.dtype
         options.seed = seed
         options.layers = layers
         options.loraRank = loraRank
         options.adapterOutput = adapterOutput
-        options.maxShardBytes = ShardPlan.parseSize(maxShardSize)!
+        if let maxShardSize { options.maxShardBytes = maxShardSize.byteCount }
         options.overwrite = output.force
         options.format = output.format?.format
         if let threads { options.threads = threads }
@@ -72,4 +69,15 @@ struct Fixture: AsyncParsableCommand {
         if let adapter = summary.adapterPath { text += "wrote adapter \(adapter)\n" }
         FileAccess.writeStandardError(text)
     }
+}
+
+/// The fixture preset, any case (`tiny`, `Llama-1B`).
+struct PresetArgument: ExpressibleByArgument, Sendable {
+    let preset: FixtureGenerator.Preset
+
+    init?(argument: String) {
+        guard let preset = FixtureGenerator.Preset(rawValue: argument.lowercased()) else { return nil }
+        self.preset = preset
+    }
+    static var allValueStrings: [String] { FixtureGenerator.Preset.allCases.map(\.rawValue) }
 }

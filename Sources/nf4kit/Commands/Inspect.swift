@@ -36,8 +36,10 @@ struct Inspect: AsyncParsableCommand {
         help: "Comma-separated module names that get LoRA (default: every Linear layer except lm_head).")
     var loraTargets: String?
 
-    @Option(name: .customLong("lora-dtype"), help: "Element type of the LoRA parameters: f32 or bf16.")
-    var loraDType: String = "f32"
+    @Option(
+        name: .customLong("lora-dtype"),
+        help: "Element type of the LoRA parameters, any case: \(NumberFormat.spellings(LoRADTypeArgument.accepted)).")
+    var loraDType = LoRADTypeArgument(.f32)
 
     @Flag(help: "Quantize each weight in memory with every scheme and report the error and bytes per scheme.")
     var sensitivity = false
@@ -45,8 +47,8 @@ struct Inspect: AsyncParsableCommand {
     @Option(help: "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, bf16.")
     var schemes: String?
 
-    @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity (32 ... 4096, a power of two).")
-    var blocksize: Int?
+    @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity.")
+    var blocksize: BlockSizeArgument?
 
     @Option(help: "Worker threads for --sensitivity (default: every core).")
     var threads: Int?
@@ -67,10 +69,6 @@ struct Inspect: AsyncParsableCommand {
         if sensitivity && (path == nil || isConfigFile) {
             throw ValidationError("--sensitivity needs a checkpoint to quantize.")
         }
-        if let blocksize, !BlockQuantizer.supportedBlocksizes.contains(blocksize) {
-            throw ValidationError(
-                "--blocksize must be one of \(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", ")).")
-        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if let schemes, let message = Self.failure({ _ = try QuantizationScheme.parseList(schemes) }) {
             throw ValidationError("--schemes: " + message)
@@ -78,17 +76,14 @@ struct Inspect: AsyncParsableCommand {
         if let whatIf, let message = Self.failure({ _ = try WhatIfReport.presets(in: whatIf) }) {
             throw ValidationError("--what-if: " + message)
         }
-        if whatIf != nil && (loraTargets != nil || loraDType != "f32") {
+        if whatIf != nil && (loraTargets != nil || loraDType.format != .f32) {
             throw ValidationError("--what-if puts LoRA on every Linear layer in F32; --lora-targets and --lora-dtype do not apply.")
         }
-        if loraRank == nil && (loraTargets != nil || loraDType != "f32") {
+        if loraRank == nil && (loraTargets != nil || loraDType.format != .f32) {
             throw ValidationError("--lora-targets and --lora-dtype need --lora-rank.")
         }
         if let loraRank, loraRank < 1 || loraRank > TrainingMemoryOptions.maxRank {
             throw ValidationError("--lora-rank must be between 1 and \(TrainingMemoryOptions.maxRank).")
-        }
-        if LoRAParameterDType(rawValue: loraDType) == nil {
-            throw ValidationError("--lora-dtype must be f32 or bf16.")
         }
         if let loraTargets, parsedTargets(loraTargets).isEmpty {
             throw ValidationError("--lora-targets names no module.")
@@ -102,12 +97,12 @@ struct Inspect: AsyncParsableCommand {
                 return
             }
             guard let path else { return }
-            let source = try ModelSource.openAny(path)
+            let source = try ModelSource.open(path)
             var training: TrainingMemoryOptions?
             if let loraRank {
                 training = TrainingMemoryOptions(
                     rank: loraRank, targets: loraTargets.map(parsedTargets),
-                    adapterDType: LoRAParameterDType(rawValue: loraDType) ?? .f32)
+                    adapterDType: loraDType.dtype)
             }
             let report = try InspectionReport.inspect(source, training: training)
             let text = json ? report.jsonText : InspectionTextRenderer(report: report, showTensors: tensors).render()
@@ -138,14 +133,14 @@ struct Inspect: AsyncParsableCommand {
         var sensitivityReport: SensitivityReport?
         var whatIfReport: WhatIfReport?
         var source: ModelSource?
-        if let path, !isConfigFile { source = try ModelSource.openAny(path) }
+        if let path, !isConfigFile { source = try ModelSource.open(path) }
         if sensitivity, let source {
             guard !source.isAdapter else {
                 throw CheckpointError(.invalidArgument, "--sensitivity quantizes a base model, and this is a LoRA adapter", file: source.path)
             }
             let options = SensitivityOptions(
                 schemes: try schemes.map(QuantizationScheme.parseList) ?? QuantizationScheme.defaultSchemes,
-                blocksize: blocksize ?? 64, threads: threads ?? max(1, FileAccess.processorCount))
+                blocksize: blocksize?.value ?? 64, threads: threads ?? max(1, FileAccess.processorCount))
             let showProgress = FileAccess.isStandardErrorTerminal
             sensitivityReport = try SensitivityReport.analyze(source.checkpoint, options: options) { done, total in
                 guard showProgress else { return }

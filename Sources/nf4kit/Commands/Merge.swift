@@ -1,12 +1,6 @@
 import ArgumentParser
 import NF4Kit
 
-/// `--to` values; the same names as ``MergeOptions/Target``.
-enum MergeTargetArgument: String, ExpressibleByArgument, CaseIterable {
-    case same, f16, bf16, f32, nf4, fp4
-    var target: MergeOptions.Target { MergeOptions.Target(rawValue: rawValue)! }
-}
-
 struct Merge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Merge PEFT LoRA or DoRA adapters into a base checkpoint.",
@@ -29,11 +23,12 @@ struct Merge: AsyncParsableCommand {
     @Option(help: "Comma-separated weights, one per adapter (default 1 each).")
     var weights: String?
 
-    @Option(help: "The output form: same (keep the base's form), f16, bf16, f32, nf4 or fp4.")
-    var to: MergeTargetArgument = .same
+    @Option(
+        help: "The output form, any case: same (keep the base's form), \(NumberFormat.spellings(MergeTargetArgument.accepted)).")
+    var to = MergeTargetArgument(nil)
 
     @Option(help: "Block size for --to nf4|fp4 (a 4-bit base keeps its own by default).")
-    var blocksize: Int?
+    var blocksize: BlockSizeArgument?
 
     @Flag(help: "Quantize without double quantization (--to nf4|fp4).")
     var noDoubleQuant = false
@@ -62,9 +57,6 @@ struct Merge: AsyncParsableCommand {
         if plain && noDoubleQuant {
             throw ValidationError("--no-double-quant only applies to a 4-bit output (--to nf4|fp4|same).")
         }
-        if let blocksize, blocksize < 32 || blocksize > 4096 || blocksize & (blocksize - 1) != 0 {
-            throw ValidationError("--blocksize must be a power of two from 32 to 4096 (got \(blocksize)).")
-        }
     }
 
     private func parsedWeights() throws -> [Double]? {
@@ -85,7 +77,7 @@ struct Merge: AsyncParsableCommand {
         if let threads { options.threadCount = threads }
         options.target = to.target
         options.weights = try parsedWeights()
-        options.blocksize = blocksize
+        options.blocksize = blocksize?.value
         options.doubleQuantization = !noDoubleQuant
         options.allowNonFinite = allowNonfinite
         options.overwrite = outputOptions.force

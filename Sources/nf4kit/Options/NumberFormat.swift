@@ -1,0 +1,160 @@
+import ArgumentParser
+import NF4Kit
+
+/// The number formats a user can name on the command line, with the spellings people type, in one table.
+///
+/// Matching ignores case (`NF4`, `Q8_0`, `BFloat16`). A format that a command does not produce yet is still
+/// recognized here; each option type below accepts the subset its command writes and lists it when refusing a value.
+/// The llama-quantize file types (`q4_k_m`, ...) are added here, once, when a command can write them.
+enum NumberFormat: String, CaseIterable, Sendable {
+    case nf4, fp4, f16, bf16, f32, q8_0, q4_0
+
+    /// The spellings accepted besides the canonical name (lowercase): PyTorch and transformers names, llama.cpp's.
+    var aliases: [String] {
+        switch self {
+        case .f16: ["fp16", "float16", "half"]
+        case .bf16: ["bfloat16"]
+        case .f32: ["fp32", "float32", "float"]
+        case .nf4, .fp4, .q8_0, .q4_0: []
+        }
+    }
+
+    /// The format `text` names, in any case, or `nil`.
+    init?(spelling text: String) {
+        let key = text.lowercased()
+        guard let found = Self.allCases.first(where: { $0.rawValue == key || $0.aliases.contains(key) }) else {
+            return nil
+        }
+        self = found
+    }
+
+    /// The element type of a plain float format.
+    var floatDType: DType? {
+        switch self {
+        case .f16: .f16
+        case .bf16: .bf16
+        case .f32: .f32
+        case .nf4, .fp4, .q8_0, .q4_0: nil
+        }
+    }
+
+    /// How help texts list the accepted spellings of `formats`: `f16 (fp16, float16, half), bf16 (bfloat16)`.
+    static func spellings(_ formats: [NumberFormat]) -> String {
+        formats.map { $0.aliases.isEmpty ? $0.rawValue : "\($0.rawValue) (\($0.aliases.joined(separator: ", ")))" }
+            .joined(separator: ", ")
+    }
+}
+
+/// `convert --to`: a bitsandbytes 4-bit format or a plain float type.
+struct ConvertTarget: ExpressibleByArgument, Sendable, Equatable {
+    static let accepted: [NumberFormat] = [.nf4, .fp4, .f16, .bf16, .f32]
+    let format: NumberFormat
+
+    init(_ format: NumberFormat) { self.format = format }
+    init?(argument: String) {
+        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
+        self.format = format
+    }
+    static var allValueStrings: [String] { accepted.map(\.rawValue) }
+    var defaultValueDescription: String { format.rawValue }
+
+    var target: QuantizePipeline.Target { QuantizePipeline.Target(rawValue: format.rawValue)! }
+    var isQuantized: Bool { format == .nf4 || format == .fp4 }
+}
+
+/// `merge --to`: `same` (the base's form), a plain float type or a bitsandbytes 4-bit format.
+struct MergeTargetArgument: ExpressibleByArgument, Sendable, Equatable {
+    static let accepted: [NumberFormat] = [.f16, .bf16, .f32, .nf4, .fp4]
+    /// `nil` for `same`.
+    let format: NumberFormat?
+
+    init(_ format: NumberFormat?) { self.format = format }
+    init?(argument: String) {
+        if argument.lowercased() == "same" {
+            format = nil
+            return
+        }
+        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
+        self.format = format
+    }
+    static var allValueStrings: [String] { ["same"] + accepted.map(\.rawValue) }
+    var defaultValueDescription: String { format?.rawValue ?? "same" }
+
+    var target: MergeOptions.Target { MergeOptions.Target(rawValue: format?.rawValue ?? "same")! }
+}
+
+/// A plain float element type (`--compute-dtype`, `fixture --dtype`, `inspect --lora-dtype`).
+struct FloatTypeArgument: ExpressibleByArgument, Sendable, Equatable {
+    static let accepted: [NumberFormat] = [.f16, .bf16, .f32]
+    let format: NumberFormat
+
+    init(_ format: NumberFormat) { self.format = format }
+    init?(argument: String) {
+        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
+        self.format = format
+    }
+    static var allValueStrings: [String] { accepted.map(\.rawValue) }
+    var defaultValueDescription: String { format.rawValue }
+
+    var dtype: DType { format.floatDType! }
+}
+
+/// `--profile`: the rounding rules to reproduce (cpu or cuda, any case).
+struct ProfileArgument: ExpressibleByArgument, Sendable, Equatable {
+    let profile: QuantizationProfile
+
+    init(_ profile: QuantizationProfile) { self.profile = profile }
+    init?(argument: String) {
+        guard let profile = QuantizationProfile(rawValue: argument.lowercased()) else { return nil }
+        self.profile = profile
+    }
+    static var allValueStrings: [String] { QuantizationProfile.allCases.map(\.rawValue) }
+    var defaultValueDescription: String { profile.rawValue }
+}
+
+/// `--blocksize`: elements per 4-bit block, one of the sizes bitsandbytes accepts (32 ... 4096, powers of two).
+struct BlockSizeArgument: ExpressibleByArgument, Sendable, Equatable {
+    let value: Int
+
+    init(_ value: Int) { self.value = value }
+    init?(argument: String) {
+        guard let value = Int(argument), BlockQuantizer.supportedBlocksizes.contains(value) else { return nil }
+        self.value = value
+    }
+    static var allValueStrings: [String] { BlockQuantizer.supportedBlocksizes.map(String.init) }
+    var defaultValueDescription: String { String(value) }
+}
+
+/// `--max-shard-size`: a byte count written the way transformers and huggingface_hub users write it.
+///
+/// Any case: `5GB`, `30mb`, `500MiB`, `2GiB`; KB/MB/GB/TB are decimal, KiB/MiB/GiB/TiB binary, a plain integer is
+/// bytes (``ShardPlan/parseSize(_:)``). Declared with `transform: ByteSizeArgument.parse` so that a refused value gets
+/// an error saying what a size looks like.
+struct ByteSizeArgument: Sendable, Equatable {
+    let byteCount: Int
+
+    static func parse(_ text: String) throws -> ByteSizeArgument {
+        guard let bytes = ShardPlan.parseSize(text) else {
+            throw ValidationError(
+                "expected a positive size such as 5GB, 30mb, 500MiB, 2GiB or a byte count (KB, MB, GB, TB are decimal; "
+                    + "KiB, MiB, GiB, TiB binary; any case)")
+        }
+        return ByteSizeArgument(byteCount: bytes)
+    }
+}
+
+/// `inspect --lora-dtype`: the element type of LoRA parameters (f32 or bf16, any spelling of them).
+struct LoRADTypeArgument: ExpressibleByArgument, Sendable, Equatable {
+    static let accepted: [NumberFormat] = [.f32, .bf16]
+    let format: NumberFormat
+
+    init(_ format: NumberFormat) { self.format = format }
+    init?(argument: String) {
+        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
+        self.format = format
+    }
+    static var allValueStrings: [String] { accepted.map(\.rawValue) }
+    var defaultValueDescription: String { format.rawValue }
+
+    var dtype: LoRAParameterDType { format == .bf16 ? .bf16 : .f32 }
+}
