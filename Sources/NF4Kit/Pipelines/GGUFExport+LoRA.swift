@@ -17,7 +17,7 @@ extension GGUFExport {
     ///   (`modules_to_save`) or embedding LoRA; `.shapeMismatch`/`.refused` for targets the base lacks; `.notFound`
     ///   when no base config is found.
     public static func exportAdapter(adapter: String, output: String, options: Options = Options()) throws -> Summary {
-        try exportAdapter(source: try ModelSource.openAny(adapter), output: output, options: options)
+        try exportAdapter(source: try ModelSource.open(adapter), output: output, options: options)
     }
 
     static func exportAdapter(source: ModelSource, output: String, options: Options) throws -> Summary {
@@ -46,7 +46,7 @@ extension GGUFExport {
         let basePath = try resolveBase(adapter: source.path, adapterConfig: adapterConfig, given: options.base)
         let baseConfigPath = basePath + "/config.json"
         let config = try LlamaModelConfig.read(path: baseConfigPath)
-        let baseSource = try? ModelSource.openAny(basePath)
+        let baseSource = try? ModelSource.open(basePath)
         let baseTensors = baseSource.map { source -> [String: Shape] in
             var shapes: [String: Shape] = [:]
             for t in source.checkpoint.tensors { shapes[t.name] = t.shape }

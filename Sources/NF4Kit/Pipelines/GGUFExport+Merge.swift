@@ -27,7 +27,7 @@ extension GGUFExport {
         }
         var merge = mergeOptions
         if merge.target == .same || merge.target == .nf4 || merge.target == .fp4 {
-            let source = try ModelSource.openAny(base)
+            let source = try ModelSource.open(base)
             let fourBit = try !BnbQuantizedWeight.groups(in: source.checkpoint.tensors).isEmpty
             if fourBit || merge.target != .same { merge.target = .f32 }
         }

@@ -85,7 +85,7 @@ public enum GGUFExport {
         input: String, output: String, options: Options = Options(),
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
-        let source = try ModelSource.openAny(input)
+        let source = try ModelSource.open(input)
         if source.isAdapter { return try exportAdapter(source: source, output: output, options: options) }
         return try exportModel(source: source, output: output, options: options, progress: progress)
     }
@@ -95,7 +95,7 @@ public enum GGUFExport {
         input: String, output: String, options: Options = Options(),
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
-        try exportModel(source: try ModelSource.openAny(input), output: output, options: options, progress: progress)
+        try exportModel(source: try ModelSource.open(input), output: output, options: options, progress: progress)
     }
 
     /// One tensor of the output: where its values come from and what it becomes.
