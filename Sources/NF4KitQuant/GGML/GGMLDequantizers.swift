@@ -389,11 +389,11 @@ enum GGMLDequantizers {
         Float(Int8(bitPattern: UInt8(truncatingIfNeeded: point >> (8 * UInt64(j)))))
     }
 
-    // IQ1_S, 50 bytes: f16 d, 32 bytes of grid index low bits, 4 u16 qh (per 64 values: 4 x 3 high index bits, a 3-bit
+    // IQ1_S, 50 bytes: f16 d, 32 bytes of grid index low bits, 8 u16 qh (per 32 values: 4 x 3 high index bits, a 3-bit
     // scale at bits 12-14, the delta sign at bit 15). x = (d * (2s + 1)) * (g + delta).
     private static func iq1_s(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
-        for k in 0..<4 {
+        for k in 0..<8 {
             let qh = u16(b, 34 + 2 * k)
             let dl = d * Float(2 * ((qh >> 12) & 7) + 1)
             let delta = qh & 0x8000 == 0 ? iq1Delta : -iq1Delta
