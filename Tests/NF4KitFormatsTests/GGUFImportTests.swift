@@ -75,6 +75,16 @@ import Testing
         }
     }
 
+    @Test func `the in-memory model has the folder's tensors and side files`() throws {
+        let model = try GGUFImport.model(ggufPath: Self.gguf, dtype: .f32)
+        let golden = try SafetensorsReader.read(path: Self.golden + "/model.safetensors").tensorsByName
+        #expect(model.checkpoint.tensors.count == golden.count)
+        for tensor in model.checkpoint.tensors {
+            #expect(tensor.bytes.array == golden[tensor.name]?.bytes.array, "\(tensor.name)")
+        }
+        #expect(model.sideFiles.map(\.name) == ["config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
+    }
+
     @Test func `the inverse name map undoes the spec table and the row shuffle undoes the permutation`() {
         #expect(LlamaGGUFImportNames.target(for: "blk.1.attn_output.weight")?.name == "model.layers.1.self_attn.o_proj.weight")
         #expect(LlamaGGUFImportNames.target(for: "blk.0.ffn_norm.weight")?.name == "model.layers.0.post_attention_layernorm.weight")

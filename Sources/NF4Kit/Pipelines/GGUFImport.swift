@@ -83,6 +83,36 @@ public enum GGUFImport {
             file: file, hyper: hyper, entries: entries, sideFiles: sideFiles, to: outputPath, options: options)
     }
 
+    /// The Hugging Face model of a Llama GGUF in memory, for pipelines that take a checkpoint (GGUF -> NF4 is this
+    /// model quantized, exactly as if its folder had been written and converted).
+    public struct Model: Sendable {
+        /// Hugging Face names, in GGUF file order, every tensor of `dtype` (heap memory: the whole model decoded).
+        public var checkpoint: Checkpoint
+        /// `config.json`, `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` as ``run(ggufPath:outputPath:options:)``
+        /// writes them.
+        public var sideFiles: [(name: String, bytes: [UInt8])]
+    }
+
+    /// Reads the Llama GGUF at `ggufPath` as its Hugging Face model, decoded to `dtype` (f32, f16 or bf16).
+    ///
+    /// - Throws: as ``run(ggufPath:outputPath:options:)``, except the output errors.
+    /// - Complexity: O(elements); holds every decoded tensor (4 or 2 bytes per weight).
+    public static func model(ggufPath: String, dtype: DType = .f32) throws(CheckpointError) -> Model {
+        guard [.f32, .f16, .bf16].contains(dtype) else {
+            throw CheckpointError(.invalidArgument, "a GGUF import produces f32, f16 or bf16 tensors, not \(dtype)")
+        }
+        let file = try GGUFFile.read(path: ggufPath)
+        let hyper = try hyperparameters(of: file)
+        var tensors: [Tensor] = []
+        for entry in try plan(file, hyper) {
+            tensors.append(try tensor(entry, in: file, hyper, dtype: dtype))
+        }
+        let sideFiles = try [("config.json", configJSON(file, hyper, dtype: dtype))] + tokenizerFiles(file)
+        return Model(
+            checkpoint: Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata),
+            sideFiles: sideFiles.map { (name: $0.0, bytes: $0.1) })
+    }
+
     // MARK: - Pieces
 
     /// The hyperparameters, checked: every count positive, heads dividing the embedding, rows splitting into heads.
@@ -208,6 +238,28 @@ public enum GGUFImport {
         return unpermuted
     }
 
+    /// The tensor of `entry` under its Hugging Face name and PyTorch shape, as `dtype` (f32, or f16/bf16 rounded to
+    /// nearest even from gguf-py's f32 values), in heap memory.
+    public static func tensor(
+        _ entry: Entry, in file: GGUFFile, _ hyper: Hyperparameters, dtype: DType
+    ) throws(CheckpointError) -> Tensor {
+        let values = try values(of: entry, in: file, hyper)
+        let bytes: TensorBytes
+        if dtype == .f32 {
+            bytes = values.withUnsafeBytes { TensorBytes(copying: $0, description: entry.target.name) }
+        } else {
+            let region = MappedRegion(filling: values.count * 2, description: entry.target.name) { out in
+                values.withUnsafeBufferPointer { FloatConversion.narrow($0, to: dtype, into: out) }
+            }
+            bytes = region.all
+        }
+        return Tensor(
+            descriptor: TensorDescriptor(
+                name: entry.target.name, dtype: dtype, shape: entry.source.shape, file: file.path,
+                fileOffset: entry.source.fileOffset, byteCount: bytes.count),
+            bytes: bytes)
+    }
+
     /// `config.json` as transformers writes it for a Llama read from a GGUF (sorted keys, indent 2), without
     /// `transformers_version` (nf4kit is not transformers).
     public static func configJSON(_ file: GGUFFile, _ hyper: Hyperparameters, dtype: DType) -> [UInt8] {
@@ -283,17 +335,7 @@ public enum GGUFImport {
         let writer = try SafetensorsFolderWriter(
             path: path, plan: plan, overwrite: options.overwrite, inputs: [file.path])
         for entry in entries {
-            let values = try values(of: entry, in: file, hyper)
-            let bytes: TensorBytes
-            if options.dtype == .f32 {
-                bytes = values.withUnsafeBytes { TensorBytes(copying: $0, description: entry.target.name) }
-            } else {
-                let region = MappedRegion(filling: values.count * 2, description: entry.target.name) { out in
-                    values.withUnsafeBufferPointer { FloatConversion.narrow($0, to: options.dtype, into: out) }
-                }
-                bytes = region.all
-            }
-            try writer.write(entry.target.name, bytes: bytes)
+            try writer.write(entry.target.name, bytes: tensor(entry, in: file, hyper, dtype: options.dtype).bytes)
             file.bytes(of: entry.source).releasePages()
         }
         for (name, bytes) in sideFiles { try writer.writeSideFile(name, bytes: bytes) }
