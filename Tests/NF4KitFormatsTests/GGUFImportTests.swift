@@ -18,7 +18,9 @@ import Testing
         return (dir, out)
     }
 
-    @Test func `Q4_K_M imports to transformers' float32 tensors bit for bit, names back and q and k un-permuted`() throws {
+    @Test func `Q4_K_M imports to transformers' float32 tensors bit for bit, names back and q and k un-permuted`()
+        throws
+    {
         let (dir, out) = try imported()
         defer { dir.cleanup() }
         let ours = try SafetensorsReader.read(path: out + "/model.safetensors")
@@ -82,12 +84,19 @@ import Testing
         for tensor in model.checkpoint.tensors {
             #expect(tensor.bytes.array == golden[tensor.name]?.bytes.array, "\(tensor.name)")
         }
-        #expect(model.sideFiles.map(\.name) == ["config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
+        #expect(
+            model.sideFiles.map(\.name) == [
+                "config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+            ])
     }
 
     @Test func `the inverse name map undoes the spec table and the row shuffle undoes the permutation`() {
-        #expect(LlamaGGUFImportNames.target(for: "blk.1.attn_output.weight")?.name == "model.layers.1.self_attn.o_proj.weight")
-        #expect(LlamaGGUFImportNames.target(for: "blk.0.ffn_norm.weight")?.name == "model.layers.0.post_attention_layernorm.weight")
+        #expect(
+            LlamaGGUFImportNames.target(for: "blk.1.attn_output.weight")?.name
+                == "model.layers.1.self_attn.o_proj.weight")
+        #expect(
+            LlamaGGUFImportNames.target(for: "blk.0.ffn_norm.weight")?.name
+                == "model.layers.0.post_attention_layernorm.weight")
         #expect(LlamaGGUFImportNames.target(for: "output.weight")?.name == "lm_head.weight")
         #expect(LlamaGGUFImportNames.target(for: "blk.01.attn_q.weight") == nil)
         #expect(LlamaGGUFImportNames.target(for: "rope_freqs.weight") == nil)

@@ -22,7 +22,7 @@ import Testing
         let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.gguf))
         let cut = dir.file("cut.gguf")
         // blk.1.ffn_up.weight (Q4_K, 110592 bytes) starts at absolute 1215328 + 22912; keep half of its blocks.
-        try bytes.prefix(22912 + 1215328 + 55296 + 7).write(to: URL(fileURLWithPath: cut))
+        try bytes.prefix(22912 + 1_215_328 + 55296 + 7).write(to: URL(fileURLWithPath: cut))
         let error = #expect(throws: CheckpointError.self) { try GGUFBridge.readCheckpoint(path: cut) }
         #expect(error?.code == .truncated)
         #expect(error?.tensor == "blk.1.ffn_up.weight" && error?.file == cut)

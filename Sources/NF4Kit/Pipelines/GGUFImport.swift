@@ -77,7 +77,8 @@ public enum GGUFImport {
         let file = try GGUFFile.read(path: ggufPath)
         let hyper = try hyperparameters(of: file)
         let entries = try plan(file, hyper)
-        let sideFiles = try [("config.json", configJSON(file, hyper, dtype: options.dtype))]
+        let sideFiles =
+            try [("config.json", configJSON(file, hyper, dtype: options.dtype))]
             + tokenizerFiles(file)
         return try writeFolder(
             file: file, hyper: hyper, entries: entries, sideFiles: sideFiles, to: outputPath, options: options)

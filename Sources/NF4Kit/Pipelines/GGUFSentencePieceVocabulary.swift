@@ -45,7 +45,8 @@ struct GGUFSentencePieceVocabulary {
             try (file["tokenizer.ggml.token_type"] == nil ? [] : array("tokenizer.ggml.token_type")).compactMap {
                 $0.integerValue.map { Int32(truncatingIfNeeded: $0) }
             }
-        guard tokens.count == tokenValues.count, scores.count == tokens.count, types.isEmpty || types.count == tokens.count
+        guard tokens.count == tokenValues.count, scores.count == tokens.count,
+            types.isEmpty || types.count == tokens.count
         else {
             throw CheckpointError(
                 .malformedHeader,
@@ -137,10 +138,14 @@ struct GGUFSentencePieceVocabulary {
                 ]))
         }
         func special(_ token: String, _ typeID: Int) -> JSONValue {
-            .object(JSONObject([("SpecialToken", .object(JSONObject([("id", .string(token)), ("type_id", .integer(typeID))])))]))
+            .object(
+                JSONObject([
+                    ("SpecialToken", .object(JSONObject([("id", .string(token)), ("type_id", .integer(typeID))])))
+                ]))
         }
         func sequence(_ name: String, _ typeID: Int) -> JSONValue {
-            .object(JSONObject([("Sequence", .object(JSONObject([("id", .string(name)), ("type_id", .integer(typeID))])))]))
+            .object(
+                JSONObject([("Sequence", .object(JSONObject([("id", .string(name)), ("type_id", .integer(typeID))])))]))
         }
         let bosToken = addBOS ? bos : nil
         let eosToken = addEOS ? eos : nil
@@ -157,7 +162,12 @@ struct GGUFSentencePieceVocabulary {
         for token in Set([bosToken, eosToken].compactMap { $0 }).sorted() {
             let ids = tokens.firstIndex(of: token).map { [JSONValue.integer($0)] } ?? []
             specials.append(
-                (token, .object(JSONObject([("id", .string(token)), ("ids", .array(ids)), ("tokens", .array([.string(token)]))]))))
+                (
+                    token,
+                    .object(
+                        JSONObject([("id", .string(token)), ("ids", .array(ids)), ("tokens", .array([.string(token)]))])
+                    )
+                ))
         }
         var vocab: [(key: String, value: JSONValue)] = []
         var seen = Set<String>()

@@ -25,26 +25,26 @@ enum GGMLDequantizers {
         let blocks = destination.count / type.blockSize
         let decode: (UnsafeRawBufferPointer, UnsafeMutableBufferPointer<Float>) -> Void
         switch type {
-        case .q5_0: decode = q5_0
-        case .q5_1: decode = q5_1
-        case .q2_K: decode = q2_K
-        case .q3_K: decode = q3_K
-        case .q4_K: decode = q4_K
-        case .q5_K: decode = q5_K
-        case .q6_K: decode = q6_K
-        case .tq1_0: decode = tq1_0
-        case .tq2_0: decode = tq2_0
+        case .q5_0: decode = q50
+        case .q5_1: decode = q51
+        case .q2_K: decode = q2K
+        case .q3_K: decode = q3K
+        case .q4_K: decode = q4K
+        case .q5_K: decode = q5K
+        case .q6_K: decode = q6K
+        case .tq1_0: decode = tq10
+        case .tq2_0: decode = tq20
         case .mxfp4: decode = mxfp4
         case .nvfp4: decode = nvfp4
-        case .iq2_xxs: decode = iq2_xxs
-        case .iq2_xs: decode = iq2_xs
-        case .iq2_s: decode = iq2_s
-        case .iq3_xxs: decode = iq3_xxs
-        case .iq3_s: decode = iq3_s
-        case .iq1_s: decode = iq1_s
-        case .iq1_m: decode = iq1_m
-        case .iq4_nl: decode = iq4_nl
-        case .iq4_xs: decode = iq4_xs
+        case .iq2_xxs: decode = iq2XXS
+        case .iq2_xs: decode = iq2XS
+        case .iq2_s: decode = iq2S
+        case .iq3_xxs: decode = iq3XXS
+        case .iq3_s: decode = iq3S
+        case .iq1_s: decode = iq1S
+        case .iq1_m: decode = iq1M
+        case .iq4_nl: decode = iq4NL
+        case .iq4_xs: decode = iq4XS
         default: preconditionFailure("GGMLDequantizers: no dequantizer for \(type)")
         }
         for block in 0..<blocks {
@@ -59,7 +59,7 @@ enum GGMLDequantizers {
     // MARK: - Legacy 5-bit types (32 values)
 
     // Q5_0, 22 bytes: f16 d, u32 qh (bit j = high bit of element j), 16 bytes of low nibbles as Q4_0. x = d * (q - 16).
-    private static func q5_0(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q50(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         let qh = u32(b, 2)
         for j in 0..<32 {
@@ -69,7 +69,7 @@ enum GGMLDequantizers {
     }
 
     // Q5_1, 24 bytes: f16 d, f16 m, u32 qh, 16 bytes of low nibbles. x = d * q + m.
-    private static func q5_1(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q51(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         let m = half(b, 2)
         let qh = u32(b, 4)
@@ -83,7 +83,7 @@ enum GGMLDequantizers {
 
     // Q2_K, 84 bytes: 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit codes, f16 d, f16 dmin.
     // Element e = 128h + 32s + l is bits 2s of qs[32h + l]; sub-block e / 16. x = (d * sc) * q - (dmin * m).
-    private static func q2_K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q2K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 80)
         let dmin = half(b, 82)
         for g in 0..<16 {
@@ -100,7 +100,7 @@ enum GGMLDequantizers {
     // Q3_K, 110 bytes: 32 bytes hmask, 64 bytes of 2-bit codes, 12 bytes of 6-bit scales, f16 d. Element
     // e = 128h + 32s + l: low bits 2s of qs[32h + l], high bit e / 32 of hmask[l] (set = no offset, clear = -4).
     // x = (d * (scale - 32)) * q.
-    private static func q3_K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q3K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 108)
         for g in 0..<16 {
             let low = (b[96 + g % 8] >> UInt8(4 * (g / 8))) & 0x0F
@@ -129,7 +129,7 @@ enum GGMLDequantizers {
 
     // Q4_K, 144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles. Sub-block g = 2c + s is
     // nibble s of qs[32c + l]. x = (d * sc) * q - (dmin * m).
-    private static func q4_K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q4K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         let dmin = half(b, 2)
         for g in 0..<8 {
@@ -145,7 +145,7 @@ enum GGMLDequantizers {
 
     // Q5_K, 176 bytes: f16 d, f16 dmin, 12 scale bytes, 32 bytes qh (bit g of qh[l] = high bit of sub-block g),
     // 128 bytes of nibbles as Q4_K. x = (d * sc) * q - (dmin * m).
-    private static func q5_K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q5K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         let dmin = half(b, 2)
         for g in 0..<8 {
@@ -161,7 +161,7 @@ enum GGMLDequantizers {
 
     // Q6_K, 210 bytes: 128 bytes ql, 64 bytes qh, 16 int8 scales, f16 d. Element e = 128h + 64s + m: low nibble s of
     // ql[64h + m]; element e = 128h + 32t + l: high bits 2t of qh[32h + l]. x = (d * scale[e / 16]) * (q - 32).
-    private static func q6_K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func q6K(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 208)
         for g in 0..<16 {
             let dl = d * Float(Int8(bitPattern: b[192 + g]))
@@ -183,7 +183,7 @@ enum GGMLDequantizers {
     // TQ1_0, 54 bytes: 48 bytes of 5 base-3 digits each (fixed-point: digit k is (byte * 3^k mod 256) * 3 >> 8),
     // 4 bytes of 4 digits, f16 d. Elements: 32k + l from qs[l] (k < 5), 160 + 16k + l from qs[32 + l],
     // 240 + 4k + l from qh[l]. x = d * (digit - 1).
-    private static func tq1_0(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func tq10(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 52)
         func digit(_ byte: UInt8, _ k: Int) -> Float {
             let scaled = byte &* powersOfThree[k]
@@ -200,7 +200,7 @@ enum GGMLDequantizers {
 
     // TQ2_0, 66 bytes: 64 bytes of 2-bit codes (element 128h + 32s + l is bits 2s of qs[32h + l]), f16 d.
     // x = d * (q - 1).
-    private static func tq2_0(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func tq20(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 64)
         for e in 0..<256 {
             let q = (b[(e / 128) * 32 + e % 32] >> UInt8(2 * ((e / 32) % 4))) & 3
@@ -248,10 +248,12 @@ enum GGMLDequantizers {
 
     // MARK: - IQ4 (non-linear 4-bit)
 
-    private static let iq4Values: [Float] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+    private static let iq4Values: [Float] = [
+        -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+    ]
 
     // IQ4_NL, 18 bytes for 32 values: f16 d, 16 bytes of nibbles as Q4_0. x = d * value.
-    private static func iq4_nl(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq4NL(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for j in 0..<32 {
             y[j] = d * iq4Values[Int(nibble(b[2 + j % 16], j / 16))]
@@ -260,7 +262,7 @@ enum GGMLDequantizers {
 
     // IQ4_XS, 136 bytes: f16 d, u16 scales_h (2 bits per sub-block), 4 bytes scales_l (a nibble per sub-block),
     // 128 bytes of nibbles (sub-block k: value 16s + l is nibble s of qs[16k + l]). x = (d * (scale - 32)) * value.
-    private static func iq4_xs(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq4XS(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         let high = u16(b, 2)
         for k in 0..<8 {
@@ -286,14 +288,18 @@ enum GGMLDequantizers {
     private static func sign(_ bits: UInt8, _ j: Int) -> Float { (bits >> UInt8(j)) & 1 == 0 ? 1 : -1 }
 
     @inline(__always)
-    private static func gridValue(_ point: UInt64, _ j: Int) -> Float { Float(UInt8(truncatingIfNeeded: point >> (8 * UInt64(j)))) }
+    private static func gridValue(_ point: UInt64, _ j: Int) -> Float {
+        Float(UInt8(truncatingIfNeeded: point >> (8 * UInt64(j))))
+    }
 
     @inline(__always)
-    private static func gridValue(_ point: UInt32, _ j: Int) -> Float { Float(UInt8(truncatingIfNeeded: point >> (8 * UInt32(j)))) }
+    private static func gridValue(_ point: UInt32, _ j: Int) -> Float {
+        Float(UInt8(truncatingIfNeeded: point >> (8 * UInt32(j))))
+    }
 
     // IQ2_XXS, 66 bytes: f16 d, then 8 groups of 32 values, each two u32: the first holds 4 grid indices (a byte each,
     // 8 values per point), the second 4 x 7 sign bits and a 4-bit scale at the top. x = (d * (0.5 + s) * 0.25) * g * sign.
-    private static func iq2_xxs(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq2XXS(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for group in 0..<8 {
             let aux = u32(b, 2 + 8 * group + 4)
@@ -310,7 +316,7 @@ enum GGMLDequantizers {
 
     // IQ2_XS, 74 bytes: f16 d, 32 u16 (9-bit grid index, 7 sign bits), 8 bytes of 4-bit scales (one per 16 values).
     // x = (d * (0.5 + s) * 0.25) * g * sign.
-    private static func iq2_xs(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq2XS(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for k in 0..<16 {
             let db = d * (0.5 + Float(nibble(b[66 + k / 2], k % 2))) * 0.25
@@ -327,7 +333,7 @@ enum GGMLDequantizers {
 
     // IQ2_S, 82 bytes: f16 d, 32 bytes of grid index low bits, 32 bytes of signs (one bit per value), 8 bytes qh
     // (2 high index bits per point), 8 bytes of 4-bit scales (one per 16 values). x = (d * (0.5 + s) * 0.25) * g * sign.
-    private static func iq2_s(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq2S(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for k in 0..<16 {
             let db = d * (0.5 + Float(nibble(b[74 + k / 2], k % 2))) * 0.25
@@ -345,7 +351,7 @@ enum GGMLDequantizers {
 
     // IQ3_XXS, 98 bytes: f16 d, 64 grid indices (4 values per point), 8 u32 (4 x 7 sign bits, 4-bit scale at the top)
     // for 8 groups of 32 values. x = (d * (0.5 + s) * 0.5) * g * sign.
-    private static func iq3_xxs(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq3XXS(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for group in 0..<8 {
             let aux = u32(b, 66 + 4 * group)
@@ -364,7 +370,7 @@ enum GGMLDequantizers {
 
     // IQ3_S, 110 bytes: f16 d, 64 bytes of grid index low bits, 8 bytes qh (one high index bit per point), 32 bytes of
     // signs (a bit per value), 4 bytes of 4-bit scales (one per 32 values). x = (d * (1 + 2s)) * g * sign.
-    private static func iq3_s(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq3S(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for k in 0..<8 {
             let db = d * Float(1 + 2 * nibble(b[106 + k / 2], k % 2))
@@ -391,7 +397,7 @@ enum GGMLDequantizers {
 
     // IQ1_S, 50 bytes: f16 d, 32 bytes of grid index low bits, 8 u16 qh (per 32 values: 4 x 3 high index bits, a 3-bit
     // scale at bits 12-14, the delta sign at bit 15). x = (d * (2s + 1)) * (g + delta).
-    private static func iq1_s(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq1S(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let d = half(b, 0)
         for k in 0..<8 {
             let qh = u16(b, 34 + 2 * k)
@@ -411,9 +417,10 @@ enum GGMLDequantizers {
     // IQ1_M, 56 bytes: 32 bytes of grid index low bits, 16 bytes qh (a nibble per point: 3 high index bits and the
     // delta sign), 4 u16 holding 3-bit scales (one per 16 values) and, in their top nibbles, the f16 d.
     // x = (d * (2s + 1)) * (g + delta).
-    private static func iq1_m(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
+    private static func iq1M(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
         let scales = (0..<4).map { u16(b, 48 + 2 * $0) }
-        let dBits = (scales[0] & 0xF000) >> 12 | (scales[1] & 0xF000) >> 8 | (scales[2] & 0xF000) >> 4 | scales[3] & 0xF000
+        let dBits =
+            (scales[0] & 0xF000) >> 12 | (scales[1] & 0xF000) >> 8 | (scales[2] & 0xF000) >> 4 | scales[3] & 0xF000
         let d = FloatConversion.float(fromHalfBits: dBits)
         for k in 0..<16 {
             let dl = d * Float(2 * ((scales[k / 4] >> UInt16(3 * (k % 4))) & 7) + 1)
