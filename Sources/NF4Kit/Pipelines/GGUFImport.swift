@@ -344,3 +344,27 @@ public enum GGUFImport {
         return Summary(path: path, tensorCount: entries.count, byteCount: plan.totalByteCount)
     }
 }
+
+extension GGUFImport {
+    /// Reads any GGUF as a ``Checkpoint`` in Hugging Face terms where it can: a llama.cpp Llama file as its Hugging
+    /// Face model in f32 (``model(ggufPath:dtype:)``: names back, q/k rows un-permuted), any other file as
+    /// ``GGUFBridge/readCheckpoint(path:)`` reads it (GGUF names).
+    ///
+    /// For `diff` against a Hugging Face folder and `convert --to nf4` from a GGUF, which then see the tensors a
+    /// Hugging Face model has.
+    /// - Throws: ``CheckpointError`` from parsing and decoding.
+    public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
+        let file = try GGUFFile.read(path: path)
+        guard file["general.architecture"]?.stringValue == "llama",
+            file.tensors.allSatisfy({ LlamaGGUFImportNames.target(for: $0.name) != nil })
+        else { return try GGUFBridge.checkpoint(from: file) }
+        return try model(ggufPath: path).checkpoint
+    }
+}
+
+extension ModelSource.Readers {
+    /// The readers of ``all``, except that a llama.cpp Llama GGUF reads as its Hugging Face model
+    /// (``GGUFImport/readCheckpoint(path:)``).
+    public static let huggingFace = ModelSource.Readers(
+        gguf: { try GGUFImport.readCheckpoint(path: $0) }, torch: all.torch, torchIndex: all.torchIndex)
+}
