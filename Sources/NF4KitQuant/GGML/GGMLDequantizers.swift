@@ -418,12 +418,12 @@ enum GGMLDequantizers {
     // delta sign), 4 u16 holding 3-bit scales (one per 16 values) and, in their top nibbles, the f16 d.
     // x = (d * (2s + 1)) * (g + delta).
     private static func iq1M(_ b: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>) {
-        let scales = (0..<4).map { u16(b, 48 + 2 * $0) }
         let dBits =
-            (scales[0] & 0xF000) >> 12 | (scales[1] & 0xF000) >> 8 | (scales[2] & 0xF000) >> 4 | scales[3] & 0xF000
+            (u16(b, 48) & 0xF000) >> 12 | (u16(b, 50) & 0xF000) >> 8 | (u16(b, 52) & 0xF000) >> 4 | u16(b, 54) & 0xF000
         let d = FloatConversion.float(fromHalfBits: dBits)
         for k in 0..<16 {
-            let dl = d * Float(2 * ((scales[k / 4] >> UInt16(3 * (k % 4))) & 7) + 1)
+            let scales = u16(b, 48 + 2 * (k / 4))
+            let dl = d * Float(2 * ((scales >> UInt16(3 * (k % 4))) & 7) + 1)
             for p in 0..<2 {
                 let m = 2 * k + p
                 let qh = b[32 + m / 2] >> UInt8(4 * (m % 2))
