@@ -7,10 +7,12 @@ import NF4KitQuant
 public enum GGUFBridge {
     /// Reads a GGUF file as a ``Checkpoint`` (format `.gguf`, PyTorch dimension order).
     ///
-    /// Plain tensors are views of the mapped file; Q8_0, Q4_0 and Q4_1 tensors are dequantized into heap F32 tensors;
-    /// NF4 companion tensors (``GGUFBnbCompanion``) come back as the bitsandbytes tensors they were made from.
+    /// Plain tensors are views of the mapped file; tensors of every ggml block type gguf-py dequantizes (Q4_0 ...
+    /// Q8_0, the k-quants, IQ1-IQ4, TQ1_0/TQ2_0, MXFP4, NVFP4) are dequantized into heap F32 tensors with gguf-py's
+    /// values; NF4 companion tensors (``GGUFBnbCompanion``) come back as the bitsandbytes tensors they were made from.
     ///
-    /// - Throws: ``CheckpointError`` from parsing, `.unsupportedDType` for other ggml block types (Q4_K, IQ4_NL, ...).
+    /// - Throws: ``CheckpointError`` from parsing; `.unsupportedDType` naming the tensor and its type field for a type
+    ///   nf4kit cannot decode (an unknown id, Q8_1, Q8_K, Q1_0).
     public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         try checkpoint(from: GGUFFile.read(path: path))
     }
@@ -50,22 +52,43 @@ public enum GGUFBridge {
         return try GGUFBnbCompanion.encode(tensors, weights: weights, metadata: metadata)
     }
 
-    /// Dequantizes a Q8_0, Q4_0 or Q4_1 tensor to a heap F32 tensor with the PyTorch shape.
+    /// Whether ``dequantize(_:bytes:file:)`` decodes tensors of `type` (a ggml block type).
+    public static func canDequantize(_ type: GGMLType) -> Bool {
+        type.isKnown && type.isQuantized && GGMLBlockCodec.canDequantize(type)
+    }
+
+    /// Dequantizes a tensor of a ggml block type to a heap F32 tensor with the PyTorch shape, with gguf-py's values.
     ///
-    /// - Throws: ``CheckpointError`` `.unsupportedDType` for other block types.
+    /// The F32 result has `elementCount * 4` bytes, at most `bytes.count * blockSize * 4 / typeSize` (21 times the
+    /// stored bytes for IQ1_S, the densest type), so the allocation is bounded by the file's size; it is checked
+    /// against the stored bytes before anything is allocated.
+    ///
+    /// - Throws: ``CheckpointError`` `.unsupportedDType` (at the record's type field) for a type nf4kit cannot decode
+    ///   (unknown ids, Q8_1, Q8_K, Q1_0); `.truncated` when `bytes` is not the size the type and shape need.
     /// - Complexity: O(elements); allocates the F32 result only.
     public static func dequantize(
         _ info: GGUFTensorInfo, bytes: TensorBytes, file: String
     ) throws(CheckpointError) -> Tensor {
         let format = info.type
-        guard GGMLBlockCodec.canDequantize(format) else {
+        guard canDequantize(format) else {
+            let what = format.isKnown ? "ggml type \(format.name)" : "unknown ggml type id \(format.id)"
             throw CheckpointError(
                 .unsupportedDType,
-                "tensor '\(info.name)' has ggml type \(info.type.name), which nf4kit cannot dequantize "
-                    + "(Q8_0, Q4_0 and Q4_1 are supported)",
-                file: file, byteOffset: info.recordOffset, tensor: info.name)
+                "tensor '\(info.name)' has \(what), which nf4kit cannot dequantize (it decodes every type gguf-py "
+                    + "does: Q4_0 ... Q8_0, Q2_K ... Q6_K, IQ1_S ... IQ4_XS, TQ1_0, TQ2_0, MXFP4, NVFP4)",
+                file: file, byteOffset: info.typeFieldOffset, tensor: info.name)
         }
         let count = info.elementCount
+        guard let needed = format.byteCount(dimensions: info.dimensions), needed == bytes.count,
+            count % format.blockSize == 0, count / format.blockSize * format.typeSize == needed
+        else {
+            throw CheckpointError(
+                .truncated,
+                "tensor '\(info.name)' of type \(format.name) and ggml shape \(info.dimensions) needs "
+                    + "\(format.byteCount(dimensions: info.dimensions).map(String.init) ?? "too many") bytes of whole "
+                    + "\(format.typeSize)-byte blocks, but \(bytes.count) bytes are there",
+                file: file, byteOffset: info.fileOffset, tensor: info.name)
+        }
         let region = MappedRegion(filling: count * 4, description: "\(info.name) dequantized from \(format.name)") {
             out in
             bytes.withUnsafeBytes { raw in

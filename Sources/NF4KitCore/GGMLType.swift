@@ -2,7 +2,8 @@
 ///
 /// The set of ids stays open (new ids appear upstream), so this is a struct around the raw id; the known ids are
 /// described by a table (spec gguf.md §2.1). Removed ids (4, 5, 31–33, 36–38) and ids past the table are unknown:
-/// ``init(id:)`` returns `nil` for them and the reader rejects the file naming the id.
+/// ``init(id:)`` returns `nil` for them; ``init(unknownID:)`` keeps them for listing (the GGUF reader does, and
+/// refuses such a tensor only when it must be decoded).
 public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     /// The id written in the file (4-byte little-endian enum).
     public let id: UInt32
@@ -25,6 +26,22 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
         guard id < UInt32(GGMLType.table.count), let known = GGMLType.table[Int(id)] else { return nil }
         self = known
     }
+
+    /// A type id this build does not know, or one ggml removed, kept so that a file's header can still be listed.
+    ///
+    /// Its block geometry is unknown: ``isKnown`` is false, ``name`` is `"unknown(ID)"`, ``blockSize`` is 1 and
+    /// ``typeSize`` 0 (so ``byteCount(dimensions:)`` says nothing true about it; the GGUF reader takes an unknown
+    /// tensor's extent from the data layout instead). Nothing can decode or encode it.
+    public init(unknownID id: UInt32) {
+        if let known = GGMLType(id: id) {
+            self = known
+        } else {
+            self.init(id, "unknown(\(id))", 1, 0)
+        }
+    }
+
+    /// Whether the id is one of ggml's current types (false for ``init(unknownID:)`` of an unknown id).
+    public var isKnown: Bool { GGMLType(id: id) != nil }
 
     /// The type with this ggml name (`"Q8_0"`, case-sensitive), or `nil`.
     public init?(name: String) {

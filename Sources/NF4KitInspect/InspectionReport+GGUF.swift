@@ -34,6 +34,13 @@ extension InspectionReport {
             public var type: String
             public var tensorCount: Int
             public var byteCount: Int
+            /// Elements (weights) stored in this type.
+            public var elementCount: Int
+            /// Whether nf4kit knows the type id (an unknown id is listed, never decoded).
+            public var isKnown: Bool
+            /// Bits per weight of the type itself (`8 * typeSize / blockSize`: 4.5 for Q4_K, 6.5625 for Q6_K), `nil`
+            /// for an unknown type.
+            public var bitsPerWeight: Double?
         }
         /// Stored bytes per ggml type, in type-name order.
         public var bytesByType: [TypeTotal]
@@ -50,19 +57,33 @@ extension InspectionReport {
             tensors = file.tensors.map {
                 TensorRow(name: $0.name, ggmlType: $0.type.name, dimensions: $0.dimensions, byteCount: $0.byteCount, fileOffset: $0.fileOffset)
             }
-            var byType: [String: (Int, Int)] = [:]
-            for tensor in tensors {
-                let current = byType[tensor.ggmlType] ?? (0, 0)
-                byType[tensor.ggmlType] = (current.0 + 1, current.1 + tensor.byteCount)
+            var byType: [String: TypeTotal] = [:]
+            for info in file.tensors {
+                let type = info.type
+                var total = byType[type.name] ?? TypeTotal(
+                    type: type.name, tensorCount: 0, byteCount: 0, elementCount: 0, isKnown: type.isKnown,
+                    bitsPerWeight: type.isKnown ? Double(8 * type.typeSize) / Double(type.blockSize) : nil)
+                total.tensorCount += 1
+                total.byteCount += info.byteCount
+                total.elementCount += info.elementCount
+                byType[type.name] = total
             }
-            bytesByType = byType.keys.sorted().map { TypeTotal(type: $0, tensorCount: byType[$0]!.0, byteCount: byType[$0]!.1) }
+            bytesByType = byType.keys.sorted().map { byType[$0]! }
+        }
+
+        /// Bits per weight of the whole file's tensor data (`8 * bytes / elements` over every tensor of a known type).
+        public var bitsPerWeight: Double? {
+            let known = bytesByType.filter(\.isKnown)
+            let elements = known.reduce(0) { $0 + $1.elementCount }
+            return elements == 0 ? nil : 8 * Double(known.reduce(0) { $0 + $1.byteCount }) / Double(elements)
         }
 
         /// The section as JSON (raw values; metadata values keep their GGUF types as JSON numbers, strings, arrays).
         public var jsonValue: JSONValue {
             .object(JSONObject([
                 ("alignment", .integer(alignment)),
-                ("bytesByType", .array(bytesByType.map { .object(JSONObject([("byteCount", .integer($0.byteCount)), ("tensorCount", .integer($0.tensorCount)), ("type", .string($0.type))])) })),
+                ("bitsPerWeight", bitsPerWeight.map(JSONValue.double) ?? .null),
+                ("bytesByType", .array(bytesByType.map { .object(JSONObject([("bitsPerWeight", $0.bitsPerWeight.map(JSONValue.double) ?? .null), ("byteCount", .integer($0.byteCount)), ("elementCount", .integer($0.elementCount)), ("known", .bool($0.isKnown)), ("tensorCount", .integer($0.tensorCount)), ("type", .string($0.type))])) })),
                 ("metadata", .array(metadata.map { .object(JSONObject([("key", .string($0.key)), ("type", .string($0.type)), ("value", Self.json($0.value))])) })),
                 ("tensors", .array(tensors.map { .object(JSONObject([("byteCount", .integer($0.byteCount)), ("dimensions", .array($0.dimensions.map { .integer($0) })), ("fileOffset", .integer($0.fileOffset)), ("name", .string($0.name)), ("type", .string($0.ggmlType))])) })),
                 ("version", .integer(version)),

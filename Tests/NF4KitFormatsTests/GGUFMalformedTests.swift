@@ -1,3 +1,4 @@
+import NF4Kit
 import NF4KitCore
 import NF4KitFormats
 import NF4KitTestSupport
@@ -118,8 +119,8 @@ import Testing
         expectFailure("offsets_overlap", .malformedHeader, at: 441, tensor: "b")
     }
 
-    @Test func `a removed tensor type id is unsupportedDType at byte 437`() {
-        expectFailure("removed_tensor_type", .unsupportedDType, at: 437, tensor: "b")
+    @Test func `a removed tensor type id reads as unknown and is unsupportedDType at byte 437 when decoded`() throws {
+        try expectUnknownType("removed_tensor_type")
     }
 
     @Test func `a tensor count larger than the file is truncated at byte 8`() {
@@ -166,8 +167,24 @@ import Testing
         expectFailure("truncated_version", .truncated, at: 4, tensor: nil)
     }
 
-    @Test func `an unknown tensor type id is unsupportedDType at byte 437`() {
-        expectFailure("unknown_tensor_type", .unsupportedDType, at: 437, tensor: "b")
+    @Test func `an unknown tensor type id reads as unknown and is unsupportedDType at byte 437 when decoded`() throws {
+        try expectUnknownType("unknown_tensor_type")
+    }
+
+    /// The header of a file whose tensor 'b' has an unknown type id reads (inspect lists it); decoding it fails
+    /// naming the file, the type field (byte 437) and the tensor.
+    private func expectUnknownType(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = Fixture.path("gguf/malformed/\(name).gguf")
+        let file = try GGUFFile.read(path: path)
+        let b = try #require(file.tensor(named: "b"), sourceLocation: sourceLocation)
+        #expect(!b.type.isKnown && b.type.name == "unknown(\(b.type.id))", sourceLocation: sourceLocation)
+        #expect(b.typeFieldOffset == 437, sourceLocation: sourceLocation)
+        let error = #expect(throws: CheckpointError.self, sourceLocation: sourceLocation) {
+            try GGUFBridge.readCheckpoint(path: path)
+        }
+        #expect(error?.code == .unsupportedDType, sourceLocation: sourceLocation)
+        #expect(error?.byteOffset == 437 && error?.tensor == "b" && error?.file == path, sourceLocation: sourceLocation)
+        #expect(error?.message.contains("unknown ggml type id \(b.type.id)") == true, sourceLocation: sourceLocation)
     }
 
     @Test func `an unknown value type id is malformedHeader at byte 52`() {

@@ -12,7 +12,8 @@ public struct GGUFTensorInfo: Hashable, Sendable {
     public var relativeOffset: Int64
     /// The absolute byte offset of the data in the file.
     public var fileOffset: Int64
-    /// Bytes of tensor data (without the padding that follows it).
+    /// Bytes of tensor data (without the padding that follows it). For a type the reader does not know
+    /// (`type.isKnown` false), the bytes up to the next tensor's data or the end of the file, padding included.
     public var byteCount: Int
     /// Number of elements (product of the dimensions).
     public var elementCount: Int
@@ -36,15 +37,21 @@ public struct GGUFTensorInfo: Hashable, Sendable {
 
     /// The PyTorch (row-major, outermost first) shape: the ggml dimensions reversed. The bytes are the same.
     public var shape: Shape { Shape(dimensions.reversed()) }
+
+    /// Byte offset of the record's type field (after the name, `n_dims` and the dimensions).
+    public var typeFieldOffset: Int64 {
+        recordOffset + 8 + Int64(name.utf8.count) + 4 + 8 * Int64(dimensions.count)
+    }
 }
 
 /// A parsed GGUF file (versions 2 and 3, little-endian), memory-mapped; tensor data is handed out as views.
 ///
 /// Parsing validates everything spec gguf.md §4.2 lists before anything is allocated from a file value: counts
-/// against the remaining bytes, string and array lengths, nested arrays, value and tensor type ids, duplicate keys
+/// against the remaining bytes, string and array lengths, nested arrays, value type ids, duplicate keys
 /// and names, `general.alignment` (UINT32, power of two), dimension counts and products, block multiples, and
 /// tensor offsets (aligned, in record order, not overlapping, inside the file). A missing padding after the last
-/// tensor is accepted on read. Every failure is a ``CheckpointError`` naming the file, the byte offset of the field
+/// tensor is accepted on read. A tensor type id this build does not know is kept (``GGMLType/init(unknownID:)``), so
+/// the header can be listed; decoding that tensor is refused. Every failure is a ``CheckpointError`` naming the file, the byte offset of the field
 /// at fault and, where there is one, the tensor.
 public struct GGUFFile: Sendable {
     /// The bytes 'GGUF' at offset 0.
@@ -287,13 +294,9 @@ private struct Parser {
                 }
                 dimensions.append(dimension)
             }
-            let typeOffset = reader.fileOffset
             let typeID = try reader.read(UInt32.self, "type of tensor '\(name)'")
-            guard let type = GGMLType(id: typeID) else {
-                throw fail(
-                    .unsupportedDType, "tensor '\(name)' has unknown or removed ggml type id \(typeID)",
-                    at: typeOffset, tensor: name)
-            }
+            // An unknown or removed id is kept (inspect lists it); decoding such a tensor fails (GGUFBridge).
+            let type = GGMLType(unknownID: typeID)
             guard let elementCount = Shape(dimensions).checkedElementCount else {
                 throw fail(
                     .limitExceeded,
@@ -307,7 +310,8 @@ private struct Parser {
                         + "its block size \(type.blockSize)",
                     at: dimsOffset, tensor: name)
             }
-            guard let byteCount = type.byteCount(dimensions: dimensions) else {
+            // An unknown type's size is not known from its shape: 0 here, its extent in the layout below.
+            guard let byteCount = type.isKnown ? type.byteCount(dimensions: dimensions) : 0 else {
                 throw fail(
                     .limitExceeded,
                     "tensor '\(name)' dimensions \(dimensions) of type \(type.name) need more than \(Int.max) bytes",
@@ -371,6 +375,11 @@ private struct Parser {
                     at: field, tensor: info.name)
             }
             parsed.tensors[index].fileOffset = start
+            if !info.type.isKnown {
+                // The bytes up to the next tensor's data (or the end of the file), padding included.
+                let next = index + 1 < parsed.tensors.count ? parsed.tensors[index + 1].relativeOffset : fileSize - padded
+                parsed.tensors[index].byteCount = Int(max(0, next - info.relativeOffset))
+            }
             previousEnd = info.relativeOffset + Int64(info.byteCount)
             previousName = info.name
         }

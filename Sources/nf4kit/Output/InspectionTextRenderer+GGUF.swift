@@ -7,7 +7,10 @@ extension InspectionTextRenderer {
         lines += F.table([["key", "type", "value"]] + gguf.metadata.map { [$0.key, $0.type, $0.display] })
         lines.append("")
         lines.append("Stored as")
-        lines += F.table([["ggml type", "tensors", "bytes"]] + gguf.bytesByType.map { [$0.type, F.grouped($0.tensorCount), F.grouped($0.byteCount)] })
+        lines += F.table([["ggml type", "tensors", "weights", "bytes", "bits/weight"]] + gguf.bytesByType.map {
+            [$0.type, F.grouped($0.tensorCount), F.grouped($0.elementCount), F.grouped($0.byteCount), $0.bitsPerWeight.map { F.fixed($0, 4) } ?? "unknown type"]
+        })
+        if let bits = gguf.bitsPerWeight { lines.append("all tensors: \(F.fixed(bits, 4)) bits per weight") }
         if showTensors {
             lines.append("")
             lines.append("GGUF tensors (ne = ggml dimensions, fastest first)")

@@ -1,0 +1,33 @@
+public import NF4KitCore
+public import NF4KitFormats
+
+extension GGUFBridge {
+    /// Reads a GGUF file's header as a ``Checkpoint`` without decoding anything: what `inspect` needs.
+    ///
+    /// Plain tensors are views of the mapped file, as in ``readCheckpoint(path:)``. A tensor of a ggml block type,
+    /// known or not (Q4_K, IQ2_XS, an id this build has never seen), is described as stored: dtype `U8`, its logical
+    /// PyTorch shape (so parameter counts are right) and its stored byte count (so sizes are the file's); its bytes
+    /// are the raw blocks. Such tensors are not values: use ``readCheckpoint(path:)`` to compute with them. NF4
+    /// companion tensors are left as stored too.
+    ///
+    /// - Throws: ``CheckpointError`` from parsing only.
+    /// - Complexity: O(header size); tensor data is not touched.
+    public static func readStoredCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
+        let file = try GGUFFile.read(path: path)
+        let tensors = file.tensors.map { info in
+            Tensor(
+                descriptor: TensorDescriptor(
+                    name: info.name, dtype: info.type.dtype ?? .u8, shape: info.shape, file: path,
+                    fileOffset: info.fileOffset, byteCount: info.byteCount),
+                bytes: file.bytes(of: info))
+        }
+        return Checkpoint(format: .gguf, files: [path], tensors: tensors, metadata: file.textMetadata)
+    }
+}
+
+extension ModelSource.Readers {
+    /// The readers of ``all``, except that a GGUF file is read header-only (``GGUFBridge/readStoredCheckpoint(path:)``):
+    /// for `inspect`, which lists any GGUF, even one with a type nf4kit cannot decode, without decoding.
+    public static let headers = ModelSource.Readers(
+        gguf: { try GGUFBridge.readStoredCheckpoint(path: $0) }, torch: all.torch, torchIndex: all.torchIndex)
+}
