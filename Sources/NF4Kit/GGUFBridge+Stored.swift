@@ -14,20 +14,16 @@ extension GGUFBridge {
     /// - Complexity: O(header size); tensor data is not touched.
     public static func readStoredCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         let file = try GGUFFile.read(path: path)
-        let tensors = file.tensors.map { info in
-            Tensor(
-                descriptor: TensorDescriptor(
-                    name: info.name, dtype: info.type.dtype ?? .u8, shape: info.shape, file: path,
-                    fileOffset: info.fileOffset, byteCount: info.byteCount),
-                bytes: file.bytes(of: info))
-        }
+        let tensors = file.tensors.map { info in storedTensor(info, bytes: file.bytes(of: info), file: path) }
         return Checkpoint(format: .gguf, files: [path], tensors: tensors, metadata: file.textMetadata)
     }
-}
 
-extension ModelSource.Readers {
-    /// The readers of ``all``, except that a GGUF file is read header-only (``GGUFBridge/readStoredCheckpoint(path:)``):
-    /// for `inspect`, which lists any GGUF, even one with a type nf4kit cannot decode, without decoding.
-    public static let headers = ModelSource.Readers(
-        gguf: { try GGUFBridge.readStoredCheckpoint(path: $0) }, torch: all.torch, torchIndex: all.torchIndex)
+    /// One tensor as stored: plain types as views, block types (known or not) as `U8` bytes with the logical shape.
+    static func storedTensor(_ info: GGUFTensorInfo, bytes: TensorBytes, file: String) -> Tensor {
+        Tensor(
+            descriptor: TensorDescriptor(
+                name: info.name, dtype: info.type.dtype ?? .u8, shape: info.shape, file: file,
+                fileOffset: info.fileOffset, byteCount: info.byteCount),
+            bytes: bytes)
+    }
 }

@@ -14,4 +14,32 @@ extension ModelSource {
     public static func open(_ path: String) throws -> ModelSource {
         try open(path, ggmlBlocks: GGUFBridge.decodeBlocks)
     }
+
+    /// How ``open(_:gguf:)`` presents the tensors of a GGUF file.
+    public enum GGUFReading: Sendable {
+        /// Values: ggml block types dequantized to F32, GGUF names and row order (``open(_:)``).
+        case values
+        /// As stored, decoding nothing: a block-type tensor (known or not) is dtype `U8` with its logical shape and
+        /// stored byte count (``GGUFBridge/storedTensor(_:bytes:file:)``). What `inspect` needs.
+        case stored
+        /// A llama.cpp-layout Llama GGUF as its Hugging Face model: names back, attn_q/attn_k rows un-permuted
+        /// (``GGUFImport/readCheckpoint(path:)``); other GGUFs read as ``values``.
+        case huggingFace
+    }
+
+    /// Opens `path` as ``open(_:)`` does, reading a GGUF file as `reading` says; other containers are unaffected.
+    public static func open(_ path: String, gguf reading: GGUFReading) throws -> ModelSource {
+        switch reading {
+        case .values:
+            return try open(path)
+        case .stored:
+            return try open(path, ggmlBlocks: GGUFBridge.storedTensor)
+        case .huggingFace:
+            var source = try open(path)
+            if source.kind == .gguf, let file = source.gguf {
+                source.checkpoint = try GGUFImport.readCheckpoint(path: file.path)
+            }
+            return source
+        }
+    }
 }

@@ -91,10 +91,10 @@ import Testing
     }
 
     @Test func `the Hugging Face reader gives a Llama GGUF Hugging Face names and other GGUFs their own`() throws {
-        let llama = try ModelSource.open(Self.gguf, readers: .huggingFace).checkpoint
+        let llama = try ModelSource.open(Self.gguf, gguf: .huggingFace).checkpoint
         #expect(llama.tensor(named: "model.layers.1.self_attn.q_proj.weight")?.shape == [256, 256])
         #expect(llama.tensor(named: "blk.1.attn_q.weight") == nil)
-        let other = try ModelSource.open(Fixture.path("gguf/sample.gguf"), readers: .huggingFace).checkpoint
+        let other = try ModelSource.open(Fixture.path("gguf/sample.gguf"), gguf: .huggingFace).checkpoint
         let plain = try GGUFBridge.readCheckpoint(path: Fixture.path("gguf/sample.gguf"))
         #expect(other.tensors.map(\.name) == plain.tensors.map(\.name))
     }

@@ -8,7 +8,7 @@ import Testing
 /// `inspect` of GGUF files through the header-only readers: k-quants and unknown types, no decoding.
 @Suite struct GGUFInspectTests {
     @Test func `the golden Q4_K_M lists bytes, weights and bits per weight by ggml type`() throws {
-        let source = try ModelSource.open(Fixture.path("gguf-llama/gguf/Q4_K_M.gguf"), readers: .headers)
+        let source = try ModelSource.open(Fixture.path("gguf-llama/gguf/Q4_K_M.gguf"), gguf: .stored)
         let report = try InspectionReport.inspect(source)
         let gguf = try #require(report.gguf)
         let byType = Dictionary(uniqueKeysWithValues: gguf.bytesByType.map { ($0.type, $0) })
@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func `an unknown tensor type id is listed as unknown, not an error`() throws {
-        let source = try ModelSource.open(Fixture.path("gguf/malformed/unknown_tensor_type.gguf"), readers: .headers)
+        let source = try ModelSource.open(Fixture.path("gguf/malformed/unknown_tensor_type.gguf"), gguf: .stored)
         let report = try InspectionReport.inspect(source)
         let unknown = try #require(report.gguf?.bytesByType.first { !$0.isKnown })
         #expect(unknown.type == "unknown(99)" && unknown.bitsPerWeight == nil && unknown.tensorCount == 1)

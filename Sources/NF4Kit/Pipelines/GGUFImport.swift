@@ -361,10 +361,3 @@ extension GGUFImport {
         return try model(ggufPath: path).checkpoint
     }
 }
-
-extension ModelSource.Readers {
-    /// The readers of ``all``, except that a llama.cpp Llama GGUF reads as its Hugging Face model
-    /// (``GGUFImport/readCheckpoint(path:)``).
-    public static let huggingFace = ModelSource.Readers(
-        gguf: { try GGUFImport.readCheckpoint(path: $0) }, torch: all.torch, torchIndex: all.torchIndex)
-}

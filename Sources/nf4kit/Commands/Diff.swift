@@ -31,8 +31,8 @@ struct Diff: AsyncParsableCommand {
 
     func run() async throws {
         let diff = try await reportingErrors {
-            let left = try ModelSource.open(a)
-            let right = try ModelSource.open(b)
+            let left = try ModelSource.open(a, gguf: .huggingFace)
+            let right = try ModelSource.open(b, gguf: .huggingFace)
             return try CheckpointDiff.compare(left.checkpoint, right.checkpoint, threads: threads ?? FileAccess.processorCount)
         }
         let text = json ? JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(diff.jsonValue(a: a, b: b)) + "\n" : render(diff)

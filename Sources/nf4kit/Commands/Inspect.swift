@@ -97,7 +97,7 @@ struct Inspect: AsyncParsableCommand {
                 return
             }
             guard let path else { return }
-            let source = try ModelSource.open(path)
+            let source = try ModelSource.open(path, gguf: .stored)  // inspect reads headers only; nothing is decoded
             var training: TrainingMemoryOptions?
             if let loraRank {
                 training = TrainingMemoryOptions(
