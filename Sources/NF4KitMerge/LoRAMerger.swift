@@ -1,4 +1,3 @@
-import Dispatch
 public import NF4KitCore
 
 /// Computes merged values: applies a ``MergePlan/Action``'s updates to a tensor held as f32.
@@ -120,7 +119,7 @@ public enum LoRAMerger {
         var result = [Float](repeating: 0, count: count)
         tensor.bytes.withUnsafeBytes { raw in
             result.withUnsafeMutableBufferPointer {
-                HalfConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount)
+                FloatConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount)
             }
         }
         return result
@@ -172,21 +171,12 @@ public enum LoRAMerger {
         _ rows: Int, columns: Int, rank: Int, threadCount: Int, _ body: @Sendable (Range<Int>) -> Void
     ) {
         let work = rows * columns * rank
-        let chunks = min(max(threadCount, 1), rows, max(1, work / (1 << 20)))
-        guard chunks > 1 else {
-            body(0..<rows)
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let start = rows * chunk / chunks
-            let end = rows * (chunk + 1) / chunks
-            body(start..<end)
-        }
+        ParallelRunner.forEachPart(count: rows, parts: min(max(threadCount, 1), max(1, work / (1 << 20))), body)
     }
 }
 
 /// The kernel's buffers, handed to worker threads.
-// @unchecked Sendable: the buffers outlive the concurrentPerform call that uses them, `left`/`right` are only
+// @unchecked Sendable: the buffers outlive the ParallelRunner call that uses them, `left`/`right` are only
 // read, and each worker writes a disjoint row range of `out`.
 private struct KernelBuffers: @unchecked Sendable {
     let left: UnsafeBufferPointer<Float>

@@ -48,7 +48,7 @@ public enum FixturePipeline {
         let plan = try SafetensorsFolderWriter.Plan(tensors: tensors, metadata: [("format", "pt")], maxShardBytes: options.maxShardBytes)
         let writer = try SafetensorsFolderWriter(path: output, plan: plan, overwrite: options.overwrite)
         let tracker = ProgressTracker(tensorsTotal: tensors.count, bytesTotal: plan.totalByteCount, report: progress)
-        try ParallelRunner.run(count: tensors.count, threads: options.threads) { index in
+        try ParallelRunner.map(count: tensors.count, threads: options.threads) { index in
             let tensor = tensors[index]
             let count = tensor.shape.elementCount
             let byteCount = count * tensor.dtype.bitWidth / 8
@@ -68,7 +68,7 @@ public enum FixturePipeline {
             let adapterTensors = generator.adapterTensors(rank: rank)
             let adapterPlan = try SafetensorsFolderWriter.Plan(tensors: adapterTensors, metadata: [("format", "pt")], maxShardBytes: Int.max, prefix: "adapter_model")
             let adapterWriter = try SafetensorsFolderWriter(path: path, plan: adapterPlan, overwrite: options.overwrite)
-            try ParallelRunner.run(count: adapterTensors.count, threads: options.threads) { index in
+            try ParallelRunner.map(count: adapterTensors.count, threads: options.threads) { index in
                 let tensor = adapterTensors[index]
                 let byteCount = tensor.shape.elementCount * 4
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)

@@ -48,6 +48,9 @@ public struct MergeOptions: Sendable {
     public var arithmetic: GEMMAccumulate.Arithmetic = .separate
     /// Threads for the rank-r updates.
     public var threadCount: Int = FileAccess.processorCount
+    /// Checked before each tensor; once cancelled the merge stops with `CancellationError` and removes its
+    /// unfinished output. The command-line tool trips ``CancellationToken/process`` on SIGINT.
+    public var cancellation: CancellationToken = .process
 
     /// Default options: `--to same`, weights 1, no overwrite.
     public init() {}
@@ -206,13 +209,15 @@ public enum MergePipeline {
             spillPath: String,
             open: ([(name: String, dtype: DType, shape: Shape)]) throws -> [String: SafetensorsWriter]
         ) throws {
-            let spill = try SpillSink(path: spillPath)
+            let spillFile = try SpillSink(path: spillPath)
+            let spill = TensorSink.spill(spillFile)
             let scratch = MergeScratch()
             for unit in units where unit.outputs == nil {
+                try options.cancellation.check()
                 count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch), unit)
             }
             var planned: [(name: String, dtype: DType, shape: Shape)] = []
-            var spilled = spill.records.makeIterator()
+            var spilled = spillFile.records.makeIterator()
             var nextSpilled = spilled.next()
             for unit in units {
                 if let outputs = unit.outputs {
@@ -227,13 +232,15 @@ public enum MergePipeline {
                 }
             }
             let writers = try open(planned)
-            let sink = WriterSink(writers: writers)
+            let writerSink = WriterSink(writers: writers)
+            let sink = TensorSink.planned(writerSink)
             for unit in units where unit.outputs != nil {
+                try options.cancellation.check()
                 count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
             }
             try scratch.finishWrites()
-            if let region = try spill.mapped() {
-                for record in spill.records {
+            if let region = try spillFile.mapped() {
+                for record in spillFile.records {
                     try region.withUnsafeBytes { raw in
                         try sink.put(
                             name: record.name, dtype: record.dtype, shape: record.shape,
