@@ -14,13 +14,11 @@ public enum LoRAMerger {
     ///     `action.shape.elementCount` elements.
     ///   - threadCount: How many threads may share the rank-r update (rows are split; the result does not
     ///     depend on it).
-    ///   - arithmetic: How the rank-r product rounds (see ``GEMMAccumulate/Arithmetic``).
     /// - Throws: ``CheckpointError`` `.shapeMismatch` if `values` has the wrong size or a factor's bytes do not
     ///   match its shape.
     /// - Complexity: O(elements · rank) per update.
     public static func apply(
-        _ action: MergePlan.Action, to values: UnsafeMutableBufferPointer<Float>, threadCount: Int = 1,
-        arithmetic: GEMMAccumulate.Arithmetic = .separate
+        _ action: MergePlan.Action, to values: UnsafeMutableBufferPointer<Float>, threadCount: Int = 1
     ) throws(CheckpointError) {
         guard values.count == action.shape.elementCount else {
             throw CheckpointError(
@@ -68,7 +66,7 @@ public enum LoRAMerger {
                         parallelRows(rows, columns: columns, rank: rank, threadCount: threadCount) { range in
                             GEMMAccumulate.addScaledProduct(
                                 left: buffers.left, right: buffers.right, rank: rank, columns: columns, scale: scale,
-                                weight: weight, into: buffers.out, rowRange: range, arithmetic: arithmetic)
+                                weight: weight, into: buffers.out, rowRange: range)
                         }
                     }
                 }

@@ -4,7 +4,7 @@ public import NF4KitQuant
 /// The 4-bit side of a merge (spec lora-merge.md §5): a bitsandbytes weight dequantized to f32 the way PEFT does it,
 /// and merged f32 values quantized again.
 ///
-/// A merge into a 4-bit weight is `dequantize`, ``LoRAMerger/apply(_:to:threadCount:arithmetic:)``, `quantize`;
+/// A merge into a 4-bit weight is `dequantize`, ``LoRAMerger/apply(_:to:threadCount:)``, `quantize`;
 /// the pipeline only decides which output form asks for which step.
 public enum QuantizedWeightMerge {
     /// Dequantizes `tensor` into `values` (`tensor.elementCount` floats).

@@ -80,7 +80,6 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-merge-bnb-cpu")
         defer { directory.cleanup() }
         var options = MergeOptions()
-        options.arithmetic = .fused
         _ = try MergePipeline.run(
             base: Fixture.path("llama-tiny/nf4-dq"), adapters: [Fixture.path("llama-tiny/lora")],
             output: directory.file("out"), options: options)

@@ -160,7 +160,7 @@ struct OutputUnit {
     private func merge(_ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions)
         throws
     {
-        try LoRAMerger.apply(action, to: values, threadCount: options.threadCount, arithmetic: options.arithmetic)
+        try LoRAMerger.apply(action, to: values, threadCount: options.threadCount)
     }
 
     /// The error for a merged value that is not finite in `dtype` (found after the fact: the check rides on the

@@ -43,9 +43,6 @@ public struct MergeOptions: Sendable {
     public var allowNonFinite: Bool = false
     /// Replace an existing output (`--force`); an input is never replaced.
     public var overwrite: Bool = false
-    /// How the rank-r product rounds: `.separate` (default, fast) or `.fused` (PyTorch's fused multiply-add,
-    /// bit-identical to PEFT on AVX2 CPUs, about 6x slower kernel), `--fused-arithmetic`.
-    public var arithmetic: GEMMAccumulate.Arithmetic = .separate
     /// Threads for the rank-r updates.
     public var threadCount: Int = FileAccess.processorCount
     /// Checked before each tensor; once cancelled the merge stops with `CancellationError` and removes its
