@@ -81,6 +81,8 @@ let package = Package(
             dependencies: ["NF4KitInspect", "NF4KitTestSupport"],
             swiftSettings: settings
         ),
+        // End-to-end pipeline runs (convert, merge, GGUF bridge) against the golden files, apart from the module tests.
+        .testTarget(name: "NF4KitPipelineTests", dependencies: ["NF4Kit", "NF4KitTestSupport"], swiftSettings: settings),
         .testTarget(name: "NF4KitCLITests", dependencies: ["NF4KitTestSupport"], swiftSettings: settings),
     ]
 )
