@@ -62,12 +62,9 @@ public enum LoRAMerger {
             if !isZero {
                 left.withUnsafeBufferPointer { leftBuffer in
                     right.withUnsafeBufferPointer { rightBuffer in
-                        let buffers = KernelBuffers(left: leftBuffer, right: rightBuffer, out: values)
-                        parallelRows(rows, columns: columns, rank: rank, threadCount: threadCount) { range in
-                            GEMMAccumulate.addScaledProduct(
-                                left: buffers.left, right: buffers.right, rank: rank, columns: columns, scale: scale,
-                                weight: weight, into: buffers.out, rowRange: range)
-                        }
+                        GEMMAccumulate.addScaledProduct(
+                            left: leftBuffer, right: rightBuffer, rank: rank, columns: columns, scale: scale,
+                            weight: weight, into: values, rows: rows, threadCount: threadCount)
                     }
                 }
             }
@@ -163,21 +160,4 @@ public enum LoRAMerger {
         }
         return result
     }
-
-    /// Runs `body` over disjoint row ranges, on up to `threadCount` threads when the work is large enough.
-    private static func parallelRows(
-        _ rows: Int, columns: Int, rank: Int, threadCount: Int, _ body: @Sendable (Range<Int>) -> Void
-    ) {
-        let work = rows * columns * rank
-        ParallelRunner.forEachPart(count: rows, parts: min(max(threadCount, 1), max(1, work / (1 << 20))), body)
-    }
-}
-
-/// The kernel's buffers, handed to worker threads.
-// @unchecked Sendable: the buffers outlive the ParallelRunner call that uses them, `left`/`right` are only
-// read, and each worker writes a disjoint row range of `out`.
-private struct KernelBuffers: @unchecked Sendable {
-    let left: UnsafeBufferPointer<Float>
-    let right: UnsafeBufferPointer<Float>
-    let out: UnsafeMutableBufferPointer<Float>
 }

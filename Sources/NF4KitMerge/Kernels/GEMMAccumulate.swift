@@ -1,4 +1,5 @@
 internal import CNF4Kernels
+import NF4KitCore
 
 /// The rank-r update kernel: `out += weight · (scale · left · right)` on row-major f32 buffers.
 ///
@@ -52,6 +53,22 @@ public enum GEMMAccumulate {
         }
     }
 
+    /// ``addScaledProduct(left:right:rank:columns:scale:weight:into:rowRange:native:)`` over rows `0..<rows`,
+    /// split into row ranges on up to `threadCount` threads when the work is large enough (rows are independent,
+    /// so the result does not depend on `threadCount`).
+    public static func addScaledProduct(
+        left: UnsafeBufferPointer<Float>, right: UnsafeBufferPointer<Float>, rank: Int, columns: Int,
+        scale: Float, weight: Float, into out: UnsafeMutableBufferPointer<Float>, rows: Int, threadCount: Int
+    ) {
+        let buffers = KernelBuffers(left: left, right: right, out: out)
+        let parts = min(max(threadCount, 1), max(1, rows * columns * rank / (1 << 20)))
+        ParallelRunner.forEachPart(count: rows, parts: parts) { range in
+            addScaledProduct(
+                left: buffers.left, right: buffers.right, rank: rank, columns: columns, scale: scale, weight: weight,
+                into: buffers.out, rowRange: range)
+        }
+    }
+
     /// Each step is `Float(Double(l) · Double(r) + Double(sum))`: the product is exact in f64, so the only
     /// roundings are the f64 sum and the f32 conversion. That equals a true f32 FMA except when the f64 sum lands
     /// exactly on an f32 rounding midpoint without being exactly there, which needs the exact sum to sit within
@@ -95,4 +112,13 @@ public enum GEMMAccumulate {
             }
         }
     }
+}
+
+/// The kernel's buffers, handed to worker threads.
+// @unchecked Sendable: the buffers outlive the ParallelRunner call that uses them, `left`/`right` are only
+// read, and each worker writes a disjoint row range of `out`.
+private struct KernelBuffers: @unchecked Sendable {
+    let left: UnsafeBufferPointer<Float>
+    let right: UnsafeBufferPointer<Float>
+    let out: UnsafeMutableBufferPointer<Float>
 }
