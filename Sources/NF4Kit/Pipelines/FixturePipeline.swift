@@ -52,10 +52,10 @@ public enum FixturePipeline {
             let tensor = tensors[index]
             let count = tensor.shape.elementCount
             let byteCount = count * tensor.dtype.bitWidth / 8
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
-            defer { buffer.deallocate() }
-            generator.fill(name: tensor.name, elementCount: count, as: tensor.dtype, into: buffer)
-            try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+            try ScratchBuffer().withBytes(byteCount) { buffer in
+                generator.fill(name: tensor.name, elementCount: count, as: tensor.dtype, into: buffer)
+                try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+            }
             tracker.finished(tensor.name, bytes: byteCount)
         }
         try writer.writeSideFile("config.json", bytes: generator.configJSON)
@@ -71,10 +71,10 @@ public enum FixturePipeline {
             try ParallelRunner.map(count: adapterTensors.count, threads: options.threads) { index in
                 let tensor = adapterTensors[index]
                 let byteCount = tensor.shape.elementCount * 4
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
-                defer { buffer.deallocate() }
-                generator.fillAdapter(name: tensor.name, shape: tensor.shape, into: buffer)
-                try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+                try ScratchBuffer().withBytes(byteCount) { buffer in
+                    generator.fillAdapter(name: tensor.name, shape: tensor.shape, into: buffer)
+                    try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+                }
             }
             try adapterWriter.writeSideFile("adapter_config.json", bytes: generator.adapterConfigJSON(rank: rank, baseModel: output))
             try adapterWriter.finish()
