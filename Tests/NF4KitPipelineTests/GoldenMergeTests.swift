@@ -168,7 +168,7 @@ import Testing
     @Test func `a single-file base gives a single-file output with the same values`() throws {
         let directory = TemporaryDirectory("nf4kit-merge")
         defer { directory.cleanup() }
-        var options = MergeOptions()
+        let options = MergeOptions()
         let output = directory.file("merged.safetensors")
         _ = try MergePipeline.run(
             base: Fixture.path("llama-tiny/fp16/model.safetensors"), adapters: [Fixture.path("llama-tiny/lora")],
@@ -195,7 +195,7 @@ import Testing
         try SafetensorsIndex(weightMap: map, totalSize: nil, totalParameters: nil).jsonBytes().write(
             to: base + "/model.safetensors.index.json")
         try [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")).write(to: base + "/config.json")
-        var options = MergeOptions()
+        let options = MergeOptions()
         _ = try MergePipeline.run(
             base: base, adapters: [Fixture.path("llama-tiny/lora")], output: directory.file("out"), options: options)
         #expect(FileManager.default.fileExists(atPath: directory.file("out/model.safetensors.index.json")))
