@@ -25,12 +25,12 @@ let package = Package(
         .target(name: "NF4KitFormats", dependencies: ["NF4KitCore", "CZlib"], swiftSettings: settings),
         .target(
             name: "NF4KitQuant",
-            dependencies: ["NF4KitCore", "CNF4Kernels", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["NF4KitCore", "CNF4Kernels"],
             swiftSettings: settings
         ),
         .target(
             name: "NF4KitMerge",
-            dependencies: ["NF4KitCore", "NF4KitQuant", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["NF4KitCore", "NF4KitQuant", "CNF4Kernels"],
             swiftSettings: settings
         ),
         .target(
@@ -51,7 +51,7 @@ let package = Package(
             swiftSettings: settings
         ),
         .executableTarget(
-            name: "nf4kit-kernel-bench", dependencies: ["NF4KitCore", "NF4KitQuant"], path: "Benchmarks/KernelBench",
+            name: "nf4kit-kernel-bench", dependencies: ["NF4KitCore", "NF4KitQuant", "NF4KitMerge"], path: "Benchmarks/KernelBench",
             swiftSettings: settings
         ),
 
@@ -81,6 +81,8 @@ let package = Package(
             dependencies: ["NF4KitInspect", "NF4KitTestSupport"],
             swiftSettings: settings
         ),
+        // End-to-end pipeline runs (convert, merge, GGUF bridge) against the golden files, apart from the module tests.
+        .testTarget(name: "NF4KitPipelineTests", dependencies: ["NF4Kit", "NF4KitTestSupport"], swiftSettings: settings),
         .testTarget(name: "NF4KitCLITests", dependencies: ["NF4KitTestSupport"], swiftSettings: settings),
     ]
 )

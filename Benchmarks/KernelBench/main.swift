@@ -2,9 +2,48 @@
 // performance issue compares with ggml's Q4_0 quantize_row_q on one core. Run by `scripts/bench --kernel`.
 //
 //   nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]
+//   nf4kit-kernel-bench --merge [--runs R]    the merge's rank-r kernel (native, portable), 2048 x 5632, r = 16
 import Foundation
 import NF4KitCore
+import NF4KitMerge
 import NF4KitQuant
+
+if CommandLine.arguments.dropFirst().first == "--merge" {
+    let runs = CommandLine.arguments.count > 3 ? Int(CommandLine.arguments[3]) ?? 10 : 10
+    let (rows, columns, rank) = (2048, 5632, 16)
+    var seed: UInt32 = 7
+    func value() -> Float {
+        seed = seed &* 1_664_525 &+ 1_013_904_223
+        return Float(Int32(bitPattern: seed) >> 8) / Float(1 << 23) * 0.02
+    }
+    let left = (0..<(rows * rank)).map { _ in value() }
+    let right = (0..<(rank * columns)).map { _ in value() }
+    let base = (0..<(rows * columns)).map { _ in value() }
+    for (label, native) in [("fused, AVX2 + FMA", true), ("fused, portable f64", false)] {
+        var best = Double.infinity
+        var out = base
+        for _ in 0..<runs {
+            out = base
+            let start = DispatchTime.now().uptimeNanoseconds
+            left.withUnsafeBufferPointer { l in
+                right.withUnsafeBufferPointer { r in
+                    out.withUnsafeMutableBufferPointer { o in
+                        GEMMAccumulate.addScaledProduct(
+                            left: l, right: r, rank: rank, columns: columns, scale: 2, weight: 1, into: o,
+                            rowRange: 0..<rows, native: native)
+                    }
+                }
+            }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let checksum = out.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1.bitPattern) }
+        print(
+            String(
+                format: "merge kernel, 1 core, %@: %d x %d, r %d: best of %d %.4f s = %.2f G multiply-adds/s (checksum %016llx)",
+                label, rows, columns, rank, runs, best, Double(rows * columns * rank) / best / 1e9, checksum))
+    }
+    exit(0)
+}
 
 var elements = 16 << 20
 var runs = 20

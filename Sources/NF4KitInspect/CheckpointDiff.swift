@@ -1,6 +1,5 @@
 public import NF4KitCore
 public import NF4KitQuant
-import Synchronization
 
 /// A tensor-by-tensor comparison of two checkpoints of any kind: what quantization or a merge changed.
 ///
@@ -67,13 +66,11 @@ public struct CheckpointDiff: Sendable {
         let rightByName = Dictionary(right.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let leftNames = Set(left.map(\.name))
         let pairs = left.compactMap { l in rightByName[l.name].map { (l, $0) } }
-        let slots = RowSlots(count: pairs.count)
-        // The jobs cannot throw and nothing cancels them, so the runner has nothing to rethrow.
-        try? ParallelRunner.run(count: pairs.count, threads: threads) { index in
-            slots.set(index, compareOne(pairs[index].0, pairs[index].1))
+        let rows = ParallelRunner.map(count: pairs.count, threads: threads) { index in
+            compareOne(pairs[index].0, pairs[index].1)
         }
         return CheckpointDiff(
-            rows: slots.rows, onlyInA: left.map(\.name).filter { rightByName[$0] == nil }.sorted(),
+            rows: rows, onlyInA: left.map(\.name).filter { rightByName[$0] == nil }.sorted(),
             onlyInB: right.map(\.name).filter { !leftNames.contains($0) }.sorted())
     }
 
@@ -175,12 +172,3 @@ struct LogicalTensor: Sendable {
     }
 }
 
-
-
-/// Result slots filled by index from several threads.
-private final class RowSlots: Sendable {
-    private let storage: Mutex<[CheckpointDiff.Row?]>
-    init(count: Int) { storage = Mutex([CheckpointDiff.Row?](repeating: nil, count: count)) }
-    func set(_ index: Int, _ row: CheckpointDiff.Row) { storage.withLock { $0[index] = row } }
-    var rows: [CheckpointDiff.Row] { storage.withLock { $0.map { $0! } } }
-}

@@ -1,4 +1,3 @@
-import Dispatch
 public import NF4KitCore
 public import NF4KitQuant
 import Synchronization
@@ -153,25 +152,13 @@ public struct SensitivityReport: Sendable, Hashable {
         let window = max(1, min(options.threads, options.memoryBudgetByteCount / perThread, selected.count))
         let context = Worker(schemes: options.schemes, blocksize: options.blocksize, nf4: nf4, fp4: fp4)
 
-        let results = Mutex<[TensorResult?]>(Array(repeating: nil, count: selected.count))
-        let next = Atomic<Int>(0)
         let done = Atomic<Int>(0)
-        @Sendable func work() {
-            while true {
-                let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                guard index < selected.count else { return }
-                let result = context.analyze(selected[index])
-                results.withLock { $0[index] = result }
-                let finished = done.wrappingAdd(1, ordering: .relaxed).newValue
-                progress?(finished, selected.count)
-            }
+        let tensors = ParallelRunner.map(count: selected.count, threads: window) { index in
+            let result = context.analyze(selected[index])
+            let finished = done.wrappingAdd(1, ordering: .relaxed).newValue
+            progress?(finished, selected.count)
+            return result
         }
-        if window <= 1 {
-            work()
-        } else {
-            DispatchQueue.concurrentPerform(iterations: window) { _ in work() }
-        }
-        let tensors = results.withLock { $0.compactMap { $0 } }
         return SensitivityReport(schemes: options.schemes, blocksize: options.blocksize, tensors: tensors)
     }
 

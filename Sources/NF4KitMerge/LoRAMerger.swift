@@ -1,4 +1,3 @@
-import Dispatch
 public import NF4KitCore
 
 /// Computes merged values: applies a ``MergePlan/Action``'s updates to a tensor held as f32.
@@ -15,13 +14,11 @@ public enum LoRAMerger {
     ///     `action.shape.elementCount` elements.
     ///   - threadCount: How many threads may share the rank-r update (rows are split; the result does not
     ///     depend on it).
-    ///   - arithmetic: How the rank-r product rounds (see ``GEMMAccumulate/Arithmetic``).
     /// - Throws: ``CheckpointError`` `.shapeMismatch` if `values` has the wrong size or a factor's bytes do not
     ///   match its shape.
     /// - Complexity: O(elements · rank) per update.
     public static func apply(
-        _ action: MergePlan.Action, to values: UnsafeMutableBufferPointer<Float>, threadCount: Int = 1,
-        arithmetic: GEMMAccumulate.Arithmetic = .separate
+        _ action: MergePlan.Action, to values: UnsafeMutableBufferPointer<Float>, threadCount: Int = 1
     ) throws(CheckpointError) {
         guard values.count == action.shape.elementCount else {
             throw CheckpointError(
@@ -65,12 +62,9 @@ public enum LoRAMerger {
             if !isZero {
                 left.withUnsafeBufferPointer { leftBuffer in
                     right.withUnsafeBufferPointer { rightBuffer in
-                        let buffers = KernelBuffers(left: leftBuffer, right: rightBuffer, out: values)
-                        parallelRows(rows, columns: columns, rank: rank, threadCount: threadCount) { range in
-                            GEMMAccumulate.addScaledProduct(
-                                left: buffers.left, right: buffers.right, rank: rank, columns: columns, scale: scale,
-                                weight: weight, into: buffers.out, rowRange: range, arithmetic: arithmetic)
-                        }
+                        GEMMAccumulate.addScaledProduct(
+                            left: leftBuffer, right: rightBuffer, rank: rank, columns: columns, scale: scale,
+                            weight: weight, into: values, rows: rows, threadCount: threadCount)
                     }
                 }
             }
@@ -120,7 +114,7 @@ public enum LoRAMerger {
         var result = [Float](repeating: 0, count: count)
         tensor.bytes.withUnsafeBytes { raw in
             result.withUnsafeMutableBufferPointer {
-                HalfConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount)
+                FloatConversion.widen(raw, from: tensor.dtype, into: $0, threadCount: threadCount)
             }
         }
         return result
@@ -166,30 +160,4 @@ public enum LoRAMerger {
         }
         return result
     }
-
-    /// Runs `body` over disjoint row ranges, on up to `threadCount` threads when the work is large enough.
-    private static func parallelRows(
-        _ rows: Int, columns: Int, rank: Int, threadCount: Int, _ body: @Sendable (Range<Int>) -> Void
-    ) {
-        let work = rows * columns * rank
-        let chunks = min(max(threadCount, 1), rows, max(1, work / (1 << 20)))
-        guard chunks > 1 else {
-            body(0..<rows)
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let start = rows * chunk / chunks
-            let end = rows * (chunk + 1) / chunks
-            body(start..<end)
-        }
-    }
-}
-
-/// The kernel's buffers, handed to worker threads.
-// @unchecked Sendable: the buffers outlive the concurrentPerform call that uses them, `left`/`right` are only
-// read, and each worker writes a disjoint row range of `out`.
-private struct KernelBuffers: @unchecked Sendable {
-    let left: UnsafeBufferPointer<Float>
-    let right: UnsafeBufferPointer<Float>
-    let out: UnsafeMutableBufferPointer<Float>
 }

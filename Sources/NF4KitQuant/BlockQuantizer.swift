@@ -8,7 +8,7 @@ public import NF4KitCore
 ///    codes and float32 absmax per block.
 /// 2. ``finish(shape:dtype:packed:absmax:doubleQuantization:offsetThreadCount:name:)`` once all absmax are known:
 ///    the double-quantization offset and 8-bit codes (serial, O(blocks)).
-/// ``quantize(_:dtype:shape:doubleQuantization:)`` does both on one thread.
+/// ``quantize(_:dtype:shape:doubleQuantization:name:threads:)`` does both, phase 1 on one or more threads.
 public struct BlockQuantizer: Sendable {
     /// Block sizes bitsandbytes accepts for 4-bit quantization (32 since 0.50.0).
     public static let supportedBlocksizes = [32, 64, 128, 256, 512, 1024, 2048, 4096]
@@ -19,7 +19,18 @@ public struct BlockQuantizer: Sendable {
     public let blocksize: Int
     /// Which implementation's rounding rules to reproduce.
     public let profile: QuantizationProfile
+    /// Which first-level kernel runs (both give the same bytes).
+    public let kernel: Kernel
     let rule: CodeRule
+
+    /// The implementations of the first-level block kernel.
+    public enum Kernel: Sendable, Hashable {
+        /// The AVX2 + F16C kernel for full f16/bf16/f32 blocks when the CPU has it (``nativeKernelAvailable``),
+        /// the Swift kernel otherwise.
+        case automatic
+        /// The Swift kernel only (the reference the native kernel is tested against).
+        case portable
+    }
 
     /// Creates a quantizer.
     ///
@@ -27,8 +38,11 @@ public struct BlockQuantizer: Sendable {
     ///   - quantType: NF4 (default) or FP4.
     ///   - blocksize: one of ``supportedBlocksizes``; transformers always uses 64.
     ///   - profile: `.cpu` (default) reproduces bitsandbytes on CPU and the golden files; `.cuda` the GPU rules.
+    ///   - kernel: `.automatic` (default) or `.portable` (the Swift kernel only; same bytes).
     /// - Throws: ``CheckpointError`` `.invalidArgument` for any other block size.
-    public init(quantType: QuantType = .nf4, blocksize: Int = 64, profile: QuantizationProfile = .cpu) throws(CheckpointError) {
+    public init(
+        quantType: QuantType = .nf4, blocksize: Int = 64, profile: QuantizationProfile = .cpu, kernel: Kernel = .automatic
+    ) throws(CheckpointError) {
         guard Self.supportedBlocksizes.contains(blocksize) else {
             throw CheckpointError(
                 .invalidArgument,
@@ -37,6 +51,7 @@ public struct BlockQuantizer: Sendable {
         self.quantType = quantType
         self.blocksize = blocksize
         self.profile = profile
+        self.kernel = kernel
         self.rule = CodeRule(quantType: quantType, profile: profile)
     }
 
@@ -70,7 +85,7 @@ public struct BlockQuantizer: Sendable {
         precondition(absmax.count >= blocks.upperBound, "quantizeBlocks: absmax buffer too small")
         QuantizeKernel.run(
             blocks: blocks, input: input, dtype: dtype, elementCount: elementCount, blocksize: blocksize, rule: rule,
-            profile: profile, packed: packed, absmax: absmax)
+            profile: profile, native: kernel == .automatic, packed: packed, absmax: absmax)
     }
 
     /// Whether full f16/bf16/f32 blocks run on the AVX2 + F16C kernel on this machine (same bytes as the Swift
@@ -165,18 +180,21 @@ public struct BlockQuantizer: Sendable {
             packed: packed, statistics: statistics)
     }
 
-    /// Quantizes a whole tensor on the calling thread.
+    /// Quantizes a whole tensor; phase 1 runs on up to `threads` threads over disjoint block ranges, so the bytes
+    /// do not depend on `threads`.
     ///
     /// - Parameters:
     ///   - input: `shape.elementCount` little-endian values of `dtype`, row-major.
     ///   - dtype: F16, BF16, F32 or F64 (F64 is rounded to F32 first).
     ///   - shape: the logical shape (recorded in the quant state).
     ///   - doubleQuantization: store the absmax as 8-bit codes (`bnb_4bit_use_double_quant`).
+    ///   - threads: 1 (default) quantizes on the calling thread.
     /// - Throws: ``CheckpointError`` `.unsupportedDType` for non-float input, `.shapeMismatch` when the byte count
     ///   does not match the shape, `.invalidArgument` for an empty tensor.
     /// - Complexity: O(n).
     public func quantize(
-        _ input: UnsafeRawBufferPointer, dtype: DType, shape: Shape, doubleQuantization: Bool, name: String? = nil
+        _ input: UnsafeRawBufferPointer, dtype: DType, shape: Shape, doubleQuantization: Bool, name: String? = nil,
+        threads: Int = 1
     ) throws(CheckpointError) -> QuantizedTensor {
         let n = try checkedInput(input, dtype: dtype, shape: shape, name: name)
         let blocks = blockCount(elementCount: n)
@@ -184,7 +202,9 @@ public struct BlockQuantizer: Sendable {
         let packed = MappedRegion(filling: Self.packedByteCount(elementCount: n), description: "packed codes") {
             (raw: UnsafeMutableRawBufferPointer) in
             absmax.withUnsafeMutableBufferPointer { absmaxBuffer in
-                quantizeBlocks(0..<blocks, of: input, dtype: dtype, elementCount: n, packedInto: raw, absmaxInto: absmaxBuffer)
+                QuantizeKernel.runParallel(
+                    blocks: blocks, threads: threads, input: input, dtype: dtype, elementCount: n, blocksize: blocksize,
+                    rule: rule, profile: profile, native: kernel == .automatic, packed: raw, absmax: absmaxBuffer)
             }
         }
         return try absmax.withUnsafeBufferPointer { (buffer) throws(CheckpointError) in
@@ -212,10 +232,12 @@ public struct BlockQuantizer: Sendable {
             tensor: name)
     }
 
-    /// Quantizes a checkpoint tensor on the calling thread (see ``quantize(_:dtype:shape:doubleQuantization:name:)``).
-    public func quantize(_ tensor: Tensor, doubleQuantization: Bool) throws(CheckpointError) -> QuantizedTensor {
+    /// Quantizes a checkpoint tensor (see ``quantize(_:dtype:shape:doubleQuantization:name:threads:)``).
+    public func quantize(_ tensor: Tensor, doubleQuantization: Bool, threads: Int = 1) throws(CheckpointError) -> QuantizedTensor {
         try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
-            try quantize(raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: doubleQuantization, name: tensor.name)
+            try quantize(
+                raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: doubleQuantization, name: tensor.name,
+                threads: threads)
         }
     }
 }

@@ -106,4 +106,21 @@ import Testing
         #expect(result.status == 65)
         #expect(result.stderr.contains("layer_replication"))
     }
+
+    @Test func `a delta that overflows the f16 output exits 1 unless --allow-nonfinite`() throws {
+        let directory = TemporaryDirectory("nf4kit-cli-merge")
+        defer { directory.cleanup() }
+        // Weight 1e30 keeps every merged value finite in f32 but far above the f16 maximum (65504): the output
+        // would hold infinities, which the check after rounding to the output dtype must catch.
+        let arguments = [Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "--weights", "1e30", "--quiet"]
+        let refused = try run(arguments + ["-o", directory.file("out")])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("non-finite"))
+        #expect(refused.stderr.contains("overflows"))
+        #expect(refused.stderr.contains("--allow-nonfinite"))
+        #expect(!FileManager.default.fileExists(atPath: directory.file("out")))
+        let allowed = try run(arguments + ["-o", directory.file("allowed"), "--allow-nonfinite"])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(FileManager.default.fileExists(atPath: directory.file("allowed/model.safetensors")))
+    }
 }

@@ -189,8 +189,7 @@ import Testing
         let expected = dir.file("expected.gguf")
         _ = try GGUFExport.convert(input: peft, output: expected, options: .init(outType: outType))
         let ours = dir.file("ours.gguf")
-        var merge = MergeOptions()
-        merge.arithmetic = .fused  // PyTorch's rounding, bit-identical to PEFT (the default is faster, within 1 ulp)
+        let merge = MergeOptions()  // the default arithmetic is PyTorch's fused multiply-add, bit-identical to PEFT
         _ = try GGUFExport.mergeAndExport(
             base: Fixture.path("llama-g/hf"), adapters: [Fixture.path("llama-g/lora")], output: ours,
             mergeOptions: merge, options: .init(outType: outType))

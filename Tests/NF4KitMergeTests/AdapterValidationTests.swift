@@ -1,4 +1,5 @@
 import NF4KitCore
+import NF4KitTestSupport
 import NF4KitMerge
 import Testing
 

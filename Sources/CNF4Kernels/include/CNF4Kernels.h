@@ -20,4 +20,15 @@ void nf4k_quantize_blocks_avx2(
     const void *input, int dtype, size_t block_count, size_t blocksize, const float *thresholds, const uint8_t *map,
     int map_is_identity, int clamp, float clamp_floor, uint8_t *packed, float *absmax, uint8_t *fallback);
 
+/// 1 when this CPU (and the OS) can run nf4k_lora_accumulate_fma, else 0. Never 1 off x86-64.
+int nf4k_has_avx2_fma(void);
+
+/// out[row][c] += weight * (scale * sum_k left[row][k] * right[k][c]) for rows row_begin..<row_end (row-major f32;
+/// left is [rows, rank], right [rank, columns], out [rows, columns]). The sum runs k = 0, 1, ... with one fused
+/// multiply-add per step (one rounding, as PyTorch's AVX2 CPU matmul); the scale, the weight (only when
+/// apply_weight is 1) and the add to out are separate f32 roundings. Call only when nf4k_has_avx2_fma() is 1.
+void nf4k_lora_accumulate_fma(
+    const float *left, const float *right, size_t rank, size_t columns, float scale, float weight, int apply_weight,
+    float *out, size_t row_begin, size_t row_end);
+
 #endif

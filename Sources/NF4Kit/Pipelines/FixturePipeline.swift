@@ -56,14 +56,14 @@ public enum FixturePipeline {
                 config: (try? StrictJSON.parse(generator.configJSON, file: "config.json", what: "config"))?.objectValue),
             overwrite: options.overwrite, inputs: [])
         let tracker = ProgressTracker(tensorsTotal: tensors.count, bytesTotal: writer.tensorByteCount, report: progress)
-        try ParallelRunner.run(count: tensors.count, threads: options.threads) { index in
+        try ParallelRunner.map(count: tensors.count, threads: options.threads) { index in
             let tensor = tensors[index]
             let count = tensor.shape.elementCount
             let byteCount = count * tensor.dtype.bitWidth / 8
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
-            defer { buffer.deallocate() }
-            generator.fill(name: tensor.name, elementCount: count, as: tensor.dtype, into: buffer)
-            try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+            try ScratchBuffer().withBytes(byteCount) { buffer in
+                generator.fill(name: tensor.name, elementCount: count, as: tensor.dtype, into: buffer)
+                try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+            }
             tracker.finished(tensor.name, bytes: byteCount)
         }
         if writer.holdsSideFiles {
@@ -79,13 +79,13 @@ public enum FixturePipeline {
             let adapterWriter = try CheckpointOutput(
                 path: path, form: .folder, tensors: adapterTensors, metadata: [("format", "pt")], maxShardBytes: nil,
                 prefix: "adapter_model", overwrite: options.overwrite, inputs: [writer.path])
-            try ParallelRunner.run(count: adapterTensors.count, threads: options.threads) { index in
+            try ParallelRunner.map(count: adapterTensors.count, threads: options.threads) { index in
                 let tensor = adapterTensors[index]
                 let byteCount = tensor.shape.elementCount * 4
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 64)
-                defer { buffer.deallocate() }
-                generator.fillAdapter(name: tensor.name, shape: tensor.shape, into: buffer)
-                try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+                try ScratchBuffer().withBytes(byteCount) { buffer in
+                    generator.fillAdapter(name: tensor.name, shape: tensor.shape, into: buffer)
+                    try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
+                }
             }
             try adapterWriter.writeSideFile("adapter_config.json", bytes: generator.adapterConfigJSON(rank: rank, baseModel: output))
             try adapterWriter.finish()

@@ -277,7 +277,7 @@ public enum GGUFExport {
     ) throws -> GGUFLayout {
         let layout = try GGUFLayout.plan(metadata: metadata, tensors: tensors)
         let writer = try GGUFWriter(path: path, layout: layout, overwrite: overwrite, inputs: inputs)
-        try ParallelRunner.run(count: tensors.count, threads: threads) { index in
+        try ParallelRunner.map(count: tensors.count, threads: threads) { index in
             try produce(index) { bytes in try writer.write(tensorAt: index, bytes) }
         }
         try writer.finish()

@@ -250,7 +250,7 @@ public enum GGUFImport {
             bytes = values.withUnsafeBytes { TensorBytes(copying: $0, description: entry.target.name) }
         } else {
             let region = MappedRegion(filling: values.count * 2, description: entry.target.name) { out in
-                values.withUnsafeBufferPointer { FloatConversion.narrow($0, to: dtype, into: out) }
+                _ = values.withUnsafeBufferPointer { FloatConversion.narrow($0, to: dtype, into: out) }
             }
             bytes = region.all
         }

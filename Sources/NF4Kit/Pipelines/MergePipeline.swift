@@ -45,11 +45,11 @@ public struct MergeOptions: Sendable {
     public var overwrite: Bool = false
     /// `--format`: the container, when the output name does not say it (see ``CheckpointOutput/Form/choose(for:format:)``).
     public var format: OutputFormat? = nil
-    /// How the rank-r product rounds: `.separate` (default, fast) or `.fused` (PyTorch's fused multiply-add,
-    /// bit-identical to PEFT on AVX2 CPUs, about 6x slower kernel), `--fused-arithmetic`.
-    public var arithmetic: GEMMAccumulate.Arithmetic = .separate
     /// Threads for the rank-r updates.
     public var threadCount: Int = FileAccess.processorCount
+    /// Checked before each tensor; once cancelled the merge stops with `CancellationError` and removes its
+    /// unfinished output. The command-line tool trips ``CancellationToken/process`` on SIGINT.
+    public var cancellation: CancellationToken = .process
 
     /// Default options: `--to same`, weights 1, no overwrite.
     public init() {}
@@ -85,7 +85,7 @@ public enum MergePipeline {
     /// - Parameters:
     ///   - base: The base model: a folder (`model.safetensors`, shards + index) or a single weight file.
     ///   - adapters: PEFT adapter folders (`adapter_config.json` + `adapter_model.safetensors`).
-    ///   - output: The output; its name decides the form (``CheckpointOutput/Form/choose(for:format:)``).
+    ///   - output: The output folder (for a folder base) or file (for a file base).
     ///   - options: See ``MergeOptions``.
     ///   - progress: Called after each base tensor is written (from the calling thread).
     /// - Returns: Counts, warnings and time.
@@ -97,86 +97,9 @@ public enum MergePipeline {
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> MergeSummary {
         let start = FileAccess.monotonicSeconds
-        guard !adapters.isEmpty else { throw CheckpointError(.invalidArgument, "give at least one adapter") }
-        let weights = options.weights ?? Array(repeating: 1, count: adapters.count)
-        guard weights.count == adapters.count else {
-            throw CheckpointError(
-                .invalidArgument, "--weights has \(weights.count) values for \(adapters.count) adapters")
-        }
-        guard weights.allSatisfy(\.isFinite) else {
-            throw CheckpointError(.invalidArgument, "--weights must be finite numbers")
-        }
-
-        let baseSource = try ModelSource.open(base)
-        guard !baseSource.isAdapter else {
-            throw CheckpointError(
-                .invalidArgument, "the base is a PEFT adapter folder; give the base model first, then the adapter(s)",
-                file: base)
-        }
-        var loaded: [LoRAAdapter] = []
-        var adapterSources: [ModelSource] = []
-        for path in adapters {
-            let source = try ModelSource.open(path)
-            guard let json = source.adapterConfig else {
-                throw CheckpointError(
-                    .invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: path)
-            }
-            let config = try AdapterConfig(json: json, file: source.path + "/adapter_config.json")
-            loaded.append(try LoRAAdapter(config: config, tensors: source.checkpoint.tensors, source: source.path))
-            adapterSources.append(source)
-        }
-
-        var baseModel = try BaseModel(source: baseSource)
-        let baseDType =
-            baseModel.entries.compactMap { entry -> DType? in
-                if case .plain(let t) = entry.storage, t.dtype.isConvertibleFloat { return t.dtype } else { return nil }
-            }.first ?? .f32
-        let target = try OutputForm(options: options, base: baseModel, baseDType: baseDType)
-        var firstPlan = try? MergePlan(
-            base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
-        var warnings: [MergeWarning] = []
-        // Tied embeddings (spec §4.11): when the checkpoint stores only the embedding and the adapter changes the
-        // embedding or the head, the two stop being equal; write `lm_head.weight` as its own tensor and untie.
-        var untie = false
-        if baseSource.config?["tie_word_embeddings"]?.boolValue == true,
-            !baseModel.entries.contains(where: { $0.name == "lm_head.weight" }),
-            let embedding = baseModel.entries.first(where: {
-                $0.name.hasSuffix("embed_tokens.weight") || $0.name.hasSuffix("wte.weight")
-            }),
-            case .plain = embedding.storage
-        {
-            var tied = baseModel
-            tied.entries.append(
-                BaseModel.Entry(name: "lm_head.weight", shape: embedding.shape, storage: embedding.storage))
-            if let candidate = try? MergePlan(
-                base: tied.logicalTensors, adapters: loaded, weights: weights.map { Float($0) }),
-                candidate.actions["lm_head.weight"] != nil || candidate.actions[embedding.name] != nil
-            {
-                baseModel = tied
-                firstPlan = candidate
-                untie = true
-                warnings.append(
-                    MergeWarning(
-                        "the base ties lm_head to '\(embedding.name)' and the adapter changes one of them; both are written as separate tensors and tie_word_embeddings is set to false"
-                    ))
-            }
-        }
-        // Without a plan by now, planning again reports the real error.
-        let plan =
-            try firstPlan
-            ?? MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
-        for (adapter, source) in zip(loaded, adapterSources) {
-            if let warning = baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) {
-                warnings.append(warning)
-            }
-        }
-        warnings += plan.warnings
-        if baseModel.quantization != nil && !plan.actions.isEmpty && target.plainDType == nil {
-            warnings.append(
-                MergeWarning(
-                    "merging into a 4-bit base re-quantizes the merged weights, which adds a second rounding error (as PEFT warns: generations may differ); merging into the 16-bit base and quantizing once is more accurate"
-                ))
-        }
+        let setup = try MergeSetup(base: base, adapters: adapters, options: options)
+        let (baseSource, adapterSources, baseModel) = (setup.baseSource, setup.adapterSources, setup.baseModel)
+        let (target, plan, untie, warnings) = (setup.target, setup.plan, setup.untie, setup.warnings)
 
         // Plan the output tensors from shapes, in base order.
         var units: [OutputUnit] = []
@@ -221,13 +144,15 @@ public enum MergePipeline {
         let shardLimit = sharded ? max(1, shardBytes.values.max() ?? 1) : nil
         var destination: CheckpointOutput?
         do {
-            let spill = try SpillSink(path: OutputPlanning.trimmed(output) + ".merge-scratch", inputs: inputs)
+            let spillFile = try SpillSink(path: OutputPlanning.trimmed(output) + ".merge-scratch", inputs: inputs)
+            let spill = TensorSink.spill(spillFile)
             let scratch = MergeScratch()
             for unit in units where unit.outputs == nil {
+                try options.cancellation.check()
                 count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch), unit)
             }
             var planned: [(name: String, dtype: DType, shape: Shape)] = []
-            var spilled = spill.records.makeIterator()
+            var spilled = spillFile.records.makeIterator()
             var nextSpilled = spilled.next()
             for unit in units {
                 if let outputs = unit.outputs {
@@ -250,13 +175,14 @@ public enum MergePipeline {
                 ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: adjusted ?? baseSource.config),
                 overwrite: options.overwrite, inputs: inputs)
             destination = opened
-            let sink = WriterSink(output: opened)
+            let sink = TensorSink.planned(WriterSink(output: opened))
             for unit in units where unit.outputs != nil {
+                try options.cancellation.check()
                 count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
             }
             try scratch.finishWrites()
-            if let region = try spill.mapped() {
-                for record in spill.records {
+            if let region = try spillFile.mapped() {
+                for record in spillFile.records {
                     try region.withUnsafeBytes { raw in
                         try sink.put(
                             name: record.name, dtype: record.dtype, shape: record.shape,

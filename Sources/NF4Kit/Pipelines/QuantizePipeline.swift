@@ -1,6 +1,5 @@
 public import NF4KitCore
 import NF4KitFormats
-import Dispatch
 public import NF4KitQuant
 
 /// What `nf4kit convert` does: quantize a checkpoint to bitsandbytes NF4/FP4, or turn one into plain floats.
@@ -130,17 +129,16 @@ public enum QuantizePipeline {
             quantizedNames = Set(selected)
             // Planning pass: quant states (their JSON length depends on the double-quantization offset).
             let byName = source.checkpoint.tensorsByName
-            let states = LockedStates(count: selected.count)
-            try ParallelRunner.run(count: selected.count, threads: options.threads) { i in
+            let states = try ParallelRunner.map(count: selected.count, threads: options.threads) { i in
                 let tensor = byName[selected[i]]!
                 let state = try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
                     try quantizer.plannedQuantState(
                         raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: options.doubleQuantization, name: tensor.name)
                 }
-                states.set(i, state)
                 tensor.bytes.releasePages()  // read again by the work pass; not held resident meanwhile
+                return state
             }
-            let planned = Dictionary(uniqueKeysWithValues: zip(selected, states.values))
+            let planned = Dictionary(uniqueKeysWithValues: zip(selected, states))
             for tensor in tensors {
                 if let state = planned[tensor.name] {
                     jobs.append(.quantize(tensor, state, quantizer))
@@ -193,20 +191,19 @@ public enum QuantizePipeline {
             inputs: source.inputPaths)
 
         let tracker = ProgressTracker(tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
-        let nonFinite = LockedStates(count: jobs.count)
         let finalJobs = jobs
         // Splitting a tensor's blocks across threads only pays when there are fewer tensors to quantize than
         // threads; nested inside the per-tensor workers it oversubscribed the cores and ran slower (measured).
         let quantizeJobs = jobs.filter { if case .quantize = $0 { true } else { false } }.count
         let splitThreads = quantizeJobs < options.threads ? options.threads : 1
-        try ParallelRunner.run(count: jobs.count, threads: options.threads, isCancelled: { Task.isCancelled }) { i in
+        let nonFiniteCounts = try ParallelRunner.map(count: jobs.count, threads: options.threads) { i in
             let job = finalJobs[i]
             let nonFiniteCount = try job.write(
                 to: destination, profile: options.profile, doubleQuantization: options.doubleQuantization,
                 splitThreads: splitThreads, splitThreshold: options.splitThresholdElements)
-            if nonFiniteCount > 0 { nonFinite.setCount(i, job.name, nonFiniteCount) }
             job.releaseInputPages()
             tracker.finished(job.name, bytes: job.inputBytes)
+            return nonFiniteCount
         }
         if destination.holdsSideFiles {
             if let config {
@@ -233,42 +230,10 @@ public enum QuantizePipeline {
         if summary.parametersQuantized > 0 {
             summary.bitsPerQuantizedParameter = Double(quantizedBytes * 8) / Double(summary.parametersQuantized)
         }
-        summary.nonFinite = nonFinite.counts
+        summary.nonFinite = zip(jobs, nonFiniteCounts).filter { $0.1 > 0 }.map { (tensor: $0.0.name, count: $0.1) }
         summary.seconds = FileAccess.monotonicSeconds - start
         summary.outputPath = destination.path
         return summary
-    }
-
-    /// Quantizes one large tensor with phase 1 split into block ranges on up to `threads` threads; the bytes are
-    /// those of a single-threaded ``BlockQuantizer/quantize(_:doubleQuantization:)``.
-    static func quantizeSplit(
-        _ tensor: Tensor, quantizer: BlockQuantizer, doubleQuantization: Bool, threads: Int
-    ) throws(CheckpointError) -> QuantizedTensor {
-        guard let n = tensor.shape.checkedElementCount, n > 0, tensor.bytes.count == n * tensor.dtype.bitWidth / 8 else {
-            return try quantizer.quantize(tensor, doubleQuantization: doubleQuantization)  // let it report the problem
-        }
-        let blocks = quantizer.blockCount(elementCount: n)
-        let chunks = min(threads * 4, blocks)
-        var absmax = [Float](repeating: 0, count: blocks)
-        let packed = absmax.withUnsafeMutableBufferPointer { absmaxBuffer in
-            MappedRegion(filling: BlockQuantizer.packedByteCount(elementCount: n), description: "packed codes") {
-                (raw: UnsafeMutableRawBufferPointer) in
-                tensor.bytes.withUnsafeBytes { input in
-                    // Disjoint block ranges write disjoint bytes of `raw` and `absmax`.
-                    nonisolated(unsafe) let (input, raw, absmaxBuffer) = (input, raw, absmaxBuffer)
-                    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                        let range = (blocks * chunk / chunks)..<(blocks * (chunk + 1) / chunks)
-                        quantizer.quantizeBlocks(
-                            range, of: input, dtype: tensor.dtype, elementCount: n, packedInto: raw, absmaxInto: absmaxBuffer)
-                    }
-                }
-            }
-        }
-        return try absmax.withUnsafeBufferPointer { (buffer) throws(CheckpointError) in
-            try quantizer.finish(
-                shape: tensor.shape, dtype: tensor.dtype, packed: packed.all, absmax: buffer, doubleQuantization: doubleQuantization,
-                name: tensor.name)
-        }
     }
 
     /// Writes `quantization_config` (all 13 keys transformers 5.23 writes, spec section 7) or removes it.
@@ -375,11 +340,8 @@ public enum QuantizePipeline {
             switch self {
             case .quantize(let t, let state, let quantizer):
                 let q: QuantizedTensor
-                if splitThreads > 1 && t.shape.elementCount >= splitThreshold && t.dtype.isConvertibleFloat {
-                    q = try QuantizePipeline.quantizeSplit(t, quantizer: quantizer, doubleQuantization: doubleQuantization, threads: splitThreads)
-                } else {
-                    q = try quantizer.quantize(t, doubleQuantization: doubleQuantization)
-                }
+                let split = splitThreads > 1 && t.shape.elementCount >= splitThreshold
+                q = try quantizer.quantize(t, doubleQuantization: doubleQuantization, threads: split ? splitThreads : 1)
                 let produced = try q.bnbTensors(weightName: t.name)
                 guard produced.last?.bytes.array == state.jsonBytes else {
                     // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
@@ -399,20 +361,21 @@ public enum QuantizePipeline {
                 let width = dtype.bitWidth / 8
                 let blocksPerPiece = max(1, Self.streamElements / q.blocksize)
                 let absmax = q.absmaxValues()
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blocksPerPiece * q.blocksize * width, alignment: 64)
-                defer { buffer.deallocate() }
-                try absmax.withUnsafeBufferPointer { (table) throws(CheckpointError) in
-                    var block = 0
-                    repeat {
-                        let blocks = block..<min(block + blocksPerPiece, q.blockCount)
-                        let start = blocks.lowerBound * q.blocksize
-                        let count = min(blocks.upperBound * q.blocksize, q.elementCount) - start
-                        q.dequantizeBlocks(blocks, absmax: table, as: dtype, intoSlice: buffer)
-                        try writer.write(
-                            t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * width)]), at: start * width,
-                            completes: blocks.upperBound == q.blockCount)
-                        block = blocks.upperBound
-                    } while block < q.blockCount
+                let scratch = ScratchBuffer()
+                try scratch.withBytes(blocksPerPiece * q.blocksize * width) { (buffer) throws(CheckpointError) in
+                    try absmax.withUnsafeBufferPointer { (table) throws(CheckpointError) in
+                        var block = 0
+                        repeat {
+                            let blocks = block..<min(block + blocksPerPiece, q.blockCount)
+                            let start = blocks.lowerBound * q.blocksize
+                            let count = min(blocks.upperBound * q.blocksize, q.elementCount) - start
+                            q.dequantizeBlocks(blocks, absmax: table, as: dtype, intoSlice: buffer)
+                            try writer.write(
+                                t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * width)]), at: start * width,
+                                completes: blocks.upperBound == q.blockCount)
+                            block = blocks.upperBound
+                        } while block < q.blockCount
+                    }
                 }
                 return 0
             case .cast(let t, let dtype):
@@ -420,19 +383,20 @@ public enum QuantizePipeline {
                 let n = t.shape.elementCount
                 let inWidth = t.dtype.bitWidth / 8
                 let outWidth = dtype.bitWidth / 8
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(n, Self.streamElements) * outWidth, alignment: 64)
-                defer { buffer.deallocate() }
-                try t.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
-                    var start = 0
-                    repeat {
-                        let count = min(Self.streamElements, n - start)
-                        let piece = UnsafeRawBufferPointer(rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
-                        FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count, into: buffer)
-                        try writer.write(
-                            t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * outWidth)]),
-                            at: start * outWidth, completes: start + count == n)
-                        start += count
-                    } while start < n
+                let scratch = ScratchBuffer()
+                try scratch.withBytes(min(n, Self.streamElements) * outWidth) { (buffer) throws(CheckpointError) in
+                    try t.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
+                        var start = 0
+                        repeat {
+                            let count = min(Self.streamElements, n - start)
+                            let piece = UnsafeRawBufferPointer(rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
+                            FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count, into: buffer)
+                            try writer.write(
+                                t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * outWidth)]),
+                                at: start * outWidth, completes: start + count == n)
+                            start += count
+                        } while start < n
+                    }
                 }
                 return 0
             case .copy(let t):
@@ -440,26 +404,5 @@ public enum QuantizePipeline {
                 return 0
             }
         }
-    }
-}
-
-import Synchronization
-
-/// Results written by index from worker threads.
-final class LockedStates: Sendable {
-    private let states: Mutex<[BnbQuantState?]>
-    private let nonFinite: Mutex<[(Int, String, Int)]>
-
-    init(count: Int) {
-        states = Mutex([BnbQuantState?](repeating: nil, count: count))
-        nonFinite = Mutex([])
-    }
-
-    func set(_ index: Int, _ state: BnbQuantState) { states.withLock { $0[index] = state } }
-    var values: [BnbQuantState] { states.withLock { $0.map { $0! } } }
-
-    func setCount(_ index: Int, _ name: String, _ count: Int) { nonFinite.withLock { $0.append((index, name, count)) } }
-    var counts: [(tensor: String, count: Int)] {
-        nonFinite.withLock { $0.sorted { $0.0 < $1.0 }.map { (tensor: $0.1, count: $0.2) } }
     }
 }

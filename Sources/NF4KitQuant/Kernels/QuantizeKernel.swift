@@ -11,7 +11,7 @@ enum QuantizeKernel {
     /// Writes `absmax[b]` and the packed bytes of each block in the range into the whole-tensor buffers.
     static func run(
         blocks: Range<Int>, input: UnsafeRawBufferPointer, dtype: DType, elementCount: Int, blocksize: Int,
-        rule: CodeRule, profile: QuantizationProfile, packed: UnsafeMutableRawBufferPointer,
+        rule: CodeRule, profile: QuantizationProfile, native: Bool, packed: UnsafeMutableRawBufferPointer,
         absmax: UnsafeMutableBufferPointer<Float>
     ) {
         if blocks.isEmpty { return }
@@ -34,7 +34,7 @@ enum QuantizeKernel {
             // back the blocks with non-finite values or scale, which take the Swift path like the partial last block.
             let fullEnd = min(blocks.upperBound, elementCount / blocksize)
             let kind: Int32? = dtype == .f16 ? 0 : dtype == .bf16 ? 1 : dtype == .f32 ? 2 : nil
-            guard useNativeKernel, let kind, !rule.ranksMagnitude, blocksize % 16 == 0,
+            guard native, hasNativeKernel, let kind, !rule.ranksMagnitude, blocksize % 16 == 0,
                 fullEnd > blocks.lowerBound
             else {
                 for block in blocks { swiftBlock(block) }
@@ -60,11 +60,24 @@ enum QuantizeKernel {
         }
     }
 
+    /// ``run`` over all `blocks` of a tensor, split into disjoint block ranges on up to `threads` threads (a few
+    /// ranges per thread, so an uneven range does not hold the others up). The bytes do not depend on `threads`.
+    static func runParallel(
+        blocks: Int, threads: Int, input: UnsafeRawBufferPointer, dtype: DType, elementCount: Int, blocksize: Int,
+        rule: CodeRule, profile: QuantizationProfile, native: Bool, packed: UnsafeMutableRawBufferPointer,
+        absmax: UnsafeMutableBufferPointer<Float>
+    ) {
+        let parts = threads <= 1 ? 1 : min(threads * 4, max(1, blocks / 1024))
+        let job = BlockJob(input: input, packed: packed, absmax: absmax)
+        ParallelRunner.forEachPart(count: blocks, parts: parts) { range in
+            run(
+                blocks: range, input: job.input, dtype: dtype, elementCount: elementCount, blocksize: blocksize,
+                rule: rule, profile: profile, native: native, packed: job.packed, absmax: job.absmax)
+        }
+    }
+
     /// Whether this machine runs the AVX2 + F16C kernel (checked once).
     static let hasNativeKernel = nf4k_has_avx2_f16c() == 1
-    /// Tests turn the native kernel off to compare it with the Swift one; everything else leaves it on.
-    nonisolated(unsafe) static var nativeKernelEnabled = true
-    static var useNativeKernel: Bool { hasNativeKernel && nativeKernelEnabled }
 
     /// The absmax each block would store, without coding (a pipeline's planning pass: the double-quantization
     /// offset, and so the quant-state JSON length, needs every absmax before any output is laid out).
@@ -291,4 +304,12 @@ enum QuantizeKernel {
             out.storeBytes(of: codes[2 &* j] << 4 | codes[2 &* j &+ 1], toByteOffset: j, as: UInt8.self)
         }
     }
+}
+
+// @unchecked Sendable because workers read `input` and write disjoint block ranges of `packed` and `absmax`,
+// which all outlive the runParallel call.
+private struct BlockJob: @unchecked Sendable {
+    let input: UnsafeRawBufferPointer
+    let packed: UnsafeMutableRawBufferPointer
+    let absmax: UnsafeMutableBufferPointer<Float>
 }

@@ -37,8 +37,9 @@ struct Merge: AsyncParsableCommand {
     var allowNonfinite = false
 
     @Flag(
-        help: "Round each multiply-add of B·A once, as PyTorch's fused CPU kernel does (bit-identical to PEFT; slower)."
-    )
+        help: ArgumentHelp(
+            "Accepted for scripts written for 0.1: the fused (PEFT-exact) arithmetic is now the default.",
+            visibility: .hidden))
     var fusedArithmetic = false
 
     @Option(help: "Worker threads (default: all cores).")
@@ -82,7 +83,6 @@ struct Merge: AsyncParsableCommand {
         options.allowNonFinite = allowNonfinite
         options.overwrite = outputOptions.force
         options.format = outputOptions.format?.format
-        options.arithmetic = fusedArithmetic ? .fused : .separate
         let quiet = outputOptions.quiet
         let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)
         let summary = try await reportingErrors {

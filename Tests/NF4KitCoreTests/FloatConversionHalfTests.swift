@@ -1,8 +1,7 @@
 import NF4KitCore
-import NF4KitMerge
 import Testing
 
-@Suite struct HalfConversionTests {
+@Suite struct FloatConversionHalfTests {
     @Test func `f32 to f16 rounding equals Float16's on every f16 value, its neighbours and midpoints`() {
         var mismatches = 0
         for bits in 0..<65_536 {
@@ -13,7 +12,7 @@ import Testing
             let next = Float(half.nextUp)
             let mid = (center + next) / 2
             for value in [center, center.nextUp, center.nextDown, mid, mid.nextUp, mid.nextDown] where !value.isNaN {
-                if HalfConversion.halfBits(value) != Float16(value).bitPattern { mismatches += 1 }
+                if FloatConversion.halfBits(from: value) != Float16(value).bitPattern { mismatches += 1 }
             }
         }
         #expect(mismatches == 0)
@@ -24,16 +23,16 @@ import Testing
         var bits: UInt32 = 0
         while true {
             let value = Float(bitPattern: bits)
-            if !value.isNaN && HalfConversion.halfBits(value) != Float16(value).bitPattern { mismatches += 1 }
+            if !value.isNaN && FloatConversion.halfBits(from: value) != Float16(value).bitPattern { mismatches += 1 }
             let (next, overflow) = bits.addingReportingOverflow(65_521)
             if overflow { break }
             bits = next
         }
         #expect(mismatches == 0)
-        #expect(Float16(bitPattern: HalfConversion.halfBits(.nan)).isNaN)
-        #expect(HalfConversion.halfBits(-.infinity) == 0xFC00)
-        #expect(HalfConversion.halfBits(65_520) == 0x7C00)
-        #expect(HalfConversion.halfBits(65_519.99) == 0x7BFF)
+        #expect(Float16(bitPattern: FloatConversion.halfBits(from: .nan)).isNaN)
+        #expect(FloatConversion.halfBits(from: -.infinity) == 0xFC00)
+        #expect(FloatConversion.halfBits(from: 65_520) == 0x7C00)
+        #expect(FloatConversion.halfBits(from: 65_519.99) == 0x7BFF)
     }
 
     @Test func `f16 widening and narrowing round-trip whole buffers on several threads`() {
@@ -43,12 +42,27 @@ import Testing
         var floats = [Float](repeating: 0, count: count)
         var back = [UInt8](repeating: 0, count: count * 2)
         source.withUnsafeBytes { raw in
-            floats.withUnsafeMutableBufferPointer { HalfConversion.widen(raw, from: .f16, into: $0, threadCount: 3) }
+            floats.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: .f16, into: $0, threadCount: 3) }
         }
         #expect(floats[12345] == Float(Float16(bitPattern: source[12345])))
         floats.withUnsafeBufferPointer { values in
-            back.withUnsafeMutableBytes { HalfConversion.narrow(values, to: .f16, into: $0, threadCount: 3) }
+            back.withUnsafeMutableBytes { FloatConversion.narrow(values, to: .f16, into: $0, threadCount: 3) }
         }
         #expect(back.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) } == source)
+    }
+
+    @Test(arguments: [DType.f16, .bf16, .f32])
+    func `narrowing reports values that overflow the output dtype as non-finite`(dtype: DType) {
+        // 1e30 is finite in f32 but above the f16 maximum; 3.4e38 rounds up to bf16 infinity.
+        let overflow: Float = dtype == .f16 ? 1e30 : 3.4e38
+        let expectFinite = dtype == .f32
+        for values in [[Float](repeating: 1, count: 9) + [overflow], [0.5, -2]] {
+            var out = [UInt8](repeating: 0, count: values.count * dtype.bitWidth / 8)
+            let finite = values.withUnsafeBufferPointer { source in
+                out.withUnsafeMutableBytes { FloatConversion.narrow(source, to: dtype, into: $0) }
+            }
+            #expect(finite == (values.count == 2 || expectFinite), "\(dtype) \(values)")
+        }
+        #expect(FloatConversion.bfloat16Bits(fromFloatBits: Float(3.4e38).bitPattern) == 0x7F80)
     }
 }

@@ -79,8 +79,7 @@ import Testing
         // nf4kit's merge is the flat computation.
         let directory = TemporaryDirectory("nf4kit-merge-bnb-cpu")
         defer { directory.cleanup() }
-        var options = MergeOptions()
-        options.arithmetic = .fused
+        let options = MergeOptions()
         _ = try MergePipeline.run(
             base: Fixture.path("llama-tiny/nf4-dq"), adapters: [Fixture.path("llama-tiny/lora")],
             output: directory.file("out"), options: options)

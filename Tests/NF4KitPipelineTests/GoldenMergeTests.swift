@@ -5,15 +5,12 @@ import Testing
 
 /// Merges the golden llama-tiny adapter and compares with what PEFT 0.21.2 wrote (Fixtures/files/llama-tiny).
 @Suite struct GoldenMergeTests {
-    private func run(
-        base: String, to target: MergeOptions.Target = .same, arithmetic: GEMMAccumulate.Arithmetic = .separate
-    )
+    private func run(base: String, to target: MergeOptions.Target = .same)
         throws -> (Checkpoint, TemporaryDirectory, MergeSummary)
     {
         let directory = TemporaryDirectory("nf4kit-merge")
         var options = MergeOptions()
         options.target = target
-        options.arithmetic = arithmetic
         let output = directory.file("out")
         let summary = try MergePipeline.run(
             base: Fixture.path("llama-tiny/\(base)"), adapters: [Fixture.path("llama-tiny/lora")], output: output,
@@ -51,15 +48,15 @@ import Testing
             }
         }
         #expect(worst <= 1)
-        // Measured: 1,963,230 of 1,963,264 values identical (34 differ by one ulp, from f32 rounding of B·A).
+        // With the separate multiply-add of 0.1, 34 of 1,963,264 values differed by one ulp; fused: none.
         #expect(Double(exact) / Double(total) >= 0.9999)
         #expect(
             try [UInt8](contentsOf: directory.file("out/config.json"))
                 == [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/config.json")))
     }
 
-    @Test func `fused arithmetic reproduces PEFT's merged fp16 file byte for byte`() throws {
-        let (_, directory, _) = try run(base: "fp16", arithmetic: .fused)
+    @Test func `the default (fused) arithmetic reproduces PEFT's merged fp16 file byte for byte`() throws {
+        let (_, directory, _) = try run(base: "fp16")
         defer { directory.cleanup() }
         let ours = try [UInt8](contentsOf: directory.file("out/model.safetensors"))
         let golden = try [UInt8](contentsOf: Fixture.path("llama-tiny/merged-fp16/model.safetensors"))
@@ -71,7 +68,7 @@ import Testing
     }
 
     @Test func `merging into nf4-dq re-quantizes like PEFT, recording float32 as PEFT does`() throws {
-        let (output, directory, summary) = try run(base: "nf4-dq", arithmetic: .fused)
+        let (output, directory, summary) = try run(base: "nf4-dq")
         defer { directory.cleanup() }
         #expect(summary.warnings.contains { $0.message.contains("4-bit") })
         let golden = try SafetensorsReader.read(path: Fixture.path("llama-tiny/merged-nf4-dq/model.safetensors"))
@@ -147,9 +144,9 @@ import Testing
     }
 
     @Test func `--to bf16 rounds the merged f32 values once to bf16`() throws {
-        let (bf16, directory, _) = try run(base: "fp16", to: .bf16, arithmetic: .fused)
+        let (bf16, directory, _) = try run(base: "fp16", to: .bf16)
         defer { directory.cleanup() }
-        let (f32, other, _) = try run(base: "fp16", to: .f32, arithmetic: .fused)
+        let (f32, other, _) = try run(base: "fp16", to: .f32)
         defer { other.cleanup() }
         let config = try ModelSource.readJSONObject(directory.file("out/config.json"))
         #expect(config["dtype"]?.stringValue == "bfloat16")
@@ -171,8 +168,7 @@ import Testing
     @Test func `a single-file base gives a single-file output with the same values`() throws {
         let directory = TemporaryDirectory("nf4kit-merge")
         defer { directory.cleanup() }
-        var options = MergeOptions()
-        options.arithmetic = .fused
+        let options = MergeOptions()
         let output = directory.file("merged.safetensors")
         _ = try MergePipeline.run(
             base: Fixture.path("llama-tiny/fp16/model.safetensors"), adapters: [Fixture.path("llama-tiny/lora")],
@@ -199,8 +195,7 @@ import Testing
         try SafetensorsIndex(weightMap: map, totalSize: nil, totalParameters: nil).jsonBytes().write(
             to: base + "/model.safetensors.index.json")
         try [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")).write(to: base + "/config.json")
-        var options = MergeOptions()
-        options.arithmetic = .fused
+        let options = MergeOptions()
         _ = try MergePipeline.run(
             base: base, adapters: [Fixture.path("llama-tiny/lora")], output: directory.file("out"), options: options)
         #expect(FileManager.default.fileExists(atPath: directory.file("out/model.safetensors.index.json")))

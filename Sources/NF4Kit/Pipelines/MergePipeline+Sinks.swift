@@ -1,0 +1,54 @@
+import NF4KitCore
+import NF4KitFormats
+
+/// Where a unit's output tensors go: the planned output files, or the spill file of freshly quantized tensors
+/// (whose sizes are known only after computing them). Only the planned files take write-behind buffers.
+enum TensorSink {
+    case planned(WriterSink)
+    case spill(SpillSink)
+
+    func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
+        switch self {
+        case .planned(let writers): try writers.put(name: name, dtype: dtype, shape: shape, bytes: bytes)
+        case .spill(let file): try file.put(name: name, dtype: dtype, shape: shape, bytes: bytes)
+        }
+    }
+}
+
+/// Writes each tensor into the planned output.
+struct WriterSink: Sendable {
+    let output: CheckpointOutput
+    func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
+        try output.write(name, bytes: bytes)
+    }
+}
+
+/// A scratch file for freshly quantized tensors, appended in order and copied into the planned output later.
+/// It is an unfinished ``OutputFile``, so it is removed when the pipeline ends, whatever happens.
+final class SpillSink {
+    struct Record {
+        var name: String
+        var dtype: DType
+        var shape: Shape
+        var offset: Int
+        var byteCount: Int
+    }
+    private let file: OutputFile
+    private(set) var records: [Record] = []
+    private var end = 0
+
+    init(path: String, inputs: [String]) throws(CheckpointError) {
+        file = try OutputFile(path: path, overwrite: true, inputs: inputs)
+    }
+
+    func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
+        try file.write(bytes, at: Int64(end))
+        records.append(Record(name: name, dtype: dtype, shape: shape, offset: end, byteCount: bytes.count))
+        end += bytes.count
+    }
+
+    /// Maps what was written, for copying into the final files.
+    func mapped() throws(CheckpointError) -> MappedRegion? {
+        end == 0 ? nil : try MappedRegion(mapping: file.partialPath)
+    }
+}
