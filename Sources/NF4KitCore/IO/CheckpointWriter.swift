@@ -147,15 +147,8 @@ public final class OutputDirectory: @unchecked Sendable {
 public enum FileAccess {
     /// Reads a small file completely, refusing files larger than `limit` bytes before allocating.
     public static func readSmallFile(_ path: String, limit: Int = 64 << 20) throws(CheckpointError) -> [UInt8] {
-        let fd = Platform.open(path, flags: Platform.readOnlyFlags)
-        guard fd >= 0 else {
-            let reason = Platform.errnoDescription
-            throw CheckpointError(Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
-        }
-        defer { Platform.close(fd) }
-        guard let size = Platform.fileSize(fd) else {
-            throw CheckpointError(.io, "cannot read the file size: \(Platform.errnoDescription)", file: path)
-        }
+        let file = try InputFile(path: path)
+        let fd = file.fd, size = file.byteCount
         guard size <= Int64(limit) else {
             throw CheckpointError(.limitExceeded, "the file is \(size) bytes; at most \(limit) are read", file: path)
         }
@@ -194,10 +187,7 @@ public enum FileAccess {
     }
     /// Size of a file in bytes.
     public static func fileSize(_ path: String) throws(CheckpointError) -> Int64 {
-        let fd = Platform.open(path, flags: Platform.readOnlyFlags)
-        guard fd >= 0 else { throw CheckpointError(.notFound, "cannot open the file", file: path) }
-        defer { Platform.close(fd) }
-        return Platform.fileSize(fd) ?? 0
+        try InputFile(path: path).byteCount
     }
     /// Copies a (side) file byte for byte.
     public static func copyFile(from source: String, to destination: String) throws(CheckpointError) {

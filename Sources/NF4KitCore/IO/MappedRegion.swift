@@ -13,21 +13,14 @@ public final class MappedRegion: @unchecked Sendable {
 
     /// Maps the whole file at `path` read-only, with sequential read-ahead advice.
     ///
-    /// - Throws: ``CheckpointError`` with code `.io` (or `.notFound`) naming the file.
+    /// Symbolic links are followed; anything but a regular file (a folder, FIFO, socket or device) is refused
+    /// without blocking.
+    ///
+    /// - Throws: ``CheckpointError`` with code `.io`, `.notFound` or `.refused`, naming the file.
     public init(mapping path: String) throws(CheckpointError) {
-        let fd = Platform.open(path, flags: Platform.readOnlyFlags)
-        guard fd >= 0 else {
-            let reason = Platform.errnoDescription
-            throw CheckpointError(
-                Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
-        }
-        defer { Platform.close(fd) }
-        guard let size = Platform.fileSize(fd) else {
-            throw CheckpointError(.io, "cannot read the file size: \(Platform.errnoDescription)", file: path)
-        }
-        guard Platform.isDirectory(path) == false else {
-            throw CheckpointError(.invalidArgument, "expected a file, found a directory", file: path)
-        }
+        let file = try InputFile(path: path)
+        let size = file.byteCount
+        let fd = file.fd
         self.path = path
         self.count = Int(size)
         if size == 0 {
