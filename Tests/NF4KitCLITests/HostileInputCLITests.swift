@@ -1,0 +1,92 @@
+import Foundation
+import NF4KitTestSupport
+import Testing
+
+/// Crafted inputs that used to trap, hang or allocate without bound, driven through the CLI as a user would,
+/// each in a temporary folder of its own.
+@Suite struct HostileInputCLITests {
+    /// A safetensors file with one f32 tensor filled with `value`.
+    static func safetensors(name: String, shape: [Int], value: Float) -> [UInt8] {
+        let count = shape.reduce(1, *)
+        let header = "{\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[0,\(count * 4)]}}"
+        var bytes = [UInt8](repeating: 0, count: 8)
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { bytes.replaceSubrange(0..<8, with: $0) }
+        bytes += Array(header.utf8)
+        for _ in 0..<count { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
+        return bytes
+    }
+
+    /// Runs the CLI, killing it after `seconds` (a hang then fails the test instead of stopping the suite).
+    static func run(_ arguments: [String], seconds: Double = 120) throws -> NF4KitCLI.Result {
+        let directory = TemporaryDirectory("nf4kit-hostile-run")
+        defer { directory.cleanup() }
+        let outPath = directory.file("stdout"), errPath = directory.file("stderr")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try NF4KitCLI.executable())
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        try process.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            Issue.record("nf4kit \(arguments) did not finish within \(seconds) s")
+        }
+        process.waitUntilExit()
+        return NF4KitCLI.Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: outPath)), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: errPath)), as: UTF8.self))
+    }
+
+    @Test func `inspect --sensitivity on finite but huge weights reports infinite errors instead of trapping`() throws {
+        let directory = TemporaryDirectory("nf4kit-huge-weights")
+        defer { directory.cleanup() }
+        // 1e38 is a finite f32, but a Q8_0 block scale of 1e38 / 127 overflows float16, so the decoded error is
+        // infinite; the bar chart used to convert an infinite bar length to Int.
+        let path = directory.file("huge.safetensors")
+        try Self.safetensors(name: "model.layers.0.self_attn.q_proj.weight", shape: [64, 64], value: 1e38).write(to: path)
+        let result = try Self.run(["inspect", "--sensitivity", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("inf"))
+        #expect(result.stdout.contains("████"))
+    }
+
+    @Test func `a FIFO as weight file or config.json is refused naming it, without blocking`() throws {
+        let directory = TemporaryDirectory("nf4kit-fifo")
+        defer { directory.cleanup() }
+        let fifo = directory.file("model.safetensors")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let direct = try Self.run(["inspect", fifo], seconds: 60)
+        #expect(direct.status == 65)
+        #expect(direct.stderr.contains(fifo))
+        #expect(direct.stderr.contains("FIFO"))
+
+        let folder = directory.file("model")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        try Self.safetensors(name: "model.layers.0.mlp.up_proj.weight", shape: [2, 64], value: 0.5)
+            .write(to: folder + "/model.safetensors")
+        #expect(mkfifo(folder + "/config.json", 0o600) == 0)
+        let side = try Self.run(["inspect", folder], seconds: 60)
+        #expect(side.status == 65)
+        #expect(side.stderr.contains(folder + "/config.json"))
+    }
+
+    @Test func `a weight file reached through a symbolic link is read (Hugging Face snapshots are links)`() throws {
+        let directory = TemporaryDirectory("nf4kit-link")
+        defer { directory.cleanup() }
+        try FileManager.default.createDirectory(atPath: directory.file("blobs"), withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(atPath: directory.file("snapshot"), withIntermediateDirectories: false)
+        try Self.safetensors(name: "model.layers.0.mlp.up_proj.weight", shape: [2, 64], value: 0.5)
+            .write(to: directory.file("blobs/0123abcd"))
+        try FileManager.default.createSymbolicLink(
+            atPath: directory.file("snapshot/model.safetensors"), withDestinationPath: "../blobs/0123abcd")
+        let result = try Self.run(["inspect", directory.file("snapshot")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("128"))
+    }
+}
