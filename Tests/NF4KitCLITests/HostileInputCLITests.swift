@@ -89,4 +89,37 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("128"))
     }
+
+    @Test func `a Git LFS pointer, an HTML page, a folder shard and an empty weight get exit 65 and a message naming the file`() throws {
+        let directory = TemporaryDirectory("nf4kit-misnamed")
+        defer { directory.cleanup() }
+        let pointer = directory.file("model.safetensors")
+        try Array("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 12\n".utf8).write(to: pointer)
+        let lfs = try Self.run(["inspect", pointer])
+        #expect(lfs.status == 65)
+        #expect(lfs.stderr.contains(pointer) && lfs.stderr.contains("git lfs pull"))
+        #expect(!lfs.stderr.contains("exceeds the limit"))
+
+        let page = directory.file("page.safetensors")
+        try Array("<!DOCTYPE html><html><body>rate limited</body></html>".utf8).write(to: page)
+        let html = try Self.run(["inspect", page])
+        #expect(html.status == 65)
+        #expect(html.stderr.contains("HTML page"))
+
+        let folder = directory.file("sharded")
+        try FileManager.default.createDirectory(atPath: folder + "/model-00002-of-00002.safetensors", withIntermediateDirectories: true)
+        try Self.safetensors(name: "a.weight", shape: [2, 64], value: 1).write(to: folder + "/model-00001-of-00002.safetensors")
+        let index = #"{"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}"#
+        try Array(index.utf8).write(to: folder + "/model.safetensors.index.json")
+        let shard = try Self.run(["inspect", folder])
+        #expect(shard.status == 65)
+        #expect(shard.stderr.contains("model-00002-of-00002.safetensors") && shard.stderr.contains("folder"))
+
+        let empty = directory.file("empty.safetensors")
+        try Self.safetensors(name: "model.layers.0.self_attn.k_proj.weight", shape: [64, 0], value: 0).write(to: empty)
+        let convert = try Self.run(["convert", empty, "-o", directory.file("out.safetensors")])
+        #expect(convert.status == 65)
+        #expect(convert.stderr.contains(empty) && convert.stderr.contains("model.layers.0.self_attn.k_proj.weight"))
+        #expect(!FileManager.default.fileExists(atPath: directory.file("out.safetensors")))
+    }
 }
