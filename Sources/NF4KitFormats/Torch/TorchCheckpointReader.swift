@@ -98,7 +98,13 @@ public enum TorchCheckpointReader {
     public static func readDetailed(
         path: String, limits: TorchReadLimits = .default
     ) throws(CheckpointError) -> TorchCheckpoint {
-        let region = try MappedRegion(mapping: path)
+        try readDetailed(region: MappedRegion(mapping: path), path: path, limits: limits)
+    }
+
+    /// Reads a checkpoint from bytes already in memory (the fuzzing entry point; `path` names them in errors).
+    package static func readDetailed(
+        region: MappedRegion, path: String, limits: TorchReadLimits = .default
+    ) throws(CheckpointError) -> TorchCheckpoint {
         if try checkContainer(region, file: path) == .legacy {
             var reader = StateDictReader(archive: nil, file: path, limits: limits)
             return try reader.readLegacy(region)
