@@ -444,10 +444,13 @@ private struct StateDictReader {
         if (contiguous || elementCount == 0) && !swap {
             bytes = storageBytes.slice(start..<(start + byteCount))
         } else {
-            let region = MappedRegion(filling: byteCount, description: "\(file) (tensor \(name))") { destination in
+            // Copied when first read, not here: inspecting reads no tensor data, and a file that declares
+            // thousands of views over one storage costs one copy at a time while a pipeline writes them.
+            let (offset, viewShape, strides) = (ref.storageOffset, ref.shape, ref.strides)
+            let region = MappedRegion(deferred: byteCount, description: "\(file) (tensor \(name))") { destination in
                 storageBytes.withUnsafeBytes { source in
                     Self.copyStrided(
-                        source, into: destination, offset: ref.storageOffset, shape: ref.shape, strides: ref.strides,
+                        source, into: destination, offset: offset, shape: viewShape, strides: strides,
                         elementSize: elementSize)
                 }
                 if swap {
