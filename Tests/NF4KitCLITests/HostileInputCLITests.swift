@@ -122,4 +122,34 @@ import Testing
         #expect(convert.stderr.contains(empty) && convert.stderr.contains("model.layers.0.self_attn.k_proj.weight"))
         #expect(!FileManager.default.fileExists(atPath: directory.file("out.safetensors")))
     }
+
+    /// Runs the CLI under an address-space limit (`ulimit -v`, in KiB), so an allocation beyond it fails the run.
+    static func runLimited(kilobytes: Int, _ arguments: [String]) throws -> NF4KitCLI.Result {
+        let command = "ulimit -v \(kilobytes) && exec \"$0\" \"$@\""
+        let shell = ["-c", command, try NF4KitCLI.executable()] + arguments
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = shell
+        let directory = TemporaryDirectory("nf4kit-limited")
+        defer { directory.cleanup() }
+        let outPath = directory.file("stdout"), errPath = directory.file("stderr")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        try process.run()
+        process.waitUntilExit()
+        return NF4KitCLI.Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: outPath)), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: errPath)), as: UTF8.self))
+    }
+
+    @Test func `inspecting a 77 KB .bin with 4,000 views of one storage reads no tensor data`() throws {
+        // Copying every view while reading headers took 4,000 x 1 MiB; under a 1.5 GB address-space limit the
+        // old reader aborted.
+        let result = try Self.runLimited(kilobytes: 1_500_000, ["inspect", Fixture.path("torch/crafted/many-views.bin")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("4,000"))
+    }
 }
