@@ -309,6 +309,10 @@ def many_views(count=4000, side=512):
 def main_many_views():
     pkl, storages = many_views()
     write("crafted/many-views.bin", checkpoint(pkl, storages, deflate=True))
+    # A state-dict key safetensors reserves for its metadata object.
+    w = Storage("0", TORCH.FloatStorage, 4, floats([1.0, 2.0, 3.0, 4.0]))
+    state = collections.OrderedDict([("__metadata__", Tensor(w, 0, (2, 2), (2, 1)))])
+    write("crafted/metadata-key.bin", checkpoint(torch_pickle(state), [(w.key, w.data)]))
 
 
 def main():

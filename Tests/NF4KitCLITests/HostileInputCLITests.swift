@@ -152,4 +152,13 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("4,000"))
     }
+
+    @Test func `a .bin tensor named __metadata__ is refused input naming the file, not a usage error`() throws {
+        let directory = TemporaryDirectory("nf4kit-metadata-key")
+        defer { directory.cleanup() }
+        let input = Fixture.path("torch/crafted/metadata-key.bin")
+        let result = try Self.run(["convert", "--to", "f16", input, "-o", directory.file("out.safetensors")])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains(input) && result.stderr.contains("__metadata__"))
+    }
 }

@@ -386,6 +386,14 @@ private struct StateDictReader {
         guard let dtype = ref.dtype else {
             throw bad(.unsupportedDType, "dtype '\(ref.dtypeName)' has no safetensors counterpart")
         }
+        // As with dtypes, a state dict is read as the safetensors checkpoint it converts to, where this key is the
+        // metadata object: refuse it here (naming the file) rather than fail later in a writer.
+        guard name != "__metadata__" else {
+            throw bad(
+                .refused,
+                "the key '__metadata__' is reserved by safetensors for its metadata object; rename it to convert "
+                    + "or inspect this state dict")
+        }
         let record = try storage(for: ref.storage, tensor: name)
         let storageBytes = record.bytes
         // Element size in bytes; float4_e2m1fn_x2 elements are bytes holding two values.
