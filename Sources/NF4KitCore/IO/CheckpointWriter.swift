@@ -64,6 +64,7 @@ public final class OutputFile: @unchecked Sendable {
     /// Flushes the file to disk and renames it to its final name.
     public func finish() throws(CheckpointError) {
         precondition(!finished, "OutputFile.finish() called twice")
+        try InputIntegrity.check()  // never rename an output made from an input that shrank under us
         guard Platform.sync(fd) else {
             throw CheckpointError(.io, "fsync failed: \(Platform.errnoDescription)", file: partialPath)
         }
@@ -111,6 +112,7 @@ public final class OutputDirectory: @unchecked Sendable {
     /// Renames the partial folder to the final name, replacing an existing output if allowed.
     public func finish() throws(CheckpointError) {
         precondition(!finished, "OutputDirectory.finish() called twice")
+        try InputIntegrity.check()
         if Platform.exists(path) {
             guard overwrite else {
                 throw CheckpointError(.outputExists, "the output already exists (use --force to replace it)", file: path)

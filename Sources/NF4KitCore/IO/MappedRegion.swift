@@ -15,6 +15,8 @@ public final class MappedRegion: @unchecked Sendable {
     public let path: String
     private let isMapped: Bool
     private let deferred: Deferred?
+    /// The SIGBUS guard slot of a file mapping (see `MappingGuard`).
+    private var guardSlot: Int?
 
     /// Maps the whole file at `path` read-only, with sequential read-ahead advice.
     ///
@@ -39,6 +41,7 @@ public final class MappedRegion: @unchecked Sendable {
         }
         base = pointer
         isMapped = true
+        guardSlot = MappingGuard.register(pointer, count: Int(size), path: path)
     }
 
     /// Takes ownership of a copy of `bytes` (used for data that had to be decompressed or made contiguous).
@@ -109,6 +112,7 @@ public final class MappedRegion: @unchecked Sendable {
     deinit {
         guard let base else { return }
         if isMapped {
+            if let guardSlot { MappingGuard.unregister(guardSlot) }
             Platform.unmap(base, count: count)
         } else {
             UnsafeMutableRawPointer(mutating: base).deallocate()
