@@ -161,4 +161,25 @@ import Testing
         #expect(result.status == 65)
         #expect(result.stderr.contains(input) && result.stderr.contains("__metadata__"))
     }
+
+    @Test func `a GGUF metadata array far larger in memory than on disk is refused before it is built`() throws {
+        let directory = TemporaryDirectory("nf4kit-gguf-array")
+        defer { directory.cleanup() }
+        func string(_ text: String) -> [UInt8] {
+            var bytes: [UInt8] = []
+            withUnsafeBytes(of: UInt64(text.utf8.count).littleEndian) { bytes += $0 }
+            return bytes + Array(text.utf8)
+        }
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+        // 2^24 UINT8 elements: 16 MiB on disk, 400 MB as values (24 bytes each) before the budget.
+        let count = 1 << 24
+        var file = Array("GGUF".utf8) + le(UInt32(3)) + le(UInt64(0)) + le(UInt64(1))
+        file += string("tokenizer.ggml.token_type") + le(UInt32(9)) + le(UInt32(0)) + le(UInt64(count))
+        file += [UInt8](repeating: 0, count: count)
+        let path = directory.file("array.gguf")
+        try file.write(to: path)
+        let result = try Self.run(["inspect", path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains(path) && result.stderr.contains("tokenizer.ggml.token_type"))
+    }
 }
