@@ -182,4 +182,44 @@ import Testing
         #expect(result.status == 65)
         #expect(result.stderr.contains(path) && result.stderr.contains("tokenizer.ggml.token_type"))
     }
+
+    /// A stored (not deflated) zip of `records`, CRC fields 0 (which the reader does not check), as torch writes it.
+    static func storedZip(_ records: [(name: String, data: [UInt8])]) -> [UInt8] {
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+        var file: [UInt8] = []
+        var central: [UInt8] = []
+        for (name, data) in records {
+            let offset = UInt32(file.count)
+            let common = le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0))
+                + le(UInt32(data.count)) + le(UInt32(data.count)) + le(UInt16(name.utf8.count))
+            file += le(UInt32(0x0403_4B50)) + common + le(UInt16(0)) + Array(name.utf8) + data
+            central += le(UInt32(0x0201_4B50)) + le(UInt16(20)) + common + le(UInt16(0)) + le(UInt16(0))
+                + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(offset) + Array(name.utf8)
+        }
+        let centralOffset = UInt32(file.count)
+        file += central
+        file += le(UInt32(0x0605_4B50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(records.count))
+            + le(UInt16(records.count)) + le(UInt32(central.count)) + le(centralOffset) + le(UInt16(0))
+        return file
+    }
+
+    @Test func `a 20 MB pickle of four million memo entries stays within a 1 GB address space`() throws {
+        let directory = TemporaryDirectory("nf4kit-memo")
+        defer { directory.cleanup() }
+        // PROTO 2, EMPTY_DICT, then LONG_BINPUT i for i < 4,000,000 (the memo limit), STOP.
+        var pickle: [UInt8] = [0x80, 0x02, 0x7D]
+        pickle.reserveCapacity(3 + 5 * 4_000_000 + 1)
+        for index in 0..<UInt32(4_000_000) {
+            pickle.append(0x72)
+            withUnsafeBytes(of: index.littleEndian) { pickle += $0 }
+        }
+        pickle.append(0x2E)
+        let path = directory.file("memo.bin")
+        try Self.storedZip([("archive/data.pkl", pickle), ("archive/version", Array("3\n".utf8))]).write(to: path)
+        // 1.7 GB with the pickle values stored inline; about 400 MB with them boxed.
+        let result = try Self.runLimited(kilobytes: 1_000_000, ["inspect", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("torch"))
+        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("crashed"))
+    }
 }
