@@ -30,6 +30,8 @@ enum MappingGuard {
     nonisolated(unsafe) static let starts = UnsafeMutablePointer<UInt>.allocate(capacity: slotCount)
     nonisolated(unsafe) static let ends = UnsafeMutablePointer<UInt>.allocate(capacity: slotCount)
     nonisolated(unsafe) static let faulted = UnsafeMutablePointer<Int>.allocate(capacity: slotCount)
+    /// Read before the handler is installed, so the handler calls nothing but `mmap` and `signal`.
+    static let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
     /// The path of each slot, and the paths of unmapped regions that had faulted.
     static let registry = Mutex<(paths: [String?], shrunkAndGone: [String])>(([String?](repeating: nil, count: slotCount), []))
 
@@ -37,10 +39,11 @@ enum MappingGuard {
         starts.initialize(repeating: 0, count: slotCount)
         ends.initialize(repeating: 0, count: slotCount)
         faulted.initialize(repeating: 0, count: slotCount)
+        _ = pageSize
         var action = sigaction()
         action.__sigaction_handler.sa_sigaction = { _, info, _ in
             let address = UInt(bitPattern: info?.pointee._sifields._sigfault.si_addr)
-            let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+            let page = MappingGuard.pageSize
             for slot in 0..<MappingGuard.slotCount {
                 let start = MappingGuard.starts[slot]
                 guard start != 0, address >= start, address < MappingGuard.ends[slot] else { continue }
