@@ -210,10 +210,21 @@ public struct AdapterConfig: Sendable, Hashable {
             }
         }
         // Compiled once here (an invalid or unsupported key is refused, naming it); matching is bounded-time.
+        var states = 0
+        func compile(_ key: String) throws(CheckpointError) -> ModulePattern {
+            let pattern = try ModulePattern(key, file: file)
+            states += pattern.instructionCount
+            guard states <= ModulePattern.totalInstructionLimit else {
+                throw unsupported(
+                    "rank_pattern and alpha_pattern compile to more than \(ModulePattern.totalInstructionLimit) "
+                        + "matcher states together (reached at '\(key)'); nf4kit refuses such a config")
+            }
+            return pattern
+        }
         var rankMatchers: [ModulePattern?] = []
-        for entry in ranks { rankMatchers.append(try ModulePattern(entry.pattern, file: file)) }
+        for entry in ranks { rankMatchers.append(try compile(entry.pattern)) }
         var alphaMatchers: [ModulePattern?] = []
-        for entry in alphas { alphaMatchers.append(try ModulePattern(entry.pattern, file: file)) }
+        for entry in alphas { alphaMatchers.append(try compile(entry.pattern)) }
         rankPattern = ranks
         alphaPattern = alphas
         self.rankMatchers = rankMatchers

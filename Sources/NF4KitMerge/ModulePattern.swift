@@ -19,7 +19,13 @@ public struct ModulePattern: Sendable, Hashable {
     private let fixedSequence: [CharacterTest]?
 
     /// The largest compiled program accepted (counted repetitions are expanded).
-    static let instructionLimit = 20_000
+    static let instructionLimit = 5_000
+    /// The most NFA states all keys of one config may compile to together (keys on the fast path do not count):
+    /// matching costs modules x name length x states, and memory grows with the total.
+    public static let totalInstructionLimit = 50_000
+
+    /// NFA states of this key (0 for a plain dotted key, which is matched without the NFA).
+    public var instructionCount: Int { fixedSequence == nil ? program.count : 0 }
 
     /// Compiles `key`.
     ///

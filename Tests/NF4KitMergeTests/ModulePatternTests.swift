@@ -74,6 +74,14 @@ import Testing
         #expect(config.patternsMatchingNone(of: modules).count == 19_999)
     }
 
+    @Test func `many keys that each compile large are refused together, not compiled without bound`() throws {
+        // x{4000} is 7 bytes but 4,000 states; 20 of them pass alone and exceed the total.
+        let members = (0..<20).map { "\"k\($0)x{4000}\": 2" }.joined(separator: ", ")
+        let json = "{\"peft_type\": \"LORA\", \"rank_pattern\": {" + members + "}}"
+        #expect(throws: CheckpointError.self) { try AdapterConfig(json: jsonObject(json)) }
+        #expect(try ModulePattern("x{4000}").instructionCount >= 4_000)
+    }
+
     @Test func `an adapter config with an invalid key is refused naming the key`() throws {
         let json = #"{"peft_type": "LORA", "alpha_pattern": {"(?=x)q_proj": 2}}"#
         do {
