@@ -296,6 +296,25 @@ def write(relative, data):
         f.write(data)
 
 
+def many_views(count=4000, side=512):
+    """One 1 MiB storage of zeros (deflated to about 1 KB) seen through `count` transposed views: reading the
+    headers must not copy them (that would be `count` MiB), and a convert holds one copy at a time."""
+    grid = Storage("0", TORCH.FloatStorage, side * side, bytes(4 * side * side))
+    state = collections.OrderedDict()
+    for i in range(count):
+        state[f"layers.{i}.weight"] = Tensor(grid, 0, (side, side), (1, side))
+    return torch_pickle(state), [(grid.key, grid.data)]
+
+
+def main_many_views():
+    pkl, storages = many_views()
+    write("crafted/many-views.bin", checkpoint(pkl, storages, deflate=True))
+    # A state-dict key safetensors reserves for its metadata object.
+    w = Storage("0", TORCH.FloatStorage, 4, floats([1.0, 2.0, 3.0, 4.0]))
+    state = collections.OrderedDict([("__metadata__", Tensor(w, 0, (2, 2), (2, 1)))])
+    write("crafted/metadata-key.bin", checkpoint(torch_pickle(state), [(w.key, w.data)]))
+
+
 def main():
     pkl, storages = crafted_views()
     write("crafted/views.bin", checkpoint(pkl, storages))

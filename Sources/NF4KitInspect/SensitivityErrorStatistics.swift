@@ -42,7 +42,10 @@ public struct ErrorStatistics: Sendable, Hashable {
         elementCount += other.elementCount
         sumSquaredError += other.sumSquaredError
         sumSquaredReference += other.sumSquaredReference
-        maxAbsoluteError = max(maxAbsoluteError, other.maxAbsoluteError)
+        // NaN wins, as in measure(): a NaN error must not print as a zero maximum.
+        if other.maxAbsoluteError > maxAbsoluteError || other.maxAbsoluteError.isNaN {
+            maxAbsoluteError = other.maxAbsoluteError
+        }
     }
 
     /// Compares `decoded` with `reference` element by element (sequentially, in Double).

@@ -15,9 +15,12 @@ public struct AdapterConfig: Sendable, Hashable {
     /// `use_rslora`: scaling is alpha / sqrt(r) instead of alpha / r.
     public var useRSLoRA: Bool
     /// `rank_pattern` members in file order.
-    public var rankPattern: [PatternEntry<Int>]
+    public var rankPattern: [PatternEntry<Int>] { didSet { rankMatchers = AdapterConfig.compiled(rankPattern) } }
     /// `alpha_pattern` members in file order.
-    public var alphaPattern: [PatternEntry<Double>]
+    public var alphaPattern: [PatternEntry<Double>] { didSet { alphaMatchers = AdapterConfig.compiled(alphaPattern) } }
+    /// The keys of ``rankPattern`` and ``alphaPattern`` compiled once (a key that does not compile matches nothing).
+    private var rankMatchers: [ModulePattern?]
+    private var alphaMatchers: [ModulePattern?]
     /// `fan_in_fan_out` as written (the merger decides by the base tensor's shape, as PEFT effectively does).
     public var fanInFanOut: Bool
     /// `use_dora`.
@@ -39,7 +42,7 @@ public struct AdapterConfig: Sendable, Hashable {
 
     /// One member of `rank_pattern` or `alpha_pattern`.
     public struct PatternEntry<Value: Sendable & Hashable>: Sendable, Hashable {
-        /// The key as written: a regular expression matched against a module path (PEFT's rule, see
+        /// The key as written: a Python regular expression matched against a module path (PEFT's rule, see
         /// ``AdapterConfig/patternMatches(_:module:)``).
         public var pattern: String
         public var value: Value
@@ -206,36 +209,67 @@ public struct AdapterConfig: Sendable, Hashable {
                 alphas.append(PatternEntry(pattern: key, value: number))
             }
         }
-        for key in ranks.map(\.pattern) + alphas.map(\.pattern)
-        where (try? Regex(AdapterConfig.wrappedPattern(key))) == nil {
-            throw CheckpointError(
-                .malformedHeader, "adapter_config.json: pattern '\(key)' is not a valid regular expression", file: file)
+        // Compiled once here (an invalid or unsupported key is refused, naming it); matching is bounded-time.
+        var states = 0
+        func compile(_ key: String) throws(CheckpointError) -> ModulePattern {
+            let pattern = try ModulePattern(key, file: file)
+            states += pattern.instructionCount
+            guard states <= ModulePattern.totalInstructionLimit else {
+                throw unsupported(
+                    "rank_pattern and alpha_pattern compile to more than \(ModulePattern.totalInstructionLimit) "
+                        + "matcher states together (reached at '\(key)'); nf4kit refuses such a config")
+            }
+            return pattern
         }
+        var rankMatchers: [ModulePattern?] = []
+        for entry in ranks { rankMatchers.append(try compile(entry.pattern)) }
+        var alphaMatchers: [ModulePattern?] = []
+        for entry in alphas { alphaMatchers.append(try compile(entry.pattern)) }
         rankPattern = ranks
         alphaPattern = alphas
+        self.rankMatchers = rankMatchers
+        self.alphaMatchers = alphaMatchers
     }
 
-    /// PEFT's wrapping of a pattern key: the key must match a whole dotted suffix of the module path.
-    static func wrappedPattern(_ key: String) -> String { "(?:.*\\.)?(?:" + key + ")" }
+    private static func compiled<V>(_ entries: [PatternEntry<V>]) -> [ModulePattern?] {
+        entries.map { try? ModulePattern($0.pattern) }
+    }
 
     /// Whether a `rank_pattern` / `alpha_pattern` key selects `module` under PEFT >= 0.14's rule.
     ///
     /// PEFT uses `re.match(rf"(.*\.)?({key})$", name)`: anchored at the start, the key must end the name, and
     /// whatever comes before it must end with a dot. So `q_proj` matches every `...q_proj`, and
     /// `^model.layers.0.self_attn.q_proj` matches only that module.
+    ///
+    /// This compiles `key` on every call; a config's own keys are compiled once (``patternRank(forModule:)``).
     public static func patternMatches(_ key: String, module: String) -> Bool {
-        guard let regex = try? Regex(wrappedPattern(key)) else { return false }
-        return (try? regex.wholeMatch(in: module)) != nil
+        (try? ModulePattern(key))?.matches(module) ?? false
     }
 
     /// The rank `rank_pattern` gives `module`, or `nil` when no key matches (then ``rank`` applies).
     public func patternRank(forModule module: String) -> Int? {
-        rankPattern.first { AdapterConfig.patternMatches($0.pattern, module: module) }?.value
+        let name = Array(module.unicodeScalars)
+        guard let index = rankMatchers.firstIndex(where: { $0?.matches(scalars: name) ?? false }) else { return nil }
+        return rankPattern[index].value
     }
 
     /// The alpha of `module`: the first matching `alpha_pattern` key, else ``alpha``.
     public func alpha(forModule module: String) -> Double {
-        alphaPattern.first { AdapterConfig.patternMatches($0.pattern, module: module) }?.value ?? alpha
+        let name = Array(module.unicodeScalars)
+        guard let index = alphaMatchers.firstIndex(where: { $0?.matches(scalars: name) ?? false }) else { return alpha }
+        return alphaPattern[index].value
+    }
+
+    /// The `rank_pattern` and `alpha_pattern` keys (in that order) that select none of `modules`.
+    public func patternsMatchingNone(of modules: [String]) -> [String] {
+        let names = modules.map { Array($0.unicodeScalars) }
+        var unused: [String] = []
+        for (entries, matchers) in [(rankPattern.map(\.pattern), rankMatchers), (alphaPattern.map(\.pattern), alphaMatchers)] {
+            for (key, matcher) in zip(entries, matchers) where !names.contains(where: { matcher?.matches(scalars: $0) ?? false }) {
+                unused.append(key)
+            }
+        }
+        return unused
     }
 
     /// The scaling `s` of a module with rank `rank`: alpha / r, or alpha / sqrt(r) with rsLoRA.

@@ -145,8 +145,7 @@ public struct MergePlan: Sendable {
                 CheckpointError(code, message, file: adapter.source, tensor: key)
             }
             let config = adapter.config
-            for key in config.rankPattern.map(\.pattern) + config.alphaPattern.map(\.pattern)
-            where !adapter.modules.contains(where: { AdapterConfig.patternMatches(key, module: $0.path) }) {
+            for key in config.patternsMatchingNone(of: adapter.modules.map(\.path)) {
                 warnings.append(
                     MergeWarning(
                         "\(adapter.source): rank/alpha pattern '\(key)' matches no module of the adapter (PEFT ignores it too)"

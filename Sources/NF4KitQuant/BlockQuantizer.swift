@@ -138,7 +138,11 @@ public struct BlockQuantizer: Sendable {
         guard let n = shape.checkedElementCount else {
             throw CheckpointError(.shapeMismatch, "shape \(shape) overflows", tensor: name)
         }
-        guard n > 0 else { throw CheckpointError(.invalidArgument, "cannot quantize an empty tensor (shape \(shape))", tensor: name) }
+        guard n > 0 else {
+            throw CheckpointError(
+                .refused, "tensor '\(name ?? "?")' has no elements (shape \(shape)); an empty weight cannot be quantized",
+                tensor: name)
+        }
         guard input.count == n * dtype.bitWidth / 8 else {
             throw CheckpointError(
                 .shapeMismatch, "\(input.count) bytes do not hold shape \(shape) of \(dtype) (\(n * dtype.bitWidth / 8) bytes)",

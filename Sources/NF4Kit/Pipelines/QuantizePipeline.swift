@@ -132,8 +132,13 @@ public enum QuantizePipeline {
             let states = try ParallelRunner.map(count: selected.count, threads: options.threads) { i in
                 let tensor = byName[selected[i]]!
                 let state = try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
-                    try quantizer.plannedQuantState(
-                        raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: options.doubleQuantization, name: tensor.name)
+                    do throws(CheckpointError) {
+                        return try quantizer.plannedQuantState(
+                            raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: options.doubleQuantization,
+                            name: tensor.name)
+                    } catch {
+                        throw error.inFile(tensor.bytes.region.path)  // the message names the tensor, this the file
+                    }
                 }
                 tensor.bytes.releasePages()  // read again by the work pass; not held resident meanwhile
                 return state

@@ -92,6 +92,7 @@ public final class OutputFile: @unchecked Sendable {
     /// Without `overwrite` the rename never replaces an output that appeared meanwhile (another run's).
     public func finish() throws(CheckpointError) {
         precondition(!finished, "OutputFile.finish() called twice")
+        try InputIntegrity.check()  // never rename an output made from an input that shrank under us
         guard Platform.sync(fd) else {
             throw CheckpointError(.io, "fsync failed: \(Platform.errnoDescription)", file: partialPath)
         }
@@ -230,6 +231,7 @@ public final class OutputDirectory: @unchecked Sendable {
     ///   run finished it meanwhile) or may not be replaced; `.io`.
     public func finish() throws(CheckpointError) {
         precondition(!finished, "OutputDirectory.finish() called twice")
+        try InputIntegrity.check()  // never rename an output made from an input that shrank under us
         _ = Platform.sync(fd)
         for _ in 0..<8 {
             guard overwrite, Platform.entry(path) != nil else {
@@ -334,15 +336,8 @@ public final class OutputDirectory: @unchecked Sendable {
 public enum FileAccess {
     /// Reads a small file completely, refusing files larger than `limit` bytes before allocating.
     public static func readSmallFile(_ path: String, limit: Int = 64 << 20) throws(CheckpointError) -> [UInt8] {
-        let fd = Platform.open(path, flags: Platform.readOnlyFlags)
-        guard fd >= 0 else {
-            let reason = Platform.errnoDescription
-            throw CheckpointError(Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
-        }
-        defer { Platform.close(fd) }
-        guard let size = Platform.fileSize(fd) else {
-            throw CheckpointError(.io, "cannot read the file size: \(Platform.errnoDescription)", file: path)
-        }
+        let file = try InputFile(path: path)
+        let fd = file.fd, size = file.byteCount
         guard size <= Int64(limit) else {
             throw CheckpointError(.limitExceeded, "the file is \(size) bytes; at most \(limit) are read", file: path)
         }
@@ -381,10 +376,7 @@ public enum FileAccess {
     }
     /// Size of a file in bytes.
     public static func fileSize(_ path: String) throws(CheckpointError) -> Int64 {
-        let fd = Platform.open(path, flags: Platform.readOnlyFlags)
-        guard fd >= 0 else { throw CheckpointError(.notFound, "cannot open the file", file: path) }
-        defer { Platform.close(fd) }
-        return Platform.fileSize(fd) ?? 0
+        try InputFile(path: path).byteCount
     }
     /// Copies a (side) file byte for byte.
     public static func copyFile(from source: String, to destination: String) throws(CheckpointError) {

@@ -1,7 +1,11 @@
-/// Read-only bytes that tensors point into: a memory-mapped file, or a heap buffer we own.
+import Synchronization
+
+/// Read-only bytes that tensors point into: a memory-mapped file, a heap buffer we own, or bytes computed on
+/// first use (a deferred region, see ``init(deferred:description:_:)``).
 ///
-/// Immutable after `init`, so it is safe to share between tasks.
-// @unchecked Sendable because it holds a raw pointer to memory that is never written after init.
+/// The bytes never change once they can be read, so it is safe to share between tasks.
+// @unchecked Sendable because it holds a raw pointer to memory that is never written after it is filled; a
+// deferred region's pointer is guarded by a mutex.
 public final class MappedRegion: @unchecked Sendable {
     /// Start of the bytes; `nil` only when ``count`` is 0.
     package let base: UnsafeRawPointer?
@@ -10,24 +14,21 @@ public final class MappedRegion: @unchecked Sendable {
     /// The file this region maps, or a description of where owned bytes came from.
     public let path: String
     private let isMapped: Bool
+    private let deferred: Deferred?
+    /// The SIGBUS guard slot of a file mapping (see `MappingGuard`).
+    private var guardSlot: Int?
 
     /// Maps the whole file at `path` read-only, with sequential read-ahead advice.
     ///
-    /// - Throws: ``CheckpointError`` with code `.io` (or `.notFound`) naming the file.
+    /// Symbolic links are followed; anything but a regular file (a folder, FIFO, socket or device) is refused
+    /// without blocking.
+    ///
+    /// - Throws: ``CheckpointError`` with code `.io`, `.notFound` or `.refused`, naming the file.
     public init(mapping path: String) throws(CheckpointError) {
-        let fd = Platform.open(path, flags: Platform.readOnlyFlags)
-        guard fd >= 0 else {
-            let reason = Platform.errnoDescription
-            throw CheckpointError(
-                Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
-        }
-        defer { Platform.close(fd) }
-        guard let size = Platform.fileSize(fd) else {
-            throw CheckpointError(.io, "cannot read the file size: \(Platform.errnoDescription)", file: path)
-        }
-        guard Platform.isDirectory(path) == false else {
-            throw CheckpointError(.invalidArgument, "expected a file, found a directory", file: path)
-        }
+        deferred = nil
+        let file = try InputFile(path: path)
+        let size = file.byteCount
+        let fd = file.fd
         self.path = path
         self.count = Int(size)
         if size == 0 {
@@ -40,10 +41,12 @@ public final class MappedRegion: @unchecked Sendable {
         }
         base = pointer
         isMapped = true
+        guardSlot = MappingGuard.register(pointer, count: Int(size), path: path)
     }
 
     /// Takes ownership of a copy of `bytes` (used for data that had to be decompressed or made contiguous).
     public init(copying bytes: UnsafeRawBufferPointer, description: String) {
+        deferred = nil
         path = description
         count = bytes.count
         isMapped = false
@@ -60,6 +63,7 @@ public final class MappedRegion: @unchecked Sendable {
     public init<E: Error>(
         filling count: Int, description: String, _ fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void
     ) throws(E) {
+        deferred = nil
         path = description
         self.count = count
         isMapped = false
@@ -77,12 +81,30 @@ public final class MappedRegion: @unchecked Sendable {
         base = UnsafeRawPointer(storage)
     }
 
+    /// `count` bytes that `fill` computes when they are first read, and that ``releasePages(_:)`` frees again.
+    ///
+    /// For bytes derived from other bytes (a strided view copied to row-major order): a reader that only looks
+    /// at headers never pays for them, and a pipeline that releases each tensor after writing it holds one copy
+    /// at a time, however many views a file declares over one storage. `fill` must write all `count` bytes and
+    /// give the same bytes every time.
+    public init(deferred count: Int, description: String, _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
+        path = description
+        self.count = count
+        isMapped = false
+        base = nil
+        deferred = count == 0 ? nil : Deferred(count: count, fill: fill)
+    }
+
     /// Drops this process's resident pages of `range` (a file mapping only; owned bytes are left alone).
     ///
     /// The file's pages stay in the page cache, and touching the range again reads them back, so this changes
     /// resident memory, never the bytes. Streaming pipelines call it after a tensor is done, which keeps a
     /// convert's or merge's peak RSS at its working set instead of the size of the input.
     public func releasePages(_ range: Range<Int>) {
+        if let deferred {
+            deferred.release()
+            return
+        }
         guard isMapped, let base, !range.isEmpty else { return }
         Platform.releasePages(base, range: range.clamped(to: 0..<count))
     }
@@ -90,6 +112,7 @@ public final class MappedRegion: @unchecked Sendable {
     deinit {
         guard let base else { return }
         if isMapped {
+            if let guardSlot { MappingGuard.unregister(guardSlot) }
             Platform.unmap(base, count: count)
         } else {
             UnsafeMutableRawPointer(mutating: base).deallocate()
@@ -102,6 +125,49 @@ public final class MappedRegion: @unchecked Sendable {
     /// Calls `body` with the region's bytes.
     /// - Warning: Do not let the pointer escape the closure.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try body(UnsafeRawBufferPointer(start: base, count: count))
+        guard let deferred else { return try body(UnsafeRawBufferPointer(start: base, count: count)) }
+        let pointer = deferred.acquire()
+        defer { deferred.relinquish() }
+        return try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// The storage of a deferred region: filled on first read, freed by `release()` when no reader holds it.
+    private final class Deferred: Sendable {
+        struct State: ~Copyable {
+            var pointer: UnsafeMutableRawPointer?
+            var readers = 0
+        }
+        let count: Int
+        let fill: @Sendable (UnsafeMutableRawBufferPointer) -> Void
+        let state = Mutex(State())
+
+        init(count: Int, fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
+            self.count = count
+            self.fill = fill
+        }
+
+        func acquire() -> UnsafeRawPointer {
+            state.withLock { state in
+                if state.pointer == nil {
+                    let storage = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+                    fill(UnsafeMutableRawBufferPointer(start: storage, count: count))
+                    state.pointer = storage
+                }
+                state.readers += 1
+                return UnsafeRawPointer(state.pointer!)
+            }
+        }
+
+        func relinquish() { state.withLock { $0.readers -= 1 } }
+
+        func release() {
+            state.withLock { state in
+                guard state.readers == 0, let pointer = state.pointer else { return }
+                pointer.deallocate()
+                state.pointer = nil
+            }
+        }
+
+        deinit { state.withLock { $0.pointer?.deallocate() } }
     }
 }

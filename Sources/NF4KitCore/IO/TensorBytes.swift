@@ -27,8 +27,10 @@ public struct TensorBytes: Sendable {
     /// Calls `body` with the bytes. They are little-endian and may be unaligned.
     /// - Warning: Do not let the pointer escape the closure.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        guard let base = region.base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return try body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+        try region.withUnsafeBytes { (all) throws(E) -> R in
+            guard let base = all.baseAddress else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            return try body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+        }
     }
 
     /// Drops the resident pages under this view when it is part of a file mapping (see

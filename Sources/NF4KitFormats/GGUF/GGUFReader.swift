@@ -66,6 +66,11 @@ public struct GGUFFile: Sendable {
     /// becomes a ``GGUFValue`` (24 bytes), so the lower cap bounds memory at about 400 MB; real tokenizer arrays
     /// (vocabularies, merges) stay below 2^19.
     public static let maxArrayCount = 1 << 24
+    /// Parsed metadata may take at most this many times the file's size in memory, plus
+    /// ``metadataMemoryConstant`` (real files use a fraction of it: their tensor data dwarfs their metadata).
+    public static let metadataMemoryFactor = 8
+    /// See ``metadataMemoryFactor``.
+    public static let metadataMemoryConstant = 64 << 20
     /// Longest tensor name, in bytes (ggml `GGML_MAX_NAME` = 64 including the terminating NUL).
     public static let maxTensorNameByteCount = 63
     /// Most dimensions per tensor (ggml `GGML_MAX_DIMS`).
@@ -193,6 +198,26 @@ private struct Parsed {
 
 private struct Parser {
     var reader: ByteReader
+    /// Bytes the parsed metadata may occupy in memory: a small multiple of the file's size plus a constant, so a
+    /// file cannot make us allocate far more than it holds (a one-byte UINT8 element becomes a 24-byte value).
+    var memoryBudget: Int
+
+    init(reader: ByteReader) {
+        self.reader = reader
+        memoryBudget = GGUFFile.metadataMemoryConstant + GGUFFile.metadataMemoryFactor * reader.remaining
+    }
+
+    /// Charges `bytes` of memory for metadata parsed at `offset`, refusing the file once the budget is spent.
+    private mutating func charge(_ bytes: Int, key: String, at offset: Int64) throws(CheckpointError) {
+        memoryBudget -= bytes
+        guard memoryBudget >= 0 else {
+            throw fail(
+                .limitExceeded,
+                "the metadata would need more than \(GGUFFile.metadataMemoryFactor) times the file's size plus "
+                    + "\(GGUFFile.metadataMemoryConstant >> 20) MiB of memory (reached at '\(key)'); refused",
+                at: offset)
+        }
+    }
 
     private func fail(
         _ code: CheckpointError.Code, _ message: String, at offset: Int64, tensor: String? = nil
@@ -439,7 +464,11 @@ private struct Parser {
         case .float32: return .float32(try reader.readFloat(what))
         // Any non-zero byte is true, as both reference readers do (writers emit 0 or 1).
         case .bool: return .bool(try reader.read(UInt8.self, what) != 0)
-        case .string: return .string(try readString(what: "string value of '\(key)'", limit: Int.max))
+        case .string:
+            let offset = reader.fileOffset
+            let text = try readString(what: "string value of '\(key)'", limit: Int.max)
+            if text.utf8.count > 15 { try charge(text.utf8.count + 32, key: key, at: offset) }  // longer ones are on the heap
+            return .string(text)
         case .uint64: return .uint64(try reader.read(UInt64.self, what))
         case .int64: return .int64(try reader.read(Int64.self, what))
         case .float64: return .float64(try reader.readDouble(what))
@@ -466,6 +495,7 @@ private struct Parser {
                     .limitExceeded, "array '\(key)' has \(raw) elements; at most \(GGUFFile.maxArrayCount) allowed",
                     at: countOffset)
             }
+            try charge(Int(raw) * MemoryLayout<GGUFValue>.stride, key: key, at: countOffset)
             var elements: [GGUFValue] = []
             elements.reserveCapacity(Int(raw))
             for _ in 0..<Int(raw) { elements.append(try readValue(of: elementType, key: key)) }

@@ -29,6 +29,36 @@ public enum SafetensorsReader {
         return try parsed.get()
     }
 
+    /// What a file whose first 8 bytes are not a usable header length is instead, when that can be told.
+    ///
+    /// A Git LFS pointer (the repository was cloned without `git lfs`), a GGUF file, a zip (PyTorch) archive, a
+    /// pickle, an HTML page or other text would otherwise be reported as an absurd header length.
+    static func notSafetensors(_ raw: UnsafeRawBufferPointer) -> String? {
+        func starts(with text: String) -> Bool {
+            let prefix = Array(text.utf8)
+            return raw.count >= prefix.count && raw[0..<prefix.count].elementsEqual(prefix)
+        }
+        if starts(with: "version https://git-lfs.github.com/spec/") {
+            return "this is a Git LFS pointer, not the tensors: the file was not downloaded (run `git lfs pull`)"
+        }
+        if starts(with: "GGUF") { return "this is a GGUF file, not a safetensors file" }
+        if starts(with: "PK\u{03}\u{04}") || starts(with: "PK\u{05}\u{06}") {
+            return "this is a zip archive (a PyTorch checkpoint?), not a safetensors file"
+        }
+        if raw.count >= 2, raw[0] == 0x80, raw[1] <= 5 { return "this is a pickle stream, not a safetensors file" }
+        let lead = raw.prefix(64)
+        let lowered = String(decoding: lead, as: UTF8.self).lowercased()
+        if lowered.contains("<!doctype html") || lowered.contains("<html") {
+            return "this is an HTML page (a failed download?), not a safetensors file"
+        }
+        let printable = lead.allSatisfy { (0x20..<0x7F).contains($0) || [0x09, 0x0A, 0x0D].contains($0) }
+        if raw.count >= 8, printable {
+            let shown = String(decoding: raw.prefix(24).map { $0 < 0x20 ? 0x20 : $0 }, as: UTF8.self)
+            return "the file starts with text ('\(shown)'), not a safetensors header length: it is not a safetensors file"
+        }
+        return nil
+    }
+
     private struct Entry {
         var name: String
         var dtype: DType
@@ -43,6 +73,9 @@ public enum SafetensorsReader {
             throw CheckpointError(.truncated, "the file has \(fileSize) bytes; a safetensors file starts with an 8-byte header length (HeaderTooSmall)", file: path, byteOffset: 0)
         }
         let headerLength = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+        if headerLength > maxHeaderBytes || 8 + Int(headerLength) > fileSize, let other = notSafetensors(raw) {
+            throw CheckpointError(.malformedHeader, other, file: path, byteOffset: 0)
+        }
         guard headerLength <= maxHeaderBytes else {
             throw CheckpointError(.limitExceeded, "the header length \(headerLength) exceeds the limit of \(maxHeaderBytes) bytes (HeaderTooLarge)", file: path, byteOffset: 0)
         }

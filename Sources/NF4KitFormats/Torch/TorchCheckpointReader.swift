@@ -98,7 +98,13 @@ public enum TorchCheckpointReader {
     public static func readDetailed(
         path: String, limits: TorchReadLimits = .default
     ) throws(CheckpointError) -> TorchCheckpoint {
-        let region = try MappedRegion(mapping: path)
+        try readDetailed(region: MappedRegion(mapping: path), path: path, limits: limits)
+    }
+
+    /// Reads a checkpoint from bytes already in memory (the fuzzing entry point; `path` names them in errors).
+    package static func readDetailed(
+        region: MappedRegion, path: String, limits: TorchReadLimits = .default
+    ) throws(CheckpointError) -> TorchCheckpoint {
         if try checkContainer(region, file: path) == .legacy {
             var reader = StateDictReader(archive: nil, file: path, limits: limits)
             return try reader.readLegacy(region)
@@ -380,6 +386,14 @@ private struct StateDictReader {
         guard let dtype = ref.dtype else {
             throw bad(.unsupportedDType, "dtype '\(ref.dtypeName)' has no safetensors counterpart")
         }
+        // As with dtypes, a state dict is read as the safetensors checkpoint it converts to, where this key is the
+        // metadata object: refuse it here (naming the file) rather than fail later in a writer.
+        guard name != "__metadata__" else {
+            throw bad(
+                .refused,
+                "the key '__metadata__' is reserved by safetensors for its metadata object; rename it to convert "
+                    + "or inspect this state dict")
+        }
         let record = try storage(for: ref.storage, tensor: name)
         let storageBytes = record.bytes
         // Element size in bytes; float4_e2m1fn_x2 elements are bytes holding two values.
@@ -438,10 +452,13 @@ private struct StateDictReader {
         if (contiguous || elementCount == 0) && !swap {
             bytes = storageBytes.slice(start..<(start + byteCount))
         } else {
-            let region = MappedRegion(filling: byteCount, description: "\(file) (tensor \(name))") { destination in
+            // Copied when first read, not here: inspecting reads no tensor data, and a file that declares
+            // thousands of views over one storage costs one copy at a time while a pipeline writes them.
+            let (offset, viewShape, strides) = (ref.storageOffset, ref.shape, ref.strides)
+            let region = MappedRegion(deferred: byteCount, description: "\(file) (tensor \(name))") { destination in
                 storageBytes.withUnsafeBytes { source in
                     Self.copyStrided(
-                        source, into: destination, offset: ref.storageOffset, shape: ref.shape, strides: ref.strides,
+                        source, into: destination, offset: offset, shape: viewShape, strides: strides,
                         elementSize: elementSize)
                 }
                 if swap {

@@ -35,7 +35,9 @@ enum ExitCodes {
 /// Runs a command body, printing a library error to stderr and exiting with its documented code.
 func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     do {
-        return try await body()
+        let result = try await body()
+        try InputIntegrity.check()  // an input that shrank while mapped read as zeros: not a success
+        return result
     } catch let error as CheckpointError {
         FileAccess.writeStandardError("Error: \(error)\n")
         throw ExitCode(ExitCodes.code(for: error))

@@ -18,6 +18,12 @@ final class ProgressRenderer: Sendable {
         return { [self] event in self.render(event) }
     }
 
+    /// A rate as whole bytes, clamped: the first event can report an infinite or NaN rate.
+    static func wholeBytes(_ rate: Double) -> Int {
+        guard rate.isFinite, rate > 0 else { return 0 }
+        return rate < 9e18 ? Int(rate) : Int(9e18)
+    }
+
     private func render(_ event: ProgressEvent) {
         let interval = terminal ? Self.terminalInterval : Self.plainInterval
         let due = lastPrinted.withLock { last -> Bool in
@@ -28,7 +34,7 @@ final class ProgressRenderer: Sendable {
         }
         guard due else { return }
         let percent = event.bytesTotal > 0 ? 100 * Double(event.bytesDone) / Double(event.bytesTotal) : 100
-        var line = "\(event.tensorsDone)/\(event.tensorsTotal) tensors, \(TextFormatting.bytes(event.bytesDone)) of \(TextFormatting.bytes(event.bytesTotal)) (\(TextFormatting.fixed(percent, 1))%), \(TextFormatting.bytes(Int(event.throughput)))/s"
+        var line = "\(event.tensorsDone)/\(event.tensorsTotal) tensors, \(TextFormatting.bytes(event.bytesDone)) of \(TextFormatting.bytes(event.bytesTotal)) (\(TextFormatting.fixed(percent, 1))%), \(TextFormatting.bytes(Self.wholeBytes(event.throughput)))/s"
         if let eta = event.secondsRemaining, event.tensorsDone < event.tensorsTotal { line += ", ETA \(TextFormatting.fixed(eta, 1)) s" }
         if terminal {
             FileAccess.writeStandardError("\r\u{1B}[K" + line + (event.tensorsDone == event.tensorsTotal ? "\n" : ""))

@@ -90,7 +90,7 @@ struct SensitivityTextRenderer {
 
     /// `0.000123` -> `1.23e-4`; 0 -> `0`.
     static func scientific(_ x: Double) -> String {
-        guard x.isFinite else { return x.isNaN ? "nan" : "inf" }
+        guard x.isFinite else { return x.isNaN ? "nan" : (x < 0 ? "-inf" : "inf") }
         if x == 0 { return "0" }
         var exponent = 0
         var mantissa = abs(x)
