@@ -15,7 +15,7 @@ enum GGMLQuantMath {
     static func nearestInt(_ value: Float) -> Int {
         let shifted = value + 12_582_912
         let bits = Int32(bitPattern: shifted.bitPattern)
-        return Int((bits & 0x007F_FFFF) - 0x0040_0000)
+        return Int((bits & 0x007F_FFFF) &- 0x0040_0000)
     }
 
     /// C's float-to-integer conversion as x86-64 compiles it (`cvttss2si`): truncation toward zero, and the
@@ -166,6 +166,7 @@ enum GGMLQuantMath {
 
     /// ggml's `make_qkx2_quants`: an asymmetric (scale, min) fit of `n` values to codes `0...nmax`, searching
     /// `nstep + 1` candidate scales; returns the scale and `-min` (ggml's `the_min`).
+    @inline(__always)
     static func makeQKX2Quants(
         count n: Int, nmax: Int, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         codes: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<UInt8>,
