@@ -73,13 +73,15 @@ enum GGMLIQ4Quantizers {
                 id = Float(attempt + Int(M.iq4Levels[0])) / maxValue
                 sumqx = 0
                 sumq2 = 0
-                for j in 0..<32 {
+                var j = 0
+                while j < 32 {
                     let al = id * xb[j]
                     let q = levels[M.nearestIQ4Level(al, levels)]
                     let w = weight[j]
                     let wq = w * q
                     sumqx += wq * xb[j]
                     sumq2 += wq * q
+                    j &+= 1
                 }
                 if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
                     d = sumqx / sumq2

@@ -79,14 +79,17 @@ enum GGMLQuantMath {
             iscale = -(Float(nmax) + shift) / maxValue
             sumlx = 0
             suml2 = 0
-            for i in 0..<n {
-                let l = max(-nmax, min(nmax - 1, nearestInt(iscale * x[i])))
+            var i = 0
+            while i < n {
+                var l = nearestInt(iscale * x[i])
+                l = l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l)
                 let w = x[i] * x[i]
                 let fl = Float(l)
                 let wx = w * x[i]
                 sumlx += wx * fl
                 let wl = w * fl
                 suml2 += wl * fl
+                i &+= 1
             }
             if suml2 > 0 && sumlx * sumlx > best * suml2 {
                 for i in 0..<n {
@@ -166,6 +169,9 @@ enum GGMLQuantMath {
 
     /// ggml's `make_qkx2_quants`: an asymmetric (scale, min) fit of `n` values to codes `0...nmax`, searching
     /// `nstep + 1` candidate scales; returns the scale and `-min` (ggml's `the_min`).
+    ///
+    /// The loops are `while` loops with explicit clamps: in a debug build (the tests) a `for in 0..<n` and the
+    /// generic `min`/`max` are calls per element, which made the golden-file tests several times slower.
     @inline(__always)
     static func makeQKX2Quants(
         count n: Int, nmax: Int, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>,
@@ -176,38 +182,51 @@ enum GGMLQuantMath {
         var maxValue = x[0]
         var sumW = weights[0]
         var sumX = sumW * x[0]
-        for i in 1..<n {
-            if x[i] < minValue { minValue = x[i] }
-            if x[i] > maxValue { maxValue = x[i] }
+        var i = 1
+        while i < n {
+            let v = x[i]
+            if v < minValue { minValue = v }
+            if v > maxValue { maxValue = v }
             let w = weights[i]
             sumW += w
-            sumX += w * x[i]
+            sumX += w * v
+            i &+= 1
         }
         if minValue > 0 { minValue = 0 }
         if maxValue == minValue {
-            for i in 0..<n { codes[i] = 0 }
+            i = 0
+            while i < n {
+                codes[i] = 0
+                i &+= 1
+            }
             return (0, -minValue)
         }
         var iscale = Float(nmax) / (maxValue - minValue)
         var scale = 1 / iscale
         var bestError: Float = 0
-        for i in 0..<n {
-            let l = nearestInt(iscale * (x[i] - minValue))
-            codes[i] = UInt8(truncatingIfNeeded: max(0, min(nmax, l)))
-            var diff = scale * Float(codes[i]) + minValue - x[i]
-            diff = useMAD ? abs(diff) : diff * diff
+        i = 0
+        while i < n {
+            var l = nearestInt(iscale * (x[i] - minValue))
+            l = l < 0 ? 0 : (l > nmax ? nmax : l)
+            codes[i] = UInt8(truncatingIfNeeded: l)
+            var diff = scale * Float(l) + minValue - x[i]
+            diff = useMAD ? diff.magnitude : diff * diff
             bestError += weights[i] * diff
+            i &+= 1
         }
         if nstep < 1 { return (scale, -minValue) }
-        for step in 0...nstep {
+        var step = 0
+        while step <= nstep {
             let shifted = rmin + rdelta * Float(step) + Float(nmax)
             // `minValue` moves when a candidate wins, and later candidates use the moved one (as ggml does).
             iscale = shifted / (maxValue - minValue)
             var sumL: Float = 0
             var sumL2: Float = 0
             var sumXL: Float = 0
-            for i in 0..<n {
-                let l = max(0, min(nmax, nearestInt(iscale * (x[i] - minValue))))
+            i = 0
+            while i < n {
+                var l = nearestInt(iscale * (x[i] - minValue))
+                l = l < 0 ? 0 : (l > nmax ? nmax : l)
                 scratch[i] = UInt8(truncatingIfNeeded: l)
                 let w = weights[i]
                 let fl = Float(l)
@@ -215,6 +234,7 @@ enum GGMLQuantMath {
                 sumL += wl
                 sumL2 += wl * fl
                 sumXL += wl * x[i]
+                i &+= 1
             }
             let determinant = sumW * sumL2 - sumL * sumL
             if determinant > 0 {
@@ -225,18 +245,25 @@ enum GGMLQuantMath {
                     thisScale = sumXL / sumL2
                 }
                 var error: Float = 0
-                for i in 0..<n {
+                i = 0
+                while i < n {
                     var diff = thisScale * Float(scratch[i]) + thisMin - x[i]
-                    diff = useMAD ? abs(diff) : diff * diff
+                    diff = useMAD ? diff.magnitude : diff * diff
                     error += weights[i] * diff
+                    i &+= 1
                 }
                 if error < bestError {
-                    for i in 0..<n { codes[i] = scratch[i] }
+                    i = 0
+                    while i < n {
+                        codes[i] = scratch[i]
+                        i &+= 1
+                    }
                     bestError = error
                     scale = thisScale
                     minValue = thisMin
                 }
             }
+            step &+= 1
         }
         return (scale, -minValue)
     }
