@@ -11,8 +11,16 @@ import Testing
 @Suite struct GGUFRequantizeTests {
     static let cosmetic: Set<String> = ["general.name", "general.basename", "general.size_label"]
 
-    @Test(arguments: GGMLReferenceQuantizerTests.fileTypes)
-    func `requantizing F16.gguf gives llama-quantize's file`(fileTypeName: String) throws {
+    /// Every file type with its llama-quantize output: the golden set, plus Q3_K_S, Q3_K_L, Q5_K_S and Q8_0 from a
+    /// llama-quantize build of the same sources (whose Q4_K_M output is byte-identical to the golden one).
+    static let references: [(String, String)] =
+        GGMLReferenceQuantizerTests.fileTypes.map { ($0, "\($0).gguf") } + [
+            ("Q3_K_S", "Q3_K_S.gguf"), ("Q3_K_L", "Q3_K_L.gguf"), ("Q5_K_S", "Q5_K_S.gguf"),
+            ("Q8_0", "Q8_0-llama-quantize.gguf"),
+        ]
+
+    @Test(arguments: references)
+    func `requantizing F16.gguf gives llama-quantize's file`(fileTypeName: String, reference: String) throws {
         let scratch = TemporaryDirectory("nf4kit-requantize")
         defer { scratch.cleanup() }
         let output = scratch.file("\(fileTypeName).gguf")
@@ -20,7 +28,7 @@ import Testing
         let summary = try GGUFRequantize.run(
             input: Fixture.path("llama-g/gguf/F16.gguf"), output: output, fileType: fileType, threads: 2)
         let ours = try GGUFFile.read(path: output)
-        let golden = try GGUFFile.read(path: Fixture.path("llama-g/gguf/\(fileTypeName).gguf"))
+        let golden = try GGUFFile.read(path: Fixture.path("llama-g/gguf/\(reference)"))
         #expect(summary.outputByteCount == golden.region.count)
 
         #expect(ours.tensors.map(\.name) == golden.tensors.map(\.name))
