@@ -186,26 +186,40 @@ enum GGMLKQuantizers {
         let nmax = bits == 4 ? 15 : 31
         let rmin: Float = bits == 4 ? -1 : -0.5
         let nstep = bits == 4 ? 20 : 15
-        let weights = floats
         let mins = floats + 32
         let scales = floats + 40
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { laux in
-            let laux = laux.baseAddress!
+        withUnsafeTemporaryAllocation(of: GGMLQuantMath.Lanes.self, capacity: 64) { lanes in
+            withUnsafeTemporaryAllocation(of: GGMLQuantMath.IntLanes.self, capacity: 64) { codeLanes in
+                let xT = lanes.baseAddress!
+                let wT = xT + 32
+                let lT = codeLanes.baseAddress!
+                let auxT = lT + 32
+                // Element i of group g goes to lane g of row i; the weights are av_x + |x| per group.
+                for j in 0..<8 {
+                    let xg = x + 32 * j
+                    var sumX2: Float = 0
+                    for l in 0..<32 { sumX2 += xg[l] * xg[l] }
+                    let avX = (sumX2 / 32).squareRoot()
+                    for l in 0..<32 {
+                        xT[l][j] = xg[l]
+                        wT[l][j] = avX + abs(xg[l])
+                    }
+                }
+                let fit = M.makeQKX2Quants8(
+                    nmax: nmax, xT, weights: wT, codes: lT, scratch: auxT, rmin: rmin, rdelta: 0.1, nstep: nstep)
+                for j in 0..<8 {
+                    scales[j] = fit.scale[j]
+                    mins[j] = fit.negatedMin[j]
+                    for l in 0..<32 { L[32 * j + l] = UInt8(truncatingIfNeeded: lT[l][j]) }
+                }
+            }
+        }
+        do {
             var maxScale: Float = 0
             var maxMin: Float = 0
             for j in 0..<8 {
-                let xg = x + 32 * j
-                var sumX2: Float = 0
-                for l in 0..<32 { sumX2 += xg[l] * xg[l] }
-                let avX = (sumX2 / 32).squareRoot()
-                for l in 0..<32 { weights[l] = avX + abs(xg[l]) }
-                let fit = M.makeQKX2Quants(
-                    count: 32, nmax: nmax, xg, weights: weights, codes: L + 32 * j, scratch: laux,
-                    rmin: rmin, rdelta: 0.1, nstep: nstep, useMAD: false)
-                scales[j] = fit.scale
-                mins[j] = fit.negatedMin
-                if fit.scale > maxScale { maxScale = fit.scale }
-                if fit.negatedMin > maxMin { maxMin = fit.negatedMin }
+                if scales[j] > maxScale { maxScale = scales[j] }
+                if mins[j] > maxMin { maxMin = mins[j] }
             }
             let bytes = y.assumingMemoryBound(to: UInt8.self)
             let sc = bytes + 4
