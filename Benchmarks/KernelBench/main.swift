@@ -3,6 +3,9 @@
 //
 //   nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]
 //   nf4kit-kernel-bench --merge [--runs R]    the merge's rank-r kernel (native, portable), 2048 x 5632, r = 16
+//   nf4kit-kernel-bench --ggml Q4_K[,Q6_K,...|all] [--elements N] [--runs R]
+// `--ggml` times ggml's reference quantizers (GGMLBlockCodec.quantize, what llama-quantize runs) on the same
+// weights rounded to f16 and decoded to f32, as llama-quantize decodes an F16 GGUF before quantizing.
 import Foundation
 import NF4KitCore
 import NF4KitMerge
@@ -48,6 +51,7 @@ if CommandLine.arguments.dropFirst().first == "--merge" {
 var elements = 16 << 20
 var runs = 20
 var dtype = DType.f16
+var ggmlTypes: [GGMLType] = []
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -59,8 +63,12 @@ while let argument = arguments.next() {
         case "f32": dtype = .f32
         default: dtype = .f16
         }
+    case "--ggml":
+        let names = (arguments.next() ?? "").uppercased()
+        let all = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]
+        ggmlTypes = (names == "ALL" ? all : names.split(separator: ",").map(String.init)).compactMap { GGMLType(name: $0) }
     default:
-        FileHandle.standardError.write("usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]\n".data(using: .utf8)!)
+        FileHandle.standardError.write("usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32] [--ggml TYPE,...|all]\n".data(using: .utf8)!)
         exit(64)
     }
 }
@@ -82,6 +90,28 @@ for i in 0..<elements {
 }
 let input: [UInt8] = floats.withUnsafeBytes { raw in
     FloatConversion.convert(raw, from: .f32, to: dtype, count: elements)
+}
+
+if !ggmlTypes.isEmpty {
+    var values = [Float](repeating: 0, count: elements)
+    let halves = floats.withUnsafeBytes { FloatConversion.convert($0, from: .f32, to: .f16, count: elements) }
+    halves.withUnsafeBytes { raw in values.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: .f16, into: $0) } }
+    let count = elements / 256 * 256
+    for type in ggmlTypes {
+        var out = [UInt8](repeating: 0, count: count / type.blockSize * type.typeSize)
+        var bestTime = Double.infinity
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            values.withUnsafeBufferPointer { source in
+                out.withUnsafeMutableBytes { GGMLBlockCodec.quantize(UnsafeBufferPointer(rebasing: source[0..<count]), as: type, into: $0) }
+            }
+            bestTime = min(bestTime, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let sum = out.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) }
+        print(String(format: "ggml %@ reference quantizer, 1 core, %d values: best of %d %.4f s = %.4f G values/s (checksum %016llx)",
+            type.name, count, runs, bestTime, Double(count) / bestTime / 1e9, sum))
+    }
+    exit(0)
 }
 
 let quantizer = try BlockQuantizer(quantType: .nf4, blocksize: 64)

@@ -44,7 +44,7 @@ import Testing
         let error = #expect(throws: CheckpointError.self) { try GGUFBridge.encode(tensor, as: .q4_0) }
         #expect(error?.code == .invalidArgument)
         #expect(error?.tensor == "w")
-        let unsupported = #expect(throws: CheckpointError.self) { try GGUFBridge.encode(tensor, as: .q4_1) }
+        let unsupported = #expect(throws: CheckpointError.self) { try GGUFBridge.encode(tensor, as: .iq2_xxs) }
         #expect(unsupported?.code == .unsupportedDType)
     }
 
