@@ -1,44 +1,5 @@
 public import NF4KitCore
 
-/// A llama.cpp file type as `llama-quantize` names it (`Q4_K_M`), with its `general.file_type` value.
-///
-/// Names are matched case-insensitively (`q4_k_m` and `Q4_K_M` are the same). Only the types nf4kit can write
-/// without an importance matrix are known.
-public struct LlamaFileType: Hashable, Sendable, CustomStringConvertible {
-    /// The upper-case name (`"Q4_K_M"`).
-    public let name: String
-    /// The `LLAMA_FTYPE` value written as `general.file_type` (UINT32).
-    public let fileTypeID: UInt32
-    /// The ggml type most tensors get (`llama_ftype_get_default_type`).
-    public let defaultType: GGMLType
-
-    private init(_ name: String, _ id: UInt32, _ type: GGMLType) {
-        self.name = name
-        fileTypeID = id
-        defaultType = type
-    }
-
-    /// The file type named `name` (any case), or `nil`.
-    public init?(name: String) {
-        let upper = name.uppercased()
-        guard let known = LlamaFileType.all.first(where: { $0.name == upper }) else { return nil }
-        self = known
-    }
-
-    /// The name.
-    public var description: String { name }
-
-    /// Every file type nf4kit writes, in `LLAMA_FTYPE` order.
-    public static let all: [LlamaFileType] = [
-        LlamaFileType("Q4_0", 2, .q4_0), LlamaFileType("Q4_1", 3, .q4_1), LlamaFileType("Q8_0", 7, .q8_0),
-        LlamaFileType("Q5_0", 8, .q5_0), LlamaFileType("Q5_1", 9, .q5_1), LlamaFileType("Q2_K", 10, .q2_K),
-        LlamaFileType("Q3_K_S", 11, .q3_K), LlamaFileType("Q3_K_M", 12, .q3_K), LlamaFileType("Q3_K_L", 13, .q3_K),
-        LlamaFileType("Q4_K_S", 14, .q4_K), LlamaFileType("Q4_K_M", 15, .q4_K), LlamaFileType("Q5_K_S", 16, .q5_K),
-        LlamaFileType("Q5_K_M", 17, .q5_K), LlamaFileType("Q6_K", 18, .q6_K), LlamaFileType("IQ4_NL", 25, .iq4_nl),
-        LlamaFileType("IQ4_XS", 30, .iq4_xs),
-    ]
-}
-
 /// llama-quantize's choice of a ggml type for each tensor of a model (`llama_tensor_get_type` and
 /// `tensor_type_fallback` in src/llama-quant.cpp, without an importance matrix or overrides), and the order in which
 /// it writes the tensors.

@@ -24,10 +24,10 @@ public enum GGUFExport {
         /// The `general.file_type` it writes.
         public var fileType: LlamaFileType {
             switch self {
-            case .f32: .allF32
-            case .f16: .mostlyF16
-            case .bf16: .mostlyBF16
-            case .q8_0: .mostlyQ8_0
+            case .f32: .f32
+            case .f16: .f16
+            case .bf16: .bf16
+            case .q8_0: .q8_0
             }
         }
     }

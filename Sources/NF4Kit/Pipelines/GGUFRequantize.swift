@@ -145,43 +145,34 @@ public enum GGUFRequantize {
         let rowsPerChunk = max(1, chunkElementCount / max(1, rowLength))
         let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
         var result = [UInt8](repeating: 0, count: totalBytes)
-        let failure: (any Error)? = result.withUnsafeMutableBytes { outRaw in
+        result.withUnsafeMutableBytes { outRaw in
             let target = SharedOutput(base: outRaw)
-            do {
-                try ParallelRunner.run(count: chunks, threads: threads) { chunk in
-                    let firstRow = chunk * rowsPerChunk
-                    let rowCount = min(rowsPerChunk, rows - firstRow)
-                    let count = rowCount * rowLength
-                    var values = [Float](repeating: 0, count: count)
-                    bytes.withUnsafeBytes { raw in
-                        let slice = UnsafeRawBufferPointer(
-                            rebasing: raw[(firstRow * sourceRowBytes)..<((firstRow + rowCount) * sourceRowBytes)])
-                        values.withUnsafeMutableBufferPointer { decoded in
-                            if let dtype = source.dtype {
-                                GGMLBlockCodec.decode(slice, as: dtype, into: decoded)
-                            } else {
-                                GGMLBlockCodec.dequantize(slice, as: source, into: decoded)
-                            }
-                        }
-                    }
-                    let destination = UnsafeMutableRawBufferPointer(
-                        rebasing: target.base[(firstRow * targetRowBytes)..<((firstRow + rowCount) * targetRowBytes)])
-                    values.withUnsafeBufferPointer { decoded in
-                        if let dtype = type.dtype {
-                            GGMLBlockCodec.encode(decoded, as: dtype, into: destination)
+            ParallelRunner.map(count: chunks, threads: threads) { chunk in
+                let firstRow = chunk * rowsPerChunk
+                let rowCount = min(rowsPerChunk, rows - firstRow)
+                let count = rowCount * rowLength
+                var values = [Float](repeating: 0, count: count)
+                bytes.withUnsafeBytes { raw in
+                    let slice = UnsafeRawBufferPointer(
+                        rebasing: raw[(firstRow * sourceRowBytes)..<((firstRow + rowCount) * sourceRowBytes)])
+                    values.withUnsafeMutableBufferPointer { decoded in
+                        if let dtype = source.dtype {
+                            GGMLBlockCodec.decode(slice, as: dtype, into: decoded)
                         } else {
-                            GGMLBlockCodec.quantize(decoded, as: type, into: destination)
+                            GGMLBlockCodec.dequantize(slice, as: source, into: decoded)
                         }
                     }
                 }
-            } catch {
-                return error
+                let destination = UnsafeMutableRawBufferPointer(
+                    rebasing: target.base[(firstRow * targetRowBytes)..<((firstRow + rowCount) * targetRowBytes)])
+                values.withUnsafeBufferPointer { decoded in
+                    if let dtype = type.dtype {
+                        GGMLBlockCodec.encode(decoded, as: dtype, into: destination)
+                    } else {
+                        GGMLBlockCodec.quantize(decoded, as: type, into: destination)
+                    }
+                }
             }
-            return nil
-        }
-        if let failure {
-            throw CheckpointError(
-                .io, "requantizing tensor '\(info.name)' failed: \(failure)", file: file, tensor: info.name)
         }
         return result
     }

@@ -1,28 +1,5 @@
 public import NF4KitCore
 
-/// `general.file_type` values (llama.cpp's `llama_ftype`) for the types a Hugging Face export writes.
-public enum LlamaFileType: UInt32, Sendable, Hashable, CaseIterable {
-    /// Every tensor F32.
-    case allF32 = 0
-    /// 2-D tensors F16.
-    case mostlyF16 = 1
-    /// 2-D tensors Q8_0 (F16 where the row length is not a multiple of 32).
-    // swift-format-ignore: AlwaysUseLowerCamelCase
-    case mostlyQ8_0 = 7
-    /// 2-D tensors BF16.
-    case mostlyBF16 = 32
-
-    /// The ggml type of a 2-D tensor of this file type whose rows are `rowLength` long (spec gguf-llama.md §5).
-    public func matrixType(rowLength: Int) -> GGMLType {
-        switch self {
-        case .allF32: .f32
-        case .mostlyF16: .f16
-        case .mostlyBF16: .bf16
-        case .mostlyQ8_0: rowLength % 32 == 0 ? .q8_0 : .f16
-        }
-    }
-}
-
 /// The hyperparameters of a Llama-family `config.json` and the `llama.*` metadata llama.cpp's converter writes.
 ///
 /// The config is read as transformers' `LlamaConfig`/`MistralConfig` would fill it (absent `num_key_value_heads` is
@@ -247,7 +224,7 @@ public struct LlamaModelConfig: Sendable, Hashable {
         put("llama.attention.layer_norm_rms_epsilon", .float32(Float(rmsNormEpsilon)))
         put("llama.attention.key_length", .uint32(UInt32(headDimension)))
         put("llama.attention.value_length", .uint32(UInt32(headDimension)))
-        put("general.file_type", .uint32(fileType.rawValue))
+        put("general.file_type", .uint32(fileType.fileTypeID))
         put("llama.vocab_size", .uint32(UInt32(vocabSize)))
         put("llama.rope.dimension_count", .uint32(UInt32(headDimension)))
         put("general.quantization_version", .uint32(2))
