@@ -135,12 +135,12 @@ public struct SensitivityReport: Sendable, Hashable {
     /// summed sequentially and aggregates are merged in checkpoint order, so the result is the same for any
     /// thread count.
     /// - Parameters:
-    ///   - progress: called after each tensor with (tensors done, tensors total), from any thread.
+    ///   - progress: called after each tensor with the tensors and stored bytes done so far, from any thread.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for an unsupported block size or an empty scheme list.
     /// - Complexity: O(schemes × parameters).
     public static func analyze(
         _ checkpoint: Checkpoint, options: SensitivityOptions = SensitivityOptions(),
-        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
+        progress: (@Sendable (AnalysisProgress) -> Void)? = nil
     ) throws(CheckpointError) -> SensitivityReport {
         guard !options.schemes.isEmpty else { throw CheckpointError(.invalidArgument, "no scheme to compare") }
         let nf4 = try BlockQuantizer(quantType: .nf4, blocksize: options.blocksize)
@@ -155,15 +155,15 @@ public struct SensitivityReport: Sendable, Hashable {
 
         let results = Mutex<[TensorResult?]>(Array(repeating: nil, count: selected.count))
         let next = Atomic<Int>(0)
-        let done = Atomic<Int>(0)
+        let counter = AnalysisProgressCounter(
+            tensorsTotal: selected.count, bytesTotal: selected.reduce(0) { $0 + $1.descriptor.byteCount }, report: progress)
         @Sendable func work() {
             while true {
                 let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < selected.count else { return }
                 let result = context.analyze(selected[index])
                 results.withLock { $0[index] = result }
-                let finished = done.wrappingAdd(1, ordering: .relaxed).newValue
-                progress?(finished, selected.count)
+                counter.finished(bytes: selected[index].descriptor.byteCount)
             }
         }
         if window <= 1 {

@@ -86,7 +86,7 @@ struct Convert: AsyncParsableCommand {
             if let threads { options.threads = threads }
             options.overwrite = outputOptions.force
         options.format = outputOptions.format?.format
-            let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
+            let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
             let summary = try QuantizePipeline.run(
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)
             guard !outputOptions.quiet else { return }

@@ -25,6 +25,9 @@ struct Diff: AsyncParsableCommand {
     @Option(help: "Tensors compared at once (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "Draw no progress line (none is drawn anyway when stderr is not a terminal).")
+    var noProgress = false
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
@@ -33,7 +36,9 @@ struct Diff: AsyncParsableCommand {
         let diff = try await reportingErrors {
             let left = try ModelSource.openAny(a)
             let right = try ModelSource.openAny(b)
-            return try CheckpointDiff.compare(left.checkpoint, right.checkpoint, threads: threads ?? FileAccess.processorCount)
+            let renderer = ProgressRenderer(enabled: !noProgress, label: "diff")
+            return try CheckpointDiff.compare(
+                left.checkpoint, right.checkpoint, threads: threads ?? FileAccess.processorCount, progress: renderer.analysisCallback)
         }
         let text = json ? JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(diff.jsonValue(a: a, b: b)) + "\n" : render(diff)
         print(text, terminator: "")

@@ -62,7 +62,7 @@ struct Fixture: AsyncParsableCommand {
         options.overwrite = output.force
         options.format = output.format?.format
         if let threads { options.threads = threads }
-        let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress)
+        let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress, label: "fixture")
         let summary = try await reportingErrors {
             try FixturePipeline.run(output: output.output, options: options, progress: renderer.callback)
         }

@@ -53,6 +53,9 @@ struct Inspect: AsyncParsableCommand {
     @Option(help: "Worker threads for --sensitivity (default: every core).")
     var threads: Int?
 
+    @Flag(help: "Draw no progress line for --sensitivity (none is drawn anyway when stderr is not a terminal).")
+    var noProgress = false
+
     @Option(
         name: .customLong("what-if"),
         help: """
@@ -151,11 +154,8 @@ struct Inspect: AsyncParsableCommand {
             let options = SensitivityOptions(
                 schemes: try schemes.map(QuantizationScheme.parseList) ?? QuantizationScheme.defaultSchemes,
                 blocksize: blocksize ?? 64, threads: threads ?? max(1, FileAccess.processorCount))
-            let showProgress = FileAccess.isStandardErrorTerminal
-            sensitivityReport = try SensitivityReport.analyze(source.checkpoint, options: options) { done, total in
-                guard showProgress else { return }
-                FileAccess.writeStandardError("\r\u{1B}[Ksensitivity: \(done)/\(total) tensors" + (done == total ? "\n" : ""))
-            }
+            let renderer = ProgressRenderer(enabled: !noProgress, label: "sensitivity")
+            sensitivityReport = try SensitivityReport.analyze(source.checkpoint, options: options, progress: renderer.analysisCallback)
         }
         if let whatIf {
             let rank = loraRank ?? Self.defaultWhatIfRank

@@ -92,7 +92,7 @@ struct Merge: AsyncParsableCommand {
         options.format = outputOptions.format?.format
         options.arithmetic = fusedArithmetic ? .fused : .separate
         let quiet = outputOptions.quiet
-        let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)
+        let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress, label: "merge")
         let summary = try await reportingErrors {
             try MergePipeline.run(
                 base: base, adapters: adapters, output: outputOptions.output, options: options,
