@@ -9,8 +9,9 @@ struct Diff: AsyncParsableCommand {
             4-bit weight is one tensor (dequantized to float32), so a 16-bit model can be compared with its NF4 \
             version. For each tensor: max abs error, RMSE, relative (Frobenius) error, SNR in dB and the share of \
             bit-identical values, with A as the reference; tensors only in one side and shape or dtype mismatches \
-            are listed. Exit 0 whatever the differences (the report says them); 65 for malformed input.
-            """
+            are listed. Progress is drawn on stderr when it is a terminal. Exit 0 whatever the differences (the \
+            report says them).
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(help: "The reference checkpoint.")

@@ -11,7 +11,7 @@ struct Fixture: AsyncParsableCommand {
             any --threads. The output is a Hugging Face folder (config.json, generation_config.json, model.safetensors or \
             shards + index), or one file when its name ends in .safetensors or .gguf. --lora-rank also writes a PEFT LoRA adapter on every projection (alpha = 2 r, F32) to \
             --adapter-output (default: OUTPUT-lora).
-            """
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(help: "The preset: \(FixtureGenerator.Preset.allCases.map(\.rawValue).joined(separator: ", ")).")

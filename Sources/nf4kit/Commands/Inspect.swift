@@ -13,8 +13,8 @@ struct Inspect: AsyncParsableCommand {
             cores) and reports the error and bytes per scheme; --what-if sizes models by their shapes (Llama 1/2/3/3.1/3.2, Mistral 7B, \
             Qwen2.5 or any Llama-style config.json) for inference in FP16, 8-bit and 4-bit and for full, LoRA and QLoRA \
             training, and says which 16, 24, 40, 48 and 80 GB GPUs each fits (PATH is then optional and may be a \
-            config.json); see docs/sensitivity.md.
-            """
+            config.json); see docs/sensitivity.md. JSON Schemas of every --json document: docs/schemas/.
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(
