@@ -35,6 +35,13 @@ final class ProgressRenderer: Sendable {
         self.label = label
     }
 
+    /// A job that failed never reports its last tensor: erase its line so that the error starts on a clean line.
+    deinit {
+        state.withLock { state in
+            if state.drawn && !state.finished { FileAccess.writeStandardError("\r\u{1B}[K") }
+        }
+    }
+
     /// The callback to hand to a pipeline, or `nil` when progress is off.
     var callback: (@Sendable (ProgressEvent) -> Void)? {
         guard enabled else { return nil }
