@@ -41,6 +41,9 @@ import Testing
     /// Runs `arguments` with stderr on a pseudo-terminal (stdout to a file); returns the terminal's bytes, the exit
     /// code and the wall time.
     static func runOnTerminal(_ arguments: [String], in directory: TemporaryDirectory) throws -> (tty: String, status: Int32, seconds: Double) {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/script"),
+            "util-linux script (package bsdutils) makes the pseudo-terminal of this test")
         let quoted = ([try NF4KitCLI.executable()] + arguments).map { "'" + $0 + "'" }.joined(separator: " ")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
