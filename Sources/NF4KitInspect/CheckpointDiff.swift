@@ -57,17 +57,26 @@ public struct CheckpointDiff: Sendable {
 
     /// Compares `b` against `a`.
     ///
-    /// - Parameter threads: Tensors compared at once; each holds two f32 copies of one tensor.
+    /// - Parameters:
+    ///   - threads: Tensors compared at once; each holds two f32 copies of one tensor.
+    ///   - progress: Called after each pair with the pairs and stored bytes (both sides) done so far, from any thread.
     /// - Throws: `CheckpointError` for a malformed 4-bit group on either side.
     /// - Complexity: O(n) in the total element count; the result does not depend on `threads`.
-    public static func compare(_ a: Checkpoint, _ b: Checkpoint, threads: Int = 1) throws(CheckpointError) -> CheckpointDiff {
+    public static func compare(
+        _ a: Checkpoint, _ b: Checkpoint, threads: Int = 1, progress: (@Sendable (AnalysisProgress) -> Void)? = nil
+    ) throws(CheckpointError) -> CheckpointDiff {
         let left = try LogicalTensor.list(a)
         let right = try LogicalTensor.list(b)
         let rightByName = Dictionary(right.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let leftNames = Set(left.map(\.name))
         let pairs = left.compactMap { l in rightByName[l.name].map { (l, $0) } }
+        let counter = AnalysisProgressCounter(
+            tensorsTotal: pairs.count, bytesTotal: pairs.reduce(0) { $0 + $1.0.storedByteCount + $1.1.storedByteCount },
+            report: progress)
         let rows = ParallelRunner.map(count: pairs.count, threads: threads) { index in
-            compareOne(pairs[index].0, pairs[index].1)
+            let row = compareOne(pairs[index].0, pairs[index].1)
+            counter.finished(bytes: pairs[index].0.storedByteCount + pairs[index].1.storedByteCount)
+            return row
         }
         return CheckpointDiff(
             rows: rows, onlyInA: left.map(\.name).filter { rightByName[$0] == nil }.sorted(),
@@ -141,6 +150,14 @@ struct LogicalTensor: Sendable {
         switch source {
         case .plain(let t): t.shape
         case .quantized(let q): q.shape
+        }
+    }
+
+    /// Bytes read to compare it: the stored bytes of a plain tensor, the packed codes of a 4-bit weight.
+    var storedByteCount: Int {
+        switch source {
+        case .plain(let t): t.descriptor.byteCount
+        case .quantized(let q): (q.shape.elementCount + 1) / 2
         }
     }
 

@@ -21,11 +21,13 @@ public struct LlamaArchitecture: Sendable, Hashable {
     public var maxPositions: Int
     /// `tie_word_embeddings`: the output head shares the embedding matrix (no `lm_head.weight`).
     public var tiedEmbeddings: Bool = false
+    /// Whether the q, k and v projections have biases (Qwen2: always; Llama: `attention_bias`).
+    public var attentionBias: Bool = false
 
     /// Creates an architecture from its hyper-parameters.
     public init(
         hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int, vocabulary: Int, maxPositions: Int = 2048,
-        tiedEmbeddings: Bool = false
+        tiedEmbeddings: Bool = false, attentionBias: Bool = false
     ) {
         self.hidden = hidden
         self.intermediate = intermediate
@@ -35,6 +37,7 @@ public struct LlamaArchitecture: Sendable, Hashable {
         self.vocabulary = vocabulary
         self.maxPositions = maxPositions
         self.tiedEmbeddings = tiedEmbeddings
+        self.attentionBias = attentionBias
     }
 
     /// `hidden / heads`.
@@ -51,6 +54,14 @@ public struct LlamaArchitecture: Sendable, Hashable {
                 (p + "self_attn.q_proj.weight", [heads * headDim, hidden]),
                 (p + "self_attn.k_proj.weight", [kv, hidden]),
                 (p + "self_attn.v_proj.weight", [kv, hidden]),
+            ]
+            if attentionBias {
+                shapes += [
+                    (p + "self_attn.q_proj.bias", [heads * headDim]), (p + "self_attn.k_proj.bias", [kv]),
+                    (p + "self_attn.v_proj.bias", [kv]),
+                ]
+            }
+            shapes += [
                 (p + "self_attn.o_proj.weight", [hidden, heads * headDim]),
                 (p + "mlp.gate_proj.weight", [intermediate, hidden]),
                 (p + "mlp.up_proj.weight", [intermediate, hidden]),
@@ -76,7 +87,8 @@ public struct LlamaArchitecture: Sendable, Hashable {
     /// Reads the shape hyper-parameters from a Hugging Face `config.json` of a Llama-style model.
     ///
     /// Needs `hidden_size`, `intermediate_size`, `num_hidden_layers`, `num_attention_heads` and `vocab_size`;
-    /// `num_key_value_heads` defaults to the head count and `tie_word_embeddings` to false.
+    /// `num_key_value_heads` defaults to the head count and `tie_word_embeddings` to false. The q/k/v projections
+    /// have biases when `attention_bias` is true or `model_type` is `qwen2` (whose configs do not say it).
     /// - Throws: ``CheckpointError`` `.malformedHeader` naming `file` and the key that is missing, not a positive
     ///   integer, too large (widths up to 2^22, layers up to 4096), or inconsistent (heads not dividing the width).
     public init(config: JSONObject, file: String? = nil) throws(CheckpointError) {
@@ -103,6 +115,7 @@ public struct LlamaArchitecture: Sendable, Hashable {
             hidden: hidden, intermediate: try value("intermediate_size"), layers: try value("num_hidden_layers", limit: Self.maxLayers),
             heads: heads, kvHeads: kvHeads, vocabulary: try value("vocab_size"),
             maxPositions: try value("max_position_embeddings", default: 2048, limit: Int(Int32.max)),
-            tiedEmbeddings: config["tie_word_embeddings"]?.boolValue ?? false)
+            tiedEmbeddings: config["tie_word_embeddings"]?.boolValue ?? false,
+            attentionBias: config["attention_bias"]?.boolValue ?? (config["model_type"]?.stringValue == "qwen2"))
     }
 }

@@ -134,12 +134,12 @@ public struct SensitivityReport: Sendable, Hashable {
     /// summed sequentially and aggregates are merged in checkpoint order, so the result is the same for any
     /// thread count.
     /// - Parameters:
-    ///   - progress: called after each tensor with (tensors done, tensors total), from any thread.
+    ///   - progress: called after each tensor with the tensors and stored bytes done so far, from any thread.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for an unsupported block size or an empty scheme list.
     /// - Complexity: O(schemes × parameters).
     public static func analyze(
         _ checkpoint: Checkpoint, options: SensitivityOptions = SensitivityOptions(),
-        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
+        progress: (@Sendable (AnalysisProgress) -> Void)? = nil
     ) throws(CheckpointError) -> SensitivityReport {
         guard !options.schemes.isEmpty else { throw CheckpointError(.invalidArgument, "no scheme to compare") }
         let nf4 = try BlockQuantizer(quantType: .nf4, blocksize: options.blocksize)
@@ -152,11 +152,11 @@ public struct SensitivityReport: Sendable, Hashable {
         let window = max(1, min(options.threads, options.memoryBudgetByteCount / perThread, selected.count))
         let context = Worker(schemes: options.schemes, blocksize: options.blocksize, nf4: nf4, fp4: fp4)
 
-        let done = Atomic<Int>(0)
+        let counter = AnalysisProgressCounter(
+            tensorsTotal: selected.count, bytesTotal: selected.reduce(0) { $0 + $1.descriptor.byteCount }, report: progress)
         let tensors = ParallelRunner.map(count: selected.count, threads: window) { index in
             let result = context.analyze(selected[index])
-            let finished = done.wrappingAdd(1, ordering: .relaxed).newValue
-            progress?(finished, selected.count)
+            counter.finished(bytes: selected[index].descriptor.byteCount)
             return result
         }
         return SensitivityReport(schemes: options.schemes, blocksize: options.blocksize, tensors: tensors)

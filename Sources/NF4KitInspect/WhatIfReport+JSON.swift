@@ -21,24 +21,24 @@ extension WhatIfReport {
                 ("kvHeads", .integer(a.kvHeads)),
                 ("vocabularySize", .integer(a.vocabulary)),
                 ("tiedEmbeddings", .bool(a.tiedEmbeddings)),
+                ("attentionBias", .bool(a.attentionBias)),
             ])
         } ?? .null
         return jsonObject([
             ("label", .string(model.label)),
+            ("publishedModel", model.publishedModel.map(JSONValue.string) ?? .null),
             ("architecture", architecture),
             ("parameterCount", .integer(model.parameterCount)),
             ("quantizableParameterCount", .integer(model.quantizableParameterCount)),
             ("loraParameterCount", .integer(model.loraParameterCount)),
             (
-                "scenarios",
+                "fits",
                 .array(
-                    model.scenarios.map { s in
+                    model.fits.map { f in
                         jsonObject([
-                            ("setup", .string(s.setup.rawValue)),
-                            ("weightByteCount", .integer(s.weightByteCount)),
-                            ("trainingByteCount", .integer(s.trainingByteCount)),
-                            ("weightsFitGiB", .array(s.weightsFitGiB.map { .integer($0) })),
-                            ("trainingFitsGiB", .array(s.trainingFitsGiB.map { .integer($0) })),
+                            ("use", .string(f.use.rawValue)),
+                            ("byteCount", .integer(f.byteCount)),
+                            ("fitsGiB", .array(f.fitsGiB.map { .integer($0) })),
                         ])
                     })
             ),

@@ -71,14 +71,14 @@ import Testing
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("  7b ") && $0.contains("6.74B") })
         #expect(lines.contains { $0.hasPrefix("  65b ") })
-        #expect(result.stdout.contains("QLoRA (NF4+DQ)"))
+        #expect(result.stdout.contains("QLoRA (NF4+DQ base)"))
     }
 
     @Test func `an unknown scheme or size is a usage error`() throws {
         let scheme = try NF4KitCLI.run(["inspect", "--sensitivity", "--schemes", "nf4,q3_k", Fixture.path("llama-tiny/fp16")])
         #expect(scheme.status == 64)
         #expect(scheme.stderr.contains("q3_k"))
-        let size = try NF4KitCLI.run(["inspect", "--what-if", "70b"])
+        let size = try NF4KitCLI.run(["inspect", "--what-if", "20b"])
         #expect(size.status == 64)
         let blocksize = try NF4KitCLI.run(["inspect", "--sensitivity", "--blocksize", "48", Fixture.path("llama-tiny/fp16")])
         #expect(blocksize.status == 64)

@@ -12,10 +12,10 @@ struct Convert: AsyncParsableCommand {
             bitsandbytes 0.50.2 save them; --to f16/bf16/f32 dequantizes 4-bit weights and casts the rest. \
             An input that is already 4-bit is refused with --to nf4/fp4 (dequantize it first). \
             NaN/Inf values are coded as the chosen --profile does, with a warning naming the tensor.
-            """
+            """ + "\n\n" + ExitCodes.helpText
     )
 
-    @Argument(help: "The checkpoint to convert: a Hugging Face model folder or a .safetensors file.")
+    @Argument(help: "The checkpoint to convert: a Hugging Face model folder, or a .safetensors, .gguf or PyTorch .bin file.")
     var input: String
 
     @OptionGroup var outputOptions: OutputOptions
@@ -72,7 +72,7 @@ struct Convert: AsyncParsableCommand {
             if let threads { options.threads = threads }
             options.overwrite = outputOptions.force
         options.format = outputOptions.format?.format
-            let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
+            let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
             let summary = try QuantizePipeline.run(
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)
             guard !outputOptions.quiet else { return }

@@ -9,8 +9,9 @@ struct Diff: AsyncParsableCommand {
             4-bit weight is one tensor (dequantized to float32), so a 16-bit model can be compared with its NF4 \
             version. For each tensor: max abs error, RMSE, relative (Frobenius) error, SNR in dB and the share of \
             bit-identical values, with A as the reference; tensors only in one side and shape or dtype mismatches \
-            are listed. Exit 0 whatever the differences (the report says them); 65 for malformed input.
-            """
+            are listed. Progress is drawn on stderr when it is a terminal. Exit 0 whatever the differences (the \
+            report says them).
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(help: "The reference checkpoint.")
@@ -25,6 +26,9 @@ struct Diff: AsyncParsableCommand {
     @Option(help: "Tensors compared at once (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "Draw no progress line (none is drawn anyway when stderr is not a terminal).")
+    var noProgress = false
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
@@ -33,7 +37,10 @@ struct Diff: AsyncParsableCommand {
         let diff = try await reportingErrors {
             let left = try ModelSource.open(a, gguf: .huggingFace)
             let right = try ModelSource.open(b, gguf: .huggingFace)
-            return try CheckpointDiff.compare(left.checkpoint, right.checkpoint, threads: threads ?? FileAccess.processorCount)
+            let renderer = ProgressRenderer(enabled: !noProgress, label: "diff")
+            return try CheckpointDiff.compare(
+                left.checkpoint, right.checkpoint, threads: threads ?? FileAccess.processorCount,
+                progress: renderer.analysisCallback)
         }
         let text = json ? JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(diff.jsonValue(a: a, b: b)) + "\n" : render(diff)
         print(text, terminator: "")

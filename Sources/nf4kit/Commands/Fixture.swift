@@ -11,7 +11,7 @@ struct Fixture: AsyncParsableCommand {
             any --threads. The output is a Hugging Face folder (config.json, generation_config.json, model.safetensors or \
             shards + index), or one file when its name ends in .safetensors or .gguf. --lora-rank also writes a PEFT LoRA adapter on every projection (alpha = 2 r, F32) to \
             --adapter-output (default: OUTPUT-lora).
-            """
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(help: "The preset (any case).")
@@ -59,7 +59,7 @@ struct Fixture: AsyncParsableCommand {
         options.overwrite = output.force
         options.format = output.format?.format
         if let threads { options.threads = threads }
-        let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress)
+        let renderer = ProgressRenderer(enabled: !output.quiet && !output.noProgress, label: "fixture")
         let summary = try await reportingErrors {
             try FixturePipeline.run(output: output.output, options: options, progress: renderer.callback)
         }

@@ -10,9 +10,11 @@ struct Inspect: AsyncParsableCommand {
             Training memory counts weights, trainable parameters, gradients and AdamW states, not activations; \
             see docs/inspect.md. \
             --sensitivity quantizes every weight that convert would quantize with each scheme (in memory, using all \
-            cores) and reports the error and bytes per scheme; --what-if sizes Llama-style 7b/13b/30b/65b models \
-            (PATH is then optional and may be a config.json); see docs/sensitivity.md.
-            """
+            cores) and reports the error and bytes per scheme; --what-if sizes models by their shapes (Llama 1/2/3/3.1/3.2, Mistral 7B, \
+            Qwen2.5 or any Llama-style config.json) for inference in FP16, 8-bit and 4-bit and for full, LoRA and QLoRA \
+            training, and says which 16, 24, 40, 48 and 80 GB GPUs each fits (PATH is then optional and may be a \
+            config.json); see docs/sensitivity.md. JSON Schemas of every --json document: docs/schemas/.
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(
@@ -53,9 +55,15 @@ struct Inspect: AsyncParsableCommand {
     @Option(help: "Worker threads for --sensitivity (default: every core).")
     var threads: Int?
 
+    @Flag(help: "Draw no progress line for --sensitivity (none is drawn anyway when stderr is not a terminal).")
+    var noProgress = false
+
     @Option(
         name: .customLong("what-if"),
-        help: "Comma-separated Llama-style sizes to compare memory with: 7b, 13b, 30b, 65b (LoRA rank: --lora-rank, default 16).")
+        help: """
+            Comma-separated models to size: a size (1b, 3b, 7b, 8b, 13b, 70b, 405b, ...), a model name (llama2-70b, \
+            llama3.1-8b, mistral-7b, qwen2.5-7b, ...) or the path of a config.json (LoRA rank: --lora-rank, default 16).
+            """)
     var whatIf: String?
 
     /// LoRA rank of the what-if report when --lora-rank is not given.
@@ -73,7 +81,7 @@ struct Inspect: AsyncParsableCommand {
         if let schemes, let message = Self.failure({ _ = try QuantizationScheme.parseList(schemes) }) {
             throw ValidationError("--schemes: " + message)
         }
-        if let whatIf, let message = Self.failure({ _ = try WhatIfReport.presets(in: whatIf) }) {
+        if let whatIf, let message = Self.failure({ _ = try WhatIfReport.requests(in: whatIf) }) {
             throw ValidationError("--what-if: " + message)
         }
         if whatIf != nil && (loraTargets != nil || loraDType.format != .f32) {
@@ -141,11 +149,9 @@ struct Inspect: AsyncParsableCommand {
             let options = SensitivityOptions(
                 schemes: try schemes.map(QuantizationScheme.parseList) ?? QuantizationScheme.defaultSchemes,
                 blocksize: blocksize?.value ?? 64, threads: threads ?? max(1, FileAccess.processorCount))
-            let showProgress = FileAccess.isStandardErrorTerminal
-            sensitivityReport = try SensitivityReport.analyze(source.checkpoint, options: options) { done, total in
-                guard showProgress else { return }
-                FileAccess.writeStandardError("\r\u{1B}[Ksensitivity: \(done)/\(total) tensors" + (done == total ? "\n" : ""))
-            }
+            let renderer = ProgressRenderer(enabled: !noProgress, label: "sensitivity")
+            sensitivityReport = try SensitivityReport.analyze(
+                source.checkpoint, options: options, progress: renderer.analysisCallback)
         }
         if let whatIf {
             let rank = loraRank ?? Self.defaultWhatIfRank
@@ -159,8 +165,15 @@ struct Inspect: AsyncParsableCommand {
                 let architecture = try LlamaArchitecture(config: try ModelSource.readJSONObject(path), file: path)
                 models.append(try WhatIfReport.model(label: Self.label(path), architecture: architecture, loraRank: rank))
             }
-            for preset in try WhatIfReport.presets(in: whatIf) {
-                models.append(try WhatIfReport.model(label: preset.name, architecture: preset.architecture, loraRank: rank))
+            for request in try WhatIfReport.requests(in: whatIf) {
+                switch request {
+                case .preset(let label, let preset):
+                    models.append(try WhatIfReport.model(label: label, preset: preset, loraRank: rank))
+                case .config(let configPath):
+                    let file = FileAccess.isDirectory(configPath) ? configPath + "/config.json" : configPath
+                    let architecture = try LlamaArchitecture(config: try ModelSource.readJSONObject(file), file: file)
+                    models.append(try WhatIfReport.model(label: configPath, architecture: architecture, loraRank: rank))
+                }
             }
             whatIfReport = WhatIfReport(loraRank: rank, models: models)
         }

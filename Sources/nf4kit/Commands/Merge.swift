@@ -6,16 +6,16 @@ struct Merge: AsyncParsableCommand {
         abstract: "Merge PEFT LoRA or DoRA adapters into a base checkpoint.",
         discussion: """
             BASE is a Hugging Face folder or a weight file, plain (F16/BF16/F32) or bitsandbytes 4-bit. Each ADAPTER is \
-            a PEFT folder (adapter_config.json + adapter_model.safetensors). Several adapters are merged as the \
+            a PEFT folder (adapter_config.json + adapter_model.safetensors or adapter_model.bin). Several adapters are merged as the \
             weighted sum of their deltas. Deltas are computed in f32 and rounded once to the output dtype, as PEFT's \
             merge_and_unload does. A summary goes to stderr; nothing is printed to stdout.
-            """
+            """ + "\n\n" + ExitCodes.helpText
     )
 
     @Argument(help: "The base model: a Hugging Face folder or a weight file.")
     var base: String
 
-    @Argument(help: "One or more PEFT adapter folders.")
+    @Argument(help: "One or more PEFT adapter folders (adapter_config.json + adapter_model.safetensors or .bin).")
     var adapters: [String] = []
 
     @OptionGroup var outputOptions: OutputOptions
@@ -84,7 +84,7 @@ struct Merge: AsyncParsableCommand {
         options.overwrite = outputOptions.force
         options.format = outputOptions.format?.format
         let quiet = outputOptions.quiet
-        let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress)
+        let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress, label: "merge")
         let summary = try await reportingErrors {
             try MergePipeline.run(
                 base: base, adapters: adapters, output: outputOptions.output, options: options,

@@ -1,40 +1,39 @@
 import NF4Kit
 
-/// Renders a ``WhatIfReport`` as text: one table of weight and training memory per model and setup, with the
-/// smallest GPU of ``WhatIfReport/gpuSizesGiB`` that holds each.
+/// Renders a ``WhatIfReport`` as text: per model, the memory of each inference and training use and, for each GPU
+/// size of ``WhatIfReport/gpuSizesGiB``, whether it fits.
 struct WhatIfTextRenderer {
     var report: WhatIfReport
 
     typealias F = TextFormatting
 
-    private static let setupNames: [WhatIfReport.Setup: String] = [
-        .fp32: "FP32", .fp16: "FP16", .loraFP16: "LoRA on FP16", .qlora: "QLoRA (NF4+DQ)",
+    private static let useNames: [WhatIfReport.Use: String] = [
+        .inferenceFP16: "inference FP16", .inferenceInt8: "inference 8-bit (int8)", .inferenceNF4: "inference 4-bit (NF4+DQ)",
+        .trainingFull: "full fine-tuning (mixed FP16)", .trainingLoRA: "LoRA on FP16", .trainingQLoRA: "QLoRA (NF4+DQ base)",
     ]
 
     func render() -> [String] {
         var lines = [
-            "What-if memory (LoRA r=\(report.loraRank) on every Linear layer but lm_head, FP32 adapters; training with AdamW: "
-                + "weights + trainable + gradients + optimizer states, no activations)"
+            "What-if memory (training: LoRA r=\(report.loraRank) on every Linear layer but lm_head, FP32 adapters, AdamW; "
+                + "weights + trainable + gradients + optimizer states; no activations, KV cache or CUDA context)"
         ]
-        var rows: [[String]] = [["model", "params", "setup", "weights", "fits (GB)", "training", "fits (GB)"]]
+        let gpus = WhatIfReport.gpuSizesGiB
+        var rows: [[String]] = [["model", "params", "use", "memory"] + gpus.map { "\($0) GB" }]
         for model in report.models {
-            for (i, s) in model.scenarios.enumerated() {
-                let lead = i == 0 ? [model.label, Self.shortCount(model.parameterCount)] : ["", ""]
+            for (i, fit) in model.fits.enumerated() {
+                var lead = ["", ""]
+                if i == 0 { lead = [model.label, Self.shortCount(model.parameterCount)] }
+                if i == 1, let published = model.publishedModel { lead = ["(\(published))", ""] }
                 rows.append(
-                    lead + [
-                        Self.setupNames[s.setup] ?? s.setup.rawValue, F.bytes(s.weightByteCount), Self.fit(s.weightsFitGiB),
-                        F.bytes(s.trainingByteCount), Self.fit(s.trainingFitsGiB),
-                    ])
+                    lead + [Self.useNames[fit.use] ?? fit.use.rawValue, F.bytes(fit.byteCount)]
+                        + gpus.map { fit.fitsGiB.contains($0) ? "yes" : "-" })
             }
         }
-        lines += F.table(rows, rightAligned: [1, 3, 5])
+        lines += F.table(rows, rightAligned: Set(3..<(4 + gpus.count)))
         lines.append(
-            "  fits: the smallest of \(WhatIfReport.gpuSizesGiB.map(String.init).joined(separator: ", ")) GB (GiB) cards that holds it, "
-                + "\"-\" for none; FP16 training is mixed precision (FP32 master weights)")
+            "  GB columns: a card of N GB taken as N GiB; \"yes\" when the memory fits (a lower bound: activations not counted)")
         return lines
     }
-
-    private static func fit(_ sizes: [Int]) -> String { sizes.first.map { "\($0)+" } ?? "-" }
 
     /// `6738415616` -> `6.74B`.
     static func shortCount(_ n: Int) -> String {
