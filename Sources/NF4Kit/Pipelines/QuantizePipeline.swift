@@ -87,6 +87,8 @@ public enum QuantizePipeline {
         public var nonFinite: [(tensor: String, count: Int)] = []
         /// Where the output was written.
         public var outputPath = ""
+        /// Things to tell the user: `--skip`/`--include` patterns that select no tensor.
+        public var warnings: [String] = []
 
         /// Stored bits per quantized parameter (codes + statistics + tables + JSON), or `nil` if none.
         public var bitsPerQuantizedParameter: Double?
@@ -116,6 +118,8 @@ public enum QuantizePipeline {
                     + "as .safetensors or a folder, or use --to f16/bf16/f32 for .gguf",
                 file: output)
         }
+        try refuseQuantizingAdapter(source, target: options.target)
+        let adapter = convertsAdapter(source, form: form)
         try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
 
         if let quantType = options.target.quantType {
@@ -180,7 +184,7 @@ public enum QuantizePipeline {
             }
             outputByName[o.name] = o
         }
-        let config = source.config.map { config in
+        let config = adapter ? nil : source.config.map { config in
             var edited = config
             editConfig(&edited, options: options, tensors: tensors)
             return edited
@@ -188,8 +192,9 @@ public enum QuantizePipeline {
         let planned = outputs.map { (name: $0.name, dtype: $0.dtype, shape: $0.shape) }
         let destination = try CheckpointOutput(
             path: output, form: form, tensors: planned, metadata: [("format", "pt")],
-            maxShardBytes: options.maxShardBytes, totalParameters: OutputPlanning.transformersParameterCount(planned),
-            ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
+            maxShardBytes: adapter ? nil : options.maxShardBytes,
+            totalParameters: OutputPlanning.transformersParameterCount(planned),
+            prefix: adapter ? adapterFilePrefix : "model", ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
             inputs: source.inputPaths)
 
         let tracker = ProgressTracker(tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
@@ -212,7 +217,7 @@ public enum QuantizePipeline {
             if let config {
                 try destination.writeSideFile("config.json", bytes: JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A])
             }
-            for name in source.sideFileNames where name != "config.json" {
+            for name in source.sideFileNames where adapter ? !adapterWeightFileNames.contains(name) : name != "config.json" {
                 try destination.copySideFile(from: source.path + "/" + name, as: name)
             }
         }
@@ -234,6 +239,9 @@ public enum QuantizePipeline {
             summary.bitsPerQuantizedParameter = Double(quantizedBytes * 8) / Double(summary.parametersQuantized)
         }
         summary.nonFinite = nonFinite.counts
+        let unmatched = options.target.quantType == nil ? (skip: [], include: []) : options.plan.unmatchedPatterns(in: tensors)
+        summary.warnings = unmatched.skip.map { "--skip '\($0)' selects no tensor of the input" }
+            + unmatched.include.map { "--include '\($0)' selects no tensor of the input" }
         summary.seconds = FileAccess.monotonicSeconds - start
         summary.outputPath = destination.path
         return summary
