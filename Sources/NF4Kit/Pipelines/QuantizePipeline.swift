@@ -120,6 +120,11 @@ public enum QuantizePipeline {
         }
         try refuseQuantizingAdapter(source, target: options.target)
         let adapter = convertsAdapter(source, form: form)
+        if options.target.quantType != nil {
+            let unmatched = options.plan.unmatchedPatterns(in: tensors)
+            summary.warnings = unmatched.skip.map { "--skip '\($0)' selects no tensor of the input" }
+                + unmatched.include.map { "--include '\($0)' selects no tensor of the input" }
+        }
         try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
 
         if let quantType = options.target.quantType {
@@ -194,7 +199,8 @@ public enum QuantizePipeline {
             path: output, form: form, tensors: planned, metadata: [("format", "pt")],
             maxShardBytes: adapter ? nil : options.maxShardBytes,
             totalParameters: OutputPlanning.transformersParameterCount(planned),
-            prefix: adapter ? adapterFilePrefix : "model", ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
+            prefix: adapter ? adapterFilePrefix : "model",
+            ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
             inputs: source.inputPaths)
 
         let tracker = ProgressTracker(tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
@@ -217,6 +223,7 @@ public enum QuantizePipeline {
             if let config {
                 try destination.writeSideFile("config.json", bytes: JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A])
             }
+            // An adapter's files are carried as they are (adapter_config.json, README.md, a config.json of its own).
             for name in source.sideFileNames where adapter ? !adapterWeightFileNames.contains(name) : name != "config.json" {
                 try destination.copySideFile(from: source.path + "/" + name, as: name)
             }
@@ -239,9 +246,6 @@ public enum QuantizePipeline {
             summary.bitsPerQuantizedParameter = Double(quantizedBytes * 8) / Double(summary.parametersQuantized)
         }
         summary.nonFinite = nonFinite.counts
-        let unmatched = options.target.quantType == nil ? (skip: [], include: []) : options.plan.unmatchedPatterns(in: tensors)
-        summary.warnings = unmatched.skip.map { "--skip '\($0)' selects no tensor of the input" }
-            + unmatched.include.map { "--include '\($0)' selects no tensor of the input" }
         summary.seconds = FileAccess.monotonicSeconds - start
         summary.outputPath = destination.path
         return summary
