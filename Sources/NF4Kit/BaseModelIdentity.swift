@@ -103,8 +103,10 @@ public struct BaseModelIdentity: Sendable, Hashable {
         if let model = HubCache.ModelID(claimed), let snapshot = try? HubCache.current.snapshot(of: model) {
             folders.append(snapshot)
         }
-        for folder in folders {
-            let directory = FileAccess.isDirectory(folder) ? folder : String(folder[..<(folder.lastIndex(of: "/") ?? folder.startIndex)])
+        for folder in folders where FileAccess.exists(folder) {
+            // A weight file names the folder it is in.
+            let directory =
+                FileAccess.isDirectory(folder) ? folder : String(folder[..<(folder.lastIndex(of: "/") ?? folder.startIndex)])
             let path = (directory.isEmpty ? "." : directory) + "/config.json"
             guard FileAccess.exists(path), let config = try? ModelSource.readJSONObject(path) else { continue }
             return (path, config)
