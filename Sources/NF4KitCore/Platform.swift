@@ -228,6 +228,9 @@ enum Platform {
         return String(cString: resolved)
     }
 
+    /// The value of the environment variable `name`, or `nil` when it is not set.
+    static func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
     /// The current folder.
     static var currentDirectory: String? {
         guard let cwd = getcwd(nil, 0) else { return nil }

@@ -8,7 +8,7 @@ public import NF4KitCore
 /// its index, `adapter_model.bin`), or a single `.safetensors`/`.gguf` file. Open one with `ModelSource.open(_:)`
 /// (module NF4Kit), the one entry point for every container.
 public struct ModelSource: Sendable {
-    /// The path given by the user.
+    /// The path given by the user, or the cache snapshot folder a Hub id resolved to.
     public var path: String
     /// Whether `path` is a folder.
     public var isFolder: Bool
@@ -39,12 +39,16 @@ public struct ModelSource: Sendable {
 
     /// Opens `path`: a weight file (format by magic) or a model/adapter folder, in any container.
     ///
+    /// A `path` that does not exist and reads as a Hub id (`org/name[@revision]`) is the snapshot folder of that
+    /// model in the local Hugging Face cache (``HubCache``); ``path`` is then that folder.
+    ///
     /// - Parameter ggmlBlocks: decodes GGUF tensors of ggml block types; without it such a tensor is an
     ///   `.unsupportedDType` error.
     /// - Throws: ``CheckpointError`` from the readers, `.notFound` if nothing readable is there.
     package static func open(_ path: String, ggmlBlocks: GGMLBlockDecoder?) throws -> ModelSource {
         var path = path
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        if let snapshot = try HubCache.resolve(path) { path = snapshot }  // `org/name[@revision]`, when no such path
         guard FileAccess.exists(path) else { throw CheckpointError(.notFound, "no such file or folder", file: path) }
         if !FileAccess.isDirectory(path) {
             let kind = try FormatDetection.detect(path: path)

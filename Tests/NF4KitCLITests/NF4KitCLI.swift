@@ -25,7 +25,11 @@ enum NF4KitCLI {
         return found
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    /// Runs `nf4kit ARGUMENTS`; `environment` entries are added to (or replace) this process's environment, and
+    /// `directory` is the working folder (default: this process's).
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], directory workingDirectory: String? = nil
+    ) throws -> Result {
         let directory = TemporaryDirectory("nf4kit-cli")
         defer { directory.cleanup() }
         let outPath = directory.file("stdout"), errPath = directory.file("stderr")
@@ -34,6 +38,10 @@ enum NF4KitCLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable())
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         try process.run()

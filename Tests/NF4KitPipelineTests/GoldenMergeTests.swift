@@ -159,10 +159,12 @@ import Testing
         }
     }
 
-    @Test func `an adapter for another base produces a warning`() throws {
+    @Test func `the NF4 copy of the base the adapter names gives no base warning`() throws {
+        // The adapter names /tmp/gs/llama-tiny/fp16; llama-tiny/nf4-dq is its NF4 copy (issue 16 item 5). The
+        // warning for another base is tested through the CLI (BaseModelWarningCLITests).
         let (_, directory, summary) = try run(base: "nf4-dq", to: .f32)
         defer { directory.cleanup() }
-        #expect(summary.warnings.contains { $0.message.contains("/tmp/gs/llama-tiny/fp16") })
+        #expect(!summary.warnings.contains { $0.message.contains("the adapter was made for base") })
     }
 
     @Test func `a single-file base gives a single-file output with the same values`() throws {

@@ -86,8 +86,10 @@ struct MergeSetup {
                 try firstPlan
                 ?? MergePlan(base: baseModel.logicalTensors, adapters: loaded, weights: weights.map { Float($0) })
             for (adapter, source) in zip(loaded, adapterSources) {
-                if let warning = MergePipeline.baseMismatch(adapter: adapter.config, adapterPath: source.path, base: baseSource) {
-                    warnings.append(warning)
+                if let claimed = adapter.config.baseModelNameOrPath,
+                    let warning = BaseModelIdentity.mismatch(claimed: claimed, adapterPath: source.path, base: baseSource)
+                {
+                    warnings.append(MergeWarning(warning))
                 }
             }
             warnings += plan.warnings

@@ -214,25 +214,6 @@ public enum MergePipeline {
             seconds: FileAccess.monotonicSeconds - start)
     }
 
-    /// A warning when the adapter says it was trained on another base (spec lora-merge.md §2.2).
-    ///
-    /// Compares `base_model_name_or_path` with the base config's `_name_or_path`, or, when the config has none,
-    /// with the base folder's name. Only the last path component is compared, so a Hub id matches a local
-    /// folder of the same name.
-    static func baseMismatch(adapter: AdapterConfig, adapterPath: String, base: ModelSource) -> MergeWarning? {
-        guard let claimed = adapter.baseModelNameOrPath, !claimed.isEmpty else { return nil }
-        let actual = base.config?["_name_or_path"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? base.path
-        func last(_ path: String) -> Substring {
-            var trimmed = Substring(path)
-            while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-            return trimmed.split(separator: "/").last ?? trimmed
-        }
-        guard last(claimed) != last(actual) else { return nil }
-        return MergeWarning(
-            "\(adapterPath): the adapter was made for base '\(claimed)', but the base is '\(actual)'; check that this is the right base model"
-        )
-    }
-
     /// The base's `config.json` with the changes the output needs (spec lora-merge.md §10 step 6), or `nil` when
     /// nothing changes (the file is then copied byte for byte).
     static func adjustedConfig(

@@ -86,6 +86,8 @@ public enum QuantizePipeline {
         public var nonFinite: [(tensor: String, count: Int)] = []
         /// Where the output was written.
         public var outputPath = ""
+        /// Things to tell the user: `--skip`/`--include` patterns that select no tensor.
+        public var warnings: [String] = []
 
         /// Stored bits per quantized parameter (codes + statistics + tables + JSON), or `nil` if none.
         public var bitsPerQuantizedParameter: Double?
@@ -114,6 +116,13 @@ public enum QuantizePipeline {
                 "a GGUF output with Hugging Face names holds plain tensors only; write --to \(options.target.rawValue) "
                     + "as .safetensors or a folder, or use --to f16/bf16/f32 for .gguf",
                 file: output)
+        }
+        try refuseQuantizingAdapter(source, target: options.target)
+        let adapter = convertsAdapter(source, form: form)
+        if options.target.quantType != nil {
+            let unmatched = options.plan.unmatchedPatterns(in: tensors)
+            summary.warnings = unmatched.skip.map { "--skip '\($0)' selects no tensor of the input" }
+                + unmatched.include.map { "--include '\($0)' selects no tensor of the input" }
         }
         try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
 
@@ -183,7 +192,7 @@ public enum QuantizePipeline {
             }
             outputByName[o.name] = o
         }
-        let config = source.config.map { config in
+        let config = adapter ? nil : source.config.map { config in
             var edited = config
             editConfig(&edited, options: options, tensors: tensors)
             return edited
@@ -191,7 +200,9 @@ public enum QuantizePipeline {
         let planned = outputs.map { (name: $0.name, dtype: $0.dtype, shape: $0.shape) }
         let destination = try CheckpointOutput(
             path: output, form: form, tensors: planned, metadata: [("format", "pt")],
-            maxShardBytes: options.maxShardBytes, totalParameters: OutputPlanning.transformersParameterCount(planned),
+            maxShardBytes: adapter ? nil : options.maxShardBytes,
+            totalParameters: OutputPlanning.transformersParameterCount(planned),
+            prefix: adapter ? adapterFilePrefix : "model",
             ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
             inputs: source.inputPaths)
 
@@ -214,7 +225,8 @@ public enum QuantizePipeline {
             if let config {
                 try destination.writeSideFile("config.json", bytes: JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A])
             }
-            for name in source.sideFileNames where name != "config.json" {
+            // An adapter's files are carried as they are (adapter_config.json, README.md, a config.json of its own).
+            for name in source.sideFileNames where adapter ? !adapterWeightFileNames.contains(name) : name != "config.json" {
                 try destination.copySideFile(from: source.path + "/" + name, as: name)
             }
         }

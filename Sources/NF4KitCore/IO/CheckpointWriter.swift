@@ -385,6 +385,10 @@ public enum FileAccess {
         try region.withUnsafeBytes { (raw) throws(CheckpointError) in try file.write(raw, at: 0) }
         try file.finish()
     }
+    /// The value of the environment variable `name`, or `nil` when it is not set.
+    public static func environment(_ name: String) -> String? { Platform.environment(name) }
+    /// The absolute path of `path` with every link resolved, or `nil` when it does not exist.
+    public static func realPath(_ path: String) -> String? { Platform.realPath(path) }
     public static var processorCount: Int { Platform.processorCount }
     public static var isStandardErrorTerminal: Bool { Platform.isStandardErrorTerminal }
     public static func writeStandardError(_ text: String) { Platform.writeStandardError(text) }

@@ -7,11 +7,12 @@ public import NF4KitCore
 /// uses the stored names and shapes: a tensor is quantized when its name ends in `.weight`, it is 2-D with a float
 /// dtype, and its module name (the name without `.weight`) matches none of ``defaultExclusions``.
 ///
-/// On top of that, `skip` globs leave matching tensors unquantized and `include` globs force matching tensors of any
-/// rank or name to be quantized (`nf4kit convert --include`, e.g. a file of 1-D tensors). Skip wins over include.
-/// Both are matched against the full tensor name and against its module name; `*` matches any run of characters
-/// (dots included), `?` one character. Companion tensors of 4-bit groups are never selected; an already
-/// quantized input is detected with ``BnbQuantizedWeight/groups(in:)-swift.type.method``, not here.
+/// On top of that, `skip` patterns leave matching tensors unquantized and `include` patterns force matching tensors
+/// of any rank or name to be quantized (`nf4kit convert --include`, e.g. a file of 1-D tensors). Skip wins over
+/// include. A pattern is a module name or a glob (``pattern(_:selects:)``): a name as transformers users write
+/// `llm_int8_skip_modules` (`down_proj`, `mlp`, `model.layers.0`), or, when it holds `*` or `?`, a glob matched
+/// against the full tensor name and its module name. Companion tensors of 4-bit groups are never selected; an
+/// already quantized input is detected with ``BnbQuantizedWeight/groups(in:)-swift.type.method``, not here.
 public struct BnbQuantizationPlan: Sendable, Hashable {
     /// Modules the default rule never quantizes: the output head, embeddings, norms, and common classifier heads.
     public static let defaultExclusions = [
@@ -36,9 +37,7 @@ public struct BnbQuantizationPlan: Sendable, Hashable {
     public func shouldQuantize(name: String, dtype: DType, shape: Shape) -> Bool {
         guard !BnbQuantizedWeight.isCompanionName(name) else { return false }
         let module = name.hasSuffix(".weight") ? String(name.dropLast(7)) : name
-        func matches(_ patterns: [String]) -> Bool {
-            patterns.contains { Self.glob($0, matches: name) || Self.glob($0, matches: module) }
-        }
+        func matches(_ patterns: [String]) -> Bool { patterns.contains { Self.pattern($0, selects: name) } }
         if matches(skip) { return false }
         if matches(include) { return shape.checkedElementCount.map { $0 > 0 } ?? false }
         guard name.hasSuffix(".weight"), shape.rank == 2, dtype.isConvertibleFloat else { return false }
@@ -71,6 +70,41 @@ public struct BnbQuantizationPlan: Sendable, Hashable {
             names.append(t.name)
         }
         return names
+    }
+
+    /// Whether the `--skip`/`--include` pattern `pattern` selects the tensor `name`.
+    ///
+    /// - A pattern with `*` or `?` is a glob (``glob(_:matches:)``) matched against the full tensor name and against
+    ///   its module name (the name without `.weight`): `*down_proj*`, `model.layers.1?.*`.
+    /// - Any other pattern is a module name. It selects a tensor when it is the full tensor name, or when its dotted
+    ///   components appear, whole and in order, among the components of the tensor's module (the name without its
+    ///   last component, `.weight`/`.bias`): `down_proj` selects `model.layers.0.mlp.down_proj.weight`, `mlp` every
+    ///   MLP projection, `layers.0` everything in layer 0, `model.layers.0.mlp.down_proj` that one module. This is
+    ///   transformers' `llm_int8_skip_modules` rule (4.x: the module's own name, or `NAME.` inside its dotted name;
+    ///   5.x: the dotted name starts or ends with NAME) held to whole components, so `proj` selects no `q_proj` and
+    ///   `layers.1` nothing of `layers.10`.
+    public static func pattern(_ pattern: String, selects name: String) -> Bool {
+        if pattern.contains("*") || pattern.contains("?") {
+            let module = name.hasSuffix(".weight") ? String(name.dropLast(7)) : name
+            return glob(pattern, matches: name) || glob(pattern, matches: module)
+        }
+        guard !pattern.isEmpty else { return false }
+        if pattern == name { return true }
+        guard let dot = name.lastIndex(of: ".") else { return false }
+        let module = name[..<dot]
+        if module == pattern { return true }
+        // Whole components: compare with dots around both, so `.down_proj.` is found in `.model....mlp.down_proj.`.
+        return ("." + module + ".").contains("." + pattern + ".")
+    }
+
+    /// The patterns of ``skip`` and of ``include`` that select no tensor of `tensors` (``pattern(_:selects:)``);
+    /// `nf4kit convert` warns about them, since a pattern that matches nothing is usually a typo.
+    /// - Complexity: O(patterns × tensors).
+    public func unmatchedPatterns(in tensors: [Tensor]) -> (skip: [String], include: [String]) {
+        func unmatched(_ patterns: [String]) -> [String] {
+            patterns.filter { pattern in !tensors.contains { Self.pattern(pattern, selects: $0.name) } }
+        }
+        return (unmatched(skip), unmatched(include))
     }
 
     /// Whether `text` matches the glob `pattern` (`*` any run including dots, `?` one character).

@@ -37,10 +37,12 @@ struct Convert: AsyncParsableCommand {
     @Option(help: "Rounding rules to reproduce: cpu (bitsandbytes on CPU, the default) or cuda (see docs/nf4-layout.md).")
     var profile = ProfileArgument(.cpu)
 
-    @Option(name: .customLong("skip"), help: "Leave tensors or modules matching this glob unquantized (repeatable).")
+    @Option(
+        name: .customLong("skip"),
+        help: "Leave these modules unquantized: a module name as in llm_int8_skip_modules (down_proj, mlp, model.layers.0) or a glob ('*down_proj*') (repeatable).")
     var skip: [String] = []
 
-    @Option(name: .customLong("include"), help: "Quantize tensors matching this glob whatever their rank (repeatable).")
+    @Option(name: .customLong("include"), help: "Quantize tensors of this module name or glob whatever their rank (repeatable).")
     var include: [String] = []
 
     @Option(
@@ -76,6 +78,7 @@ struct Convert: AsyncParsableCommand {
             let summary = try QuantizePipeline.run(
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)
             guard !outputOptions.quiet else { return }
+            for warning in summary.warnings { FileAccess.writeStandardError("warning: \(warning)\n") }
             for (tensor, count) in summary.nonFinite {
                 FileAccess.writeStandardError("warning: tensor '\(tensor)' has \(count) NaN/Inf values, coded by the \(profile.profile.rawValue) profile's rules\n")
             }
