@@ -112,6 +112,41 @@ import Testing
         try expectEqual(dir.file("one.gguf"), dir.file("steps.gguf"))
     }
 
+    @Test func `inspect a Q8_0 GGUF: architecture, hyperparameters, stored bytes and comparisons`() throws {
+        // Golden Q8_0.gguf: 16 Q8_0 matrices (2,084,864 weights, 34 bytes per 32) + 5 F32 norms (1,280 weights);
+        // 2,086,144 parameters (convert_hf_to_gguf.py's size_label says 2.1M); as F16 the same tensors take 4,172,288
+        // bytes, so the file's 2,220,288 tensor bytes are 46.8% smaller (not larger, as reported before).
+        let result = try NF4KitCLI.run(["inspect", Fixture.path("llama-g/gguf/Q8_0.gguf")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let out = result.stdout
+        #expect(out.contains("kind          model (llama)"), "\(out)")
+        #expect(out.contains("architecture llama: block_count 2, embedding_length 256, feed_forward_length 768, "
+            + "attention.head_count 8, attention.head_count_kv 4, context_length 512, vocab_size 1,000"), "\(out)")
+        #expect(out.contains("parameters from the llama.* keys: 2,086,144"), "\(out)")
+        #expect(out.contains("parameters    2,086,144"), "\(out)")
+        #expect(out.contains("tensor bytes  2,220,288"), "\(out)")
+        #expect(out.contains("ggml Q8_0 (16 tensors)       2,215,168"), "\(out)")
+        #expect(out.contains("46.8% smaller than FP16"), "\(out)")
+        #expect(!out.contains("larger than FP16\n") || out.contains("FP32"), "\(out)")
+        #expect(out.contains("FP16/BF16           ████████████████                   3.98 MiB"), "\(out)")
+    }
+
+    @Test func `convert a llama.cpp GGUF --to nf4 keeps token_embd and output unquantized`() throws {
+        let dir = TemporaryDirectory("cli-llama")
+        defer { dir.cleanup() }
+        let out = dir.file("nf4")
+        let run = try NF4KitCLI.run(["convert", Fixture.path("llama-g/gguf/F16.gguf"), "-o", out, "--to", "nf4"])
+        #expect(run.status == 0, "\(run.stderr)")
+        // 14 Linear weights (2 layers x 7); token_embd, output and the 5 norms kept.
+        #expect(run.stderr.contains("14 tensors quantized, 7 kept"), "\(run.stderr)")
+        let inspect = try NF4KitCLI.run(["inspect", out, "--tensors"])
+        let rows = inspect.stdout.split(separator: "\n").filter {
+            $0.hasPrefix("  token_embd.weight ") || $0.hasPrefix("  output.weight ")
+        }
+        #expect(rows.count == 2)
+        #expect(rows.allSatisfy { !$0.contains("nf4") }, "\(rows)")
+    }
+
     // MARK: - Refusals
 
     /// A copy of the golden hf/ folder with `config.json` edited by `edit`.

@@ -86,6 +86,7 @@ public enum GGUFExport {
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
         let source = try ModelSource.open(input)
+        try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
         if source.isAdapter { return try exportAdapter(source: source, output: output, options: options) }
         return try exportModel(source: source, output: output, options: options, progress: progress)
     }
