@@ -169,11 +169,7 @@ public enum GGUFExport {
                     ggufName: ggufName, shape: shape, tensor: tensor, quantized: group?.tensor,
                     permutation: permutation, scale: nil, type: .f32))
         }
-        var required = ["token_embd.weight", "output_norm.weight"]
-        if !config.tieWordEmbeddings { required.append("output.weight") }
-        for block in 0..<config.blockCount {
-            required += LlamaTensorNames.block.map { "blk.\(block).\($0.gguf)" }
-        }
+        let required = LlamaTensorNames.requiredWeights(blocks: config.blockCount, tied: config.tieWordEmbeddings)
         if let missing = required.first(where: { !seen.contains($0) }) {
             throw CheckpointError(
                 .malformedHeader,
