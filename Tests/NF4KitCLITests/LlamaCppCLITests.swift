@@ -147,6 +147,30 @@ import Testing
         #expect(rows.allSatisfy { !$0.contains("nf4") }, "\(rows)")
     }
 
+    @Test func `--to nf4 -o model.gguf writes the NF4 companion convention, and back`() throws {
+        let dir = TemporaryDirectory("cli-llama")
+        defer { dir.cleanup() }
+        let gguf = dir.file("nf4.gguf")
+        var run = try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", gguf, "--to", "nf4", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        run = try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", dir.file("nf4"), "--to", "nf4", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        // The GGUF holds the same bitsandbytes tensors as the folder: every tensor identical.
+        run = try NF4KitCLI.run(["diff", dir.file("nf4"), gguf])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("21 tensors in both, 21 identical"), "\(run.stdout)")
+        // (gguf-py reading the companion layout: GGUFInteropTests.)
+        // Back to floats: the same bytes as from the folder.
+        run = try NF4KitCLI.run(["convert", gguf, "-o", dir.file("a.safetensors"), "--to", "f16", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        run = try NF4KitCLI.run(["convert", dir.file("nf4"), "-o", dir.file("b.safetensors"), "--to", "f16", "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file("a.safetensors")))
+            == Data(contentsOf: URL(fileURLWithPath: dir.file("b.safetensors"))))
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(names == ["a.safetensors", "b.safetensors", "nf4", "nf4.gguf"])
+    }
+
     // MARK: - Refusals
 
     /// A copy of the golden hf/ folder with `config.json` edited by `edit`.

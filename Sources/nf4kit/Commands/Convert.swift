@@ -12,7 +12,8 @@ struct Convert: AsyncParsableCommand {
             f16|bf16|f32|q8_0, default the input's float type; 4-bit weights are dequantized first); a PEFT LoRA \
             adapter folder becomes a llama.cpp LoRA adapter (--base names the base folder when the adapter's \
             base_model_name_or_path is not one). --layout hf keeps Hugging Face names in nf4kit's GGUF container, \
-            for any architecture (llama.cpp does not load it). --to nf4/fp4 quantizes the 2-D \
+            for any architecture (llama.cpp does not load it); --to nf4/fp4 -o NAME.gguf writes the bitsandbytes \
+            tensors in nf4kit's companion convention (docs/gguf.md), read back losslessly. --to nf4/fp4 quantizes the 2-D \
             .weight tensors of Linear layers (not lm_head, embeddings or norms) exactly as transformers + \
             bitsandbytes 0.50.2 save them; --to f16/bf16/f32 dequantizes 4-bit weights and casts the rest. \
             An input that is already 4-bit is refused with --to nf4/fp4 (dequantize it first). \
