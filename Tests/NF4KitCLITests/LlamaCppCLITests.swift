@@ -171,6 +171,51 @@ import Testing
         #expect(names == ["a.safetensors", "b.safetensors", "nf4", "nf4.gguf"])
     }
 
+    @Test func `--layout hf --to q8_0 keeps Hugging Face names with llama.cpp's Q8_0 bytes`() throws {
+        // The golden Q8_0.gguf (convert_hf_to_gguf.py) holds the same Q8_0 rows under llama.cpp's names; attn_q/attn_k
+        // are compared after undoing llama.cpp's row order, as whole 34-byte blocks (a row is 8 blocks).
+        let dir = TemporaryDirectory("cli-llama")
+        defer { dir.cleanup() }
+        let out = dir.file("hf-q8.gguf")
+        let run = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-g/hf"), "-o", out, "--layout", "hf", "--to", "Q8_0", "-q",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let script = dir.file("compare.py")
+        try """
+            import sys
+            import numpy as np
+            from gguf import GGUFReader
+            ours = {t.name: t for t in GGUFReader(sys.argv[1]).tensors}
+            ref = {t.name: t for t in GGUFReader(sys.argv[2]).tensors}
+            names = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head",
+                     "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+                     "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                     "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+                     "ffn_down": "mlp.down_proj"}
+            heads = {"attn_q": 8, "attn_k": 4}
+            bad = 0
+            for name, r in ref.items():
+                parts = name.split(".")
+                hf = (names[parts[0]] if len(parts) == 2 else "model.layers.%s.%s" % (parts[1], names[parts[2]])) + ".weight"
+                o = ours[hf]
+                a, b = np.array(o.data).reshape(-1), np.array(r.data).reshape(-1)
+                module = parts[2] if len(parts) == 4 else ""
+                if module in heads:
+                    rows = int(r.shape[1]); n = heads[module]; per = rows // n; half = per // 2
+                    a = a.reshape(rows, -1)
+                    order = [h * per + p * half + i for h in range(n) for i in range(half) for p in range(2)]
+                    a = a[order].reshape(-1)
+                if o.tensor_type != r.tensor_type or a.tobytes() != b.tobytes():
+                    bad += 1; print("differs", name, hf, o.tensor_type, r.tensor_type)
+            print("ok" if bad == 0 and len(ours) == len(ref) else "FAIL", len(ref))
+            sys.exit(1 if bad else 0)
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let python = try PythonInterop.run(script: script, arguments: [out, Fixture.path("llama-g/gguf/Q8_0.gguf")])
+        #expect(python.status == 0, "\(python.stdout)\(python.stderr)")
+        #expect(python.stdout.contains("ok 21"), "\(python.stdout)")
+    }
+
     // MARK: - Refusals
 
     /// A copy of the golden hf/ folder with `config.json` edited by `edit`.

@@ -340,7 +340,7 @@ import Testing
             ["-o", dir.file("a.gguf"), "--format", "safetensors"],
             ["-o", dir.file("a.safetensors"), "--format", "gguf"],
             ["-o", dir.file("a/"), "--format", "gguf"],
-            ["-o", dir.file("a.gguf"), "--layout", "hf", "--to", "q8_0"],  // q8_0 is written in llama.cpp's layout only
+            ["-o", dir.file("a"), "--to", "q8_0"],  // q8_0 is a GGUF type
             ["-o", dir.file("a.bin")],
             ["-o", ""],
             ["-o", dir.file("a.safetensors"), "--max-shard-size", "1MB"],

@@ -12,7 +12,7 @@ struct Convert: AsyncParsableCommand {
             f16|bf16|f32|q8_0, default the input's float type; 4-bit weights are dequantized first); a PEFT LoRA \
             adapter folder becomes a llama.cpp LoRA adapter (--base names the base folder when the adapter's \
             base_model_name_or_path is not one). --layout hf keeps Hugging Face names in nf4kit's GGUF container, \
-            for any architecture (llama.cpp does not load it); --to nf4/fp4 -o NAME.gguf writes the bitsandbytes \
+            for any architecture, with --to f16|bf16|f32|q8_0 (llama.cpp does not load it); --to nf4/fp4 -o NAME.gguf writes the bitsandbytes \
             tensors in nf4kit's companion convention (docs/gguf.md), read back losslessly. --to nf4/fp4 quantizes the 2-D \
             .weight tensors of Linear layers (not lm_head, embeddings or norms) exactly as transformers + \
             bitsandbytes 0.50.2 save them; --to f16/bf16/f32 dequantizes 4-bit weights and casts the rest. \
@@ -98,10 +98,8 @@ struct Convert: AsyncParsableCommand {
         if (llama || !quantized) && (noDoubleQuant || !skip.isEmpty || !include.isEmpty || blocksize.value != 64) {
             throw ValidationError("--blocksize, --no-double-quant, --skip and --include apply to --to nf4 or fp4 only.")
         }
-        if !llama, let to, to.target == nil {
-            throw ValidationError(
-                "--to \(to.format.rawValue) is written in llama.cpp's GGUF layout only: name a .gguf output (without "
-                    + "--layout hf).")
+        if !llama, let to, to.target == nil, layout != .hf {
+            throw ValidationError("--to \(to.format.rawValue) is a GGUF type: name a .gguf output.")
         }
         if !llama && base != nil {
             throw ValidationError("--base applies to a LoRA adapter written as a llama.cpp GGUF (-o NAME.gguf).")
@@ -111,6 +109,20 @@ struct Convert: AsyncParsableCommand {
     func run() async throws {
         if try writesLlamaLayout() {
             try await runLlamaLayout()
+            return
+        }
+        if let to, to.target == nil, let type = GGMLType(name: to.format.rawValue.uppercased()) {
+            // --layout hf --to q8_0: Hugging Face names, ggml blocks.
+            try await reportingErrors {
+                let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
+                let summary = try GGUFHFLayoutExport.run(
+                    input: input, output: outputOptions.output, type: type, overwrite: outputOptions.force,
+                    threads: threads ?? FileAccess.processorCount, progress: renderer.callback)
+                guard !outputOptions.quiet else { return }
+                FileAccess.writeStandardError(
+                    "\(summary.tensorsKept) tensors written with Hugging Face names (\(to.format.rawValue)); "
+                        + "\(Format.bytes(summary.bytesOut)) out; \(Format.fixed(summary.seconds, 2)) s -> \(summary.outputPath)\n")
+            }
             return
         }
         try await reportingErrors {
