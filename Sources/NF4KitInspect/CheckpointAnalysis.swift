@@ -16,10 +16,12 @@ struct CheckpointAnalysis: Sendable {
         /// Bytes stored for this tensor, companions included.
         var storedByteCount: Int
         var group: BnbQuantizedWeight?
+        /// The ggml block type a GGUF file stores it in (`Q8_0`, `Q4_K`; ``dtype`` is then `U8`), `nil` otherwise.
+        var ggmlType: String? = nil
         /// Whether the memory comparison quantizes it (a 4-bit group, or a Linear weight of a plain checkpoint).
         var isQuantizable: Bool
         /// Floating-point tensors are converted by the comparison; others (ints, bool, complex) keep their bytes.
-        var isFloatingPoint: Bool { dtype.isFloatingPoint && dtype != .c64 }
+        var isFloatingPoint: Bool { ggmlType != nil || (dtype.isFloatingPoint && dtype != .c64) }
         /// The module path: the name without its final `.weight`.
         var modulePath: String { name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name }
     }
@@ -29,8 +31,11 @@ struct CheckpointAnalysis: Sendable {
     /// Whether the quantizable set comes from the checkpoint's own 4-bit groups (else from the name rule).
     var hasFourBitGroups: Bool { !groups.isEmpty }
 
-    /// - Parameter isAdapter: adapters are never quantized, so nothing is quantizable in them.
-    init(checkpoint: Checkpoint, isAdapter: Bool) throws(CheckpointError) {
+    /// - Parameters:
+    ///   - isAdapter: adapters are never quantized, so nothing is quantizable in them.
+    ///   - ggmlBlockTypes: the tensors a GGUF file stores in ggml block types (name -> type name), read as stored
+    ///     (`U8` bytes, logical shape): they count as floating-point weights of the model.
+    init(checkpoint: Checkpoint, isAdapter: Bool, ggmlBlockTypes: [String: String] = [:]) throws(CheckpointError) {
         let groups = try BnbQuantizedWeight.groups(in: checkpoint.tensors)
         self.groups = groups
         let members = Set(groups.flatMap(\.memberNames))
@@ -45,12 +50,14 @@ struct CheckpointAnalysis: Sendable {
                         parameterCount: group.tensor.elementCount, storedByteCount: stored, group: group,
                         isQuantizable: !isAdapter))
             } else if !members.contains(tensor.name) {
-                let quantizable = !isAdapter && groups.isEmpty && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape)
+                let ggmlType = ggmlBlockTypes[tensor.name]
+                let ruleDType = ggmlType != nil ? DType.f16 : tensor.dtype
+                let quantizable = !isAdapter && groups.isEmpty && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: ruleDType, shape: tensor.shape)
                 entries.append(
                     Entry(
                         name: tensor.name, dtype: tensor.dtype, shape: tensor.shape,
                         parameterCount: tensor.descriptor.elementCount, storedByteCount: tensor.descriptor.byteCount,
-                        group: nil, isQuantizable: quantizable))
+                        group: nil, ggmlType: ggmlType, isQuantizable: quantizable))
             }
         }
         self.entries = entries

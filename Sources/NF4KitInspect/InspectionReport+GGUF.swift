@@ -44,6 +44,20 @@ extension InspectionReport {
         }
         /// Stored bytes per ggml type, in type-name order.
         public var bytesByType: [TypeTotal]
+        /// `general.architecture` (`llama`), if present.
+        public var architecture: String?
+        /// The model's hyperparameters from the `<architecture>.*` keys, in a fixed order (`block_count`,
+        /// `embedding_length`, `feed_forward_length`, `attention.head_count`, `attention.head_count_kv`,
+        /// `context_length`, `vocab_size`): those present as integers.
+        public var hyperparameters: [Hyperparameter]
+        /// One `<architecture>.*` count.
+        public struct Hyperparameter: Sendable, Hashable {
+            public var key: String
+            public var value: Int
+        }
+        /// The parameter count a Llama model with these hyperparameters has (tied embeddings when the file has no
+        /// `output.weight`), `nil` for other architectures or missing keys. Compare with the stored shapes' count.
+        public var parameterCountFromHyperparameters: Int?
 
         /// The section of an already parsed GGUF file (``ModelSource/gguf``; tensor data is not touched).
         public init(file: GGUFFile) {
@@ -69,6 +83,51 @@ extension InspectionReport {
                 byType[type.name] = total
             }
             bytesByType = byType.keys.sorted().map { byType[$0]! }
+
+            if case .string(let name)? = file["general.architecture"] { architecture = name }
+            hyperparameters = []
+            var counts: [String: Int] = [:]
+            if let architecture {
+                for key in [
+                    "block_count", "embedding_length", "feed_forward_length", "attention.head_count",
+                    "attention.head_count_kv", "context_length", "vocab_size",
+                ] {
+                    guard let value = file["\(architecture).\(key)"].flatMap(Self.integer) else { continue }
+                    hyperparameters.append(Hyperparameter(key: key, value: value))
+                    counts[key] = value
+                }
+            }
+            if architecture == "llama", let layers = counts["block_count"], let hidden = counts["embedding_length"],
+                let ffn = counts["feed_forward_length"], let heads = counts["attention.head_count"], heads > 0,
+                let vocab = counts["vocab_size"] ?? file.tensors.first(where: { $0.name == "token_embd.weight" })?.dimensions.last
+            {
+                let kvHeads = counts["attention.head_count_kv"] ?? heads
+                let headDim = file["llama.attention.key_length"].flatMap(Self.integer) ?? hidden / heads
+                let tied = !file.tensors.contains { $0.name == "output.weight" }
+                let (perLayer, o1) = (hidden * headDim * heads * 2 + hidden * headDim * kvHeads * 2 + 3 * hidden * ffn
+                    + 2 * hidden).multipliedReportingOverflow(by: 1)
+                let (blocks, o2) = perLayer.multipliedReportingOverflow(by: layers)
+                let (embeddings, o3) = (vocab * hidden).multipliedReportingOverflow(by: tied ? 1 : 2)
+                if !o1 && !o2 && !o3, layers < 1 << 20, hidden < 1 << 24, ffn < 1 << 24, heads < 1 << 16,
+                    kvHeads < 1 << 16, headDim < 1 << 16, vocab < 1 << 24
+                {
+                    parameterCountFromHyperparameters = blocks + embeddings + hidden
+                }
+            }
+        }
+
+        private static func integer(_ value: GGUFValue) -> Int? {
+            switch value {
+            case .uint8(let v): Int(v)
+            case .int8(let v): Int(v)
+            case .uint16(let v): Int(v)
+            case .int16(let v): Int(v)
+            case .uint32(let v): Int(v)
+            case .int32(let v): Int(v)
+            case .uint64(let v): v <= UInt64(Int.max) ? Int(v) : nil
+            case .int64(let v): Int(v)
+            default: nil
+            }
         }
 
         /// Bits per weight of the whole file's tensor data (`8 * bytes / elements` over every tensor of a known type).
@@ -82,6 +141,9 @@ extension InspectionReport {
         public var jsonValue: JSONValue {
             .object(JSONObject([
                 ("alignment", .integer(alignment)),
+                ("architecture", architecture.map(JSONValue.string) ?? .null),
+                ("hyperparameters", .object(JSONObject(hyperparameters.map { ($0.key, JSONValue.integer($0.value)) }))),
+                ("parameterCountFromHyperparameters", parameterCountFromHyperparameters.map(JSONValue.integer) ?? .null),
                 ("bitsPerWeight", bitsPerWeight.map(JSONValue.double) ?? .null),
                 ("bytesByType", .array(bytesByType.map { .object(JSONObject([("bitsPerWeight", $0.bitsPerWeight.map(JSONValue.double) ?? .null), ("byteCount", .integer($0.byteCount)), ("elementCount", .integer($0.elementCount)), ("known", .bool($0.isKnown)), ("tensorCount", .integer($0.tensorCount)), ("type", .string($0.type))])) })),
                 ("metadata", .array(metadata.map { .object(JSONObject([("key", .string($0.key)), ("type", .string($0.type)), ("value", Self.json($0.value))])) })),

@@ -88,12 +88,13 @@ extension InspectionReport {
                 "unquantized",
                 .array(
                     m.unquantized.map { usage in
-                        object([
-                            ("dtype", .string(usage.dtype.rawValue)),
-                            ("tensorCount", .integer(usage.tensorCount)),
-                            ("parameterCount", .integer(usage.parameterCount)),
-                            ("byteCount", .integer(usage.byteCount)),
-                        ])
+                        object(
+                            [
+                                ("dtype", .string(usage.dtype.rawValue)),
+                                ("tensorCount", .integer(usage.tensorCount)),
+                                ("parameterCount", .integer(usage.parameterCount)),
+                                ("byteCount", .integer(usage.byteCount)),
+                            ] + (usage.ggmlType.map { [("ggmlType", JSONValue.string($0))] } ?? []))
                     })
             ),
             ("bitsPerQuantizedParameter", m.bitsPerQuantizedParameter.map(JSONValue.double) ?? .null),

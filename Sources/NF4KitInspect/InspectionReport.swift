@@ -116,10 +116,18 @@ public struct InspectionReport: Sendable, Hashable {
         var fileBytes: Int64 = 0
         for file in source.checkpoint.files { fileBytes += try FileAccess.fileSize(file) }
         let adapterConfigPath = source.isFolder ? source.path + "/adapter_config.json" : source.path
+        var blockTypes: [String: String] = [:]
+        for info in source.gguf?.tensors ?? [] where info.type.dtype == nil { blockTypes[info.name] = info.type.name }
         var report = try InspectionReport(
             checkpoint: source.checkpoint, path: source.path, fileByteCount: fileBytes, config: source.config,
-            adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, training: training)
-        if let file = source.gguf { report.gguf = GGUFSection(file: file) }
+            adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, training: training,
+            ggmlBlockTypes: blockTypes)
+        if let file = source.gguf {
+            report.gguf = GGUFSection(file: file)
+            if report.summary.architecture == nil, case .string(let name)? = file["general.architecture"] {
+                report.summary.architecture = name
+            }
+        }
         return report
     }
 
@@ -132,10 +140,10 @@ public struct InspectionReport: Sendable, Hashable {
     public init(
         checkpoint: Checkpoint, path: String, fileByteCount: Int64, config: JSONObject? = nil,
         adapterConfig: JSONObject? = nil, adapterConfigPath: String = "adapter_config.json",
-        training: TrainingMemoryOptions? = nil
+        training: TrainingMemoryOptions? = nil, ggmlBlockTypes: [String: String] = [:]
     ) throws(CheckpointError) {
         let isAdapter = adapterConfig != nil
-        let analysis = try CheckpointAnalysis(checkpoint: checkpoint, isAdapter: isAdapter)
+        let analysis = try CheckpointAnalysis(checkpoint: checkpoint, isAdapter: isAdapter, ggmlBlockTypes: ggmlBlockTypes)
         let breakdown = MemoryBreakdown(analysis: analysis, totalByteCount: checkpoint.totalByteCount)
         let groups = analysis.groups
         summary = Summary(

@@ -9,8 +9,10 @@ import NF4KitQuant
 public struct MemoryBreakdown: Sendable, Hashable {
     /// Unquantized tensors of one dtype.
     public struct DTypeUsage: Sendable, Hashable {
-        /// The element type.
+        /// The element type (`U8` for a ggml block type).
         public var dtype: DType
+        /// The ggml block type a GGUF file stores these tensors in (`Q8_0`), `nil` for plain element types.
+        public var ggmlType: String? = nil
         /// How many tensors have it.
         public var tensorCount: Int
         /// Their elements.
@@ -120,13 +122,15 @@ public struct MemoryBreakdown: Sendable, Hashable {
             states += group.quantStateTensor.descriptor.byteCount
             quantizedParameters += group.tensor.elementCount
         }
-        var usage: [DType: DTypeUsage] = [:]
+        var usage: [String: DTypeUsage] = [:]
         for entry in analysis.entries where entry.group == nil {
-            var item = usage[entry.dtype] ?? DTypeUsage(dtype: entry.dtype, tensorCount: 0, parameterCount: 0, byteCount: 0)
+            let key = entry.ggmlType ?? entry.dtype.rawValue
+            var item = usage[key] ?? DTypeUsage(
+                dtype: entry.dtype, ggmlType: entry.ggmlType, tensorCount: 0, parameterCount: 0, byteCount: 0)
             item.tensorCount += 1
             item.parameterCount += entry.parameterCount
             item.byteCount += entry.storedByteCount
-            usage[entry.dtype] = item
+            usage[key] = item
         }
         quantizedTensorCount = analysis.groups.count
         quantizedParameterCount = quantizedParameters
@@ -135,7 +139,9 @@ public struct MemoryBreakdown: Sendable, Hashable {
         nestedAbsmaxByteCount = nestedAbsmax
         codeMapByteCount = maps
         quantStateByteCount = states
-        unquantized = usage.values.sorted { ($0.byteCount, $1.dtype.rawValue) > ($1.byteCount, $0.dtype.rawValue) }
+        unquantized = usage.values.sorted {
+            ($0.byteCount, $1.ggmlType ?? $1.dtype.rawValue) > ($1.byteCount, $0.ggmlType ?? $0.dtype.rawValue)
+        }
         self.totalByteCount = totalByteCount
         if quantizedParameters > 0 {
             bitsPerQuantizedParameter = Double((codes + absmax + nestedAbsmax) * 8) / Double(quantizedParameters)

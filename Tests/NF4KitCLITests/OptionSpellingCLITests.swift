@@ -54,8 +54,8 @@ import Testing
         let input = try Self.plainFile(in: dir)
         let out = dir.file("out.safetensors")
         for (option, value, listed) in [
-            ("--to", "int3", ["nf4", "fp4", "f16", "bf16", "f32"]),
-            ("--to", "Q8_0", ["nf4", "fp4", "f16", "bf16", "f32"]),
+            ("--to", "int3", ["nf4", "fp4", "f16", "bf16", "f32", "q8_0"]),
+            ("--to", "Q4_0", ["nf4", "fp4", "f16", "bf16", "f32", "q8_0"]),
             ("--blocksize", "48", ["32", "64", "128", "256", "512", "1024", "2048", "4096"]),
             ("--compute-dtype", "f8", ["f16", "bf16", "f32"]),
             ("--profile", "tpu", ["cpu", "cuda"]),
@@ -73,6 +73,10 @@ import Testing
         ])
         #expect(merge.status == 64)
         for item in ["same", "f16", "bf16", "f32", "nf4", "fp4"] { #expect(Self.lists(merge.stderr, item), "\(merge.stderr)") }
+        // q8_0 is a GGUF type: accepted, then refused for a safetensors output.
+        let q8 = try NF4KitCLI.run(["convert", input, "-o", out, "--to", "Q8_0"])
+        #expect(q8.status == 64)
+        #expect(q8.stderr.contains("is a GGUF type"), "\(q8.stderr)")
         let lora = try NF4KitCLI.run(["inspect", Fixture.path("llama-tiny/fp16"), "--lora-rank", "8", "--lora-dtype", "f16"])
         #expect(lora.status == 64)
         #expect(Self.lists(lora.stderr, "f32") && Self.lists(lora.stderr, "bf16"), "\(lora.stderr)")

@@ -296,14 +296,16 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let out = dir.file("llama-f16.gguf")
-        let result = try NF4KitCLI.run(["convert", Self.fp16, "-o", out, "--to", "f16", "-q"])
+        let result = try NF4KitCLI.run(["convert", Self.fp16, "-o", out, "--to", "f16", "--layout", "hf", "-q"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Array(try [UInt8](contentsOf: out).prefix(4)) == Array("GGUF".utf8))
         let python = try PythonInterop.run(
             script: "Tests/Interop/gguf_hf_layout_reads.py", arguments: [out, Self.fp16 + "/model.safetensors"])
         #expect(python.status == 0, "\(python.stderr)")
         #expect(python.stdout.contains("ok 21"))
-        let plain = try NF4KitCLI.run(["convert", Self.fp16, "-o", dir.file("g"), "--format", "gguf", "--to", "f16", "-q"])
+        let plain = try NF4KitCLI.run([
+            "convert", Self.fp16, "-o", dir.file("g"), "--format", "gguf", "--to", "f16", "--layout", "hf", "-q",
+        ])
         #expect(plain.status == 0, "\(plain.stderr)")
         #expect(try [UInt8](contentsOf: dir.file("g")) == [UInt8](contentsOf: out))
     }
@@ -312,13 +314,17 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let lora = Fixture.path("llama-tiny/lora")
-        let merged = try NF4KitCLI.run(["merge", Self.fp16, lora, "-o", dir.file("m.gguf"), "--fused-arithmetic", "-q"])
+        let merged = try NF4KitCLI.run([
+            "merge", Self.fp16, lora, "-o", dir.file("m.gguf"), "--fused-arithmetic", "--layout", "hf", "-q",
+        ])
         #expect(merged.status == 0, "\(merged.stderr)")
         let python = try PythonInterop.run(
             script: "Tests/Interop/gguf_hf_layout_reads.py",
             arguments: [dir.file("m.gguf"), Fixture.path("llama-tiny/merged-fp16/model.safetensors")])
         #expect(python.status == 0, "\(python.stderr)")
-        let fourBit = try NF4KitCLI.run(["merge", Fixture.path("llama-tiny/nf4-dq"), lora, "-o", dir.file("q.gguf")])
+        let fourBit = try NF4KitCLI.run([
+            "merge", Fixture.path("llama-tiny/nf4-dq"), lora, "-o", dir.file("q.gguf"), "--layout", "hf",
+        ])
         #expect(fourBit.status == 64, "\(fourBit.stderr)")
         #expect(try NF4KitCLI.run(["fixture", "tiny", "-o", dir.file("f.safetensors"), "-q"]).status == 0)
         #expect(Self.type(dir.file("f.safetensors")) == .typeRegular)
@@ -334,7 +340,7 @@ import Testing
             ["-o", dir.file("a.gguf"), "--format", "safetensors"],
             ["-o", dir.file("a.safetensors"), "--format", "gguf"],
             ["-o", dir.file("a/"), "--format", "gguf"],
-            ["-o", dir.file("a.gguf")],  // 4-bit output: GGUF with Hugging Face names holds plain tensors only
+            ["-o", dir.file("a"), "--to", "q8_0"],  // q8_0 is a GGUF type
             ["-o", dir.file("a.bin")],
             ["-o", ""],
             ["-o", dir.file("a.safetensors"), "--max-shard-size", "1MB"],

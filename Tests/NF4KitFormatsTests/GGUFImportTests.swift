@@ -99,19 +99,23 @@ import Testing
         #expect(other.tensors.map(\.name) == plain.tensors.map(\.name))
     }
 
-    @Test func `the inverse name map undoes the spec table and the row shuffle undoes the permutation`() {
+    @Test func `the inverse name map undoes the spec table and the row shuffle undoes the permutation`() throws {
         #expect(
-            LlamaGGUFImportNames.target(for: "blk.1.attn_output.weight")?.name
+            GGUFImport.Target(ggufName: "blk.1.attn_output.weight")?.name
                 == "model.layers.1.self_attn.o_proj.weight")
         #expect(
-            LlamaGGUFImportNames.target(for: "blk.0.ffn_norm.weight")?.name
+            GGUFImport.Target(ggufName: "blk.0.ffn_norm.weight")?.name
                 == "model.layers.0.post_attention_layernorm.weight")
-        #expect(LlamaGGUFImportNames.target(for: "output.weight")?.name == "lm_head.weight")
-        #expect(LlamaGGUFImportNames.target(for: "blk.01.attn_q.weight") == nil)
-        #expect(LlamaGGUFImportNames.target(for: "rope_freqs.weight") == nil)
+        #expect(GGUFImport.Target(ggufName: "output.weight")?.name == "lm_head.weight")
+        #expect(GGUFImport.Target(ggufName: "blk.01.attn_q.weight") == nil)
+        #expect(GGUFImport.Target(ggufName: "rope_freqs.weight") == nil)
         // Spec section 2: HF row h*(rows/n) + p*(rows/n/2) + i sits at GGUF row h*(rows/n) + 2i + p. rows 8, n 2:
         // HF rows 0..<8 come from GGUF rows 0 2 1 3 4 6 5 7.
-        #expect((0..<8).map { LlamaGGUFImportNames.sourceRow(of: $0, rows: 8, heads: 2) } == [0, 2, 1, 3, 4, 6, 5, 7])
+        let permutation = try #require(try? LlamaRowPermutation(rows: 8, heads: 2))
+        #expect((0..<8).map { permutation.ggufRow(ofHFRow: $0) } == [0, 2, 1, 3, 4, 6, 5, 7])
+        // One name table both ways.
+        #expect(LlamaTensorNames.ggufName(hfName: "model.layers.0.self_attn.k_proj.bias") == "blk.0.attn_k.bias")
+        #expect(GGUFImport.Target(ggufName: "blk.0.attn_k.bias")?.permutation == .key)
     }
 
     @Test func `a GGUF that is not Llama is refused with exit-65 code naming the key`() throws {

@@ -138,7 +138,7 @@ extension GGUFExport {
         let layout = try writeFile(
             path: output, metadata: metadata,
             tensors: items.map { GGUFTensorPlan(name: $0.ggufName, type: $0.type, shape: Shape($0.shape)) },
-            overwrite: options.overwrite, inputs: source.checkpoint.files, threads: options.threads
+            overwrite: options.overwrite, inputs: source.inputPaths, threads: options.threads
         ) { index, write in try produce(planned[index], write: write) }
         return Summary(
             outputPath: output, outType: outType, tensorCount: items.count, fileByteCount: layout.fileSize,

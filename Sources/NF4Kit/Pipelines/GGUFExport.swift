@@ -86,6 +86,7 @@ public enum GGUFExport {
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
         let source = try ModelSource.open(input)
+        try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
         if source.isAdapter { return try exportAdapter(source: source, output: output, options: options) }
         return try exportModel(source: source, output: output, options: options, progress: progress)
     }
@@ -168,11 +169,7 @@ public enum GGUFExport {
                     ggufName: ggufName, shape: shape, tensor: tensor, quantized: group?.tensor,
                     permutation: permutation, scale: nil, type: .f32))
         }
-        var required = ["token_embd.weight", "output_norm.weight"]
-        if !config.tieWordEmbeddings { required.append("output.weight") }
-        for block in 0..<config.blockCount {
-            required += LlamaTensorNames.block.map { "blk.\(block).\($0.gguf)" }
-        }
+        let required = LlamaTensorNames.requiredWeights(blocks: config.blockCount, tied: config.tieWordEmbeddings)
         if let missing = required.first(where: { !seen.contains($0) }) {
             throw CheckpointError(
                 .malformedHeader,
@@ -200,7 +197,7 @@ public enum GGUFExport {
         let layout = try writeFile(
             path: output, metadata: metadata,
             tensors: items.map { GGUFTensorPlan(name: $0.ggufName, type: $0.type, shape: Shape($0.shape)) },
-            overwrite: options.overwrite, inputs: source.checkpoint.files, threads: options.threads
+            overwrite: options.overwrite, inputs: source.inputPaths, threads: options.threads
         ) { index, write in
             try produce(planned[index], write: write)
             tracker.finished(planned[index].ggufName, bytes: planned[index].tensor.bytes.count)
@@ -268,19 +265,21 @@ public enum GGUFExport {
         try write(UnsafeRawBufferPointer(target))
     }
 
-    /// Plans and writes a GGUF file, tensor data in plan order, atomically. The one place that writes the file, so
-    /// that a different output layer can replace it.
+    /// Plans and writes a GGUF file through the one output layer (``CheckpointOutput/init(gguf:metadata:tensors:overwrite:inputs:)``):
+    /// a fresh temporary name, the output safety rules, removal on failure or interrupt, then an atomic rename.
     @discardableResult
     static func writeFile(
         path: String, metadata: [GGUFMetadataEntry], tensors: [GGUFTensorPlan], overwrite: Bool, inputs: [String],
         threads: Int = 1, produce: @Sendable (Int, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
     ) throws -> GGUFLayout {
         let layout = try GGUFLayout.plan(metadata: metadata, tensors: tensors)
-        let writer = try GGUFWriter(path: path, layout: layout, overwrite: overwrite, inputs: inputs)
+        try CheckpointOutput.checkDestination(path, form: .gguf, overwrite: overwrite, inputs: inputs)
+        let output = try CheckpointOutput(
+            gguf: path, metadata: metadata, tensors: tensors, overwrite: overwrite, inputs: inputs)
         try ParallelRunner.map(count: tensors.count, threads: threads) { index in
-            try produce(index) { bytes in try writer.write(tensorAt: index, bytes) }
+            try produce(index) { bytes in try output.write(tensors[index].name, bytes: bytes) }
         }
-        try writer.finish()
+        try output.finish()
         return layout
     }
 

@@ -48,7 +48,23 @@ public enum GGUFImport {
     /// One tensor of the output: the GGUF tensor it comes from and its Hugging Face name and permutation.
     public struct Entry: Sendable {
         public var source: GGUFTensorInfo
-        public var target: LlamaGGUFImportNames.Target
+        public var target: Target
+    }
+
+    /// What a GGUF tensor becomes in a Hugging Face Llama checkpoint: the one name table and permutation of
+    /// ``LlamaTensorNames`` read backwards.
+    public struct Target: Sendable, Hashable {
+        /// The Hugging Face name (`model.layers.0.self_attn.q_proj.weight`).
+        public var name: String
+        /// The row permutation to undo: attn_q by `n_head`, attn_k by `n_kv_head`.
+        public var permutation: LlamaTensorNames.Permutation
+
+        /// The target of GGUF tensor `name`, or `nil` for a name outside llama.cpp's Llama layout.
+        public init?(ggufName name: String) {
+            guard let hf = LlamaTensorNames.hfName(ggufName: name) else { return nil }
+            self.name = hf
+            permutation = LlamaTensorNames.permutation(ggufName: name)
+        }
     }
 
     /// What an import wrote.
@@ -181,13 +197,13 @@ public enum GGUFImport {
     public static func plan(_ file: GGUFFile, _ hyper: Hyperparameters) throws(CheckpointError) -> [Entry] {
         var entries: [Entry] = []
         for info in file.tensors {
-            guard let target = LlamaGGUFImportNames.target(for: info.name) else {
+            guard let target = Target(ggufName: info.name) else {
                 throw CheckpointError(
                     .malformedHeader, "tensor '\(info.name)' is not part of llama.cpp's Llama layout",
                     file: file.path, byteOffset: info.recordOffset, tensor: info.name)
             }
-            if let permutation = target.rowPermutation {
-                let heads = permutation == .queryHeads ? hyper.headCount : hyper.headCountKV
+            if target.permutation != .none {
+                let heads = target.permutation == .query ? hyper.headCount : hyper.headCountKV
                 let rows = info.dimensions.count == 2 ? info.dimensions[1] : 0
                 guard rows > 0, rows % (2 * heads) == 0 else {
                     throw CheckpointError(
@@ -227,14 +243,15 @@ public enum GGUFImport {
             let tensor = try GGUFBridge.dequantize(info, bytes: bytes, file: file.path)
             values = tensor.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
-        guard let permutation = entry.target.rowPermutation else { return values }
-        let heads = permutation == .queryHeads ? hyper.headCount : hyper.headCountKV
-        let columns = info.dimensions[0]
+        guard entry.target.permutation != .none else { return values }
+        let heads = entry.target.permutation == .query ? hyper.headCount : hyper.headCountKV
         let rows = info.dimensions[1]
+        let permutation = try LlamaRowPermutation(rows: rows, heads: heads, tensor: info.name, file: file.path)
         var unpermuted = [Float](repeating: 0, count: values.count)
-        for row in 0..<rows {
-            let source = LlamaGGUFImportNames.sourceRow(of: row, rows: rows, heads: heads)
-            unpermuted[(row * columns)..<((row + 1) * columns)] = values[(source * columns)..<((source + 1) * columns)]
+        values.withUnsafeBytes { source in
+            unpermuted.withUnsafeMutableBytes { target in
+                permutation.apply(source, into: target, rowByteCount: source.count / rows, toGGUF: false)
+            }
         }
         return unpermuted
     }
@@ -356,7 +373,7 @@ extension GGUFImport {
     public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         let file = try GGUFFile.read(path: path)
         guard file["general.architecture"]?.stringValue == "llama",
-            file.tensors.allSatisfy({ LlamaGGUFImportNames.target(for: $0.name) != nil })
+            file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil })
         else { return try GGUFBridge.checkpoint(from: file) }
         return try model(ggufPath: path).checkpoint
     }

@@ -102,6 +102,9 @@ public enum QuantizePipeline {
     public static func run(
         input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
+        if options.target.quantType != nil, try CheckpointOutput.Form.choose(for: output, format: options.format) == .gguf {
+            return try runCompanionGGUF(input: input, output: output, options: options, progress: progress)
+        }
         let start = FileAccess.monotonicSeconds
         let source = try ModelSource.open(input)
         let tensors = source.checkpoint.tensors

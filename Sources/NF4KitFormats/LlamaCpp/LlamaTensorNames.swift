@@ -4,24 +4,24 @@
 /// the block index `N` kept. Names outside the table have no llama.cpp form; callers decide whether that is an
 /// error (a weight) or a buffer to drop (`rotary_emb.inv_freq`).
 public enum LlamaTensorNames {
-    /// Whole-model names: Hugging Face to GGUF.
+    /// Whole-model modules: Hugging Face to GGUF (a tensor name adds `.weight` or `.bias`).
     package static let global: [(hf: String, gguf: String)] = [
-        ("model.embed_tokens.weight", "token_embd.weight"),
-        ("model.norm.weight", "output_norm.weight"),
-        ("lm_head.weight", "output.weight"),
+        ("model.embed_tokens", "token_embd"),
+        ("model.norm", "output_norm"),
+        ("lm_head", "output"),
     ]
 
-    /// Per-block names: the Hugging Face suffix after `model.layers.N.` and the GGUF suffix after `blk.N.`.
+    /// Per-block modules: the Hugging Face module after `model.layers.N.` and the GGUF one after `blk.N.`.
     package static let block: [(hf: String, gguf: String)] = [
-        ("input_layernorm.weight", "attn_norm.weight"),
-        ("post_attention_layernorm.weight", "ffn_norm.weight"),
-        ("self_attn.q_proj.weight", "attn_q.weight"),
-        ("self_attn.k_proj.weight", "attn_k.weight"),
-        ("self_attn.v_proj.weight", "attn_v.weight"),
-        ("self_attn.o_proj.weight", "attn_output.weight"),
-        ("mlp.gate_proj.weight", "ffn_gate.weight"),
-        ("mlp.up_proj.weight", "ffn_up.weight"),
-        ("mlp.down_proj.weight", "ffn_down.weight"),
+        ("input_layernorm", "attn_norm"),
+        ("post_attention_layernorm", "ffn_norm"),
+        ("self_attn.q_proj", "attn_q"),
+        ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"),
+        ("self_attn.o_proj", "attn_output"),
+        ("mlp.gate_proj", "ffn_gate"),
+        ("mlp.up_proj", "ffn_up"),
+        ("mlp.down_proj", "ffn_down"),
     ]
 
     /// Which rotary row permutation a weight needs (spec gguf-llama.md §2).
@@ -36,24 +36,36 @@ public enum LlamaTensorNames {
 
     /// The GGUF name of a Hugging Face tensor name, or `nil` when the name has no llama.cpp form.
     ///
-    /// - Parameter hfName: A name such as `model.layers.3.self_attn.q_proj.weight`.
+    /// - Parameter hfName: A name such as `model.layers.3.self_attn.q_proj.weight` (or `.bias`).
     /// - Returns: `blk.3.attn_q.weight` for that example.
     public static func ggufName(hfName: String) -> String? {
-        if let entry = global.first(where: { $0.hf == hfName }) { return entry.gguf }
-        guard let (index, rest) = split(hfName, prefix: "model.layers.") else { return nil }
-        guard let entry = block.first(where: { $0.hf == rest }) else { return nil }
-        return "blk.\(index).\(entry.gguf)"
+        guard let (module, suffix) = splitSuffix(hfName) else { return nil }
+        if let entry = global.first(where: { $0.hf == module }) { return entry.gguf + suffix }
+        guard let (index, rest) = split(module + suffix, prefix: "model.layers."),
+            let (blockModule, _) = splitSuffix(rest), let entry = block.first(where: { $0.hf == blockModule })
+        else { return nil }
+        return "blk.\(index).\(entry.gguf)\(suffix)"
     }
 
-    /// The Hugging Face name of a GGUF tensor name, or `nil` when the name is not one of the table's.
+    /// The Hugging Face name of a GGUF tensor name, or `nil` when the name is not one of the table's: the inverse of
+    /// ``ggufName(hfName:)``, used when reading a llama.cpp GGUF back into a Hugging Face model.
     ///
-    /// - Parameter ggufName: A name such as `blk.3.attn_q.weight`.
+    /// - Parameter ggufName: A name such as `blk.3.attn_q.weight` (or `.bias`).
     /// - Returns: `model.layers.3.self_attn.q_proj.weight` for that example.
     public static func hfName(ggufName: String) -> String? {
-        if let entry = global.first(where: { $0.gguf == ggufName }) { return entry.hf }
-        guard let (index, rest) = split(ggufName, prefix: "blk.") else { return nil }
-        guard let entry = block.first(where: { $0.gguf == rest }) else { return nil }
-        return "model.layers.\(index).\(entry.hf)"
+        guard let (module, suffix) = splitSuffix(ggufName) else { return nil }
+        if let entry = global.first(where: { $0.gguf == module }) { return entry.hf + suffix }
+        guard let (index, rest) = split(ggufName, prefix: "blk."), let (blockModule, _) = splitSuffix(rest),
+            let entry = block.first(where: { $0.gguf == blockModule })
+        else { return nil }
+        return "model.layers.\(index).\(entry.hf)\(suffix)"
+    }
+
+    /// The GGUF names of every weight a model with `blocks` layers has (`output.weight` unless `tied`).
+    public static func requiredWeights(blocks: Int, tied: Bool) -> [String] {
+        var names = global.filter { !(tied && $0.gguf == "output") }.map { $0.gguf + ".weight" }
+        for index in 0..<blocks { names += block.map { "blk.\(index).\($0.gguf).weight" } }
+        return names
     }
 
     /// The block index of a Hugging Face (`model.layers.N.`) or GGUF (`blk.N.`) name, or `nil` for a whole-model name.
@@ -63,10 +75,11 @@ public enum LlamaTensorNames {
         return nil
     }
 
-    /// The row permutation the converter applies to the weight with this GGUF name.
+    /// The row permutation the converter applies to the tensor with this GGUF name (weights and biases of attn_q
+    /// and attn_k), and that reading it back undoes.
     public static func permutation(ggufName: String) -> Permutation {
-        if ggufName.hasSuffix(".attn_q.weight") { return .query }
-        if ggufName.hasSuffix(".attn_k.weight") { return .key }
+        if ggufName.hasSuffix(".attn_q.weight") || ggufName.hasSuffix(".attn_q.bias") { return .query }
+        if ggufName.hasSuffix(".attn_k.weight") || ggufName.hasSuffix(".attn_k.bias") { return .key }
         return .none
     }
 
@@ -74,6 +87,14 @@ public enum LlamaTensorNames {
     public static func isDroppedBuffer(hfName: String) -> Bool {
         hfName.hasSuffix(".rotary_emb.inv_freq") || hfName.hasSuffix(".attention.masked_bias")
             || hfName.hasSuffix(".attention.bias")
+    }
+
+    /// Splits a tensor name into its module and `.weight`/`.bias`; `nil` for another suffix.
+    private static func splitSuffix(_ name: String) -> (String, String)? {
+        for suffix in [".weight", ".bias"] where name.hasSuffix(suffix) {
+            return (String(name.dropLast(suffix.count)), suffix)
+        }
+        return nil
     }
 
     /// Splits `prefix` + decimal index + `.` + rest; `nil` if `name` does not have that form.

@@ -14,10 +14,11 @@ public import NF4KitCore
 /// against the full tensor name and its module name. Companion tensors of 4-bit groups are never selected; an
 /// already quantized input is detected with ``BnbQuantizedWeight/groups(in:)-swift.type.method``, not here.
 public struct BnbQuantizationPlan: Sendable, Hashable {
-    /// Modules the default rule never quantizes: the output head, embeddings, norms, and common classifier heads.
+    /// Modules the default rule never quantizes: the output head, embeddings, norms, and common classifier heads;
+    /// in a llama.cpp GGUF, `token_embd` (the embeddings) and the top-level `output` (the output head).
     public static let defaultExclusions = [
         "lm_head", "*.lm_head", "*embed*", "*norm*", "wte", "*.wte", "wpe", "*.wpe", "score", "*.score", "classifier",
-        "*.classifier",
+        "*.classifier", "*token_embd*", "output",
     ]
 
     /// Globs of tensors to quantize regardless of the default rule.

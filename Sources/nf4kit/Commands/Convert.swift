@@ -6,8 +6,14 @@ struct Convert: AsyncParsableCommand {
         abstract: "Quantize a checkpoint to bitsandbytes NF4/FP4, or turn a 4-bit checkpoint back into plain floats.",
         discussion: """
             INPUT is a Hugging Face folder or a weight file. The output's name decides its form: NAME.safetensors \
-            one file, NAME.gguf a GGUF file (f16/bf16/f32 only), NAME or NAME/ a Hugging Face folder (config.json \
-            gets quantization_config, the input folder's other files are copied). --to nf4/fp4 quantizes the 2-D \
+            one file, NAME or NAME/ a Hugging Face folder (config.json gets quantization_config, the input folder's \
+            other files are copied), NAME.gguf a GGUF file. A GGUF of a Llama-family folder (LlamaForCausalLM, \
+            MistralForCausalLM) is written in llama.cpp's layout, as convert_hf_to_gguf.py writes it (--to \
+            f16|bf16|f32|q8_0, default the input's float type; 4-bit weights are dequantized first); a PEFT LoRA \
+            adapter folder becomes a llama.cpp LoRA adapter (--base names the base folder when the adapter's \
+            base_model_name_or_path is not one). --layout hf keeps Hugging Face names in nf4kit's GGUF container, \
+            for any architecture, with --to f16|bf16|f32|q8_0 (llama.cpp does not load it); --to nf4/fp4 -o NAME.gguf writes the bitsandbytes \
+            tensors in nf4kit's companion convention (docs/gguf.md), read back losslessly. --to nf4/fp4 quantizes the 2-D \
             .weight tensors of Linear layers (not lm_head, embeddings or norms) exactly as transformers + \
             bitsandbytes 0.50.2 save them; --to f16/bf16/f32 dequantizes 4-bit weights and casts the rest. \
             An input that is already 4-bit is refused with --to nf4/fp4 (dequantize it first). \
@@ -20,8 +26,23 @@ struct Convert: AsyncParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
-    @Option(help: "Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)).")
-    var to = ConvertTarget(.nf4)
+    @Option(
+        help: """
+            Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)) (default nf4; for a .gguf output the \
+            input's float type).
+            """)
+    var to: ConvertTarget?
+
+    @Option(
+        help: """
+            GGUF layout: llama (llama.cpp's names, Q/K row order, hyperparameters and tokenizer; the default for \
+            Llama-family folders and LoRA adapters) or hf (Hugging Face names, any architecture, not loadable by \
+            llama.cpp).
+            """)
+    var layout: GGUFLayoutArgument?
+
+    @Option(help: "The base model folder of a LoRA adapter written as llama.cpp LoRA GGUF (its config.json).")
+    var base: String?
 
     @Option(help: "Elements per 4-bit block (transformers uses 64).")
     var blocksize = BlockSizeArgument(64)
@@ -54,17 +75,61 @@ struct Convert: AsyncParsableCommand {
     @Option(help: "Worker threads (default: the number of processors).")
     var threads: Int?
 
+    /// Whether the output is a GGUF file in llama.cpp's layout (``GGUFExport``) rather than a Hugging Face checkpoint.
+    private func writesLlamaLayout() throws -> Bool {
+        let form = try? CheckpointOutput.Form.choose(for: outputOptions.output, format: outputOptions.format?.format)
+        guard form == .gguf else {
+            if layout != nil { throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).") }
+            return false
+        }
+        if to?.isQuantized == true {
+            if layout == .llama {
+                throw ValidationError(
+                    "--to \(to!.format.rawValue) has no llama.cpp form; use --layout hf for bitsandbytes blocks in GGUF "
+                        + "(docs/gguf.md), or --to f16|bf16|f32|q8_0.")
+            }
+            return false
+        }
+        return layout != .hf
+    }
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
-        if !to.isQuantized && (noDoubleQuant || !skip.isEmpty || !include.isEmpty || blocksize.value != 64) {
+        let quantized = to?.isQuantized ?? true
+        let llama = try writesLlamaLayout()
+        if (llama || !quantized) && (noDoubleQuant || !skip.isEmpty || !include.isEmpty || blocksize.value != 64) {
             throw ValidationError("--blocksize, --no-double-quant, --skip and --include apply to --to nf4 or fp4 only.")
+        }
+        if !llama, let to, to.target == nil, layout != .hf {
+            throw ValidationError("--to \(to.format.rawValue) is a GGUF type: name a .gguf output.")
+        }
+        if !llama && base != nil {
+            throw ValidationError("--base applies to a LoRA adapter written as a llama.cpp GGUF (-o NAME.gguf).")
         }
     }
 
     func run() async throws {
+        if try writesLlamaLayout() {
+            try await runLlamaLayout()
+            return
+        }
+        if let to, to.target == nil, let type = GGMLType(name: to.format.rawValue.uppercased()) {
+            // --layout hf --to q8_0: Hugging Face names, ggml blocks.
+            try await reportingErrors {
+                let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
+                let summary = try GGUFHFLayoutExport.run(
+                    input: input, output: outputOptions.output, type: type, overwrite: outputOptions.force,
+                    threads: threads ?? FileAccess.processorCount, progress: renderer.callback)
+                guard !outputOptions.quiet else { return }
+                FileAccess.writeStandardError(
+                    "\(summary.tensorsKept) tensors written with Hugging Face names (\(to.format.rawValue)); "
+                        + "\(Format.bytes(summary.bytesOut)) out; \(Format.fixed(summary.seconds, 2)) s -> \(summary.outputPath)\n")
+            }
+            return
+        }
         try await reportingErrors {
             var options = QuantizePipeline.Options()
-            options.target = to.target
+            options.target = to?.target ?? .nf4
             options.blocksize = blocksize.value
             options.doubleQuantization = !noDoubleQuant
             options.computeDType = computeDType.dtype
@@ -87,6 +152,23 @@ struct Convert: AsyncParsableCommand {
             line += ", \(summary.tensorsKept) kept; \(Format.bytes(summary.bytesIn)) in, \(Format.bytes(summary.bytesOut)) out"
             if let bits = summary.bitsPerQuantizedParameter { line += "; \(Format.fixed(bits, 3)) bits per quantized parameter" }
             line += "; \(Format.fixed(summary.seconds, 2)) s -> \(summary.outputPath)\n"
+            FileAccess.writeStandardError(line)
+        }
+    }
+
+    /// `convert MODEL -o model.gguf` for a Llama-family folder or a LoRA adapter: llama.cpp's layout.
+    private func runLlamaLayout() async throws {
+        try await reportingErrors {
+            var options = GGUFExport.Options(outType: to?.ggufOutType, base: base, overwrite: outputOptions.force)
+            if let threads { options.threads = threads }
+            let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress)
+            let summary = try GGUFExport.convert(
+                input: input, output: outputOptions.output, options: options, progress: renderer.callback)
+            guard !outputOptions.quiet else { return }
+            var line = "\(summary.tensorCount) tensors written in llama.cpp's layout (\(summary.outType.rawValue))"
+            if summary.tensorsDequantized > 0 { line += ", \(summary.tensorsDequantized) 4-bit weights dequantized" }
+            line += "; \(Format.bytes(Int(summary.fileByteCount))) out; \(Format.fixed(summary.seconds, 2)) s -> "
+            line += "\(summary.outputPath)\n"
             FileAccess.writeStandardError(line)
         }
     }

@@ -8,7 +8,10 @@ struct Merge: AsyncParsableCommand {
             BASE is a Hugging Face folder or a weight file, plain (F16/BF16/F32) or bitsandbytes 4-bit. Each ADAPTER is \
             a PEFT folder (adapter_config.json + adapter_model.safetensors or adapter_model.bin). Several adapters are merged as the \
             weighted sum of their deltas. Deltas are computed in f32 and rounded once to the output dtype, as PEFT's \
-            merge_and_unload does. A summary goes to stderr; nothing is printed to stdout.
+            merge_and_unload does. A .gguf output of a Llama-family base is written in llama.cpp's layout (--to \
+            f16|bf16|f32|q8_0, default the merged float type), equal to PEFT's merge saved and then converted by \
+            convert_hf_to_gguf.py; a 4-bit base is dequantized and merged in f32 first. --layout hf keeps Hugging \
+            Face names instead. A summary goes to stderr; nothing is printed to stdout.
             """ + "\n\n" + ExitCodes.helpText
     )
 
@@ -26,6 +29,13 @@ struct Merge: AsyncParsableCommand {
     @Option(
         help: "The output form, any case: same (keep the base's form), \(NumberFormat.spellings(MergeTargetArgument.accepted)).")
     var to = MergeTargetArgument(nil)
+
+    @Option(
+        help: """
+            GGUF layout: llama (llama.cpp's, the default for a .gguf output) or hf (Hugging Face names, not loadable \
+            by llama.cpp).
+            """)
+    var layout: GGUFLayoutArgument?
 
     @Option(help: "Block size for --to nf4|fp4 (a 4-bit base keeps its own by default).")
     var blocksize: BlockSizeArgument?
@@ -51,13 +61,35 @@ struct Merge: AsyncParsableCommand {
         if let parsed = try parsedWeights(), parsed.count != adapters.count {
             throw ValidationError("--weights has \(parsed.count) values but \(adapters.count) adapters were given.")
         }
-        let plain = to.target.plainDType != nil
+        let llama = try writesLlamaLayout()
+        if !llama && to.target == nil {
+            throw ValidationError(
+                "--to \(to.format!.rawValue) is written in llama.cpp's GGUF layout only: name a .gguf output (without "
+                    + "--layout hf).")
+        }
+        let plain = llama || to.target?.plainDType != nil
         if plain && blocksize != nil {
             throw ValidationError("--blocksize only applies to a 4-bit output (--to nf4|fp4|same).")
         }
         if plain && noDoubleQuant {
             throw ValidationError("--no-double-quant only applies to a 4-bit output (--to nf4|fp4|same).")
         }
+    }
+
+    /// Whether the output is a GGUF file in llama.cpp's layout (``GGUFExport/mergeAndExport``).
+    private func writesLlamaLayout() throws -> Bool {
+        let form = try? CheckpointOutput.Form.choose(for: outputOptions.output, format: outputOptions.format?.format)
+        guard form == .gguf else {
+            if layout != nil { throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).") }
+            return false
+        }
+        if to.format == .nf4 || to.format == .fp4 {
+            if layout == .llama {
+                throw ValidationError("--to \(to.format!.rawValue) has no llama.cpp form; use --to f16|bf16|f32|q8_0.")
+            }
+            return false
+        }
+        return layout != .hf
     }
 
     private func parsedWeights() throws -> [Double]? {
@@ -76,7 +108,7 @@ struct Merge: AsyncParsableCommand {
     func run() async throws {
         var options = MergeOptions()
         if let threads { options.threadCount = threads }
-        options.target = to.target
+        options.target = to.target ?? .same
         options.weights = try parsedWeights()
         options.blocksize = blocksize?.value
         options.doubleQuantization = !noDoubleQuant
@@ -85,6 +117,22 @@ struct Merge: AsyncParsableCommand {
         options.format = outputOptions.format?.format
         let quiet = outputOptions.quiet
         let renderer = ProgressRenderer(enabled: !quiet && !outputOptions.noProgress, label: "merge")
+        if try writesLlamaLayout() {
+            var export = GGUFExport.Options(outType: to.format?.ggufOutType, overwrite: outputOptions.force)
+            if let threads { export.threads = threads }
+            if to.format != nil { options.target = .same }
+            let summary = try await reportingErrors {
+                try GGUFExport.mergeAndExport(
+                    base: base, adapters: adapters, output: outputOptions.output, mergeOptions: options,
+                    options: export, progress: renderer.callback)
+            }
+            guard !quiet else { return }
+            let seconds = (summary.seconds * 100).rounded() / 100
+            FileAccess.writeStandardError(
+                "Merged \(adapters.count) adapter(s) and wrote \(summary.tensorCount) tensors in llama.cpp's layout "
+                    + "(\(summary.outType.rawValue)) to \(summary.outputPath), \(seconds) s.\n")
+            return
+        }
         let summary = try await reportingErrors {
             try MergePipeline.run(
                 base: base, adapters: adapters, output: outputOptions.output, options: options,

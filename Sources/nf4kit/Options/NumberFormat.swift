@@ -38,6 +38,17 @@ enum NumberFormat: String, CaseIterable, Sendable {
         }
     }
 
+    /// The llama.cpp `--outtype` (convert_hf_to_gguf.py) this format names, or `nil`.
+    var ggufOutType: GGUFExport.OutType? {
+        switch self {
+        case .f16: .f16
+        case .bf16: .bf16
+        case .f32: .f32
+        case .q8_0: .q8_0
+        case .nf4, .fp4, .q4_0: nil
+        }
+    }
+
     /// How help texts list the accepted spellings of `formats`: `f16 (fp16, float16, half), bf16 (bfloat16)`.
     static func spellings(_ formats: [NumberFormat]) -> String {
         formats.map { $0.aliases.isEmpty ? $0.rawValue : "\($0.rawValue) (\($0.aliases.joined(separator: ", ")))" }
@@ -47,7 +58,7 @@ enum NumberFormat: String, CaseIterable, Sendable {
 
 /// `convert --to`: a bitsandbytes 4-bit format or a plain float type.
 struct ConvertTarget: ExpressibleByArgument, Sendable, Equatable {
-    static let accepted: [NumberFormat] = [.nf4, .fp4, .f16, .bf16, .f32]
+    static let accepted: [NumberFormat] = [.nf4, .fp4, .f16, .bf16, .f32, .q8_0]
     let format: NumberFormat
 
     init(_ format: NumberFormat) { self.format = format }
@@ -58,13 +69,17 @@ struct ConvertTarget: ExpressibleByArgument, Sendable, Equatable {
     static var allValueStrings: [String] { accepted.map(\.rawValue) }
     var defaultValueDescription: String { format.rawValue }
 
-    var target: QuantizePipeline.Target { QuantizePipeline.Target(rawValue: format.rawValue)! }
+    /// The bitsandbytes or float target of a safetensors/folder output or a GGUF with Hugging Face names; `nil` for a
+    /// GGUF-only type (`q8_0`).
+    var target: QuantizePipeline.Target? { QuantizePipeline.Target(rawValue: format.rawValue) }
     var isQuantized: Bool { format == .nf4 || format == .fp4 }
+    /// The llama.cpp `--outtype` this names, or `nil` (nf4, fp4).
+    var ggufOutType: GGUFExport.OutType? { format.ggufOutType }
 }
 
 /// `merge --to`: `same` (the base's form), a plain float type or a bitsandbytes 4-bit format.
 struct MergeTargetArgument: ExpressibleByArgument, Sendable, Equatable {
-    static let accepted: [NumberFormat] = [.f16, .bf16, .f32, .nf4, .fp4]
+    static let accepted: [NumberFormat] = [.f16, .bf16, .f32, .nf4, .fp4, .q8_0]
     /// `nil` for `same`.
     let format: NumberFormat?
 
@@ -80,7 +95,8 @@ struct MergeTargetArgument: ExpressibleByArgument, Sendable, Equatable {
     static var allValueStrings: [String] { ["same"] + accepted.map(\.rawValue) }
     var defaultValueDescription: String { format?.rawValue ?? "same" }
 
-    var target: MergeOptions.Target { MergeOptions.Target(rawValue: format?.rawValue ?? "same")! }
+    /// The merge target of a safetensors/folder output or a GGUF with Hugging Face names; `nil` for a GGUF-only type.
+    var target: MergeOptions.Target? { MergeOptions.Target(rawValue: format?.rawValue ?? "same") }
 }
 
 /// A plain float element type (`--compute-dtype`, `fixture --dtype`, `inspect --lora-dtype`).

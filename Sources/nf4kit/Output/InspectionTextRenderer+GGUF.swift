@@ -4,6 +4,13 @@ extension InspectionTextRenderer {
     /// The GGUF header and metadata (as gguf-dump shows them) and, with `--tensors`, the ggml storage of each tensor.
     func ggufSection(_ gguf: InspectionReport.GGUFSection, showTensors: Bool) -> [String] {
         var lines = ["GGUF v\(gguf.version), alignment \(gguf.alignment), \(gguf.metadata.count) metadata keys, \(gguf.tensors.count) tensors"]
+        if let architecture = gguf.architecture, !gguf.hyperparameters.isEmpty {
+            let values = gguf.hyperparameters.map { "\($0.key) \(F.grouped($0.value))" }.joined(separator: ", ")
+            lines.append("  architecture \(architecture): \(values)")
+            if let count = gguf.parameterCountFromHyperparameters {
+                lines.append("  parameters from the \(architecture).* keys: \(F.grouped(count))")
+            }
+        }
         lines += F.table([["key", "type", "value"]] + gguf.metadata.map { [$0.key, $0.type, $0.display] })
         lines.append("")
         lines.append("Stored as")

@@ -93,7 +93,8 @@ struct InspectionTextRenderer {
             ])
         }
         for usage in m.unquantized {
-            let label = "unquantized \(usage.dtype) (\(usage.tensorCount) tensor\(usage.tensorCount == 1 ? "" : "s"))"
+            let kind = usage.ggmlType.map { "ggml \($0)" } ?? "unquantized \(usage.dtype)"
+            let label = "\(kind) (\(usage.tensorCount) tensor\(usage.tensorCount == 1 ? "" : "s"))"
             rows.append([label, F.grouped(usage.byteCount), F.bytes(usage.byteCount), share(usage.byteCount)])
         }
         rows.append(["total", F.grouped(m.totalByteCount), F.bytes(m.totalByteCount), "100.0%"])
