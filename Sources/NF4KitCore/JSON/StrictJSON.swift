@@ -154,7 +154,12 @@ public struct StrictJSON {
         case UInt8(ascii: "n"):
             try expect("null")
             return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let start = position
+            try scanNumber()
+            // A number inside a value that is not kept is checked, not copied out.
+            guard keep else { return .number("0") }
+            return .number(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self))
         default:
             let shown = c >= 0x21 && c < 0x7F ? "'\(Unicode.Scalar(c))'" : "byte 0x\(String(c, radix: 16, uppercase: true))"
             throw fail("unexpected \(shown) where a value should start in the \(what)")
@@ -264,8 +269,7 @@ public struct StrictJSON {
         }
     }
 
-    private mutating func parseNumber() throws(CheckpointError) -> String {
-        let start = position
+    private mutating func scanNumber() throws(CheckpointError) {
         if current == UInt8(ascii: "-") { position += 1 }
         guard let first = current, first >= 0x30 && first <= 0x39 else { throw fail("invalid number in the \(what)") }
         if first == 0x30 {
@@ -284,7 +288,6 @@ public struct StrictJSON {
             guard let c = current, c >= 0x30 && c <= 0x39 else { throw fail("invalid number in the \(what)") }
             while let c = current, c >= 0x30 && c <= 0x39 { position += 1 }
         }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
     }
 
     private mutating func parseHex4() throws(CheckpointError) -> UInt32 {
