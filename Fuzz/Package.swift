@@ -3,7 +3,10 @@
 // never sees the sanitizer flags; build and run them with `scripts/fuzz` (docs/fuzzing.md).
 import PackageDescription
 
-let targets = ["FuzzSafetensors", "FuzzGGUF", "FuzzTorchZip", "FuzzUnpickler", "FuzzAdapterConfig", "FuzzQuantState"]
+let targets = [
+    "FuzzSafetensors", "FuzzGGUF", "FuzzTorchZip", "FuzzUnpickler", "FuzzAdapterConfig", "FuzzQuantState",
+    "FuzzGGUFBlocks", "FuzzSentencePiece", "FuzzLlamaConfig",
+]
 
 let package = Package(
     name: "nf4kit-fuzz",

@@ -50,6 +50,27 @@
         _ = try? BnbQuantState(parsing: Array(bytes), tensor: "w.quant_state.bitsandbytes__nf4")
     }
 
+    /// A GGUF file read the way convert and merge read it: block types (Q4_0 ... Q8_0, the k-quants, IQ types) are
+    /// dequantized to F32 through ``GGUFBridge``, NF4 companions become bitsandbytes tensors.
+    public static func ggufBlocks(_ bytes: UnsafeRawBufferPointer) {
+        let region = MappedRegion(copying: bytes, description: "fuzz.gguf")
+        guard let file = try? GGUFFile(region: region, path: "fuzz.gguf"),
+            let checkpoint = try? GGUFBridge.checkpoint(from: file)
+        else { return }
+        touch(checkpoint)
+    }
+
+    /// A SentencePiece `tokenizer.model` (protobuf), as the llama.cpp layout reads it.
+    public static func sentencePiece(_ bytes: UnsafeRawBufferPointer) {
+        _ = try? SentencePieceModel(parsing: Array(bytes), file: "tokenizer.model")
+    }
+
+    /// A `config.json` of a Llama model, as the llama.cpp layout reads it (``LlamaModelConfig``).
+    public static func llamaConfig(_ bytes: UnsafeRawBufferPointer) {
+        guard case .object(let json)? = try? StrictJSON.parse(Array(bytes), file: "config.json") else { return }
+        _ = try? LlamaModelConfig(json: json, file: "config.json")
+    }
+
     private static func touch(_ checkpoint: Checkpoint) {
         var sum: UInt8 = 0
         for tensor in checkpoint.tensors {

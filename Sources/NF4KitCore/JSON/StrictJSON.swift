@@ -44,6 +44,46 @@ public struct StrictJSON {
         return Document(value: value, keyOffsets: parser.keyOffsets)
     }
 
+    /// Parses `bytes` as one JSON object and hands each top-level member to `visit` in order, without keeping the
+    /// tree: memory stays proportional to one member, not to the document (a safetensors header of millions of
+    /// tensors).
+    ///
+    /// Every rule of ``parseDocument(_:file:baseOffset:what:keysNameTensors:)`` applies (duplicate keys at any
+    /// level, depth, UTF-8, whitespace). Inside a member's object only the values of `retainedFields` and strings
+    /// are built; any other array or object there, and a member value that is an array, is checked and handed on
+    /// empty (`.array([])`, `.object([:])`), keeping its kind. A syntax error anywhere is reported before an error
+    /// `visit` throws: the first error `visit` throws is kept, later members are parsed but not visited, and it is
+    /// thrown once the whole text is valid.
+    ///
+    /// - Parameter visit: Called with the key, the offset (plus `baseOffset`) of its opening quote, and the value.
+    /// - Returns: `false` if the document is valid JSON but not an object (`visit` was not called).
+    public static func forEachMember(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, baseOffset: Int64 = 0, what: String = "JSON",
+        keysNameTensors: Bool = false, retainedFields: Set<String>,
+        _ visit: (_ key: String, _ keyOffset: Int64, _ value: JSONValue) throws(CheckpointError) -> Void
+    ) throws(CheckpointError) -> Bool {
+        var parser = StrictJSON(bytes: bytes, file: file, baseOffset: baseOffset, what: what)
+        parser.keysNameTensors = keysNameTensors
+        parser.retainedFields = retainedFields
+        parser.recordKeyOffsets = false
+        parser.skipWhitespace()
+        var deferred: CheckpointError?
+        let isObject = parser.current == UInt8(ascii: "{")
+        if isObject {
+            try parser.parseTopObject { (key, offset, value) throws(CheckpointError) in
+                guard deferred == nil else { return }
+                do throws(CheckpointError) { try visit(key, offset, value) } catch { deferred = error }
+            }
+        } else {
+            _ = try parser.parseValue(depth: 0, keep: false)
+        }
+        parser.skipWhitespace()
+        parser.topLevelKey = nil
+        guard parser.position == bytes.count else { throw parser.fail("trailing characters after the \(what) value") }
+        if let deferred { throw deferred }
+        return isObject
+    }
+
     /// Parses a byte array as one JSON document.
     public static func parse(_ bytes: [UInt8], file: String? = nil, what: String = "JSON") throws(CheckpointError) -> JSONValue {
         let result: Result<JSONValue, CheckpointError> = bytes.withUnsafeBytes { raw in
@@ -61,6 +101,9 @@ public struct StrictJSON {
     /// The top-level member being parsed, named in errors when ``keysNameTensors``.
     private var topLevelKey: String?
     private var keyOffsets: [String: Int64] = [:]
+    private var recordKeyOffsets = true
+    /// In ``forEachMember``: the fields of a member's object whose arrays and objects are built.
+    private var retainedFields: Set<String>?
 
     private init(bytes: UnsafeRawBufferPointer, file: String?, baseOffset: Int64, what: String) {
         self.bytes = bytes
@@ -90,7 +133,8 @@ public struct StrictJSON {
     }
 
     /// Parses the value at `position`; `depth` is the number of arrays and objects around it.
-    private mutating func parseValue(depth: Int) throws(CheckpointError) -> JSONValue {
+    /// With `keep` false an array or object is checked but comes back empty (its kind kept).
+    private mutating func parseValue(depth: Int, keep: Bool = true) throws(CheckpointError) -> JSONValue {
         guard let c = current else { throw fail("unexpected end of the \(what)") }
         if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
             guard depth + 1 < StrictJSON.maxDepth else {
@@ -98,8 +142,8 @@ public struct StrictJSON {
             }
         }
         switch c {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth)
-        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth, keep: keep)
+        case UInt8(ascii: "["): return try parseArray(depth: depth, keep: keep)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"):
             try expect("true")
@@ -110,14 +154,58 @@ public struct StrictJSON {
         case UInt8(ascii: "n"):
             try expect("null")
             return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let start = position
+            try scanNumber()
+            // A number inside a value that is not kept is checked, not copied out.
+            guard keep else { return .number("0") }
+            return .number(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self))
         default:
             let shown = c >= 0x21 && c < 0x7F ? "'\(Unicode.Scalar(c))'" : "byte 0x\(String(c, radix: 16, uppercase: true))"
             throw fail("unexpected \(shown) where a value should start in the \(what)")
         }
     }
 
-    private mutating func parseObject(depth: Int) throws(CheckpointError) -> JSONValue {
+    /// The top-level object of ``forEachMember``: members go to `visit` instead of into a tree.
+    private mutating func parseTopObject(
+        _ visit: (String, Int64, JSONValue) throws(CheckpointError) -> Void
+    ) throws(CheckpointError) {
+        position += 1
+        var seen = Set<String>()
+        skipWhitespace()
+        if current == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard current == UInt8(ascii: "\"") else { throw fail("expected a string key in the \(what)") }
+            let keyOffset = position
+            topLevelKey = nil
+            let key = try parseString()
+            topLevelKey = key
+            guard seen.insert(key).inserted else {
+                throw fail("duplicate key '\(key)' in the \(what)", at: keyOffset)
+            }
+            skipWhitespace()
+            guard current == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
+            position += 1
+            skipWhitespace()
+            let value = try parseValue(depth: 1, keep: current == UInt8(ascii: "{"))
+            try visit(key, baseOffset + Int64(keyOffset), value)
+            skipWhitespace()
+            if current == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            guard current == UInt8(ascii: "}") else { throw fail("expected ',' or '}' in an object of the \(what)") }
+            position += 1
+            topLevelKey = nil
+            return
+        }
+    }
+
+    private mutating func parseObject(depth: Int, keep: Bool = true) throws(CheckpointError) -> JSONValue {
         position += 1
         var members: [(key: String, value: JSONValue)] = []
         var seen = Set<String>()
@@ -134,7 +222,7 @@ public struct StrictJSON {
             let key = try parseString()
             if depth == 0 {
                 topLevelKey = key
-                keyOffsets[key] = baseOffset + Int64(keyOffset)
+                if recordKeyOffsets { keyOffsets[key] = baseOffset + Int64(keyOffset) }
             }
             guard seen.insert(key).inserted else {
                 throw fail("duplicate key '\(key)' in the \(what)", at: keyOffset)
@@ -143,8 +231,9 @@ public struct StrictJSON {
             guard current == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
             position += 1
             skipWhitespace()
-            let value = try parseValue(depth: depth + 1)
-            members.append((key, value))
+            let keepValue = keep && (depth != 1 || retainedFields?.contains(key) ?? true)
+            let value = try parseValue(depth: depth + 1, keep: keepValue)
+            if keep { members.append((key, value)) }
             skipWhitespace()
             if current == UInt8(ascii: ",") {
                 position += 1
@@ -157,7 +246,7 @@ public struct StrictJSON {
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(CheckpointError) -> JSONValue {
+    private mutating func parseArray(depth: Int, keep: Bool = true) throws(CheckpointError) -> JSONValue {
         position += 1
         var elements: [JSONValue] = []
         skipWhitespace()
@@ -167,7 +256,8 @@ public struct StrictJSON {
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth + 1))
+            let element = try parseValue(depth: depth + 1, keep: keep)
+            if keep { elements.append(element) }
             skipWhitespace()
             if current == UInt8(ascii: ",") {
                 position += 1
@@ -179,8 +269,7 @@ public struct StrictJSON {
         }
     }
 
-    private mutating func parseNumber() throws(CheckpointError) -> String {
-        let start = position
+    private mutating func scanNumber() throws(CheckpointError) {
         if current == UInt8(ascii: "-") { position += 1 }
         guard let first = current, first >= 0x30 && first <= 0x39 else { throw fail("invalid number in the \(what)") }
         if first == 0x30 {
@@ -199,7 +288,6 @@ public struct StrictJSON {
             guard let c = current, c >= 0x30 && c <= 0x39 else { throw fail("invalid number in the \(what)") }
             while let c = current, c >= 0x30 && c <= 0x39 { position += 1 }
         }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
     }
 
     private mutating func parseHex4() throws(CheckpointError) -> UInt32 {

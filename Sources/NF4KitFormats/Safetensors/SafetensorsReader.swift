@@ -65,6 +65,8 @@ public enum SafetensorsReader {
         var shape: Shape
         var begin: Int
         var end: Int
+        /// Where the entry's key starts in the file.
+        var keyOffset: Int64
     }
 
     private static func parse(_ raw: UnsafeRawBufferPointer, region: MappedRegion, path: String) throws(CheckpointError) -> Checkpoint {
@@ -83,35 +85,35 @@ public enum SafetensorsReader {
             throw CheckpointError(.truncated, "the header length \(headerLength) runs past the end of the file (\(fileSize) bytes) (InvalidHeaderLength)", file: path, byteOffset: 0)
         }
         let headerBytes = UnsafeRawBufferPointer(rebasing: raw[8..<(8 + Int(headerLength))])
-        let document = try StrictJSON.parseDocument(headerBytes, file: path, baseOffset: 8, what: "safetensors header", keysNameTensors: true)
-        guard case .object(let top) = document.value else {
-            throw CheckpointError(.malformedHeader, "the header is not a JSON object", file: path, byteOffset: 8)
-        }
-
+        // One pass over the header: each member becomes a compact entry as soon as it is parsed, so a header of
+        // millions of tensors never exists as a JSON tree (memory is a small multiple of the header's size).
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
-        entries.reserveCapacity(top.count)
-        // Where a key's entry starts in the file (the parser recorded every top-level key).
-        let keyOffsets = document.keyOffsets
-        func at(_ key: String) -> Int64 { keyOffsets[key] ?? 8 }
-        for (key, value) in top {
-            if key == "__metadata__" {
-                switch value {
-                case .null: continue
-                case .object(let object):
-                    for (metaKey, metaValue) in object {
-                        guard case .string(let text) = metaValue else {
-                            throw CheckpointError(.malformedHeader, "metadata value of '\(metaKey)' is not a string", file: path, byteOffset: at(key))
-                        }
-                        metadata[metaKey] = text
-                    }
-                default:
-                    throw CheckpointError(.malformedHeader, "__metadata__ must be an object of strings", file: path, byteOffset: at(key))
-                }
-                continue
+        let isObject = try StrictJSON.forEachMember(
+            headerBytes, file: path, baseOffset: 8, what: "safetensors header", keysNameTensors: true,
+            retainedFields: ["dtype", "shape", "data_offsets"]
+        ) { (key, keyOffset, value) throws(CheckpointError) in
+            guard key == "__metadata__" else {
+                entries.append(try entry(key, value, offset: keyOffset, path: path))
+                return
             }
-            entries.append(try entry(key, value, at: at, path: path))
+            switch value {
+            case .null: return
+            case .object(let object):
+                for (metaKey, metaValue) in object {
+                    guard case .string(let text) = metaValue else {
+                        throw CheckpointError(.malformedHeader, "metadata value of '\(metaKey)' is not a string", file: path, byteOffset: keyOffset)
+                    }
+                    metadata[metaKey] = text
+                }
+            default:
+                throw CheckpointError(.malformedHeader, "__metadata__ must be an object of strings", file: path, byteOffset: keyOffset)
+            }
         }
+        guard isObject else {
+            throw CheckpointError(.malformedHeader, "the header is not a JSON object", file: path, byteOffset: 8)
+        }
+        func at(_ entry: Entry) -> Int64 { entry.keyOffset }
 
         // Reference step 7: sorted by offsets, the tensors must tile the data buffer from 0 without gaps or overlaps.
         entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
@@ -119,21 +121,21 @@ public enum SafetensorsReader {
         for entry in entries {
             guard entry.begin == cursor, entry.end >= entry.begin else {
                 let problem = entry.end < entry.begin ? "ends before it begins" : entry.begin < cursor ? "overlaps the previous tensor" : "leaves a gap after the previous tensor"
-                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)' has data_offsets [\(entry.begin), \(entry.end)] and \(problem) (expected begin \(cursor)) (InvalidOffset)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)' has data_offsets [\(entry.begin), \(entry.end)] and \(problem) (expected begin \(cursor)) (InvalidOffset)", file: path, byteOffset: at(entry), tensor: entry.name)
             }
             cursor = entry.end
             guard let elements = entry.shape.checkedElementCount else {
-                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the element count of shape \(entry.shape) overflows (ValidationOverflow)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the element count of shape \(entry.shape) overflows (ValidationOverflow)", file: path, byteOffset: at(entry), tensor: entry.name)
             }
             let (bits, overflow) = elements.multipliedReportingOverflow(by: entry.dtype.bitWidth)
             guard !overflow else {
-                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the bit count of shape \(entry.shape) × \(entry.dtype) overflows (ValidationOverflow)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the bit count of shape \(entry.shape) × \(entry.dtype) overflows (ValidationOverflow)", file: path, byteOffset: at(entry), tensor: entry.name)
             }
             guard bits % 8 == 0 else {
-                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': \(elements) elements of \(entry.dtype) are not a whole number of bytes (MisalignedSlice)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': \(elements) elements of \(entry.dtype) are not a whole number of bytes (MisalignedSlice)", file: path, byteOffset: at(entry), tensor: entry.name)
             }
             guard entry.end - entry.begin == bits / 8 else {
-                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': shape \(entry.shape) of \(entry.dtype) needs \(bits / 8) bytes but data_offsets span \(entry.end - entry.begin) (TensorInvalidInfo)", file: path, byteOffset: at(entry.name), tensor: entry.name)
+                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': shape \(entry.shape) of \(entry.dtype) needs \(bits / 8) bytes but data_offsets span \(entry.end - entry.begin) (TensorInvalidInfo)", file: path, byteOffset: at(entry), tensor: entry.name)
             }
         }
         let dataStart = 8 + Int(headerLength)
@@ -157,7 +159,8 @@ public enum SafetensorsReader {
         return Checkpoint(format: .safetensors, files: [path], tensors: tensors, metadata: metadata)
     }
 
-    private static func entry(_ name: String, _ value: JSONValue, at: (String) -> Int64, path: String) throws(CheckpointError) -> Entry {
+    private static func entry(_ name: String, _ value: JSONValue, offset: Int64, path: String) throws(CheckpointError) -> Entry {
+        func at(_: String) -> Int64 { offset }
         func bad(_ message: String) -> CheckpointError {
             CheckpointError(.malformedHeader, "tensor '\(name)': \(message)", file: path, byteOffset: at(name), tensor: name)
         }
@@ -186,7 +189,7 @@ public enum SafetensorsReader {
         guard begin <= UInt64(Int.max), end <= UInt64(Int.max) else {
             throw CheckpointError(.truncated, "tensor '\(name)': data_offsets [\(begin), \(end)] lie past the end of the file", file: path, byteOffset: at(name), tensor: name)
         }
-        return Entry(name: name, dtype: dtype, shape: Shape(dimensions), begin: Int(begin), end: Int(end))
+        return Entry(name: name, dtype: dtype, shape: Shape(dimensions), begin: Int(begin), end: Int(end), keyOffset: offset)
     }
 
     private static func describe(_ value: JSONValue) -> String {
