@@ -20,8 +20,11 @@ struct Convert: AsyncParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
-    @Option(help: "Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)).")
-    var to = ConvertTarget(.nf4)
+    @Option(
+        help: ArgumentHelp(
+            "Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)) (llama-quantize types: .gguf output).",
+            discussion: "Default nf4; f32 for a .gguf input written as a folder (transformers' gguf_file= default)."))
+    var to: ConvertTarget?
 
     @Option(help: "Elements per 4-bit block (transformers uses 64).")
     var blocksize = BlockSizeArgument(64)
@@ -54,15 +57,18 @@ struct Convert: AsyncParsableCommand {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        let to = target
         if !to.isQuantized && (noDoubleQuant || !skip.isEmpty || !include.isEmpty || blocksize.value != 64) {
             throw ValidationError("--blocksize, --no-double-quant, --skip and --include apply to --to nf4 or fp4 only.")
         }
     }
 
     func run() async throws {
+        if try await runGGUFRoute() { return }
+        let to = target
         try await reportingErrors {
             var options = QuantizePipeline.Options()
-            options.target = to.target
+            options.target = to.target ?? .nf4
             options.blocksize = blocksize.value
             options.doubleQuantization = !noDoubleQuant
             options.computeDType = computeDType.dtype
