@@ -121,6 +121,39 @@ import Testing
         }
     }
 
+    /// The golden Q4_K_M.gguf with the type id of blk.0.attn_q.weight's record replaced by `typeID`.
+    static func patchedType(_ typeID: UInt32, into path: String) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/gguf/Q4_K_M.gguf"))))
+        let name = Array("blk.0.attn_q.weight".utf8)
+        let record = withUnsafeBytes(of: UInt64(name.count).littleEndian, Array.init) + name
+        let start = try #require((0...(bytes.count - record.count)).first { Array(bytes[$0..<($0 + record.count)]) == record })
+        let dimsAt = start + record.count
+        let dimensionCount = Int(bytes[dimsAt])
+        let typeAt = dimsAt + 4 + 8 * dimensionCount
+        #expect(bytes[typeAt] == 12)  // Q4_K in the golden file
+        withUnsafeBytes(of: typeID.littleEndian) { for (i, byte) in $0.enumerated() { bytes[typeAt + i] = byte } }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test func `an unknown type to decode, or a size that does not fit its type, exits 65 naming file, offset and tensor`() throws {
+        let scratch = TemporaryDirectory("nf4kit-kquant-cli")
+        defer { scratch.cleanup() }
+        let unknown = scratch.file("unknown.gguf"), resized = scratch.file("resized.gguf")
+        try Self.patchedType(99, into: unknown)
+        try Self.patchedType(0, into: resized)  // F32: 4 bytes per value, more than the Q4_K data it has
+        for (input, says) in [(unknown, "tensor 'blk.0.attn_q.weight'"), (resized, "tensor 'blk.0.attn_q.weight'")] {
+            for arguments in [
+                ["convert", input, "-o", scratch.file("x.gguf"), "--to", "q4_0"], ["convert", input, "-o", scratch.file("f")],
+                ["diff", Fixture.path("llama-g/gguf/Q4_K_M.gguf"), input],
+            ] {
+                let result = try NF4KitCLI.run(arguments)
+                #expect(result.status == 65, "\(arguments)")
+                #expect(result.stderr.contains(input + ", byte "), "\(result.stderr)")
+                #expect(result.stderr.contains(says), "\(result.stderr)")
+            }
+        }
+    }
+
     @Test func `a llama-quantize type needs a .gguf output`() throws {
         let result = try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", "/tmp/nf4kit-never", "--to", "q4_k_m"])
         #expect(result.status == 64)
