@@ -26,7 +26,8 @@ extension Convert {
         if let fileType = target.format.llamaFileType {
             guard writesGGUF else {
                 FileAccess.writeStandardError(
-                    "Error: --to \(target.format.rawValue) is a llama.cpp file type; name a .gguf output (or --format gguf)\n")
+                    "Error: --to \(target.format.rawValue) is a llama.cpp file type, written only to a .gguf output (or "
+                        + "--format gguf); this output takes \(ConvertTarget.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }.joined(separator: ", "))\n")
                 throw ExitCode(64)
             }
             try await reportingErrors {
