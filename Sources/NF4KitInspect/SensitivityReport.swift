@@ -279,9 +279,9 @@ private struct Worker: Sendable {
                                 }
                             }
                             record(.int4)
-                        case .q4_0, .q8_0:
-                            let format: GGMLType = scheme == .q4_0 ? .q4_0 : .q8_0
-                            var blocks = [UInt8](repeating: 0, count: n / 32 * format.typeSize)
+                        case .q4_0, .q8_0, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs:
+                            let format = scheme.ggmlType!
+                            var blocks = [UInt8](repeating: 0, count: n / format.blockSize * format.typeSize)
                             blocks.withUnsafeMutableBytes { b in
                                 GGMLBlockCodec.quantize(ref, as: format, into: b)
                                 GGMLBlockCodec.dequantize(UnsafeRawBufferPointer(b), as: format, into: out)

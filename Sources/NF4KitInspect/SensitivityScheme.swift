@@ -19,6 +19,21 @@ public enum QuantizationScheme: String, Sendable, Hashable, CaseIterable {
     /// ggml Q8_0: blocks of 32, f16 scale, int8 codes (block size fixed by the format).
     // swift-format-ignore: AlwaysUseLowerCamelCase
     case q8_0
+    /// ggml k-quant Q4_K (the bulk of Q4_K_M): super-blocks of 256, 144 bytes, llama.cpp's reference quantizer.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    case q4_K = "q4_k"
+    /// ggml Q5_K: super-blocks of 256, 176 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    case q5_K = "q5_k"
+    /// ggml Q6_K: super-blocks of 256, 210 bytes (Q4_K_M's output and some attn_v / ffn_down).
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    case q6_K = "q6_k"
+    /// ggml IQ4_NL: blocks of 32, 18 bytes, a non-uniform 4-bit grid.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    case iq4_nl
+    /// ggml IQ4_XS: super-blocks of 256, 136 bytes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    case iq4_xs
     /// Rounding to bfloat16 (round to nearest even).
     case bf16
 
@@ -29,17 +44,31 @@ public enum QuantizationScheme: String, Sendable, Hashable, CaseIterable {
     public var usesBlocksize: Bool {
         switch self {
         case .nf4, .nf4DoubleQuant, .fp4, .fp4DoubleQuant, .int4: true
-        case .q4_0, .q8_0, .bf16: false
+        default: false
         }
     }
 
-    /// Whether a tensor of `shape` can be stored in this scheme: ggml's formats need the innermost dimension to be a
-    /// multiple of 32; the others take any non-empty shape.
-    public func accepts(_ shape: Shape) -> Bool {
+    /// The ggml block type of a ggml scheme (Q4_0, Q8_0, the k-quants, IQ4_NL, IQ4_XS), else `nil`.
+    public var ggmlType: GGMLType? {
         switch self {
-        case .q4_0, .q8_0: (shape.dimensions.last ?? 0) % 32 == 0 && shape.elementCount > 0
-        default: shape.elementCount > 0
+        case .q4_0: .q4_0
+        case .q8_0: .q8_0
+        case .q4_K: .q4_K
+        case .q5_K: .q5_K
+        case .q6_K: .q6_K
+        case .iq4_nl: .iq4_nl
+        case .iq4_xs: .iq4_xs
+        default: nil
         }
+    }
+
+    /// Whether a tensor of `shape` can be stored in this scheme: ggml's formats need the innermost dimension (the row)
+    /// to be a multiple of their block (32, or 256 for the k-quants and IQ4_XS); the others take any non-empty shape.
+    /// A tensor a scheme does not accept is left out of that scheme's totals (llama-quantize would store it in a
+    /// fallback type instead).
+    public func accepts(_ shape: Shape) -> Bool {
+        guard let type = ggmlType else { return shape.elementCount > 0 }
+        return (shape.dimensions.last ?? 0) % type.blockSize == 0 && shape.elementCount > 0
     }
 
     /// Bytes of a tensor of `elementCount` values in this scheme: codes plus per-block constants. Code tables and
@@ -57,6 +86,9 @@ public enum QuantizationScheme: String, Sendable, Hashable, CaseIterable {
         case .int4: return UniformInt4.byteCount(elementCount: n, blocksize: blocksize)
         case .q4_0: return (n + 31) / 32 * GGMLType.q4_0.typeSize
         case .q8_0: return (n + 31) / 32 * GGMLType.q8_0.typeSize
+        case .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs:
+            let type = ggmlType!
+            return (n + type.blockSize - 1) / type.blockSize * type.typeSize
         case .bf16: return 2 * n
         }
     }

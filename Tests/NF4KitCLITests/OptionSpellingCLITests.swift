@@ -54,8 +54,7 @@ import Testing
         let input = try Self.plainFile(in: dir)
         let out = dir.file("out.safetensors")
         for (option, value, listed) in [
-            ("--to", "int3", ["nf4", "fp4", "f16", "bf16", "f32", "q8_0"]),
-            ("--to", "Q4_0", ["nf4", "fp4", "f16", "bf16", "f32", "q8_0"]),
+            ("--to", "int3", ["nf4", "fp4", "f16", "bf16", "f32", "q8_0", "q4_k_m"]),
             ("--blocksize", "48", ["32", "64", "128", "256", "512", "1024", "2048", "4096"]),
             ("--compute-dtype", "f8", ["f16", "bf16", "f32"]),
             ("--profile", "tpu", ["cpu", "cuda"]),
@@ -68,6 +67,11 @@ import Testing
             for item in listed { #expect(Self.lists(result.stderr, item), "\(option) \(value): \(result.stderr)") }
             #expect(!FileManager.default.fileExists(atPath: out))
         }
+        // A llama-quantize type is a value --to knows, refused here because the output is not a .gguf.
+        let gguf = try NF4KitCLI.run(["convert", input, "-o", out, "--to", "Q8_0"])
+        #expect(gguf.status == 64, "\(gguf.stderr)")
+        #expect(gguf.stderr.contains(".gguf"), "\(gguf.stderr)")
+        for item in ["nf4", "fp4", "f16", "bf16", "f32"] { #expect(Self.lists(gguf.stderr, item), "\(gguf.stderr)") }
         let merge = try NF4KitCLI.run([
             "merge", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", out, "--to", "q4_0",
         ])

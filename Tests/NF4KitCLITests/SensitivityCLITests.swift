@@ -42,7 +42,7 @@ import Testing
         #expect((sensitivity["tensors"] as? [Any])?.count == 14)
         let model = try #require(sensitivity["model"] as? [String: Any])
         let schemes = try #require(model["schemes"] as? [[String: Any]])
-        #expect(schemes.map { $0["scheme"] as? String } == ["nf4", "nf4-dq", "fp4", "fp4-dq", "int4", "q4_0", "q8_0", "bf16"])
+        #expect(schemes.map { $0["scheme"] as? String } == ["nf4", "nf4-dq", "fp4", "fp4-dq", "int4", "q4_0", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "bf16"])
         let nf4 = try #require(schemes.first)
         #expect(nf4["parameterCount"] as? Int == 1_449_984)
         #expect((nf4["rmse"] as? Double).map { $0 > 0 } == true)

@@ -46,6 +46,10 @@ public enum GGUFExport {
         public var overwrite: Bool = false
         /// Tensors converted at once (each holds one tensor's values and output bytes); default: up to 4 cores.
         public var threads: Int = min(4, FileAccess.processorCount)
+        /// A llama-quantize file type (`Q4_K_M`, ...): the model is laid out as with ``OutType/f16`` and each tensor
+        /// quantized in the same pass to the type ``LlamaQuantMix`` gives it (see GGUFExport+KQuant.swift); `nil`:
+        /// `outType` alone decides.
+        public var quantFileType: LlamaFileType?
 
         /// Creates options.
         public init(outType: OutType? = nil, base: String? = nil, name: String? = nil, overwrite: Bool = false) {
@@ -108,6 +112,8 @@ public enum GGUFExport {
         var permutation: LlamaRowPermutation?
         var scale: Float?
         var type: GGMLType
+        /// Whether the values are rounded to f16 before quantizing (llama-quantize reads the F16 file).
+        var roundsToHalf = false
     }
 
     static func exportModel(
@@ -127,7 +133,7 @@ public enum GGUFExport {
         let members = Set(groups.flatMap(\.memberNames))
         let groupByWeight = Dictionary(uniqueKeysWithValues: groups.map { ($0.weightName, $0) })
 
-        var outType = options.outType
+        var outType = options.quantFileType == nil ? options.outType : .f16
         var items: [Item] = []
         var seen = Set<String>()
         for tensor in tensors.sorted(by: { $0.name < $1.name }) {
@@ -187,10 +193,13 @@ public enum GGUFExport {
         var parameterCount = 0
         for item in items { parameterCount += item.shape.reduce(1, *) }
         let name = options.name ?? lastComponent(source.path)
-        let planned = items
         var metadata = config.metadata(
             fileType: chosen.fileType, name: name, sizeLabel: sizeLabel(parameterCount: parameterCount))
         metadata += try LlamaVocabulary.metadata(folder: source.path, config: config)
+        if let fileType = options.quantFileType {
+            applyQuantMix(fileType, config: config, items: &items, metadata: &metadata)
+        }
+        let planned = items
 
         let tracker = ProgressTracker(
             tensorsTotal: items.count, bytesTotal: items.reduce(0) { $0 + $1.tensor.bytes.count }, report: progress)
@@ -252,12 +261,14 @@ public enum GGUFExport {
                 rowByteCount: count / permutation.rows * 4)
             source = UnsafeBufferPointer(permuted)
         }
+        if item.roundsToHalf { roundToHalf(UnsafeMutableBufferPointer(mutating: source)) }
         let byteCount = GGUFTensorPlan(name: item.ggufName, type: item.type, shape: Shape(item.shape)).byteCount!
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
         defer { out.deallocate() }
         let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<byteCount])
         switch item.type {
         case .q8_0: GGMLBlockCodec.quantize(source, as: .q8_0, into: target)
+        case let type where type.isQuantized: GGMLBlockCodec.quantize(source, as: type, into: target)
         case .f16: FloatConversion.narrow(source, to: .f16, into: target)
         case .bf16: FloatConversion.narrow(source, to: .bf16, into: target)
         default: FloatConversion.narrow(source, to: .f32, into: target)

@@ -37,15 +37,23 @@ public enum GGUFRequantize {
             LlamaQuantMix.Tensor(name: $0.name, dimensions: $0.dimensions, type: $0.type)
         }
         let tensors = LlamaQuantMix.plan(fileType: fileType, model: model, tensors: sources)
+        let metadata = requantizedMetadata(
+            file.metadata.map { GGUFMetadataEntry(key: $0.key, value: $0.value) }, fileType: fileType)
+        return (metadata, tensors)
+    }
+
+    /// `metadata` as llama-quantize rewrites it: every key in order except `split.no`, `split.count`,
+    /// `split.tensors.count`, then `general.quantization_version` (UINT32 2) and `general.file_type` (UINT32).
+    static func requantizedMetadata(
+        _ metadata: [GGUFMetadataEntry], fileType: LlamaFileType
+    ) -> [GGUFMetadataEntry] {
         let dropped: Set<String> = [
             "split.no", "split.count", "split.tensors.count", "general.quantization_version", "general.file_type",
         ]
-        var metadata = file.metadata.filter { !dropped.contains($0.key) }.map {
-            GGUFMetadataEntry(key: $0.key, value: $0.value)
-        }
-        metadata.append(GGUFMetadataEntry(key: "general.quantization_version", value: .uint32(quantizationVersion)))
-        metadata.append(GGUFMetadataEntry(key: "general.file_type", value: .uint32(fileType.fileTypeID)))
-        return (metadata, tensors)
+        var result = metadata.filter { !dropped.contains($0.key) }
+        result.append(GGUFMetadataEntry(key: "general.quantization_version", value: .uint32(quantizationVersion)))
+        result.append(GGUFMetadataEntry(key: "general.file_type", value: .uint32(fileType.fileTypeID)))
+        return result
     }
 
     /// Requantizes the GGUF at `input` to `fileType` and writes `output` (atomically: `.partial`, then renamed).

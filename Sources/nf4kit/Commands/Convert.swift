@@ -28,8 +28,9 @@ struct Convert: AsyncParsableCommand {
 
     @Option(
         help: """
-            Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)) (default nf4; for a .gguf output the \
-            input's float type).
+            Target, any case: \(NumberFormat.spellings(ConvertTarget.accepted)) (llama-quantize types: .gguf \
+            output). Default nf4; for a .gguf output the input's float type; f32 for a .gguf input written as a \
+            folder (transformers' gguf_file= default).
             """)
     var to: ConvertTarget?
 
@@ -109,6 +110,7 @@ struct Convert: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if try await runGGUFRoute() { return }
         if try writesLlamaLayout() {
             try await runLlamaLayout()
             return

@@ -46,7 +46,7 @@ struct Inspect: AsyncParsableCommand {
     @Flag(help: "Quantize each weight in memory with every scheme and report the error and bytes per scheme.")
     var sensitivity = false
 
-    @Option(help: "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, bf16.")
+    @Option(help: "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16.")
     var schemes: String?
 
     @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity.")

@@ -106,6 +106,7 @@ struct Merge: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if try await runLlamaFileTypeRoute() { return }
         var options = MergeOptions()
         if let threads { options.threadCount = threads }
         options.target = to.target ?? .same

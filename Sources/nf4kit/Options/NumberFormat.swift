@@ -5,9 +5,11 @@ import NF4Kit
 ///
 /// Matching ignores case (`NF4`, `Q8_0`, `BFloat16`). A format that a command does not produce yet is still
 /// recognized here; each option type below accepts the subset its command writes and lists it when refusing a value.
-/// The llama-quantize file types (`q4_k_m`, ...) are added here, once, when a command can write them.
+/// The llama-quantize file types (`q4_k_m`, ...) are the cases from `q4_0` on, named as ``LlamaFileType`` names them.
 enum NumberFormat: String, CaseIterable, Sendable {
     case nf4, fp4, f16, bf16, f32, q8_0, q4_0
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    case q4_1, q5_0, q5_1, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs
 
     /// The spellings accepted besides the canonical name (lowercase): PyTorch and transformers names, llama.cpp's.
     var aliases: [String] {
@@ -15,7 +17,7 @@ enum NumberFormat: String, CaseIterable, Sendable {
         case .f16: ["fp16", "float16", "half"]
         case .bf16: ["bfloat16"]
         case .f32: ["fp32", "float32", "float"]
-        case .nf4, .fp4, .q8_0, .q4_0: []
+        default: []
         }
     }
 
@@ -34,7 +36,7 @@ enum NumberFormat: String, CaseIterable, Sendable {
         case .f16: .f16
         case .bf16: .bf16
         case .f32: .f32
-        case .nf4, .fp4, .q8_0, .q4_0: nil
+        default: nil
         }
     }
 
@@ -45,9 +47,15 @@ enum NumberFormat: String, CaseIterable, Sendable {
         case .bf16: .bf16
         case .f32: .f32
         case .q8_0: .q8_0
-        case .nf4, .fp4, .q4_0: nil
+        default: nil
         }
     }
+
+    /// The llama.cpp file type of a llama-quantize name (`q8_0` included), or `nil`.
+    var llamaFileType: LlamaFileType? { LlamaFileType.all.contains { $0.name.lowercased() == rawValue } ? LlamaFileType(name: rawValue) : nil }
+
+    /// The llama-quantize file types, in `LLAMA_FTYPE` order.
+    static let llamaFileTypes: [NumberFormat] = LlamaFileType.all.compactMap { NumberFormat(rawValue: $0.name.lowercased()) }
 
     /// How help texts list the accepted spellings of `formats`: `f16 (fp16, float16, half), bf16 (bfloat16)`.
     static func spellings(_ formats: [NumberFormat]) -> String {
@@ -56,9 +64,9 @@ enum NumberFormat: String, CaseIterable, Sendable {
     }
 }
 
-/// `convert --to`: a bitsandbytes 4-bit format or a plain float type.
+/// `convert --to`: a bitsandbytes 4-bit format, a plain float type or (to a .gguf output) a llama-quantize file type.
 struct ConvertTarget: ExpressibleByArgument, Sendable, Equatable {
-    static let accepted: [NumberFormat] = [.nf4, .fp4, .f16, .bf16, .f32, .q8_0]
+    static let accepted: [NumberFormat] = [.nf4, .fp4, .f16, .bf16, .f32] + NumberFormat.llamaFileTypes
     let format: NumberFormat
 
     init(_ format: NumberFormat) { self.format = format }
@@ -79,7 +87,7 @@ struct ConvertTarget: ExpressibleByArgument, Sendable, Equatable {
 
 /// `merge --to`: `same` (the base's form), a plain float type or a bitsandbytes 4-bit format.
 struct MergeTargetArgument: ExpressibleByArgument, Sendable, Equatable {
-    static let accepted: [NumberFormat] = [.f16, .bf16, .f32, .nf4, .fp4, .q8_0]
+    static let accepted: [NumberFormat] = [.f16, .bf16, .f32, .nf4, .fp4] + NumberFormat.llamaFileTypes
     /// `nil` for `same`.
     let format: NumberFormat?
 

@@ -18,12 +18,12 @@ struct SensitivityTextRenderer {
         }
         var lines = [
             "Quantization sensitivity (\(m.tensorCount) weights that convert quantizes, \(F.grouped(m.parameterCount)) parameters, "
-                + "block \(report.blocksize) for NF4/FP4/INT4, 32 for Q4_0/Q8_0; error of the decoded float32 values)"
+                + "block \(report.blocksize) for NF4/FP4/INT4, 32 for Q4_0/Q8_0/IQ4_NL, 256 for Q4_K/Q5_K/Q6_K/IQ4_XS; error of the decoded float32 values)"
         ]
         lines += table(m, title: nil)
         for r in m.schemes where r.tensorCount < m.tensorCount {
             lines.append(
-                "  \(r.scheme.rawValue): \(r.tensorCount) of \(m.tensorCount) tensors (the others have rows that are not a multiple of 32; "
+                "  \(r.scheme.rawValue): \(r.tensorCount) of \(m.tensorCount) tensors (the others have rows that are not a multiple of \(r.scheme.ggmlType?.blockSize ?? 32); "
                     + "bytes and errors cover those \(r.tensorCount) only)")
         }
         lines += [""] + chart(m)
