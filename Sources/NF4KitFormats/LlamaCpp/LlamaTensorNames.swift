@@ -3,7 +3,7 @@
 /// The table is spec gguf-llama.md §1 (gguf-py's `tensor_mapping.py` for `MODEL_ARCH.LLAMA`): one name per weight,
 /// the block index `N` kept. Names outside the table have no llama.cpp form; callers decide whether that is an
 /// error (a weight) or a buffer to drop (`rotary_emb.inv_freq`).
-public enum LlamaTensorNames {
+package enum LlamaTensorNames {
     /// Whole-model names: Hugging Face to GGUF.
     package static let global: [(hf: String, gguf: String)] = [
         ("model.embed_tokens.weight", "token_embd.weight"),
@@ -25,7 +25,7 @@ public enum LlamaTensorNames {
     ]
 
     /// Which rotary row permutation a weight needs (spec gguf-llama.md §2).
-    public enum Permutation: Sendable, Hashable {
+    package enum Permutation: Sendable, Hashable {
         /// No permutation.
         case none
         /// The query projection: rows permuted with `num_attention_heads`.
@@ -38,7 +38,7 @@ public enum LlamaTensorNames {
     ///
     /// - Parameter hfName: A name such as `model.layers.3.self_attn.q_proj.weight`.
     /// - Returns: `blk.3.attn_q.weight` for that example.
-    public static func ggufName(hfName: String) -> String? {
+    package static func ggufName(hfName: String) -> String? {
         if let entry = global.first(where: { $0.hf == hfName }) { return entry.gguf }
         guard let (index, rest) = split(hfName, prefix: "model.layers.") else { return nil }
         guard let entry = block.first(where: { $0.hf == rest }) else { return nil }
@@ -49,7 +49,7 @@ public enum LlamaTensorNames {
     ///
     /// - Parameter ggufName: A name such as `blk.3.attn_q.weight`.
     /// - Returns: `model.layers.3.self_attn.q_proj.weight` for that example.
-    public static func hfName(ggufName: String) -> String? {
+    package static func hfName(ggufName: String) -> String? {
         if let entry = global.first(where: { $0.gguf == ggufName }) { return entry.hf }
         guard let (index, rest) = split(ggufName, prefix: "blk.") else { return nil }
         guard let entry = block.first(where: { $0.gguf == rest }) else { return nil }
@@ -57,21 +57,21 @@ public enum LlamaTensorNames {
     }
 
     /// The block index of a Hugging Face (`model.layers.N.`) or GGUF (`blk.N.`) name, or `nil` for a whole-model name.
-    public static func blockIndex(_ name: String) -> Int? {
+    package static func blockIndex(_ name: String) -> Int? {
         if let (index, _) = split(name, prefix: "model.layers.") { return index }
         if let (index, _) = split(name, prefix: "blk.") { return index }
         return nil
     }
 
     /// The row permutation the converter applies to the weight with this GGUF name.
-    public static func permutation(ggufName: String) -> Permutation {
+    package static func permutation(ggufName: String) -> Permutation {
         if ggufName.hasSuffix(".attn_q.weight") { return .query }
         if ggufName.hasSuffix(".attn_k.weight") { return .key }
         return .none
     }
 
     /// Whether a Hugging Face name is a buffer the converter drops (not a weight).
-    public static func isDroppedBuffer(hfName: String) -> Bool {
+    package static func isDroppedBuffer(hfName: String) -> Bool {
         hfName.hasSuffix(".rotary_emb.inv_freq") || hfName.hasSuffix(".attention.masked_bias")
             || hfName.hasSuffix(".attention.bias")
     }
