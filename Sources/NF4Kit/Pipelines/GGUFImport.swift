@@ -48,7 +48,7 @@ public enum GGUFImport {
     /// One tensor of the output: the GGUF tensor it comes from and its Hugging Face name and permutation.
     public struct Entry: Sendable {
         public var source: GGUFTensorInfo
-        public var target: LlamaGGUFImportNames.Target
+        package var target: LlamaGGUFImportNames.Target
     }
 
     /// What an import wrote.

@@ -3,17 +3,17 @@
 ///
 /// Kept apart from the export-side map so the two can be unified later; every pair here is the inverse of a row of
 /// the spec's table.
-public enum LlamaGGUFImportNames {
+package enum LlamaGGUFImportNames {
     /// What a GGUF tensor becomes in a Hugging Face Llama checkpoint.
-    public struct Target: Sendable, Hashable {
+    package struct Target: Sendable, Hashable {
         /// The Hugging Face name (`model.layers.0.self_attn.q_proj.weight`).
-        public var name: String
+        package var name: String
         /// Which head count un-permutes its rows: attn_q by `n_head`, attn_k by `n_kv_head`; `nil` for no permutation.
-        public var rowPermutation: RowPermutation?
+        package var rowPermutation: RowPermutation?
     }
 
     /// The Q/K row permutation a tensor needs undone.
-    public enum RowPermutation: Sendable, Hashable {
+    package enum RowPermutation: Sendable, Hashable {
         /// `llama.attention.head_count`.
         case queryHeads
         /// `llama.attention.head_count_kv`.
@@ -42,7 +42,7 @@ public enum LlamaGGUFImportNames {
     ///
     /// `blk.N.<part>.weight|bias` becomes `model.layers.N.<module>.weight|bias`; `token_embd`, `output_norm` and
     /// `output` become `model.embed_tokens`, `model.norm` and `lm_head`.
-    public static func target(for name: String) -> Target? {
+    package static func target(for name: String) -> Target? {
         let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard let suffix = parts.last, suffix == "weight" || suffix == "bias" else { return nil }
         if parts.count == 2, let module = topLevel[parts[0]] {
@@ -61,7 +61,7 @@ public enum LlamaGGUFImportNames {
     /// convert_hf_to_gguf.py put HF row `h*(rows/heads) + p*(rows/heads/2) + i` at GGUF row
     /// `h*(rows/heads) + 2i + p`; this reads it back from there. `rows` must be a multiple of `2 * heads`.
     @inline(__always)
-    public static func sourceRow(of row: Int, rows: Int, heads: Int) -> Int {
+    package static func sourceRow(of row: Int, rows: Int, heads: Int) -> Int {
         let perHead = rows / heads
         let half = perHead / 2
         let head = row / perHead
