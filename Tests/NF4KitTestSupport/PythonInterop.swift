@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Testing
 
 /// Runs the Python scripts of `Tests/Interop/` for interoperability tests (safetensors, GGUF, ...).
