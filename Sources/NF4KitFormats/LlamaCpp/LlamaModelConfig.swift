@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The hyperparameters of a Llama-family `config.json` and the `llama.*` metadata llama.cpp's converter writes.
 ///

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The rotary row permutation llama.cpp's converter applies to q_proj and k_proj (spec gguf-llama.md §2).
 ///

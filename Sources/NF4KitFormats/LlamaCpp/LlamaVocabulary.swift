@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The `tokenizer.*` metadata llama.cpp's converter writes for a Llama-family folder (spec gguf-llama.md §4).
 ///

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The vocabulary of a SentencePiece `tokenizer.model` (a protobuf `ModelProto`), read with a bounded wire decoder.
 ///
