@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// A `rank_pattern` / `alpha_pattern` key compiled once into a matcher that runs in bounded time.
 ///
