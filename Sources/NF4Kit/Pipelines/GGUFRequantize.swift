@@ -148,7 +148,7 @@ public enum GGUFRequantize {
         var result = [UInt8](repeating: 0, count: totalBytes)
         result.withUnsafeMutableBytes { outRaw in
             let target = SharedOutput(base: outRaw)
-            ParallelRunner.map(count: chunks, threads: threads) { chunk in
+            _ = ParallelRunner.map(count: chunks, threads: threads) { chunk in
                 let firstRow = chunk * rowsPerChunk
                 let rowCount = min(rowsPerChunk, rows - firstRow)
                 let count = rowCount * rowLength
