@@ -90,16 +90,7 @@ struct MergeOutputWriter {
                 count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
             }
             try scratch.finishWrites()
-            if let region = try spillFile.mapped() {
-                for record in spillFile.records {
-                    try region.withUnsafeBytes { raw in
-                        try sink.put(
-                            name: record.name, dtype: record.dtype, shape: record.shape,
-                            bytes: UnsafeRawBufferPointer(
-                                rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
-                    }
-                }
-            }
+            try spillFile.copyAll(into: sink)
         }
         let finished = destination!
         if finished.holdsSideFiles {
