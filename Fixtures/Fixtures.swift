@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Committed test files, reached by their path below `Fixtures/files`.
 public enum Fixture {

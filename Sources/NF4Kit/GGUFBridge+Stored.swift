@@ -1,5 +1,5 @@
-public import NF4KitCore
-public import NF4KitFormats
+package import NF4KitCore
+import NF4KitFormats
 
 extension GGUFBridge {
     /// Reads a GGUF file's header as a ``Checkpoint`` without decoding anything: what `inspect` needs.
@@ -12,7 +12,7 @@ extension GGUFBridge {
     ///
     /// - Throws: ``CheckpointError`` from parsing only.
     /// - Complexity: O(header size); tensor data is not touched.
-    public static func readStoredCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
+    package static func readStoredCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         let file = try GGUFFile.read(path: path)
         let tensors = file.tensors.map { info in storedTensor(info, bytes: file.bytes(of: info), file: path) }
         return Checkpoint(format: .gguf, files: [path], tensors: tensors, metadata: file.textMetadata)

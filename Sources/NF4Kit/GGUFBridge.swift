@@ -1,10 +1,10 @@
-public import NF4KitCore
-public import NF4KitFormats
+package import NF4KitCore
+package import NF4KitFormats
 import NF4KitQuant
 
 /// Connects GGUF files to the shared tensor model, using the ggml codecs of NF4KitQuant (which NF4KitFormats may not
 /// import).
-public enum GGUFBridge {
+package enum GGUFBridge {
     /// Reads a GGUF file as a ``Checkpoint`` (format `.gguf`, PyTorch dimension order).
     ///
     /// Plain tensors are views of the mapped file; tensors of every ggml block type gguf-py dequantizes (Q4_0 ...
@@ -13,12 +13,12 @@ public enum GGUFBridge {
     ///
     /// - Throws: ``CheckpointError`` from parsing; `.unsupportedDType` naming the tensor and its type field for a type
     ///   nf4kit cannot decode (an unknown id, Q8_1, Q8_K, Q1_0).
-    public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
+    package static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         try checkpoint(from: GGUFFile.read(path: path))
     }
 
     /// The ``Checkpoint`` of an already parsed GGUF file; see ``readCheckpoint(path:)``.
-    public static func checkpoint(from file: GGUFFile) throws(CheckpointError) -> Checkpoint {
+    package static func checkpoint(from file: GGUFFile) throws(CheckpointError) -> Checkpoint {
         try ModelSource.checkpoint(of: file, ggmlBlocks: decodeBlocks)
     }
 
@@ -36,7 +36,7 @@ public enum GGUFBridge {
     /// - Throws: ``CheckpointError`` from ``BnbQuantizedWeight/groups(in:)-swift.type.method`` for an inconsistent
     ///   group (`.malformedHeader`, `.shapeMismatch`), and from
     ///   ``GGUFBnbCompanion/encode(_:weights:metadata:)``.
-    public static func encodeCompanion(
+    package static func encodeCompanion(
         _ tensors: [Tensor], metadata: [GGUFMetadataEntry] = []
     ) throws(CheckpointError) -> GGUFBnbCompanion.Encoded {
         let weights = try BnbQuantizedWeight.groups(in: tensors).map { group in
@@ -53,7 +53,7 @@ public enum GGUFBridge {
     }
 
     /// Whether ``dequantize(_:bytes:file:)`` decodes tensors of `type` (a ggml block type).
-    public static func canDequantize(_ type: GGMLType) -> Bool {
+    package static func canDequantize(_ type: GGMLType) -> Bool {
         type.isKnown && type.isQuantized && GGMLBlockCodec.canDequantize(type)
     }
 
@@ -66,7 +66,7 @@ public enum GGUFBridge {
     /// - Throws: ``CheckpointError`` `.unsupportedDType` (at the record's type field) for a type nf4kit cannot decode
     ///   (unknown ids, Q8_1, Q8_K, Q1_0); `.truncated` when `bytes` is not the size the type and shape need.
     /// - Complexity: O(elements); allocates the F32 result only.
-    public static func dequantize(
+    package static func dequantize(
         _ info: GGUFTensorInfo, bytes: TensorBytes, file: String
     ) throws(CheckpointError) -> Tensor {
         let format = info.type
@@ -109,7 +109,7 @@ public enum GGUFBridge {
     /// - Returns: The plan entry and the encoded bytes (heap, or the input view).
     /// - Throws: ``CheckpointError`` `.invalidArgument` when the innermost dimension is not a multiple of 32 for a
     ///   block type, `.unsupportedDType` when the input is not a float tensor or `type` cannot be produced.
-    public static func encode(_ tensor: Tensor, as type: GGMLType) throws(CheckpointError) -> (
+    package static func encode(_ tensor: Tensor, as type: GGMLType) throws(CheckpointError) -> (
         GGUFTensorPlan, TensorBytes
     ) {
         let plan = GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.shape)
@@ -153,7 +153,7 @@ public enum GGUFBridge {
     /// 1-D float tensors (norms, biases) stay F32 when a block type is requested; float tensors whose rows are not
     /// whole blocks fall back to F16. Integer tensors keep their own type. `nil` for dtypes GGUF cannot store (U8,
     /// BOOL, FP8, ...): the caller decides (for bitsandbytes checkpoints use ``GGUFBnbCompanion``).
-    public static func exportType(for tensor: Tensor, requested: GGMLType) -> GGMLType? {
+    package static func exportType(for tensor: Tensor, requested: GGMLType) -> GGMLType? {
         guard tensor.dtype.isConvertibleFloat else { return GGMLType(dtype: tensor.dtype) }
         guard requested.isQuantized else { return requested }
         guard tensor.shape.rank >= 2 else { return .f32 }
@@ -164,7 +164,7 @@ public enum GGUFBridge {
     /// The `general.file_type` value (llama.cpp `llama_ftype`) for a file whose weights are mostly `type`, or `nil`
     /// when llama.cpp has none for it. Write it as UINT32; with Q8_0/Q4_0 also write
     /// `general.quantization_version` = UINT32 2.
-    public static func llamaFileType(for type: GGMLType) -> UInt32? {
+    package static func llamaFileType(for type: GGMLType) -> UInt32? {
         switch type {
         case .f32: 0
         case .f16: 1

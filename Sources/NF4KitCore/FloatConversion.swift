@@ -11,10 +11,10 @@ import Synchronization
 /// (`__extendhfsf2`, `__truncsfhf2`); profiling a 336 M-parameter merge put 36 % of its time in them. Widening
 /// f16 therefore reads a 65 536-entry table (256 KiB, built once) and narrowing rounds with integer operations
 /// (the float-add trick for subnormals); both are tested against `Float16` on every f16 value.
-public enum FloatConversion {
+package enum FloatConversion {
     /// bf16 bits from f32 bits, round to nearest even; NaN becomes a quiet NaN with the same sign.
     @inline(__always)
-    public static func bfloat16Bits(fromFloatBits bits: UInt32) -> UInt16 {
+    package static func bfloat16Bits(fromFloatBits bits: UInt32) -> UInt16 {
         if bits & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
         let rounding = 0x7FFF &+ ((bits >> 16) & 1)
         return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
@@ -22,15 +22,15 @@ public enum FloatConversion {
 
     /// f32 from bf16 bits (exact).
     @inline(__always)
-    public static func float(fromBFloat16Bits bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+    package static func float(fromBFloat16Bits bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
     /// f32 from f16 bits (exact).
     @inline(__always)
-    public static func float(fromHalfBits bits: UInt16) -> Float { halfTable[Int(bits)] }
+    package static func float(fromHalfBits bits: UInt16) -> Float { halfTable[Int(bits)] }
 
     /// f16 bits from f32, round to nearest even; NaN goes through `Float16.init` so payloads match it.
     @inline(__always)
-    public static func halfBits(from value: Float) -> UInt16 {
+    package static func halfBits(from value: Float) -> UInt16 {
         var bits = value.bitPattern
         let sign = UInt16(truncatingIfNeeded: (bits & 0x8000_0000) >> 16)
         bits &= 0x7FFF_FFFF
@@ -49,7 +49,7 @@ public enum FloatConversion {
     }
 
     /// Whether `value` stays finite when rounded to `dtype` (F16, BF16, F32 or F64).
-    public static func isFinite(_ value: Float, as dtype: DType) -> Bool {
+    package static func isFinite(_ value: Float, as dtype: DType) -> Bool {
         switch dtype {
         case .f16: halfBits(from: value) & 0x7C00 != 0x7C00
         case .bf16: bfloat16Bits(fromFloatBits: value.bitPattern) & 0x7F80 != 0x7F80
@@ -78,7 +78,7 @@ public enum FloatConversion {
 
     /// Reads element `index` of a float buffer of `dtype` as f32 (f64 rounds to nearest even).
     @inline(__always)
-    public static func loadFloat(_ raw: UnsafeRawBufferPointer, _ index: Int, _ dtype: DType) -> Float {
+    package static func loadFloat(_ raw: UnsafeRawBufferPointer, _ index: Int, _ dtype: DType) -> Float {
         switch dtype {
         case .f16: float(fromHalfBits: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
         case .bf16:
@@ -94,7 +94,7 @@ public enum FloatConversion {
     ///
     /// Precondition: `destination.count` elements are present in `source`.
     /// - Parameter threadCount: Threads for a large buffer (element ranges; same values for any count).
-    public static func widen(
+    package static func widen(
         _ source: UnsafeRawBufferPointer, from dtype: DType, into destination: UnsafeMutableBufferPointer<Float>,
         threadCount: Int = 1
     ) {
@@ -140,7 +140,7 @@ public enum FloatConversion {
     ///   infinite, so callers need no separate pass to refuse an output that cannot hold the values (NaN and
     ///   ±infinity are written either way).
     @discardableResult
-    public static func narrow(
+    package static func narrow(
         _ source: UnsafeBufferPointer<Float>, to dtype: DType, into destination: UnsafeMutableRawBufferPointer,
         threadCount: Int = 1
     ) -> Bool {
@@ -198,7 +198,7 @@ public enum FloatConversion {
     /// Converts `count` elements between any two of F16, BF16, F32, F64 with a single rounding.
     ///
     /// - Returns: The converted bytes. Precondition: both dtypes satisfy ``DType/isConvertibleFloat``.
-    public static func convert(_ source: UnsafeRawBufferPointer, from: DType, to: DType, count: Int) -> [UInt8] {
+    package static func convert(_ source: UnsafeRawBufferPointer, from: DType, to: DType, count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count * to.bitWidth / 8)
         out.withUnsafeMutableBytes { convert(source, from: from, to: to, count: count, into: $0) }
         return out
@@ -206,7 +206,7 @@ public enum FloatConversion {
 
     /// Converts `count` elements into `destination` (at least `count` elements of `to`), as
     /// ``convert(_:from:to:count:)`` does, without allocating.
-    public static func convert(
+    package static func convert(
         _ source: UnsafeRawBufferPointer, from: DType, to: DType, count: Int, into dst: UnsafeMutableRawBufferPointer
     ) {
         precondition(from.isConvertibleFloat && to.isConvertibleFloat, "convert: \(from) -> \(to) is not a float conversion")

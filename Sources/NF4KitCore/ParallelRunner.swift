@@ -7,7 +7,7 @@ import Synchronization
 /// memory in use is bounded by `threads` × one job's buffers. Results are kept by index, so the output does not
 /// depend on the thread count or on the order jobs finish in. Kernels that split one tensor into ranges use
 /// ``forEachPart(count:parts:_:)``, the same runner without cancellation.
-public enum ParallelRunner {
+package enum ParallelRunner {
     /// Calls `job(i)` once for every `i` in `0..<count` on up to `threads` threads and returns the results in
     /// index order.
     ///
@@ -18,7 +18,7 @@ public enum ParallelRunner {
     ///     `CancellationError`. `nil` for work that cannot be cancelled.
     /// - Throws: The first job's error, or `CancellationError`.
     @discardableResult
-    public static func map<T: Sendable>(
+    package static func map<T: Sendable>(
         count: Int, threads: Int, cancellation: CancellationToken? = .process, _ job: @Sendable (Int) throws -> T
     ) throws -> [T] {
         let results = IndexedResults<T>(count: max(count, 0))
@@ -40,7 +40,7 @@ public enum ParallelRunner {
 
     /// Calls `job(i)` for every `i` in `0..<count` on up to `threads` threads, for jobs that cannot fail and work
     /// that is not cancelled (an inspection, a comparison); results in index order.
-    public static func map<T: Sendable>(count: Int, threads: Int, _ job: @Sendable (Int) -> T) -> [T] {
+    package static func map<T: Sendable>(count: Int, threads: Int, _ job: @Sendable (Int) -> T) -> [T] {
         let results = IndexedResults<T>(count: max(count, 0))
         fanOut(count: count, threads: threads) { index in
             results.set(index, job(index))
@@ -51,7 +51,7 @@ public enum ParallelRunner {
 
     /// Splits `0..<count` into `parts` contiguous ranges (fewer when `count` is smaller) and calls `body` on each,
     /// concurrently. For kernels that share one tensor between threads: each range must touch its own bytes.
-    public static func forEachPart(count: Int, parts: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    package static func forEachPart(count: Int, parts: Int, _ body: @Sendable (Range<Int>) -> Void) {
         let parts = max(1, min(parts, count))
         guard parts > 1 else {
             if count > 0 { body(0..<count) }
@@ -82,15 +82,15 @@ public enum ParallelRunner {
 }
 
 /// Results written by index from several threads and read once all writers are done.
-public final class IndexedResults<T: Sendable>: Sendable {
+package final class IndexedResults<T: Sendable>: Sendable {
     private let storage: Mutex<[T?]>
 
     /// `count` empty slots.
-    public init(count: Int) { storage = Mutex([T?](repeating: nil, count: count)) }
+    package init(count: Int) { storage = Mutex([T?](repeating: nil, count: count)) }
 
     /// Stores the result of job `index`.
-    public func set(_ index: Int, _ value: T) { storage.withLock { $0[index] = value } }
+    package func set(_ index: Int, _ value: T) { storage.withLock { $0[index] = value } }
 
     /// The results in index order (only the filled slots, so a run stopped early gives a prefix-free subset).
-    public var values: [T] { storage.withLock { $0.compactMap { $0 } } }
+    package var values: [T] { storage.withLock { $0.compactMap { $0 } } }
 }

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The container named by `--format`.
 public enum OutputFormat: String, Sendable, CaseIterable {
@@ -15,18 +15,18 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 /// go into a folder, and ``finish()`` renames the output into place. Until then the output lives under a unique
 /// temporary name created exclusively (``OutputFile``, ``OutputDirectory``); an unfinished output is removed.
 // @unchecked Sendable: the storage is immutable after init and each writer is thread-safe.
-public final class CheckpointOutput: @unchecked Sendable {
+package final class CheckpointOutput: @unchecked Sendable {
     /// The form written.
-    public let form: Form
+    package let form: Form
     /// The final path (without a trailing `/`).
-    public let path: String
+    package let path: String
     /// The names of the files written: shards and index for a folder, or the one file's name.
-    public let fileNames: [String]
+    package let fileNames: [String]
     /// Sum of the tensors' data bytes (headers excluded).
-    public let tensorByteCount: Int
+    package let tensorByteCount: Int
 
     /// The form of a checkpoint output, chosen in one place from its name and `--format`.
-    public enum Form: Sendable, Equatable {
+    package enum Form: Sendable, Equatable {
         /// One `.safetensors` file.
         case safetensorsFile
         /// A Hugging Face folder: `model.safetensors` or shards + `model.safetensors.index.json`, plus side files.
@@ -41,7 +41,7 @@ public final class CheckpointOutput: @unchecked Sendable {
         /// never holds the other.
         /// - Throws: ``CheckpointError`` `.invalidArgument` for an empty name, a name and `format` that disagree, or a
         ///   name of a container nf4kit does not write (`.bin`, `.pt`, `.pth`, `.ckpt`).
-        public static func choose(for path: String, format: OutputFormat? = nil) throws(CheckpointError) -> Form {
+        package static func choose(for path: String, format: OutputFormat? = nil) throws(CheckpointError) -> Form {
             guard !path.isEmpty else { throw CheckpointError(.invalidArgument, "the output name (-o) is empty") }
             let lower = path.lowercased()
             let named: Form? =
@@ -89,7 +89,7 @@ public final class CheckpointOutput: @unchecked Sendable {
     ///   - inputs: Every file and folder this run reads.
     /// - Throws: ``CheckpointError``: `.invalidArgument` when a single file would exceed `maxShardBytes` or a tensor
     ///   cannot be stored in the form; `.outputExists`, `.io`.
-    public convenience init(
+    package convenience init(
         path: String, form: Form, tensors: [(name: String, dtype: DType, shape: Shape)],
         metadata: [(String, String)]?, maxShardBytes: Int?, totalParameters: Int? = nil, prefix: String = "model",
         ggufMetadata: [GGUFMetadataEntry] = [], overwrite: Bool, inputs: [String]
@@ -134,7 +134,7 @@ public final class CheckpointOutput: @unchecked Sendable {
     /// Checks, before any work, that an output of `form` may be created at `path` (the same rules the output
     /// applies when it is created: see ``OutputFile`` and ``OutputDirectory``).
     /// - Throws: ``CheckpointError`` `.outputExists` (exit 74) naming the rule, `.invalidArgument` for an empty name.
-    public static func checkDestination(
+    package static func checkDestination(
         _ path: String, form: Form, overwrite: Bool, inputs: [String]
     ) throws(CheckpointError) {
         var path = path
@@ -148,7 +148,7 @@ public final class CheckpointOutput: @unchecked Sendable {
     ///
     /// Tensors are then written by their plan names, with the bytes ggml expects (row-major, little-endian).
     /// - Throws: ``CheckpointError`` from ``GGUFLayout/plan(metadata:tensors:)``, `.outputExists`, `.io`.
-    public convenience init(
+    package convenience init(
         gguf path: String, metadata: [GGUFMetadataEntry], tensors: [GGUFTensorPlan], overwrite: Bool, inputs: [String]
     ) throws(CheckpointError) {
         let layout = try GGUFLayout.plan(metadata: metadata, tensors: tensors)
@@ -171,7 +171,7 @@ public final class CheckpointOutput: @unchecked Sendable {
     /// The metadata of a GGUF file that keeps Hugging Face tensor names (`--layout hf`): `general.architecture`
     /// from `config.json`'s `model_type`, `general.type` = `model`, `nf4kit.layout` = `hf`, and the config itself as
     /// `nf4kit.hf.config_json` so the folder can be rebuilt. llama.cpp does not load this layout.
-    public static func huggingFaceGGUFMetadata(config: JSONObject?) -> [GGUFMetadataEntry] {
+    package static func huggingFaceGGUFMetadata(config: JSONObject?) -> [GGUFMetadataEntry] {
         let architecture = config?["model_type"]?.stringValue ?? "unknown"
         var entries = [
             GGUFMetadataEntry(key: "general.architecture", value: .string(architecture)),
@@ -186,13 +186,13 @@ public final class CheckpointOutput: @unchecked Sendable {
     }
 
     /// Whether the output is a folder, which also holds side files (`config.json`, tokenizer files, ...).
-    public var holdsSideFiles: Bool { form == .folder }
+    package var holdsSideFiles: Bool { form == .folder }
 
     /// Writes the bytes of tensor `name` (exactly its planned size, little-endian, row-major).
     ///
     /// May be called from several threads at once, for different tensors, in any order.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for an unplanned name or a wrong byte count, `.io`.
-    public func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+    package func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
         switch storage {
         case .file(let writer): try writer.write(name, bytes: bytes)
         case .folder(let writer): try writer.write(name, bytes: bytes)
@@ -201,12 +201,12 @@ public final class CheckpointOutput: @unchecked Sendable {
     }
 
     /// Writes a tensor from a byte view.
-    public func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
+    package func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
         try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in try write(name, bytes: raw) }
     }
 
     /// Writes `bytes` at byte `offset` inside tensor `name`; the tensor counts as written when `completes` is true.
-    public func write(
+    package func write(
         _ name: String, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
     ) throws(CheckpointError) {
         switch storage {
@@ -226,14 +226,14 @@ public final class CheckpointOutput: @unchecked Sendable {
 
     /// Adds a small side file to a folder output.
     /// - Precondition: ``holdsSideFiles``.
-    public func writeSideFile(_ name: String, bytes: [UInt8]) throws(CheckpointError) {
+    package func writeSideFile(_ name: String, bytes: [UInt8]) throws(CheckpointError) {
         guard case .folder(let writer) = storage else { preconditionFailure("side files go into a folder output") }
         try writer.writeSideFile(name, bytes: bytes)
     }
 
     /// Copies a side file (links followed) byte for byte into a folder output.
     /// - Precondition: ``holdsSideFiles``.
-    public func copySideFile(from source: String, as name: String) throws(CheckpointError) {
+    package func copySideFile(from source: String, as name: String) throws(CheckpointError) {
         guard case .folder(let writer) = storage else { preconditionFailure("side files go into a folder output") }
         try writer.copySideFile(from: source, as: name)
     }
@@ -241,7 +241,7 @@ public final class CheckpointOutput: @unchecked Sendable {
     /// Checks that every tensor was written, writes the index of a sharded folder, and renames the output into
     /// place.
     /// - Throws: ``CheckpointError`` `.invalidArgument` naming a tensor never written, `.outputExists`, `.io`.
-    public func finish() throws(CheckpointError) {
+    package func finish() throws(CheckpointError) {
         switch storage {
         case .file(let writer): try writer.finish()
         case .folder(let writer): try writer.finish()

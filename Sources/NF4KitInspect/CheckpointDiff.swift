@@ -1,5 +1,5 @@
 public import NF4KitCore
-public import NF4KitQuant
+import NF4KitQuant
 
 /// A tensor-by-tensor comparison of two checkpoints of any kind: what quantization or a merge changed.
 ///

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// A `rank_pattern` / `alpha_pattern` key compiled once into a matcher that runs in bounded time.
 ///
@@ -11,9 +11,9 @@ public import NF4KitCore
 ///
 /// A key that is a plain dotted name (the common case: literals and `.`) skips the NFA: it can only match the
 /// last characters of the name, which is checked directly.
-public struct ModulePattern: Sendable, Hashable {
+package struct ModulePattern: Sendable, Hashable {
     /// The key as written in the file.
-    public let key: String
+    package let key: String
     private let program: [Instruction]
     /// Single-character tests of a key without operators, anchors or groups (`nil` otherwise).
     private let fixedSequence: [CharacterTest]?
@@ -22,16 +22,16 @@ public struct ModulePattern: Sendable, Hashable {
     static let instructionLimit = 5_000
     /// The most NFA states all keys of one config may compile to together (keys on the fast path do not count):
     /// matching costs modules x name length x states, and memory grows with the total.
-    public static let totalInstructionLimit = 50_000
+    package static let totalInstructionLimit = 50_000
 
     /// NFA states of this key (0 for a plain dotted key, which is matched without the NFA).
-    public var instructionCount: Int { fixedSequence == nil ? program.count : 0 }
+    package var instructionCount: Int { fixedSequence == nil ? program.count : 0 }
 
     /// Compiles `key`.
     ///
     /// - Throws: ``CheckpointError`` `.malformedHeader` for a key that is not a valid Python regular expression,
     ///   `.unsupported` for a construct this matcher does not implement or a key that compiles too large.
-    public init(_ key: String, file: String? = nil) throws(CheckpointError) {
+    package init(_ key: String, file: String? = nil) throws(CheckpointError) {
         self.key = key
         var parser = Parser(Array(key.unicodeScalars), key: key, file: file)
         let node = try parser.parseAll()
@@ -47,7 +47,7 @@ public struct ModulePattern: Sendable, Hashable {
     }
 
     /// Whether the key selects the module path `name` (PEFT's `re.match(rf"(.*\.)?({key})$", name)`).
-    public func matches(_ name: String) -> Bool { matches(scalars: Array(name.unicodeScalars)) }
+    package func matches(_ name: String) -> Bool { matches(scalars: Array(name.unicodeScalars)) }
 
     /// ``matches(_:)`` on a name already split into scalars (callers matching many keys split it once).
     func matches(scalars: [Unicode.Scalar]) -> Bool {

@@ -1,18 +1,18 @@
-public import NF4KitCore
-public import NF4KitQuant
+package import NF4KitCore
+package import NF4KitQuant
 
 /// The 4-bit side of a merge (spec lora-merge.md §5): a bitsandbytes weight dequantized to f32 the way PEFT does it,
 /// and merged f32 values quantized again.
 ///
 /// A merge into a 4-bit weight is `dequantize`, ``LoRAMerger/apply(_:to:threadCount:)``, `quantize`;
 /// the pipeline only decides which output form asks for which step.
-public enum QuantizedWeightMerge {
+package enum QuantizedWeightMerge {
     /// Dequantizes `tensor` into `values` (`tensor.elementCount` floats).
     ///
     /// - Parameter dtype: `.f32` dequantizes straight to f32 (a plain output: one rounding less); any other dtype
     ///   rounds each value to it first, as bitsandbytes' `dequantize_4bit` returns the weight to PEFT before a
     ///   merge that is re-quantized.
-    public static func dequantize(
+    package static func dequantize(
         _ tensor: QuantizedTensor, roundingThrough dtype: DType, into values: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(values.count == tensor.elementCount, "dequantize: \(values.count) floats for \(tensor.elementCount)")
@@ -36,7 +36,7 @@ public enum QuantizedWeightMerge {
     ///   - threads: Threads for the block kernel (same bytes for any count).
     /// - Throws: ``CheckpointError`` `.invalidArgument` for an empty tensor, `.shapeMismatch` when `values` does
     ///   not hold `shape`.
-    public static func quantize(
+    package static func quantize(
         _ values: UnsafeBufferPointer<Float>, shape: Shape, with quantizer: BlockQuantizer, doubleQuantization: Bool,
         recordedDType: DType, name: String, threads: Int
     ) throws(CheckpointError) -> QuantizedTensor {

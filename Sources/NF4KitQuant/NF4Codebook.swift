@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 
 /// The 4-bit data type of a bitsandbytes weight: NormalFloat4 or bitsandbytes' FP4.
 public enum QuantType: String, Sendable, Hashable, CaseIterable, Codable {

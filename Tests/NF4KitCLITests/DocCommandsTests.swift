@@ -84,7 +84,7 @@ import Testing
         environment["PATH"] = URL(fileURLWithPath: binary).deletingLastPathComponent().path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
         process.environment = environment
         let outputFile = folder + "/../doc-command-output-\(UInt64.random(in: 0...UInt64.max))"
-        FileManager.default.createFile(atPath: outputFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outputFile) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputFile))
         process.standardOutput = handle

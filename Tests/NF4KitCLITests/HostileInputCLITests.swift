@@ -21,8 +21,8 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-hostile-run")
         defer { directory.cleanup() }
         let outPath = directory.file("stdout"), errPath = directory.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try NF4KitCLI.executable())
         process.arguments = arguments
@@ -133,8 +133,8 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-limited")
         defer { directory.cleanup() }
         let outPath = directory.file("stdout"), errPath = directory.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         try process.run()

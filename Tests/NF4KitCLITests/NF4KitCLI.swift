@@ -33,8 +33,8 @@ enum NF4KitCLI {
         let directory = TemporaryDirectory("nf4kit-cli")
         defer { directory.cleanup() }
         let outPath = directory.file("stdout"), errPath = directory.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable())
         process.arguments = arguments

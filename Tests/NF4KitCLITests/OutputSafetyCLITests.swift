@@ -266,7 +266,7 @@ import Testing
             let half = halves[(i * 7 + i / 8) % halves.count]
             chunk += [UInt8(half & 0xFF), UInt8(half >> 8)]
         }
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         handle.write(Data(bytes))

@@ -45,7 +45,7 @@ import Testing
             floats.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: .f16, into: $0, threadCount: 3) }
         }
         #expect(floats[12345] == Float(Float16(bitPattern: source[12345])))
-        floats.withUnsafeBufferPointer { values in
+        _ = floats.withUnsafeBufferPointer { values in
             back.withUnsafeMutableBytes { FloatConversion.narrow(values, to: .f16, into: $0, threadCount: 3) }
         }
         #expect(back.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) } == source)

@@ -24,7 +24,7 @@ import Testing
     func `round trip through f32 is exact for representable values`(dtype: DType) {
         let values: [Float] = [0, -0.0, 1, -2, 0.5, 2048, -384, 1.0 / 1024]
         var raw = [UInt8](repeating: 0, count: values.count * dtype.bitWidth / 8)
-        values.withUnsafeBufferPointer { src in raw.withUnsafeMutableBytes { FloatConversion.narrow(src, to: dtype, into: $0) } }
+        _ = values.withUnsafeBufferPointer { src in raw.withUnsafeMutableBytes { FloatConversion.narrow(src, to: dtype, into: $0) } }
         var back = [Float](repeating: 7, count: values.count)
         raw.withUnsafeBytes { src in back.withUnsafeMutableBufferPointer { FloatConversion.widen(src, from: dtype, into: $0) } }
         #expect(back.map(\.bitPattern) == values.map(\.bitPattern))

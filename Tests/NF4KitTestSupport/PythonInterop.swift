@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Testing
 
 /// Runs the Python scripts of `Tests/Interop/` for interoperability tests (safetensors, GGUF, ...).
@@ -58,8 +58,8 @@ public enum PythonInterop {
         // Output goes to files, not pipes, so a chatty script cannot fill a pipe buffer and block.
         let outPath = scratch.file("stdout")
         let errPath = scratch.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         let process = Process()

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import NF4KitCore
 
 /// A minimal safetensors reader for the golden files (test-only; the library's reader lives in NF4KitFormats).

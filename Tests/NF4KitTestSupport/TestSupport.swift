@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 @_exported public import NF4KitFixtures
 
 /// A seeded generator (SplitMix64): the same seed gives the same numbers on every machine.

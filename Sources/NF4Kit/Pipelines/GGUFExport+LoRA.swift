@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 import NF4KitFormats
 import NF4KitMerge
 import NF4KitQuant

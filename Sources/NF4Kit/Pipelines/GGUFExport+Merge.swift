@@ -1,5 +1,5 @@
 import FoundationEssentials
-public import NF4KitCore
+import NF4KitCore
 import NF4KitFormats
 import NF4KitQuant
 

@@ -1,5 +1,5 @@
 public import NF4KitCore
-public import NF4KitFormats
+import NF4KitFormats
 import NF4KitQuant
 
 /// Writes GGUF files in llama.cpp's own layout: a Llama-family Hugging Face folder as convert_hf_to_gguf.py writes

@@ -10,11 +10,11 @@ import NF4KitQuant
 public enum GGUFHFLayoutExport {
     /// Writes `input` to `output`.
     ///
-    /// Each tensor is read once and encoded on one of `threads` workers (4-bit bitsandbytes weights are dequantized
+    /// Each tensor is read once and encoded on one of `threads` workers (default: one per processor) (4-bit bitsandbytes weights are dequantized
     /// to their own dtype first), then written at its planned offset through ``CheckpointOutput``.
     /// - Throws: ``CheckpointError`` from reading, `.unsupportedDType` for a tensor GGUF cannot hold, `.outputExists`.
     public static func run(
-        input: String, output: String, type: GGMLType, overwrite: Bool, threads: Int = FileAccess.processorCount,
+        input: String, output: String, type: GGMLType, overwrite: Bool, threads: Int? = nil,
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> QuantizePipeline.Summary {
         let start = FileAccess.monotonicSeconds
@@ -55,7 +55,7 @@ public enum GGUFHFLayoutExport {
         let tracker = ProgressTracker(
             tensorsTotal: tensors.count, bytesTotal: tensors.reduce(0) { $0 + $1.bytes.count }, report: progress)
         let planned = plans, inputs = tensors
-        try ParallelRunner.map(count: inputs.count, threads: threads) { index in
+        try ParallelRunner.map(count: inputs.count, threads: threads ?? FileAccess.processorCount) { index in
             var tensor = inputs[index]
             if let group = groupByWeight[tensor.name] {
                 tensor = Tensor(descriptor: tensor.descriptor, bytes: group.tensor.dequantized(as: group.tensor.dtype))

@@ -57,7 +57,7 @@ public enum GGUFImport {
         /// The Hugging Face name (`model.layers.0.self_attn.q_proj.weight`).
         public var name: String
         /// The row permutation to undo: attn_q by `n_head`, attn_k by `n_kv_head`.
-        public var permutation: LlamaTensorNames.Permutation
+        package var permutation: LlamaTensorNames.Permutation
 
         /// The target of GGUF tensor `name`, or `nil` for a name outside llama.cpp's Llama layout.
         public init?(ggufName name: String) {

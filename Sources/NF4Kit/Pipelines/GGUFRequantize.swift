@@ -68,7 +68,7 @@ public enum GGUFRequantize {
     ///   - output: The GGUF to write; never one of the inputs.
     ///   - fileType: The llama.cpp file type (``LlamaFileType/init(name:)`` parses `q4_k_m`).
     ///   - overwrite: Whether an existing `output` may be replaced.
-    ///   - threads: Worker threads.
+    ///   - threads: Worker threads; `nil` uses one per processor.
     ///   - progress: Called after each tensor.
     /// - Returns: What was written.
     /// - Throws: ``CheckpointError``: `.malformedHeader` and friends from reading `input`, `.unsupportedDType` for a
@@ -76,8 +76,9 @@ public enum GGUFRequantize {
     @discardableResult
     public static func run(
         input: String, output: String, fileType: LlamaFileType, overwrite: Bool = false,
-        threads: Int = FileAccess.processorCount, progress: (@Sendable (ProgressEvent) -> Void)? = nil
+        threads: Int? = nil, progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
+        let threads = threads ?? FileAccess.processorCount
         let file = try GGUFFile.read(path: input)
         let (metadata, tensors) = try plan(file, fileType: fileType)
         let plans = tensors.map {
@@ -155,7 +156,7 @@ public enum GGUFRequantize {
         var result = [UInt8](repeating: 0, count: totalBytes)
         result.withUnsafeMutableBytes { outRaw in
             let target = SharedOutput(base: outRaw)
-            ParallelRunner.map(count: chunks, threads: threads) { chunk in
+            _ = ParallelRunner.map(count: chunks, threads: threads) { chunk in
                 let firstRow = chunk * rowsPerChunk
                 let rowCount = min(rowsPerChunk, rows - firstRow)
                 let count = rowCount * rowLength

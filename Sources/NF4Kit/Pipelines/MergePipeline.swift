@@ -99,7 +99,7 @@ public enum MergePipeline {
         let start = FileAccess.monotonicSeconds
         let setup = try MergeSetup(base: base, adapters: adapters, options: options)
         let (baseSource, adapterSources, baseModel) = (setup.baseSource, setup.adapterSources, setup.baseModel)
-        let (target, plan, untie, warnings) = (setup.target, setup.plan, setup.untie, setup.warnings)
+        let (target, plan, warnings) = (setup.target, setup.plan, setup.warnings)
 
         // Plan the output tensors from shapes, in base order.
         var units: [OutputUnit] = []
@@ -117,99 +117,12 @@ public enum MergePipeline {
                 file: output)
         }
         try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: inputs)
-        let metadata =
-            baseSource.checkpoint.metadata.isEmpty
-            ? [("format", "pt")] : baseSource.checkpoint.metadata.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        var counts = (merged: 0, replaced: 0, copied: 0)
-        let tracker = ProgressTracker(
-            tensorsTotal: units.count, bytesTotal: units.reduce(0) { $0 + $1.inputByteCount }, report: progress)
-        func count(_ result: OutputUnit.Result, _ unit: OutputUnit) {
-            tracker.finished(unit.entry.name, bytes: unit.inputByteCount)
-            unit.releaseInputPages()
-            switch result {
-            case .merged: counts.merged += 1
-            case .replaced: counts.replaced += 1
-            case .copied: counts.copied += 1
-            }
-        }
 
-        // Pass 1: units whose output sizes are only known after computing (freshly quantized weights) go to a
-        // scratch file. Pass 2: plan the final layout, write every other unit, copy the scratch tensors in.
-        // A sharded base keeps shards of about its own size (the tensor bytes of its largest shard).
-        var shardBytes: [String: Int] = [:]
-        for tensor in baseSource.checkpoint.tensors {
-            shardBytes[tensor.descriptor.file, default: 0] += tensor.bytes.count
-        }
-        let sharded = baseSource.weightFileNames.contains("model.safetensors.index.json")
-        let shardLimit = sharded ? max(1, shardBytes.values.max() ?? 1) : nil
-        var destination: CheckpointOutput?
-        do {
-            let spillFile = try SpillSink(path: OutputPlanning.trimmed(output) + ".merge-scratch", inputs: inputs)
-            let spill = TensorSink.spill(spillFile)
-            let scratch = MergeScratch()
-            for unit in units where unit.outputs == nil {
-                try options.cancellation.check()
-                count(try unit.produce(form: target, options: options, sink: spill, scratch: scratch), unit)
-            }
-            var planned: [(name: String, dtype: DType, shape: Shape)] = []
-            var spilled = spillFile.records.makeIterator()
-            var nextSpilled = spilled.next()
-            for unit in units {
-                if let outputs = unit.outputs {
-                    planned += outputs.map { ($0.name, $0.dtype, $0.shape) }
-                } else {
-                    while let record = nextSpilled,
-                        record.name == unit.entry.name || record.name.hasPrefix(unit.entry.name + ".")
-                    {
-                        planned.append((record.name, record.dtype, record.shape))
-                        nextSpilled = spilled.next()
-                    }
-                }
-            }
-            let adjusted = baseSource.config.flatMap {
-                adjustedConfig($0, form: target, base: baseModel, plan: plan, untie: untie)
-            }
-            let opened = try CheckpointOutput(
-                path: output, form: form, tensors: planned, metadata: metadata, maxShardBytes: shardLimit,
-                totalParameters: OutputPlanning.transformersParameterCount(planned),
-                ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: adjusted ?? baseSource.config),
-                overwrite: options.overwrite, inputs: inputs)
-            destination = opened
-            let sink = TensorSink.planned(WriterSink(output: opened))
-            for unit in units where unit.outputs != nil {
-                try options.cancellation.check()
-                count(try unit.produce(form: target, options: options, sink: sink, scratch: scratch), unit)
-            }
-            try scratch.finishWrites()
-            if let region = try spillFile.mapped() {
-                for record in spillFile.records {
-                    try region.withUnsafeBytes { raw in
-                        try sink.put(
-                            name: record.name, dtype: record.dtype, shape: record.shape,
-                            bytes: UnsafeRawBufferPointer(
-                                rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
-                    }
-                }
-            }
-        }
-        let finished = destination!
-        if finished.holdsSideFiles {
-            let folder = baseSource.path + "/"
-            for name in baseSource.sideFileNames where name != "config.json" {
-                try finished.copySideFile(from: folder + name, as: name)
-            }
-            if let config = baseSource.config {
-                if let adjusted = adjustedConfig(config, form: target, base: baseModel, plan: plan, untie: untie) {
-                    try finished.writeSideFile(
-                        "config.json", bytes: JSONWriter.pythonPretty.bytes(.object(adjusted)) + [0x0A])
-                } else {
-                    try finished.copySideFile(from: folder + "config.json", as: "config.json")
-                }
-            }
-        }
-        try finished.finish()
+        // Write, then summarize.
+        let writer = MergeOutputWriter(setup: setup, output: output, form: form, options: options, inputs: inputs)
+        let (path, counts) = try writer.write(units, progress: progress)
         return MergeSummary(
-            outputPath: finished.path, modulesMerged: plan.moduleCount, tensorsMerged: counts.merged,
+            outputPath: path, modulesMerged: plan.moduleCount, tensorsMerged: counts.merged,
             tensorsReplaced: counts.replaced, tensorsCopied: counts.copied, warnings: warnings,
             seconds: FileAccess.monotonicSeconds - start)
     }

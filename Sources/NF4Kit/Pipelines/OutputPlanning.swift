@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 public import NF4KitFormats
 
 /// What every pipeline needs to create its output: the files it reads, and the index's parameter count.

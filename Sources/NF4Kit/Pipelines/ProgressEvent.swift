@@ -1,5 +1,5 @@
 import Synchronization
-public import NF4KitCore
+import NF4KitCore
 
 /// Progress of a long-running pipeline, reported through a `@Sendable (ProgressEvent) -> Void` callback.
 ///
@@ -36,7 +36,7 @@ public struct ProgressEvent: Sendable {
 }
 
 /// Counts finished tensors and bytes from several worker threads and emits ``ProgressEvent``s.
-public final class ProgressTracker: Sendable {
+package final class ProgressTracker: Sendable {
     private struct State {
         var tensorsDone = 0
         var bytesDone = 0
@@ -47,7 +47,7 @@ public final class ProgressTracker: Sendable {
     private let start: Double
     private let report: (@Sendable (ProgressEvent) -> Void)?
 
-    public init(tensorsTotal: Int, bytesTotal: Int, report: (@Sendable (ProgressEvent) -> Void)?) {
+    package init(tensorsTotal: Int, bytesTotal: Int, report: (@Sendable (ProgressEvent) -> Void)?) {
         self.tensorsTotal = tensorsTotal
         self.bytesTotal = bytesTotal
         self.report = report
@@ -55,10 +55,10 @@ public final class ProgressTracker: Sendable {
     }
 
     /// Seconds since the tracker was made.
-    public var elapsedSeconds: Double { FileAccess.monotonicSeconds - start }
+    package var elapsedSeconds: Double { FileAccess.monotonicSeconds - start }
 
     /// Records one finished tensor of `bytes` input bytes.
-    public func finished(_ tensor: String, bytes: Int) {
+    package func finished(_ tensor: String, bytes: Int) {
         let snapshot = state.withLock { state -> State in
             state.tensorsDone += 1
             state.bytesDone += bytes

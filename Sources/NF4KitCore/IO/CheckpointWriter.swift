@@ -7,11 +7,11 @@
 /// interrupted run leaves nothing behind. The rules of ``OutputGuard`` decide what may be replaced.
 // @unchecked Sendable because the descriptor is only used through pwrite, which is safe from several threads,
 // and `finished` is written once by the owner in finish().
-public final class OutputFile: @unchecked Sendable {
+package final class OutputFile: @unchecked Sendable {
     /// The final path.
-    public let path: String
+    package let path: String
     /// Where the bytes are written until ``finish()``.
-    public let partialPath: String
+    package let partialPath: String
     private let fd: Int32
     /// For a file of its own: the rules, `--force`, and the registration of the temporary file.
     private let standalone: (rules: OutputGuard, overwrite: Bool, token: Int)?
@@ -26,7 +26,7 @@ public final class OutputFile: @unchecked Sendable {
     ///     one of the folders, even with `overwrite`.
     /// - Throws: ``CheckpointError`` `.outputExists` (an input, an existing output without `overwrite`, a link,
     ///   FIFO or device) or `.io`.
-    public init(path: String, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    package init(path: String, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
         let rules = OutputGuard(inputs: inputs)
         try rules.check(path, isFolder: false, overwrite: overwrite)
         var created: (String, Int32, Int)?
@@ -67,12 +67,12 @@ public final class OutputFile: @unchecked Sendable {
     }
 
     /// Refuses an output that is an input, or that exists when `overwrite` is false (see ``OutputGuard``).
-    public static func checkTarget(_ path: String, overwrite: Bool, inputs: [String]) throws(CheckpointError) {
+    package static func checkTarget(_ path: String, overwrite: Bool, inputs: [String]) throws(CheckpointError) {
         try OutputGuard(inputs: inputs).check(path, isFolder: false, overwrite: overwrite)
     }
 
     /// Writes `bytes` at `offset` of the output.
-    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(CheckpointError) {
+    package func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(CheckpointError) {
         guard bytes.count > 0 else { return }
         guard Platform.writeAll(fd, bytes, at: offset) else {
             throw CheckpointError(.io, "write failed: \(Platform.errnoDescription)", file: partialPath, byteOffset: offset)
@@ -80,7 +80,7 @@ public final class OutputFile: @unchecked Sendable {
     }
 
     /// Sets the file's length (so a planned file can be written out of order).
-    public func setLength(_ length: Int64) throws(CheckpointError) {
+    package func setLength(_ length: Int64) throws(CheckpointError) {
         guard Platform.truncate(fd, to: length) else {
             throw CheckpointError(.io, "cannot size the output: \(Platform.errnoDescription)", file: partialPath)
         }
@@ -90,7 +90,7 @@ public final class OutputFile: @unchecked Sendable {
     /// the folder is renamed by ``OutputDirectory/finish()``).
     ///
     /// Without `overwrite` the rename never replaces an output that appeared meanwhile (another run's).
-    public func finish() throws(CheckpointError) {
+    package func finish() throws(CheckpointError) {
         precondition(!finished, "OutputFile.finish() called twice")
         try InputIntegrity.check()  // never rename an output made from an input that shrank under us
         guard Platform.sync(fd) else {
@@ -139,11 +139,11 @@ public final class OutputFile: @unchecked Sendable {
 /// moved aside to a unique name, the new folder renamed in, and the old one removed, so two runs writing the same
 /// output leave one run's folder, whole. An unfinished or interrupted folder is removed without following links.
 // @unchecked Sendable: `finished` is written once by the owner in finish(); the rest is immutable.
-public final class OutputDirectory: @unchecked Sendable {
+package final class OutputDirectory: @unchecked Sendable {
     /// The final path.
-    public let path: String
+    package let path: String
     /// The temporary folder the files are written into.
-    public let partialPath: String
+    package let partialPath: String
     private let overwrite: Bool
     private let rules: OutputGuard
     private let fd: Int32
@@ -157,7 +157,7 @@ public final class OutputDirectory: @unchecked Sendable {
     ///   - overwrite: Whether an existing folder nf4kit could have written may be replaced (`--force`).
     ///   - inputs: Files and folders this run reads; the output may not be, contain, or lie inside any of them.
     /// - Throws: ``CheckpointError`` `.outputExists` or `.io`.
-    public init(path: String, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    package init(path: String, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
         var path = path
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         let rules = OutputGuard(inputs: inputs)
@@ -188,11 +188,11 @@ public final class OutputDirectory: @unchecked Sendable {
     }
 
     /// The path of a file inside the temporary folder.
-    public func partialFile(_ name: String) -> String { partialPath + "/" + name }
+    package func partialFile(_ name: String) -> String { partialPath + "/" + name }
 
     /// Creates the file `name` (a plain name) inside the folder, exclusively.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for a name that is not a plain file name, `.io`.
-    public func createFile(_ name: String) throws(CheckpointError) -> OutputFile {
+    package func createFile(_ name: String) throws(CheckpointError) -> OutputFile {
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
             throw CheckpointError(.invalidArgument, "'\(name)' is not a plain file name", file: path)
         }
@@ -200,7 +200,7 @@ public final class OutputDirectory: @unchecked Sendable {
     }
 
     /// Writes a small file `name` into the folder.
-    public func writeFile(_ name: String, _ bytes: [UInt8]) throws(CheckpointError) {
+    package func writeFile(_ name: String, _ bytes: [UInt8]) throws(CheckpointError) {
         let file = try createFile(name)
         let failure: CheckpointError? = bytes.withUnsafeBytes { raw in
             do throws(CheckpointError) { try file.write(raw, at: 0) } catch { return error }
@@ -211,7 +211,7 @@ public final class OutputDirectory: @unchecked Sendable {
     }
 
     /// Copies the file at `source` (links followed: inputs may be links) byte for byte into the folder as `name`.
-    public func copyFile(from source: String, as name: String) throws(CheckpointError) {
+    package func copyFile(from source: String, as name: String) throws(CheckpointError) {
         guard Platform.resolvedKind(source) == .file else {
             throw CheckpointError(
                 .refused, "not a regular file (a FIFO, device, socket or folder); nf4kit copies only files",
@@ -229,7 +229,7 @@ public final class OutputDirectory: @unchecked Sendable {
     ///
     /// - Throws: ``CheckpointError`` `.outputExists` when the output exists without `overwrite` (also when another
     ///   run finished it meanwhile) or may not be replaced; `.io`.
-    public func finish() throws(CheckpointError) {
+    package func finish() throws(CheckpointError) {
         precondition(!finished, "OutputDirectory.finish() called twice")
         try InputIntegrity.check()  // never rename an output made from an input that shrank under us
         _ = Platform.sync(fd)
@@ -333,9 +333,9 @@ public final class OutputDirectory: @unchecked Sendable {
 }
 
 /// Small whole-file helpers for JSON side files (config.json, index files, adapter configs).
-public enum FileAccess {
+package enum FileAccess {
     /// Reads a small file completely, refusing files larger than `limit` bytes before allocating.
-    public static func readSmallFile(_ path: String, limit: Int = 64 << 20) throws(CheckpointError) -> [UInt8] {
+    package static func readSmallFile(_ path: String, limit: Int = 64 << 20) throws(CheckpointError) -> [UInt8] {
         let file = try InputFile(path: path)
         let fd = file.fd, size = file.byteCount
         guard size <= Int64(limit) else {
@@ -350,7 +350,7 @@ public enum FileAccess {
     }
 
     /// Writes a small file atomically (`.partial`, fsync, rename).
-    public static func writeSmallFile(_ path: String, _ bytes: [UInt8], overwrite: Bool) throws(CheckpointError) {
+    package static func writeSmallFile(_ path: String, _ bytes: [UInt8], overwrite: Bool) throws(CheckpointError) {
         let file = try OutputFile(path: path, overwrite: overwrite)
         let failure: CheckpointError? = bytes.withUnsafeBytes { raw in
             do throws(CheckpointError) { try file.write(raw, at: 0) } catch { return error }
@@ -360,38 +360,38 @@ public enum FileAccess {
         try file.finish()
     }
 
-    public static func exists(_ path: String) -> Bool { Platform.exists(path) }
-    public static func isDirectory(_ path: String) -> Bool { Platform.isDirectory(path) }
+    package static func exists(_ path: String) -> Bool { Platform.exists(path) }
+    package static func isDirectory(_ path: String) -> Bool { Platform.isDirectory(path) }
     /// Sorted names in a folder.
-    public static func list(_ path: String) throws(CheckpointError) -> [String] {
+    package static func list(_ path: String) throws(CheckpointError) -> [String] {
         guard let names = Platform.listDirectory(path) else {
             throw CheckpointError(.io, "cannot list the folder: \(Platform.errnoDescription)", file: path)
         }
         return names
     }
-    public static func makeDirectory(_ path: String) throws(CheckpointError) {
+    package static func makeDirectory(_ path: String) throws(CheckpointError) {
         guard Platform.makeDirectory(path) else {
             throw CheckpointError(.io, "cannot create the folder: \(Platform.errnoDescription)", file: path)
         }
     }
     /// Size of a file in bytes.
-    public static func fileSize(_ path: String) throws(CheckpointError) -> Int64 {
+    package static func fileSize(_ path: String) throws(CheckpointError) -> Int64 {
         try InputFile(path: path).byteCount
     }
     /// Copies a (side) file byte for byte.
-    public static func copyFile(from source: String, to destination: String) throws(CheckpointError) {
+    package static func copyFile(from source: String, to destination: String) throws(CheckpointError) {
         let region = try MappedRegion(mapping: source)
         let file = try OutputFile(path: destination, overwrite: true)
         try region.withUnsafeBytes { (raw) throws(CheckpointError) in try file.write(raw, at: 0) }
         try file.finish()
     }
     /// The value of the environment variable `name`, or `nil` when it is not set.
-    public static func environment(_ name: String) -> String? { Platform.environment(name) }
+    package static func environment(_ name: String) -> String? { Platform.environment(name) }
     /// The absolute path of `path` with every link resolved, or `nil` when it does not exist.
-    public static func realPath(_ path: String) -> String? { Platform.realPath(path) }
-    public static var processorCount: Int { Platform.processorCount }
-    public static var isStandardErrorTerminal: Bool { Platform.isStandardErrorTerminal }
-    public static func writeStandardError(_ text: String) { Platform.writeStandardError(text) }
-    public static var peakResidentBytes: Int { Platform.peakResidentBytes }
-    public static var monotonicSeconds: Double { Platform.monotonicSeconds }
+    package static func realPath(_ path: String) -> String? { Platform.realPath(path) }
+    package static var processorCount: Int { Platform.processorCount }
+    package static var isStandardErrorTerminal: Bool { Platform.isStandardErrorTerminal }
+    package static func writeStandardError(_ text: String) { Platform.writeStandardError(text) }
+    package static var peakResidentBytes: Int { Platform.peakResidentBytes }
+    package static var monotonicSeconds: Double { Platform.monotonicSeconds }
 }

@@ -45,7 +45,7 @@ public final class MappedRegion: @unchecked Sendable {
     }
 
     /// Takes ownership of a copy of `bytes` (used for data that had to be decompressed or made contiguous).
-    public init(copying bytes: UnsafeRawBufferPointer, description: String) {
+    package init(copying bytes: UnsafeRawBufferPointer, description: String) {
         deferred = nil
         path = description
         count = bytes.count
@@ -60,7 +60,7 @@ public final class MappedRegion: @unchecked Sendable {
     }
 
     /// Allocates `count` bytes, lets `fill` write them, and keeps them.
-    public init<E: Error>(
+    package init<E: Error>(
         filling count: Int, description: String, _ fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void
     ) throws(E) {
         deferred = nil
@@ -87,7 +87,7 @@ public final class MappedRegion: @unchecked Sendable {
     /// at headers never pays for them, and a pipeline that releases each tensor after writing it holds one copy
     /// at a time, however many views a file declares over one storage. `fill` must write all `count` bytes and
     /// give the same bytes every time.
-    public init(deferred count: Int, description: String, _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
+    package init(deferred count: Int, description: String, _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
         path = description
         self.count = count
         isMapped = false
@@ -100,7 +100,7 @@ public final class MappedRegion: @unchecked Sendable {
     /// The file's pages stay in the page cache, and touching the range again reads them back, so this changes
     /// resident memory, never the bytes. Streaming pipelines call it after a tensor is done, which keeps a
     /// convert's or merge's peak RSS at its working set instead of the size of the input.
-    public func releasePages(_ range: Range<Int>) {
+    package func releasePages(_ range: Range<Int>) {
         if let deferred {
             deferred.release()
             return
@@ -124,7 +124,7 @@ public final class MappedRegion: @unchecked Sendable {
 
     /// Calls `body` with the region's bytes.
     /// - Warning: Do not let the pointer escape the closure.
-    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    package func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         guard let deferred else { return try body(UnsafeRawBufferPointer(start: base, count: count)) }
         let pointer = deferred.acquire()
         defer { deferred.relinquish() }

@@ -8,9 +8,9 @@
 import Synchronization
 
 /// Checks that no input changed size under its mapping.
-public enum InputIntegrity {
+package enum InputIntegrity {
     /// - Throws: ``CheckpointError`` `.io` naming every input that shrank while it was mapped.
-    public static func check() throws(CheckpointError) {
+    package static func check() throws(CheckpointError) {
         let shrunk = MappingGuard.shrunkPaths()
         guard let first = shrunk.first else { return }
         let others = shrunk.count > 1 ? " (and \(shrunk.count - 1) more: \(shrunk.dropFirst().joined(separator: ", ")))" : ""

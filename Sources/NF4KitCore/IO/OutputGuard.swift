@@ -167,7 +167,7 @@ package struct OutputGuard: Sendable {
 ///
 /// Outputs are created and registered under one lock, and the final renames of a folder replaced with `--force`
 /// run under it too, so ``removeAll()`` never sees a half-finished swap.
-public enum OutputRegistry {
+package enum OutputRegistry {
     private struct State: ~Copyable {
         var paths: [Int: String] = [:]
         var next = 0
@@ -203,7 +203,7 @@ public enum OutputRegistry {
     /// ones. Called by the command line on SIGINT, SIGTERM and SIGHUP before it exits.
     /// - Returns: The paths removed.
     @discardableResult
-    public static func removeAll() -> [String] {
+    package static func removeAll() -> [String] {
         state.withLock { state in
             state.closed = true
             let paths = state.paths.sorted { $0.key < $1.key }.map(\.value)

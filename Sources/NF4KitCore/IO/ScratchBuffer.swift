@@ -5,27 +5,27 @@
 /// allocation or `deallocate()` appears outside IO/ and Kernels/.
 // @unchecked Sendable because the storage pointer changes only in `reserve`, which the owner calls between
 // jobs; workers handed the buffer inside a job write disjoint ranges of it.
-public final class ScratchBuffer: @unchecked Sendable {
+package final class ScratchBuffer: @unchecked Sendable {
     private var storage: UnsafeMutableRawBufferPointer
     private let alignment: Int
 
     /// An empty buffer whose storage will be aligned to `alignment` bytes.
-    public init(alignment: Int = 64) {
+    package init(alignment: Int = 64) {
         storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         self.alignment = alignment
     }
 
     /// A buffer of `byteCount` bytes.
-    public convenience init(byteCount: Int, alignment: Int = 64) {
+    package convenience init(byteCount: Int, alignment: Int = 64) {
         self.init(alignment: alignment)
         reserve(byteCount)
     }
 
     /// Bytes currently allocated.
-    public var capacity: Int { storage.count }
+    package var capacity: Int { storage.count }
 
     /// Makes room for at least `byteCount` bytes (earlier contents are lost when it grows).
-    public func reserve(_ byteCount: Int) {
+    package func reserve(_ byteCount: Int) {
         guard storage.count < byteCount else { return }
         storage.deallocate()
         storage = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: alignment)
@@ -33,7 +33,7 @@ public final class ScratchBuffer: @unchecked Sendable {
 
     /// Calls `body` with the first `byteCount` bytes, growing the buffer first if needed.
     /// - Warning: Do not let the pointer escape the closure.
-    public func withBytes<R, E: Error>(
+    package func withBytes<R, E: Error>(
         _ byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
         reserve(byteCount)
@@ -42,7 +42,7 @@ public final class ScratchBuffer: @unchecked Sendable {
 
     /// Calls `body` with the first `count` floats, growing the buffer first if needed.
     /// - Warning: Do not let the pointer escape the closure.
-    public func withFloats<R, E: Error>(
+    package func withFloats<R, E: Error>(
         _ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws(E) -> R
     ) throws(E) -> R {
         reserve(count * 4)
@@ -53,13 +53,13 @@ public final class ScratchBuffer: @unchecked Sendable {
     /// The first `byteCount` bytes, growing the buffer first if needed.
     /// - Warning: Valid until the next call that grows the buffer, and only while the buffer is alive; for an
     ///   owner that hands the same memory from tensor to tensor. Prefer ``withBytes(_:_:)``.
-    public func unsafeBytes(_ byteCount: Int) -> UnsafeMutableRawBufferPointer {
+    package func unsafeBytes(_ byteCount: Int) -> UnsafeMutableRawBufferPointer {
         reserve(byteCount)
         return UnsafeMutableRawBufferPointer(rebasing: storage[0..<byteCount])
     }
 
     /// The first `count` floats, growing the buffer first if needed (same lifetime rules as ``unsafeBytes(_:)``).
-    public func unsafeFloats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+    package func unsafeFloats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
         reserve(count * 4)
         let floats = storage.baseAddress.map { $0.bindMemory(to: Float.self, capacity: count) }
         return UnsafeMutableBufferPointer(start: floats, count: count)

@@ -5,7 +5,7 @@ public struct TensorBytes: Sendable {
     public let range: Range<Int>
 
     /// Creates a view. Precondition: `range` lies inside the region (readers check this before calling).
-    public init(region: MappedRegion, range: Range<Int>) {
+    package init(region: MappedRegion, range: Range<Int>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= region.count, "TensorBytes range outside region")
         self.region = region
         self.range = range
@@ -35,7 +35,7 @@ public struct TensorBytes: Sendable {
 
     /// Drops the resident pages under this view when it is part of a file mapping (see
     /// ``MappedRegion/releasePages(_:)``); the bytes stay readable.
-    public func releasePages() { region.releasePages(range) }
+    package func releasePages() { region.releasePages(range) }
 
     /// A sub-view; `subrange` is relative to this view.
     public func slice(_ subrange: Range<Int>) -> TensorBytes {

@@ -81,7 +81,7 @@ public struct JSONObject: Sendable, Hashable, Sequence {
 }
 
 /// Python's `repr(float)` for doubles, as `json.dumps` prints them.
-public enum PythonFloat {
+package enum PythonFloat {
     /// The text Python's `json.dumps` writes for `value`: `repr(value)` for finite values (`2.0`, `1e-05`,
     /// `1e+16`, `0.0001`), and `NaN`, `Infinity`, `-Infinity` otherwise.
     ///
@@ -90,7 +90,7 @@ public enum PythonFloat {
     /// decimal exponent `e` of `d.ddd × 10^e` satisfies -4 <= e < 16, else `d.ddde±XX` with at least two exponent
     /// digits. Swift's `description` switches at 2^53 instead (`9.999999999999998e+15` where Python writes
     /// `9999999999999998.0`), so only its digits are used here.
-    public static func repr(_ value: Double) -> String {
+    package static func repr(_ value: Double) -> String {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
         let sign = value.sign == .minus ? "-" : ""

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// Our NF4-in-GGUF container convention (spec gguf.md §5.3 "Option A", documented in docs/gguf.md).
 ///
@@ -16,48 +16,48 @@ public import NF4KitCore
 /// takes weights that model has already interpreted (``Weight``, built by `GGUFBridge.encodeCompanion` of the
 /// NF4Kit module), and decoding rebuilds the stored tensors from the GGUF records alone, leaving the checks to the
 /// reader of the result (`BnbQuantizedWeight.groups(in:)`), exactly as for a safetensors input.
-public enum GGUFBnbCompanion {
+package enum GGUFBnbCompanion {
     /// The version of our convention written to `nf4kit.bnb.version`.
-    public static let version: UInt32 = 1
+    package static let version: UInt32 = 1
     /// The version of the spec's §5.3 layout written to `bnb.version`.
-    public static let layoutVersion: UInt32 = 1
+    package static let layoutVersion: UInt32 = 1
     /// Metadata key holding ``version``.
-    public static let versionKey = "nf4kit.bnb.version"
+    package static let versionKey = "nf4kit.bnb.version"
     /// Metadata key listing the logical names of the 4-bit weights, in file order (ARRAY of STRING).
-    public static let weightsKey = "nf4kit.bnb.weights"
+    package static let weightsKey = "nf4kit.bnb.weights"
     /// Prefix of the per-weight keys holding the verbatim quant-state JSON (STRING).
-    public static let quantStatePrefix = "nf4kit.bnb.quant_state."
+    package static let quantStatePrefix = "nf4kit.bnb.quant_state."
 
     /// A GGUF file's content ready for ``GGUFWriter/write(path:metadata:tensors:overwrite:inputs:)``.
-    public struct Encoded: Sendable {
+    package struct Encoded: Sendable {
         /// Metadata records: the caller's first, then the `bnb.*` and `nf4kit.bnb.*` records.
-        public var metadata: [GGUFMetadataEntry]
+        package var metadata: [GGUFMetadataEntry]
         /// Tensor plans and bytes, in file order.
-        public var tensors: [(GGUFTensorPlan, TensorBytes)]
+        package var tensors: [(GGUFTensorPlan, TensorBytes)]
     }
 
     /// One bitsandbytes 4-bit weight, already interpreted by NF4KitQuant (from a `BnbQuantizedWeight`).
-    public struct Weight: Sendable {
+    package struct Weight: Sendable {
         /// The weight's name `N` (`P.weight`).
-        public var name: String
+        package var name: String
         /// `"nf4"` or `"fp4"`.
-        public var quantType: String
+        package var quantType: String
         /// First-level block size.
-        public var blocksize: Int
+        package var blocksize: Int
         /// The torch name of the weight's dtype before quantization (`"bfloat16"`, ...): `bnb.compute_dtype`.
-        public var dtypeName: String
+        package var dtypeName: String
         /// The logical shape.
-        public var shape: [Int]
+        package var shape: [Int]
         /// Nested block size and offset with double quantization, else `nil`.
-        public var nestedBlocksize: Int?
-        public var nestedOffset: Float?
+        package var nestedBlocksize: Int?
+        package var nestedOffset: Float?
         /// The quant-state JSON, verbatim.
-        public var quantStateJSON: String
+        package var quantStateJSON: String
         /// The stored tensors: packed codes, absmax, quant map, [nested absmax, nested quant map,] quant-state blob.
-        public var members: [Tensor]
+        package var members: [Tensor]
 
         /// Creates a weight record.
-        public init(
+        package init(
             name: String, quantType: String, blocksize: Int, dtypeName: String, shape: [Int], nestedBlocksize: Int?,
             nestedOffset: Float?, quantStateJSON: String, members: [Tensor]
         ) {
@@ -85,7 +85,7 @@ public enum GGUFBnbCompanion {
     /// - Returns: Metadata and tensors; bytes are the input views except the small `absmax_offset` tensors.
     /// - Throws: ``CheckpointError``: `.unsupported` for storage layouts this version does not cover (packed codes
     ///   not U8 `[bytes, 1]`), `.unsupportedDType` for a plain tensor without a GGUF type.
-    public static func encode(
+    package static func encode(
         _ tensors: [Tensor], weights: [Weight], metadata: [GGUFMetadataEntry] = []
     ) throws(CheckpointError) -> Encoded {
         var groups: [String: Group] = [:]
@@ -127,7 +127,7 @@ public enum GGUFBnbCompanion {
     }
 
     /// Whether the file uses this convention (has `nf4kit.bnb.version`).
-    public static func isCompanionFile(_ file: GGUFFile) -> Bool { file[versionKey] != nil }
+    package static func isCompanionFile(_ file: GGUFFile) -> Bool { file[versionKey] != nil }
 
     /// Turns a GGUF file back into safetensors-style tensors: bitsandbytes groups for the companion tensors, views
     /// for plain tensors, and whatever `convertingBlockTensor` makes of ggml block types.
@@ -138,7 +138,7 @@ public enum GGUFBnbCompanion {
     ///     tensor is an `.unsupportedDType` error.
     /// - Returns: Tensors in file order; a bitsandbytes weight expands to its serialized tensors.
     /// - Throws: ``CheckpointError`` naming the file, the tensor record and what does not match the convention.
-    public static func decode(
+    package static func decode(
         _ file: GGUFFile,
         convertingBlockTensor: ((GGUFTensorInfo, TensorBytes) throws(CheckpointError) -> Tensor)? = nil
     ) throws(CheckpointError) -> [Tensor] {

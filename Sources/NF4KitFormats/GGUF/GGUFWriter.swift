@@ -163,7 +163,7 @@ public final class GGUFWriter: Sendable {
     }
 
     /// Writes the header of `layout` into a created output file (see ``OutputFile``).
-    public init(file: OutputFile, layout: GGUFLayout) throws(CheckpointError) {
+    package init(file: OutputFile, layout: GGUFLayout) throws(CheckpointError) {
         self.layout = layout
         output = file
         written = Mutex(Array(repeating: false, count: layout.tensors.count))

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The hyperparameters of a Llama-family `config.json` and the `llama.*` metadata llama.cpp's converter writes.
 ///
@@ -6,53 +6,53 @@ public import NF4KitCore
 /// the head count, absent `head_dim` is `hidden_size / num_attention_heads`, ...), since convert_hf_to_gguf.py reads
 /// it through `AutoConfig`. The architecture must be `LlamaForCausalLM` or `MistralForCausalLM`; others are refused
 /// with a message that names `--layout hf`.
-public struct LlamaModelConfig: Sendable, Hashable {
+package struct LlamaModelConfig: Sendable, Hashable {
     /// The Hugging Face architectures the llama.cpp layout supports.
-    public static let supportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"]
+    package static let supportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"]
 
     /// The largest `vocab_size` accepted: 16 Mi, 64 times the largest real vocabulary (Gemma 3: 262,144), so a
     /// hostile config cannot make the tokenizer arrays huge.
-    public static let maxVocabSize = 1 << 24
+    package static let maxVocabSize = 1 << 24
 
     /// `architectures[0]`.
-    public var architecture: String
+    package var architecture: String
     /// `num_hidden_layers`.
-    public var blockCount: Int
+    package var blockCount: Int
     /// `max_position_embeddings` (transformers' default 2048).
-    public var contextLength: Int
+    package var contextLength: Int
     /// `hidden_size`.
-    public var embeddingLength: Int
+    package var embeddingLength: Int
     /// `intermediate_size`.
-    public var feedForwardLength: Int
+    package var feedForwardLength: Int
     /// `num_attention_heads`.
-    public var headCount: Int
+    package var headCount: Int
     /// `num_key_value_heads` (default: ``headCount``).
-    public var headCountKV: Int
+    package var headCountKV: Int
     /// `head_dim` (default: `hidden_size / num_attention_heads`).
-    public var headDimension: Int
+    package var headDimension: Int
     /// `vocab_size`.
-    public var vocabSize: Int
+    package var vocabSize: Int
     /// `rms_norm_eps` (default 1e-6).
-    public var rmsNormEpsilon: Double
+    package var rmsNormEpsilon: Double
     /// `rope_theta`, top level or under `rope_parameters` (default 10000).
-    public var ropeTheta: Double
+    package var ropeTheta: Double
     /// `tie_word_embeddings` (default false).
-    public var tieWordEmbeddings: Bool
+    package var tieWordEmbeddings: Bool
     /// The `llama.rope.scaling.*` entries, in the converter's order.
-    public var ropeScaling: [GGUFMetadataEntry]
+    package var ropeScaling: [GGUFMetadataEntry]
     /// Whether `is_causal` is `false` (then `llama.causal_attention` = false is written).
-    public var nonCausal: Bool
+    package var nonCausal: Bool
     /// The parsed JSON (for token ids).
-    public var json: JSONObject
+    package var json: JSONObject
     /// The file it came from (for messages).
-    public var file: String?
+    package var file: String?
 
     /// Parses `config.json`.
     ///
     /// - Throws: ``CheckpointError`` `.unsupported` for another architecture (the message names `--layout hf`),
     ///   `.malformedHeader` for a missing or mistyped required key (`hidden_size`, `intermediate_size`,
     ///   `num_hidden_layers`, `num_attention_heads`, `vocab_size`) or counts that contradict each other.
-    public init(json: JSONObject, file: String? = nil) throws(CheckpointError) {
+    package init(json: JSONObject, file: String? = nil) throws(CheckpointError) {
         func fail(_ message: String) -> CheckpointError { CheckpointError(.malformedHeader, message, file: file) }
         let archs = json["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? []
         guard let arch = archs.first else {
@@ -164,17 +164,17 @@ public struct LlamaModelConfig: Sendable, Hashable {
     }
 
     /// Reads and parses a `config.json` file.
-    public static func read(path: String) throws(CheckpointError) -> LlamaModelConfig {
+    package static func read(path: String) throws(CheckpointError) -> LlamaModelConfig {
         try LlamaModelConfig(json: try ModelSource.readJSONObject(path), file: path)
     }
 
     /// The rows of the query projection (`num_attention_heads * head_dim`).
-    public var queryRows: Int { headCount * headDimension }
+    package var queryRows: Int { headCount * headDimension }
     /// The rows of the key and value projections (`num_key_value_heads * head_dim`).
-    public var keyValueRows: Int { headCountKV * headDimension }
+    package var keyValueRows: Int { headCountKV * headDimension }
 
     /// The number of heads that groups the rows of a permuted weight.
-    public func heads(for permutation: LlamaTensorNames.Permutation) -> Int? {
+    package func heads(for permutation: LlamaTensorNames.Permutation) -> Int? {
         switch permutation {
         case .none: nil
         case .query: headCount
@@ -184,7 +184,7 @@ public struct LlamaModelConfig: Sendable, Hashable {
 
     /// The expected PyTorch shape (rows, columns) of a weight with this GGUF name, or `nil` for a name outside the
     /// table or a block index past ``blockCount``.
-    public func expectedShape(ggufName: String) -> [Int]? {
+    package func expectedShape(ggufName: String) -> [Int]? {
         if let block = LlamaTensorNames.blockIndex(ggufName), block >= blockCount { return nil }
         let d = embeddingLength
         switch ggufName.split(separator: ".").dropFirst(ggufName.hasPrefix("blk.") ? 2 : 0).first.map(String.init) {
@@ -205,7 +205,7 @@ public struct LlamaModelConfig: Sendable, Hashable {
     ///   - fileType: `general.file_type`.
     ///   - name: `general.name` (cosmetic).
     ///   - sizeLabel: `general.size_label` (cosmetic), or `nil` to leave it out.
-    public func metadata(fileType: LlamaFileType, name: String, sizeLabel: String?) -> [GGUFMetadataEntry] {
+    package func metadata(fileType: LlamaFileType, name: String, sizeLabel: String?) -> [GGUFMetadataEntry] {
         var out: [GGUFMetadataEntry] = []
         func put(_ key: String, _ value: GGUFValue) { out.append(GGUFMetadataEntry(key: key, value: value)) }
         put("general.architecture", .string("llama"))

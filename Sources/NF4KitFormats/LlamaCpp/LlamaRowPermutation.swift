@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The rotary row permutation llama.cpp's converter applies to q_proj and k_proj (spec gguf-llama.md §2).
 ///
@@ -6,16 +6,16 @@ public import NF4KitCore
 /// order interleaves the halves: output row `h * (rows / n) + 2 * i + p` is Hugging Face row
 /// `h * (rows / n) + p * half + i` (head `h`, index `i < half`, half `p` in 0...1). The inverse maps back. Rows move
 /// as whole byte strings, so the permutation works for any element type whose rows do not share blocks.
-public struct LlamaRowPermutation: Sendable, Hashable {
+package struct LlamaRowPermutation: Sendable, Hashable {
     /// The number of rows of the matrix.
-    public let rows: Int
+    package let rows: Int
     /// The number of heads the rows are grouped by (`num_attention_heads` for q, `num_key_value_heads` for k).
-    public let heads: Int
+    package let heads: Int
 
     /// Checks that `rows` splits into `heads` heads of two equal halves.
     ///
     /// - Throws: ``CheckpointError`` `.shapeMismatch` naming the tensor and the numbers.
-    public init(rows: Int, heads: Int, tensor: String? = nil, file: String? = nil) throws(CheckpointError) {
+    package init(rows: Int, heads: Int, tensor: String? = nil, file: String? = nil) throws(CheckpointError) {
         guard heads > 0, rows > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
             throw CheckpointError(
                 .shapeMismatch,
@@ -28,7 +28,7 @@ public struct LlamaRowPermutation: Sendable, Hashable {
     }
 
     /// The Hugging Face row that GGUF row `row` holds.
-    public func hfRow(ofGGUFRow row: Int) -> Int {
+    package func hfRow(ofGGUFRow row: Int) -> Int {
         let perHead = rows / heads
         let half = perHead / 2
         let head = row / perHead
@@ -37,32 +37,11 @@ public struct LlamaRowPermutation: Sendable, Hashable {
     }
 
     /// The GGUF row that Hugging Face row `row` goes to.
-    public func ggufRow(ofHFRow row: Int) -> Int {
+    package func ggufRow(ofHFRow row: Int) -> Int {
         let perHead = rows / heads
         let half = perHead / 2
         let head = row / perHead
         let within = row % perHead
         return head * perHead + 2 * (within % half) + within / half
-    }
-
-    /// Copies the rows of `source` into `destination` in GGUF order (`toGGUF`) or back in Hugging Face order.
-    ///
-    /// - Parameters:
-    ///   - source: `rows * rowByteCount` bytes.
-    ///   - destination: The same size; must not overlap `source`.
-    ///   - rowByteCount: Bytes of one row.
-    /// - Complexity: O(bytes).
-    public func apply(
-        _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, rowByteCount: Int,
-        toGGUF: Bool = true
-    ) {
-        precondition(
-            source.count == rows * rowByteCount && destination.count == source.count,
-            "LlamaRowPermutation.apply: buffers do not hold \(rows) rows of \(rowByteCount) bytes")
-        guard rowByteCount > 0, let from = source.baseAddress, let to = destination.baseAddress else { return }
-        for row in 0..<rows {
-            let input = toGGUF ? hfRow(ofGGUFRow: row) : ggufRow(ofHFRow: row)
-            (to + row * rowByteCount).copyMemory(from: from + input * rowByteCount, byteCount: rowByteCount)
-        }
     }
 }

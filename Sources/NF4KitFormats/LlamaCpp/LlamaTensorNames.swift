@@ -3,7 +3,7 @@
 /// The table is spec gguf-llama.md §1 (gguf-py's `tensor_mapping.py` for `MODEL_ARCH.LLAMA`): one name per weight,
 /// the block index `N` kept. Names outside the table have no llama.cpp form; callers decide whether that is an
 /// error (a weight) or a buffer to drop (`rotary_emb.inv_freq`).
-public enum LlamaTensorNames {
+package enum LlamaTensorNames {
     /// Whole-model modules: Hugging Face to GGUF (a tensor name adds `.weight` or `.bias`).
     package static let global: [(hf: String, gguf: String)] = [
         ("model.embed_tokens", "token_embd"),
@@ -25,7 +25,7 @@ public enum LlamaTensorNames {
     ]
 
     /// Which rotary row permutation a weight needs (spec gguf-llama.md §2).
-    public enum Permutation: Sendable, Hashable {
+    package enum Permutation: Sendable, Hashable {
         /// No permutation.
         case none
         /// The query projection: rows permuted with `num_attention_heads`.
@@ -38,7 +38,7 @@ public enum LlamaTensorNames {
     ///
     /// - Parameter hfName: A name such as `model.layers.3.self_attn.q_proj.weight` (or `.bias`).
     /// - Returns: `blk.3.attn_q.weight` for that example.
-    public static func ggufName(hfName: String) -> String? {
+    package static func ggufName(hfName: String) -> String? {
         guard let (module, suffix) = splitSuffix(hfName) else { return nil }
         if let entry = global.first(where: { $0.hf == module }) { return entry.gguf + suffix }
         guard let (index, rest) = split(module + suffix, prefix: "model.layers."),
@@ -52,7 +52,7 @@ public enum LlamaTensorNames {
     ///
     /// - Parameter ggufName: A name such as `blk.3.attn_q.weight` (or `.bias`).
     /// - Returns: `model.layers.3.self_attn.q_proj.weight` for that example.
-    public static func hfName(ggufName: String) -> String? {
+    package static func hfName(ggufName: String) -> String? {
         guard let (module, suffix) = splitSuffix(ggufName) else { return nil }
         if let entry = global.first(where: { $0.gguf == module }) { return entry.hf + suffix }
         guard let (index, rest) = split(ggufName, prefix: "blk."), let (blockModule, _) = splitSuffix(rest),
@@ -62,14 +62,14 @@ public enum LlamaTensorNames {
     }
 
     /// The GGUF names of every weight a model with `blocks` layers has (`output.weight` unless `tied`).
-    public static func requiredWeights(blocks: Int, tied: Bool) -> [String] {
+    package static func requiredWeights(blocks: Int, tied: Bool) -> [String] {
         var names = global.filter { !(tied && $0.gguf == "output") }.map { $0.gguf + ".weight" }
         for index in 0..<blocks { names += block.map { "blk.\(index).\($0.gguf).weight" } }
         return names
     }
 
     /// The block index of a Hugging Face (`model.layers.N.`) or GGUF (`blk.N.`) name, or `nil` for a whole-model name.
-    public static func blockIndex(_ name: String) -> Int? {
+    package static func blockIndex(_ name: String) -> Int? {
         if let (index, _) = split(name, prefix: "model.layers.") { return index }
         if let (index, _) = split(name, prefix: "blk.") { return index }
         return nil
@@ -77,14 +77,14 @@ public enum LlamaTensorNames {
 
     /// The row permutation the converter applies to the tensor with this GGUF name (weights and biases of attn_q
     /// and attn_k), and that reading it back undoes.
-    public static func permutation(ggufName: String) -> Permutation {
+    package static func permutation(ggufName: String) -> Permutation {
         if ggufName.hasSuffix(".attn_q.weight") || ggufName.hasSuffix(".attn_q.bias") { return .query }
         if ggufName.hasSuffix(".attn_k.weight") || ggufName.hasSuffix(".attn_k.bias") { return .key }
         return .none
     }
 
     /// Whether a Hugging Face name is a buffer the converter drops (not a weight).
-    public static func isDroppedBuffer(hfName: String) -> Bool {
+    package static func isDroppedBuffer(hfName: String) -> Bool {
         hfName.hasSuffix(".rotary_emb.inv_freq") || hfName.hasSuffix(".attention.masked_bias")
             || hfName.hasSuffix(".attention.bias")
     }

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The `tokenizer.*` metadata llama.cpp's converter writes for a Llama-family folder (spec gguf-llama.md §4).
 ///
@@ -7,7 +7,7 @@ public import NF4KitCore
 /// template that gguf-py's `SpecialVocab` finds in `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
 /// `chat_template.json` and `config.json`. A folder with only a BPE `tokenizer.json` (Llama 3 style) is refused: its
 /// `tokenizer.ggml.pre` name comes from hashing the tokenizer's output, which needs the tokenizer itself.
-public enum LlamaVocabulary {
+package enum LlamaVocabulary {
     /// Builds the tokenizer keys for the model folder `folder`.
     ///
     /// - Parameters:
@@ -16,7 +16,7 @@ public enum LlamaVocabulary {
     /// - Returns: The entries in the converter's order.
     /// - Throws: ``CheckpointError`` `.malformedHeader` for a bad `tokenizer.model` or JSON side file (file and byte
     ///   offset), `.unsupported` for a folder without `tokenizer.model`.
-    public static func metadata(folder: String, config: LlamaModelConfig) throws(CheckpointError) -> [GGUFMetadataEntry] {
+    package static func metadata(folder: String, config: LlamaModelConfig) throws(CheckpointError) -> [GGUFMetadataEntry] {
         let dir = folder.hasSuffix("/") ? folder : folder + "/"
         let modelPath = dir + "tokenizer.model"
         guard FileAccess.exists(modelPath) else {

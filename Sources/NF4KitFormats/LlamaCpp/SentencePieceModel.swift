@@ -1,13 +1,13 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// The vocabulary of a SentencePiece `tokenizer.model` (a protobuf `ModelProto`), read with a bounded wire decoder.
 ///
 /// Only what llama.cpp's converter uses is kept: each piece's text, score and type (spec gguf-llama.md §4). The
 /// decoder checks every varint and length against the bytes that remain, skips fields it does not know, and rejects
 /// groups, truncation, non-UTF-8 text, empty or repeated pieces and unknown piece types, naming the byte offset.
-public struct SentencePieceModel: Sendable, Hashable {
+package struct SentencePieceModel: Sendable, Hashable {
     /// `ModelProto.SentencePiece.Type`.
-    public enum PieceType: Int32, Sendable, Hashable {
+    package enum PieceType: Int32, Sendable, Hashable {
         /// A normal piece (also what an absent type means).
         case normal = 1
         /// The unknown-token piece.
@@ -23,26 +23,26 @@ public struct SentencePieceModel: Sendable, Hashable {
     }
 
     /// One vocabulary entry.
-    public struct Piece: Sendable, Hashable {
+    package struct Piece: Sendable, Hashable {
         /// The piece text (with `▁` for spaces).
-        public var text: String
+        package var text: String
         /// The score (log probability for unigram models, rank for BPE).
-        public var score: Float
+        package var score: Float
         /// The piece type.
-        public var type: PieceType
+        package var type: PieceType
     }
 
     /// The pieces in id order.
-    public var pieces: [Piece]
+    package var pieces: [Piece]
 
     /// Largest `tokenizer.model` read: real ones are under 5 MB (Llama 2: 500 KB; Gemma: 4.2 MB).
-    public static let maxFileByteCount = 64 << 20
+    package static let maxFileByteCount = 64 << 20
 
     /// Reads and parses a `tokenizer.model` file.
     ///
     /// - Throws: ``CheckpointError`` `.malformedHeader` with the file and byte offset of the first bad byte,
     ///   `.limitExceeded` for a file over ``maxFileByteCount``, `.io`/`.notFound` when it cannot be read.
-    public static func read(path: String) throws(CheckpointError) -> SentencePieceModel {
+    package static func read(path: String) throws(CheckpointError) -> SentencePieceModel {
         let bytes = try FileAccess.readSmallFile(path, limit: maxFileByteCount)
         return try SentencePieceModel(parsing: bytes, file: path)
     }
@@ -50,7 +50,7 @@ public struct SentencePieceModel: Sendable, Hashable {
     /// Parses the bytes of a `ModelProto`.
     ///
     /// - Throws: ``CheckpointError`` `.malformedHeader` naming `file` and the byte offset.
-    public init(parsing bytes: [UInt8], file: String? = nil) throws(CheckpointError) {
+    package init(parsing bytes: [UInt8], file: String? = nil) throws(CheckpointError) {
         var pieces: [Piece] = []
         var seen = Set<String>()
         let result: Result<Void, CheckpointError> = bytes.withUnsafeBytes { raw in

@@ -1,4 +1,4 @@
-public import NF4KitCore
+package import NF4KitCore
 
 /// Writes a checkpoint as a Hugging Face model folder: `model.safetensors`, or shards
 /// `model-0000i-of-0000N.safetensors` plus `model.safetensors.index.json`.
@@ -13,23 +13,23 @@ public import NF4KitCore
 /// index is written as transformers 5 writes it (sorted keys, indent 2, final newline, `metadata.total_size` =
 /// sum of tensor bytes, `metadata.total_parameters`).
 // @unchecked Sendable: all stored properties are immutable after init; the shard writers are thread-safe.
-public final class SafetensorsFolderWriter: @unchecked Sendable {
+package final class SafetensorsFolderWriter: @unchecked Sendable {
     /// The planned files of a folder, computed from tensor shapes before any data is written.
-    public struct Plan: Sendable {
+    package struct Plan: Sendable {
         /// Which tensors go to which file, in state-dict order.
-        public let shardPlan: ShardPlan
+        package let shardPlan: ShardPlan
         /// The layout of each file of ``shardPlan`` (same order).
-        public let layouts: [SafetensorsLayout]
+        package let layouts: [SafetensorsLayout]
         /// The index to write, or `nil` when everything fits in one file.
-        public let index: SafetensorsIndex?
+        package let index: SafetensorsIndex?
         /// Sum of all tensors' data bytes (headers excluded): the index's `metadata.total_size`.
-        public let totalByteCount: Int
+        package let totalByteCount: Int
         /// The index's `metadata.total_parameters`.
-        public let totalParameters: Int
+        package let totalParameters: Int
         /// The file name stem (`model`).
-        public let prefix: String
+        package let prefix: String
         /// The index file's name when sharded (`model.safetensors.index.json`).
-        public var indexFileName: String { "\(prefix).safetensors.index.json" }
+        package var indexFileName: String { "\(prefix).safetensors.index.json" }
         /// Shard number (into ``layouts``) of each tensor.
         let shardOfTensor: [String: Int]
 
@@ -44,7 +44,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
         /// - Throws: ``CheckpointError`` `.invalidArgument` for a duplicate or reserved name, a size that
         ///   overflows or is not whole bytes, or a limit that is not positive.
         /// - Complexity: O(*n* log *n*) in the number of tensors.
-        public init(
+        package init(
             tensors: [(name: String, dtype: DType, shape: Shape)], metadata: [(String, String)]?, maxShardBytes: Int,
             prefix: String = "model", totalParameters: Int? = nil
         ) throws(CheckpointError) {
@@ -103,9 +103,9 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     }
 
     /// The plan being written.
-    public let plan: Plan
+    package let plan: Plan
     /// The final folder path.
-    public var path: String { directory.path }
+    package var path: String { directory.path }
     private let directory: OutputDirectory
     private let writers: [SafetensorsWriter]
 
@@ -116,7 +116,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     ///   - overwrite: Replace an existing folder at `path` (the CLI's `--force`); an input is never replaced.
     ///   - inputs: Paths read by this run, which the output may neither be nor contain.
     /// - Throws: ``CheckpointError`` `.outputExists` or `.io`.
-    public init(path: String, plan: Plan, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    package init(path: String, plan: Plan, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
         self.plan = plan
         directory = try OutputDirectory(path: path, overwrite: overwrite, inputs: inputs)
         var writers: [SafetensorsWriter] = []
@@ -130,7 +130,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     ///
     /// May be called from several threads at once, for different tensors, in any order.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for an unplanned name or a wrong byte count, `.io`.
-    public func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+    package func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
         guard let shard = plan.shardOfTensor[name] else {
             throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned folder", file: directory.path, tensor: name)
         }
@@ -139,7 +139,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
 
     /// Writes `bytes` at byte `offset` inside tensor `name`, for tensors produced in pieces (see
     /// ``SafetensorsWriter/write(_:part:at:completes:)``).
-    public func write(
+    package func write(
         _ name: String, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
     ) throws(CheckpointError) {
         guard let shard = plan.shardOfTensor[name] else {
@@ -149,7 +149,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     }
 
     /// Writes a tensor from a byte view (see ``write(_:bytes:)-(_,UnsafeRawBufferPointer)``).
-    public func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
+    package func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
         try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in try write(name, bytes: raw) }
     }
 
@@ -157,13 +157,13 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     ///
     /// - Throws: ``CheckpointError`` `.invalidArgument` if `name` is not a plain file name or is one of the
     ///   weight files; `.io`.
-    public func writeSideFile(_ name: String, bytes: [UInt8]) throws(CheckpointError) {
+    package func writeSideFile(_ name: String, bytes: [UInt8]) throws(CheckpointError) {
         try checkSideFileName(name)
         try directory.writeFile(name, bytes)
     }
 
     /// Copies a side file byte for byte into the folder under `name`.
-    public func copySideFile(from source: String, as name: String) throws(CheckpointError) {
+    package func copySideFile(from source: String, as name: String) throws(CheckpointError) {
         try checkSideFileName(name)
         try directory.copyFile(from: source, as: name)
     }
@@ -180,7 +180,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     ///
     /// - Throws: ``CheckpointError`` `.invalidArgument` naming the first tensor never written; `.io`,
     ///   `.outputExists`. The partial folder is removed when the writer goes away unfinished.
-    public func finish() throws(CheckpointError) {
+    package func finish() throws(CheckpointError) {
         for writer in writers { try writer.finish() }
         if let index = plan.index {
             try directory.writeFile(plan.indexFileName, index.jsonBytes())
@@ -195,7 +195,7 @@ public final class SafetensorsFolderWriter: @unchecked Sendable {
     ///   - maxShardBytes: The `--max-shard-size` limit (e.g. `ShardPlan.parseSize("5GB")`).
     /// - Throws: ``CheckpointError`` as ``Plan/init(tensors:metadata:maxShardBytes:prefix:totalParameters:)``,
     ///   ``init(path:plan:overwrite:inputs:)`` and ``finish()``.
-    public static func write(
+    package static func write(
         _ tensors: [Tensor], metadata: [(String, String)]?, to path: String, maxShardBytes: Int, overwrite: Bool,
         inputs: [String] = []
     ) throws(CheckpointError) {

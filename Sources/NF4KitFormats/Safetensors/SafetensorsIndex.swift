@@ -99,19 +99,19 @@ public struct SafetensorsIndex: Sendable {
 }
 
 /// How a checkpoint is split into shards (huggingface_hub's greedy rule).
-public struct ShardPlan: Sendable {
+package struct ShardPlan: Sendable {
     /// One output file: its name and tensor names in state-dict order.
-    public struct Shard: Sendable {
-        public var fileName: String
-        public var tensorNames: [String]
+    package struct Shard: Sendable {
+        package var fileName: String
+        package var tensorNames: [String]
     }
-    public var shards: [Shard]
+    package var shards: [Shard]
 
     /// Splits `tensors` (in state-dict order, with their byte sizes) into shards of at most `maxShardBytes`.
     ///
     /// A tensor larger than the limit gets a shard of its own; a single shard is named `prefix.safetensors`
     /// (no index needed), several are `prefix-0000i-of-0000N.safetensors`.
-    public init(tensors: [(name: String, byteCount: Int)], maxShardBytes: Int, prefix: String = "model", fileExtension: String = "safetensors") {
+    package init(tensors: [(name: String, byteCount: Int)], maxShardBytes: Int, prefix: String = "model", fileExtension: String = "safetensors") {
         var groups: [[String]] = []
         var current: [String] = []
         var currentSize = 0
@@ -140,7 +140,7 @@ public struct ShardPlan: Sendable {
     }
 
     /// Whether an index file is needed.
-    public var isSharded: Bool { shards.count > 1 }
+    package var isSharded: Bool { shards.count > 1 }
 
     private static func pad(_ n: Int) -> String {
         let digits = String(n)
@@ -152,7 +152,7 @@ public struct ShardPlan: Sendable {
     /// Units in any case, as transformers' `max_shard_size` takes them: KB/MB/GB/TB are decimal, KiB/MiB/GiB/TiB
     /// binary, `B` or no unit means bytes. (transformers reads a lower-case final `b`, as in `5Gb` or `30mb`, as bits;
     /// nobody means a shard size in bits, so here it is bytes.) `nil` for anything else, zero, or more than 9e18 bytes.
-    public static func parseSize(_ text: String) -> Int? {
+    package static func parseSize(_ text: String) -> Int? {
         let trimmed = text.trimmingPrefixAndSuffixSpaces().lowercased()
         if let bytes = Int(trimmed) { return bytes > 0 ? bytes : nil }
         let units: [(String, Double)] = [

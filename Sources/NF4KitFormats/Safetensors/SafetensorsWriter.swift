@@ -99,7 +99,7 @@ public final class SafetensorsWriter: @unchecked Sendable {
     }
 
     /// Writes the header of `layout` into a created output file (see ``OutputFile``, ``OutputDirectory/createFile(_:)``).
-    public init(file: OutputFile, layout: SafetensorsLayout) throws(CheckpointError) {
+    package init(file: OutputFile, layout: SafetensorsLayout) throws(CheckpointError) {
         self.layout = layout
         self.file = file
         written = LockedSet()

@@ -14,9 +14,9 @@ import NF4KitCore
 /// uses no `unsafeFlags`, so on a CPU with AVX2 + FMA the C target's `nf4k_lora_accumulate_fma` runs (as fast as
 /// the separate multiply-add kernel it replaced, docs/performance.md); elsewhere a portable Swift kernel emulates
 /// the fused step in f64.
-public enum GEMMAccumulate {
+package enum GEMMAccumulate {
     /// Whether this machine runs the AVX2 + FMA kernel (checked once); otherwise the portable kernel runs.
-    public static let nativeFMAAvailable = nf4k_has_avx2_fma() == 1
+    package static let nativeFMAAvailable = nf4k_has_avx2_fma() == 1
 
     /// Adds `weight · (scale · left[rows] · right)` to the rows `rowRange` of `out`.
     ///
@@ -32,7 +32,7 @@ public enum GEMMAccumulate {
     ///   - native: `false` runs the portable Swift kernel even where the AVX2 + FMA one is available (tests
     ///     compare the two; they agree bit for bit but for the rare case described on the portable kernel).
     /// - Complexity: O(rowRange.count · rank · columns).
-    public static func addScaledProduct(
+    package static func addScaledProduct(
         left: UnsafeBufferPointer<Float>, right: UnsafeBufferPointer<Float>, rank: Int, columns: Int,
         scale: Float, weight: Float, into out: UnsafeMutableBufferPointer<Float>, rowRange: Range<Int>,
         native: Bool = true
@@ -56,7 +56,7 @@ public enum GEMMAccumulate {
     /// ``addScaledProduct(left:right:rank:columns:scale:weight:into:rowRange:native:)`` over rows `0..<rows`,
     /// split into row ranges on up to `threadCount` threads when the work is large enough (rows are independent,
     /// so the result does not depend on `threadCount`).
-    public static func addScaledProduct(
+    package static func addScaledProduct(
         left: UnsafeBufferPointer<Float>, right: UnsafeBufferPointer<Float>, rank: Int, columns: Int,
         scale: Float, weight: Float, into out: UnsafeMutableBufferPointer<Float>, rows: Int, threadCount: Int
     ) {

@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 
 /// 4-bit codes back to floats: `table[code] * absmax[block]` in float32, then rounded once to the output dtype.
 ///

@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 internal import CNF4Kernels
 
 /// The first-level 4-bit block kernel: absmax per block, codes, nibble packing (spec sections 2 and 3).

@@ -52,3 +52,18 @@ final class SpillSink {
         end == 0 ? nil : try MappedRegion(mapping: file.partialPath)
     }
 }
+
+extension SpillSink {
+    /// Copies every spilled tensor, in the order it was written, into `sink`.
+    func copyAll(into sink: TensorSink) throws {
+        guard let region = try mapped() else { return }
+        for record in records {
+            try region.withUnsafeBytes { raw in
+                try sink.put(
+                    name: record.name, dtype: record.dtype, shape: record.shape,
+                    bytes: UnsafeRawBufferPointer(
+                        rebasing: raw[record.offset..<(record.offset + record.byteCount)]))
+            }
+        }
+    }
+}

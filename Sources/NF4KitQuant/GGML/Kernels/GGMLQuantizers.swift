@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 
 /// ggml's reference quantizers for the block types beyond Q8_0 and Q4_0 (``GGMLBlockCodec`` dispatches here).
 ///

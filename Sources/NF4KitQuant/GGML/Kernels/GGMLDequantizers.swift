@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 
 /// Dequantizers for the ggml block types beyond Q8_0, Q4_0 and Q4_1 (``GGMLBlockCodec`` dispatches here), equal to
 /// gguf-py's `quants.dequantize` bit for bit.
