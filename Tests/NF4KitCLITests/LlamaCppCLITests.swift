@@ -137,11 +137,12 @@ import Testing
         let out = dir.file("nf4")
         let run = try NF4KitCLI.run(["convert", Fixture.path("llama-g/gguf/F16.gguf"), "-o", out, "--to", "nf4"])
         #expect(run.status == 0, "\(run.stderr)")
-        // 14 Linear weights (2 layers x 7); token_embd, output and the 5 norms kept.
+        // 14 Linear weights (2 layers x 7); the embedding, the head and the 5 norms kept. The GGUF is read back as
+        // its Hugging Face model (names back, rows un-permuted) before quantizing.
         #expect(run.stderr.contains("14 tensors quantized, 7 kept"), "\(run.stderr)")
         let inspect = try NF4KitCLI.run(["inspect", out, "--tensors"])
         let rows = inspect.stdout.split(separator: "\n").filter {
-            $0.hasPrefix("  token_embd.weight ") || $0.hasPrefix("  output.weight ")
+            $0.hasPrefix("  model.embed_tokens.weight ") || $0.hasPrefix("  lm_head.weight ")
         }
         #expect(rows.count == 2)
         #expect(rows.allSatisfy { !$0.contains("nf4") }, "\(rows)")

@@ -102,7 +102,10 @@ struct Convert: AsyncParsableCommand {
             throw ValidationError("--blocksize, --no-double-quant, --skip and --include apply to --to nf4 or fp4 only.")
         }
         if !llama, let to, to.target == nil, layout != .hf {
-            throw ValidationError("--to \(to.format.rawValue) is a GGUF type: name a .gguf output.")
+            let plain = ConvertTarget.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }
+            throw ValidationError(
+                "--to \(to.format.rawValue) is a GGUF type: name a .gguf output; this output takes "
+                    + plain.joined(separator: ", ") + ".")
         }
         if !llama && base != nil {
             throw ValidationError("--base applies to a LoRA adapter written as a llama.cpp GGUF (-o NAME.gguf).")

@@ -65,7 +65,9 @@ struct Merge: AsyncParsableCommand {
         if !llama && to.target == nil {
             throw ValidationError(
                 "--to \(to.format!.rawValue) is written in llama.cpp's GGUF layout only: name a .gguf output (without "
-                    + "--layout hf).")
+                    + "--layout hf); this output takes 'same', "
+                    + MergeTargetArgument.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }
+                    .joined(separator: ", ") + ".")
         }
         let plain = llama || to.target?.plainDType != nil
         if plain && blocksize != nil {
