@@ -51,7 +51,8 @@ let package = Package(
             swiftSettings: settings
         ),
         .executableTarget(
-            name: "nf4kit-kernel-bench", dependencies: ["NF4KitCore", "NF4KitQuant", "NF4KitMerge"], path: "Benchmarks/KernelBench",
+            name: "nf4kit-kernel-bench", dependencies: ["NF4KitCore", "NF4KitQuant", "NF4KitMerge"],
+            path: "Benchmarks/KernelBench",
             swiftSettings: settings
         ),
 
@@ -68,21 +69,25 @@ let package = Package(
             path: "Tests/NF4KitTestSupport",
             swiftSettings: settings
         ),
-        .testTarget(name: "NF4KitCoreTests", dependencies: ["NF4KitCore", "NF4KitTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "NF4KitCoreTests", dependencies: ["NF4KitCore", "NF4KitTestSupport"], swiftSettings: settings),
         .testTarget(
             name: "NF4KitFormatsTests",
             dependencies: ["NF4KitFormats", "NF4KitTestSupport"],
             swiftSettings: settings
         ),
-        .testTarget(name: "NF4KitQuantTests", dependencies: ["NF4KitQuant", "NF4KitTestSupport"], swiftSettings: settings),
-        .testTarget(name: "NF4KitMergeTests", dependencies: ["NF4KitMerge", "NF4KitTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "NF4KitQuantTests", dependencies: ["NF4KitQuant", "NF4KitTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "NF4KitMergeTests", dependencies: ["NF4KitMerge", "NF4KitTestSupport"], swiftSettings: settings),
         .testTarget(
             name: "NF4KitInspectTests",
             dependencies: ["NF4KitInspect", "NF4KitTestSupport"],
             swiftSettings: settings
         ),
         // End-to-end pipeline runs (convert, merge, GGUF bridge) against the golden files, apart from the module tests.
-        .testTarget(name: "NF4KitPipelineTests", dependencies: ["NF4Kit", "NF4KitTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "NF4KitPipelineTests", dependencies: ["NF4Kit", "NF4KitTestSupport"], swiftSettings: settings),
         .testTarget(name: "NF4KitCLITests", dependencies: ["NF4KitTestSupport"], swiftSettings: settings),
     ]
 )

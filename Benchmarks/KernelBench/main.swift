@@ -42,7 +42,8 @@ if CommandLine.arguments.dropFirst().first == "--merge" {
         let checksum = out.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1.bitPattern) }
         print(
             String(
-                format: "merge kernel, 1 core, %@: %d x %d, r %d: best of %d %.4f s = %.2f G multiply-adds/s (checksum %016llx)",
+                format:
+                    "merge kernel, 1 core, %@: %d x %d, r %d: best of %d %.4f s = %.2f G multiply-adds/s (checksum %016llx)",
                 label, rows, columns, rank, runs, best, Double(rows * columns * rank) / best / 1e9, checksum))
     }
     exit(0)
@@ -66,9 +67,13 @@ while let argument = arguments.next() {
     case "--ggml":
         let names = (arguments.next() ?? "").uppercased()
         let all = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]
-        ggmlTypes = (names == "ALL" ? all : names.split(separator: ",").map(String.init)).compactMap { GGMLType(name: $0) }
+        ggmlTypes = (names == "ALL" ? all : names.split(separator: ",").map(String.init)).compactMap {
+            GGMLType(name: $0)
+        }
     default:
-        FileHandle.standardError.write("usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32] [--ggml TYPE,...|all]\n".data(using: .utf8)!)
+        FileHandle.standardError.write(
+            "usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32] [--ggml TYPE,...|all]\n".data(
+                using: .utf8)!)
         exit(64)
     }
 }
@@ -95,7 +100,9 @@ let input: [UInt8] = floats.withUnsafeBytes { raw in
 if !ggmlTypes.isEmpty {
     var values = [Float](repeating: 0, count: elements)
     let halves = floats.withUnsafeBytes { FloatConversion.convert($0, from: .f32, to: .f16, count: elements) }
-    halves.withUnsafeBytes { raw in values.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: .f16, into: $0) } }
+    halves.withUnsafeBytes { raw in
+        values.withUnsafeMutableBufferPointer { FloatConversion.widen(raw, from: .f16, into: $0) }
+    }
     let count = elements / 256 * 256
     for type in ggmlTypes {
         var out = [UInt8](repeating: 0, count: count / type.blockSize * type.typeSize)
@@ -103,13 +110,18 @@ if !ggmlTypes.isEmpty {
         for _ in 0..<runs {
             let start = DispatchTime.now().uptimeNanoseconds
             values.withUnsafeBufferPointer { source in
-                out.withUnsafeMutableBytes { GGMLBlockCodec.quantize(UnsafeBufferPointer(rebasing: source[0..<count]), as: type, into: $0) }
+                out.withUnsafeMutableBytes {
+                    GGMLBlockCodec.quantize(UnsafeBufferPointer(rebasing: source[0..<count]), as: type, into: $0)
+                }
             }
             bestTime = min(bestTime, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         let sum = out.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) }
-        print(String(format: "ggml %@ reference quantizer, 1 core, %d values: best of %d %.4f s = %.4f G values/s (checksum %016llx)",
-            type.name, count, runs, bestTime, Double(count) / bestTime / 1e9, sum))
+        print(
+            String(
+                format:
+                    "ggml %@ reference quantizer, 1 core, %d values: best of %d %.4f s = %.4f G values/s (checksum %016llx)",
+                type.name, count, runs, bestTime, Double(count) / bestTime / 1e9, sum))
     }
     exit(0)
 }
@@ -124,7 +136,8 @@ for _ in 0..<runs {
     input.withUnsafeBytes { raw in
         packed.withUnsafeMutableBytes { out in
             absmax.withUnsafeMutableBufferPointer { a in
-                quantizer.quantizeBlocks(0..<blocks, of: raw, dtype: dtype, elementCount: elements, packedInto: out, absmaxInto: a)
+                quantizer.quantizeBlocks(
+                    0..<blocks, of: raw, dtype: dtype, elementCount: elements, packedInto: out, absmaxInto: a)
             }
         }
     }
@@ -133,6 +146,8 @@ for _ in 0..<runs {
 let checksum = packed.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) }
 print(
     String(
-        format: "NF4 kernel, 1 core, %@, %d values, block 64: best of %d %.4f s = %.3f G values/s (native kernel: %@, checksum %016llx)",
-        "\(dtype)", elements, runs, best, Double(elements) / best / 1e9, BlockQuantizer.nativeKernelAvailable ? "yes" : "no",
+        format:
+            "NF4 kernel, 1 core, %@, %d values, block 64: best of %d %.4f s = %.3f G values/s (native kernel: %@, checksum %016llx)",
+        "\(dtype)", elements, runs, best, Double(elements) / best / 1e9,
+        BlockQuantizer.nativeKernelAvailable ? "yes" : "no",
         checksum))

@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 public import NF4KitFormats
 
 /// The names a model goes by, from a Hub id, a Hugging Face cache folder or a local path: used to tell whether a
@@ -76,7 +76,9 @@ public struct BaseModelIdentity: Sendable, Hashable {
         guard !claimed.isEmpty else { return nil }
         let baseIdentity = BaseModelIdentity(base: base)
         var claimedIdentity = BaseModelIdentity(naming: claimed)
-        if let real = FileAccess.realPath(claimed) { claimedIdentity.names.formUnion(BaseModelIdentity(naming: real).names) }
+        if let real = FileAccess.realPath(claimed) {
+            claimedIdentity.names.formUnion(BaseModelIdentity(naming: real).names)
+        }
         if baseIdentity.sharesName(with: claimedIdentity) { return nil }
         var detail = ""
         if let named = namedConfig(claimed, adapterPath: adapterPath), let baseConfig = base.config {
@@ -106,7 +108,8 @@ public struct BaseModelIdentity: Sendable, Hashable {
         for folder in folders where FileAccess.exists(folder) {
             // A weight file names the folder it is in.
             let directory =
-                FileAccess.isDirectory(folder) ? folder : String(folder[..<(folder.lastIndex(of: "/") ?? folder.startIndex)])
+                FileAccess.isDirectory(folder)
+                ? folder : String(folder[..<(folder.lastIndex(of: "/") ?? folder.startIndex)])
             let path = (directory.isEmpty ? "." : directory) + "/config.json"
             guard FileAccess.exists(path), let config = try? ModelSource.readJSONObject(path) else { continue }
             return (path, config)

@@ -23,7 +23,9 @@ package enum GGUFBridge {
     }
 
     /// The ggml block codecs of NF4KitQuant in the form the Formats readers take (``ModelSource/GGMLBlockDecoder``).
-    static func decodeBlocks(_ info: GGUFTensorInfo, _ bytes: TensorBytes, _ file: String) throws(CheckpointError)
+    static func decodeBlocks(
+        _ info: GGUFTensorInfo, _ bytes: TensorBytes, _ file: String
+    ) throws(CheckpointError)
         -> Tensor
     {
         try dequantize(info, bytes: bytes, file: file)
@@ -109,7 +111,9 @@ package enum GGUFBridge {
     /// - Returns: The plan entry and the encoded bytes (heap, or the input view).
     /// - Throws: ``CheckpointError`` `.invalidArgument` when the innermost dimension is not a multiple of 32 for a
     ///   block type, `.unsupportedDType` when the input is not a float tensor or `type` cannot be produced.
-    package static func encode(_ tensor: Tensor, as type: GGMLType) throws(CheckpointError) -> (
+    package static func encode(
+        _ tensor: Tensor, as type: GGMLType
+    ) throws(CheckpointError) -> (
         GGUFTensorPlan, TensorBytes
     ) {
         let plan = GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.shape)

@@ -80,12 +80,15 @@ package enum FloatConversion {
     @inline(__always)
     package static func loadFloat(_ raw: UnsafeRawBufferPointer, _ index: Int, _ dtype: DType) -> Float {
         switch dtype {
-        case .f16: float(fromHalfBits: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
+        case .f16:
+            float(fromHalfBits: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
         case .bf16:
             float(fromBFloat16Bits: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
-        case .f32: Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+        case .f32:
+            Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
         case .f64:
-            Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))))
+            Float(
+                Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))))
         default: preconditionFailure("loadFloat: \(dtype) is not a float storage type")
         }
     }
@@ -113,20 +116,27 @@ package enum FloatConversion {
         case .f32:
             guard !range.isEmpty else { return }
             UnsafeMutableRawBufferPointer(rebasing: job.destination[(range.lowerBound * 4)..<(range.upperBound * 4)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[(range.lowerBound * 4)..<(range.upperBound * 4)]))
+                .copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: source[(range.lowerBound * 4)..<(range.upperBound * 4)]))
         case .f16:
             halfTable.withUnsafeBufferPointer { table in
                 for i in range {
-                    out[i] = table[Int(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))]
+                    out[i] =
+                        table[Int(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))]
                 }
             }
         case .bf16:
             for i in range {
-                out[i] = float(fromBFloat16Bits: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))
+                out[i] = float(
+                    fromBFloat16Bits: UInt16(
+                        littleEndian: source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)))
             }
         case .f64:
             for i in range {
-                out[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))))
+                out[i] = Float(
+                    Double(
+                        bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self)))
+                )
             }
         default:
             preconditionFailure("widen: \(dtype) is not a float storage type")
@@ -165,7 +175,8 @@ package enum FloatConversion {
             // One value at a time: an 8-lane integer-SIMD version of the same rules measured 4x slower in a
             // release build (the generic `SIMD8<UInt32>` masking and narrowing did not vectorize).
             for i in range {
-                let half = halfBits(from: Float(bitPattern: source.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)))
+                let half = halfBits(
+                    from: Float(bitPattern: source.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)))
                 if half & 0x7C00 == 0x7C00 { finite = false }
                 destination.storeBytes(of: half.littleEndian, toByteOffset: i &* 2, as: UInt16.self)
             }
@@ -209,17 +220,22 @@ package enum FloatConversion {
     package static func convert(
         _ source: UnsafeRawBufferPointer, from: DType, to: DType, count: Int, into dst: UnsafeMutableRawBufferPointer
     ) {
-        precondition(from.isConvertibleFloat && to.isConvertibleFloat, "convert: \(from) -> \(to) is not a float conversion")
+        precondition(
+            from.isConvertibleFloat && to.isConvertibleFloat, "convert: \(from) -> \(to) is not a float conversion")
         precondition(dst.count >= count * to.bitWidth / 8, "convert: destination too short")
         if from == to {
-            if count > 0 { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<(count * from.bitWidth / 8)])) }
+            if count > 0 {
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<(count * from.bitWidth / 8)]))
+            }
             return
         }
         for i in 0..<count {
             if from == .f64 {
-                let value = Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
+                let value = Double(
+                    bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
                 switch to {
-                case .f16: dst.storeBytes(of: Float16(value).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                case .f16:
+                    dst.storeBytes(of: Float16(value).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self)
                 case .bf16:
                     let bits = bfloat16Bits(fromFloatBits: floatRoundedToOdd(value).bitPattern)
                     dst.storeBytes(of: bits.littleEndian, toByteOffset: i * 2, as: UInt16.self)
@@ -229,7 +245,10 @@ package enum FloatConversion {
                 let value = loadFloat(source, i, from)
                 switch to {
                 case .f16: dst.storeBytes(of: halfBits(from: value).littleEndian, toByteOffset: i * 2, as: UInt16.self)
-                case .bf16: dst.storeBytes(of: bfloat16Bits(fromFloatBits: value.bitPattern).littleEndian, toByteOffset: i * 2, as: UInt16.self)
+                case .bf16:
+                    dst.storeBytes(
+                        of: bfloat16Bits(fromFloatBits: value.bitPattern).littleEndian, toByteOffset: i * 2,
+                        as: UInt16.self)
                 case .f32: dst.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
                 default: dst.storeBytes(of: Double(value).bitPattern.littleEndian, toByteOffset: i * 8, as: UInt64.self)
                 }

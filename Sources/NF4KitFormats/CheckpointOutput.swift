@@ -45,10 +45,9 @@ package final class CheckpointOutput: @unchecked Sendable {
             guard !path.isEmpty else { throw CheckpointError(.invalidArgument, "the output name (-o) is empty") }
             let lower = path.lowercased()
             let named: Form? =
-                if lower.hasSuffix("/") { .folder }
-                else if lower.hasSuffix(".safetensors") { .safetensorsFile }
-                else if lower.hasSuffix(".gguf") { .gguf }
-                else { nil }
+                if lower.hasSuffix("/") { .folder } else if lower.hasSuffix(".safetensors") {
+                    .safetensorsFile
+                } else if lower.hasSuffix(".gguf") { .gguf } else { nil }
             if named == nil, let suffix = [".bin", ".pt", ".pth", ".ckpt"].first(where: { lower.hasSuffix($0) }) {
                 throw CheckpointError(
                     .invalidArgument,
@@ -219,7 +218,8 @@ package final class CheckpointOutput: @unchecked Sendable {
 
     private func position(_ name: String, _ index: [String: Int]) throws(CheckpointError) -> Int {
         guard let position = index[name] else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned output", file: path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)' is not in the planned output", file: path, tensor: name)
         }
         return position
     }

@@ -58,7 +58,8 @@ public struct HubCache: Sendable, Hashable {
                 id = text[..<at]
                 let rev = String(text[text.index(after: at)...])
                 let parts = rev.split(separator: "/", omittingEmptySubsequences: false)
-                guard !rev.isEmpty, !rev.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+                guard !rev.isEmpty, !rev.hasPrefix("/"),
+                    !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
                     !rev.contains("\0")
                 else { return nil }
                 revision = rev
@@ -79,8 +80,11 @@ public struct HubCache: Sendable, Hashable {
 
         private static func isValidPart(_ part: Substring) -> Bool {
             guard let first = part.first, let last = part.last else { return false }
-            let allowed = part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
-            return allowed && !"-.".contains(first) && !"-.".contains(last) && !part.contains("--") && !part.contains("..")
+            let allowed = part.allSatisfy {
+                $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
+            }
+            return allowed && !"-.".contains(first) && !"-.".contains(last) && !part.contains("--")
+                && !part.contains("..")
         }
     }
 

@@ -74,7 +74,8 @@ public struct ModelSource: Sendable {
             checkpoint = try SafetensorsReader.read(path: folder + single)
             kind = .safetensors
         } else if has("pytorch_model.bin.index.json") {
-            let index = try SafetensorsIndex.read(path: folder + "pytorch_model.bin.index.json", expectedExtension: ".bin")
+            let index = try SafetensorsIndex.read(
+                path: folder + "pytorch_model.bin.index.json", expectedExtension: ".bin")
             weightFiles = ["pytorch_model.bin.index.json"] + Set(index.weightMap.map(\.file)).sorted()
             checkpoint = try TorchCheckpointReader.readSharded(indexPath: folder + "pytorch_model.bin.index.json")
                 .deduplicated()
@@ -88,7 +89,9 @@ public struct ModelSource: Sendable {
             guard candidates.count == 1 else {
                 throw CheckpointError(
                     .notFound,
-                    candidates.isEmpty ? "the folder has no model.safetensors, index, adapter or .bin weights" : "the folder has several weight files (\(candidates.joined(separator: ", "))) and no index",
+                    candidates.isEmpty
+                        ? "the folder has no model.safetensors, index, adapter or .bin weights"
+                        : "the folder has several weight files (\(candidates.joined(separator: ", "))) and no index",
                     file: path)
             }
             weightFiles = candidates
@@ -101,13 +104,17 @@ public struct ModelSource: Sendable {
             !weightFiles.contains(name) && !name.hasSuffix(".partial") && !FileAccess.isDirectory(folder + name)
         }
         return ModelSource(
-            path: path, isFolder: true, kind: kind, checkpoint: checkpoint, config: config, adapterConfig: adapterConfig,
+            path: path, isFolder: true, kind: kind, checkpoint: checkpoint, config: config,
+            adapterConfig: adapterConfig,
             weightFileNames: weightFiles, sideFileNames: side, gguf: gguf)
     }
 
     /// Reads a small JSON file that must hold an object.
     public static func readJSONObject(_ path: String) throws(CheckpointError) -> JSONObject {
-        guard case .object(let object) = try StrictJSON.parse(try FileAccess.readSmallFile(path), file: path, what: "JSON file") else {
+        guard
+            case .object(let object) = try StrictJSON.parse(
+                try FileAccess.readSmallFile(path), file: path, what: "JSON file")
+        else {
             throw CheckpointError(.malformedHeader, "expected a JSON object", file: path, byteOffset: 0)
         }
         return object
@@ -115,7 +122,9 @@ public struct ModelSource: Sendable {
 
     /// The ``Checkpoint`` of a parsed GGUF file: plain tensors as views, NF4 companion tensors as the bitsandbytes
     /// tensors they hold (``GGUFBnbCompanion``), ggml block types through `ggmlBlocks`.
-    package static func checkpoint(of file: GGUFFile, ggmlBlocks: GGMLBlockDecoder?) throws(CheckpointError) -> Checkpoint {
+    package static func checkpoint(
+        of file: GGUFFile, ggmlBlocks: GGMLBlockDecoder?
+    ) throws(CheckpointError) -> Checkpoint {
         var convert: ((GGUFTensorInfo, TensorBytes) throws(CheckpointError) -> Tensor)?
         if let ggmlBlocks {
             convert = { (info, bytes) throws(CheckpointError) -> Tensor in try ggmlBlocks(info, bytes, file.path) }

@@ -35,7 +35,9 @@ public struct AdapterSummary: Sendable, Hashable {
     /// Bytes of all adapter tensors.
     public var byteCount: Int
 
-    static let loraMarkers = [".lora_A.", ".lora_B.", ".lora_embedding_A", ".lora_embedding_B", ".lora_magnitude_vector"]
+    static let loraMarkers = [
+        ".lora_A.", ".lora_B.", ".lora_embedding_A", ".lora_embedding_B", ".lora_magnitude_vector",
+    ]
 
     /// - Throws: `.malformedHeader` naming `configPath` when `r` or `lora_alpha` has the wrong type.
     init(config: JSONObject, configPath: String, checkpoint: Checkpoint) throws(CheckpointError) {
@@ -44,13 +46,17 @@ public struct AdapterSummary: Sendable, Hashable {
         }
         peftType = config["peft_type"]?.stringValue
         if let value = config["r"], !value.isNull {
-            guard let r = value.intValue, r > 0 else { throw bad("adapter_config.json: \"r\" must be a positive integer") }
+            guard let r = value.intValue, r > 0 else {
+                throw bad("adapter_config.json: \"r\" must be a positive integer")
+            }
             rank = r
         } else {
             rank = 8
         }
         if let value = config["lora_alpha"], !value.isNull {
-            guard let a = value.doubleValue, a.isFinite else { throw bad("adapter_config.json: \"lora_alpha\" must be a number") }
+            guard let a = value.doubleValue, a.isFinite else {
+                throw bad("adapter_config.json: \"lora_alpha\" must be a number")
+            }
             alpha = a
         } else {
             alpha = 8

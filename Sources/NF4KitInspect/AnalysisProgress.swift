@@ -23,7 +23,6 @@ public struct AnalysisProgress: Sendable, Hashable {
     }
 }
 
-
 /// Counts finished tensors and their bytes from several threads and reports ``AnalysisProgress``.
 final class AnalysisProgressCounter: Sendable {
     private let state = Mutex<(tensors: Int, bytes: Int)>((0, 0))
@@ -43,7 +42,10 @@ final class AnalysisProgressCounter: Sendable {
         state.withLock { state in
             state.tensors += 1
             state.bytes += bytes
-            report(AnalysisProgress(tensorsDone: state.tensors, tensorsTotal: tensorsTotal, bytesDone: state.bytes, bytesTotal: bytesTotal))
+            report(
+                AnalysisProgress(
+                    tensorsDone: state.tensors, tensorsTotal: tensorsTotal, bytesDone: state.bytes,
+                    bytesTotal: bytesTotal))
         }
     }
 }

@@ -52,7 +52,9 @@ struct CheckpointAnalysis: Sendable {
             } else if !members.contains(tensor.name) {
                 let ggmlType = ggmlBlockTypes[tensor.name]
                 let ruleDType = ggmlType != nil ? DType.f16 : tensor.dtype
-                let quantizable = !isAdapter && groups.isEmpty && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: ruleDType, shape: tensor.shape)
+                let quantizable =
+                    !isAdapter && groups.isEmpty
+                    && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: ruleDType, shape: tensor.shape)
                 entries.append(
                     Entry(
                         name: tensor.name, dtype: tensor.dtype, shape: tensor.shape,

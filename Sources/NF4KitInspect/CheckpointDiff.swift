@@ -106,7 +106,8 @@ public struct CheckpointDiff: Sendable {
             row.statistics = ErrorStatistics.measure(reference: UnsafeBufferPointer(x), decoded: UnsafeBufferPointer(y))
             return row
         }
-        guard case .plain(let lt) = l.source, case .plain(let rt) = r.source, lt.dtype == rt.dtype, !l.isFloatValued else {
+        guard case .plain(let lt) = l.source, case .plain(let rt) = r.source, lt.dtype == rt.dtype, !l.isFloatValued
+        else {
             row.status = .notComparable
             return row
         }
@@ -140,7 +141,9 @@ struct LogicalTensor: Sendable {
         let byWeight = Dictionary(groups.map { ($0.weightName, $0) }, uniquingKeysWith: { first, _ in first })
         let members = Set(groups.flatMap(\.memberNames))
         return checkpoint.tensors.compactMap { tensor in
-            if let group = byWeight[tensor.name] { return LogicalTensor(name: tensor.name, source: .quantized(group.tensor)) }
+            if let group = byWeight[tensor.name] {
+                return LogicalTensor(name: tensor.name, source: .quantized(group.tensor))
+            }
             if members.contains(tensor.name) { return nil }
             return LogicalTensor(name: tensor.name, source: .plain(tensor))
         }
@@ -183,9 +186,9 @@ struct LogicalTensor: Sendable {
         case .quantized(let q):
             let blocks = (q.elementCount + q.blocksize - 1) / q.blocksize
             q.absmaxValues().withUnsafeBufferPointer { absmax in
-                q.dequantizeBlocks(0..<blocks, absmax: absmax, as: .f32, into: UnsafeMutableRawBufferPointer(destination))
+                q.dequantizeBlocks(
+                    0..<blocks, absmax: absmax, as: .f32, into: UnsafeMutableRawBufferPointer(destination))
             }
         }
     }
 }
-

@@ -65,18 +65,26 @@ extension InspectionReport {
             alignment = file.alignment
             metadata = file.metadata.map { entry in
                 let type: String
-                if case .array(let elementType, _) = entry.value { type = "array[\(elementType)]" } else { type = "\(entry.value.type)" }
+                if case .array(let elementType, _) = entry.value {
+                    type = "array[\(elementType)]"
+                } else {
+                    type = "\(entry.value.type)"
+                }
                 return MetadataRow(key: entry.key, type: type, display: entry.value.description, value: entry.value)
             }
             tensors = file.tensors.map {
-                TensorRow(name: $0.name, ggmlType: $0.type.name, dimensions: $0.dimensions, byteCount: $0.byteCount, fileOffset: $0.fileOffset)
+                TensorRow(
+                    name: $0.name, ggmlType: $0.type.name, dimensions: $0.dimensions, byteCount: $0.byteCount,
+                    fileOffset: $0.fileOffset)
             }
             var byType: [String: TypeTotal] = [:]
             for info in file.tensors {
                 let type = info.type
-                var total = byType[type.name] ?? TypeTotal(
-                    type: type.name, tensorCount: 0, byteCount: 0, elementCount: 0, isKnown: type.isKnown,
-                    bitsPerWeight: type.isKnown ? Double(8 * type.typeSize) / Double(type.blockSize) : nil)
+                var total =
+                    byType[type.name]
+                    ?? TypeTotal(
+                        type: type.name, tensorCount: 0, byteCount: 0, elementCount: 0, isKnown: type.isKnown,
+                        bitsPerWeight: type.isKnown ? Double(8 * type.typeSize) / Double(type.blockSize) : nil)
                 total.tensorCount += 1
                 total.byteCount += info.byteCount
                 total.elementCount += info.elementCount
@@ -99,12 +107,14 @@ extension InspectionReport {
             }
             if architecture == "llama", let layers = counts["block_count"], let hidden = counts["embedding_length"],
                 let ffn = counts["feed_forward_length"], let heads = counts["attention.head_count"], heads > 0,
-                let vocab = counts["vocab_size"] ?? file.tensors.first(where: { $0.name == "token_embd.weight" })?.dimensions.last
+                let vocab = counts["vocab_size"]
+                    ?? file.tensors.first(where: { $0.name == "token_embd.weight" })?.dimensions.last
             {
                 let kvHeads = counts["attention.head_count_kv"] ?? heads
                 let headDim = file["llama.attention.key_length"].flatMap(Self.integer) ?? hidden / heads
                 let tied = !file.tensors.contains { $0.name == "output.weight" }
-                let (perLayer, o1) = (hidden * headDim * heads * 2 + hidden * headDim * kvHeads * 2 + 3 * hidden * ffn
+                let (perLayer, o1) =
+                    (hidden * headDim * heads * 2 + hidden * headDim * kvHeads * 2 + 3 * hidden * ffn
                     + 2 * hidden).multipliedReportingOverflow(by: 1)
                 let (blocks, o2) = perLayer.multipliedReportingOverflow(by: layers)
                 let (embeddings, o3) = (vocab * hidden).multipliedReportingOverflow(by: tied ? 1 : 2)
@@ -139,17 +149,58 @@ extension InspectionReport {
 
         /// The section as JSON (raw values; metadata values keep their GGUF types as JSON numbers, strings, arrays).
         public var jsonValue: JSONValue {
-            .object(JSONObject([
-                ("alignment", .integer(alignment)),
-                ("architecture", architecture.map(JSONValue.string) ?? .null),
-                ("hyperparameters", .object(JSONObject(hyperparameters.map { ($0.key, JSONValue.integer($0.value)) }))),
-                ("parameterCountFromHyperparameters", parameterCountFromHyperparameters.map(JSONValue.integer) ?? .null),
-                ("bitsPerWeight", bitsPerWeight.map(JSONValue.double) ?? .null),
-                ("bytesByType", .array(bytesByType.map { .object(JSONObject([("bitsPerWeight", $0.bitsPerWeight.map(JSONValue.double) ?? .null), ("byteCount", .integer($0.byteCount)), ("elementCount", .integer($0.elementCount)), ("known", .bool($0.isKnown)), ("tensorCount", .integer($0.tensorCount)), ("type", .string($0.type))])) })),
-                ("metadata", .array(metadata.map { .object(JSONObject([("key", .string($0.key)), ("type", .string($0.type)), ("value", Self.json($0.value))])) })),
-                ("tensors", .array(tensors.map { .object(JSONObject([("byteCount", .integer($0.byteCount)), ("dimensions", .array($0.dimensions.map { .integer($0) })), ("fileOffset", .integer($0.fileOffset)), ("name", .string($0.name)), ("type", .string($0.ggmlType))])) })),
-                ("version", .integer(version)),
-            ]))
+            .object(
+                JSONObject([
+                    ("alignment", .integer(alignment)),
+                    ("architecture", architecture.map(JSONValue.string) ?? .null),
+                    (
+                        "hyperparameters",
+                        .object(JSONObject(hyperparameters.map { ($0.key, JSONValue.integer($0.value)) }))
+                    ),
+                    (
+                        "parameterCountFromHyperparameters",
+                        parameterCountFromHyperparameters.map(JSONValue.integer) ?? .null
+                    ),
+                    ("bitsPerWeight", bitsPerWeight.map(JSONValue.double) ?? .null),
+                    (
+                        "bytesByType",
+                        .array(
+                            bytesByType.map {
+                                .object(
+                                    JSONObject([
+                                        ("bitsPerWeight", $0.bitsPerWeight.map(JSONValue.double) ?? .null),
+                                        ("byteCount", .integer($0.byteCount)),
+                                        ("elementCount", .integer($0.elementCount)), ("known", .bool($0.isKnown)),
+                                        ("tensorCount", .integer($0.tensorCount)), ("type", .string($0.type)),
+                                    ]))
+                            })
+                    ),
+                    (
+                        "metadata",
+                        .array(
+                            metadata.map {
+                                .object(
+                                    JSONObject([
+                                        ("key", .string($0.key)), ("type", .string($0.type)),
+                                        ("value", Self.json($0.value)),
+                                    ]))
+                            })
+                    ),
+                    (
+                        "tensors",
+                        .array(
+                            tensors.map {
+                                .object(
+                                    JSONObject([
+                                        ("byteCount", .integer($0.byteCount)),
+                                        ("dimensions", .array($0.dimensions.map { .integer($0) })),
+                                        ("fileOffset", .integer($0.fileOffset)), ("name", .string($0.name)),
+                                        ("type", .string($0.ggmlType)),
+                                    ]))
+                            })
+                    ),
+                    ("version", .integer(version)),
+                ]))
         }
 
         private static func json(_ value: GGUFValue) -> JSONValue {

@@ -18,7 +18,9 @@ extension InspectionReport {
     }
 
     /// The JSON text: sorted keys, 2-space indent, UTF-8, ending in a newline.
-    public var jsonText: String { JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(jsonValue) + "\n" }
+    public var jsonText: String {
+        JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(jsonValue) + "\n"
+    }
 
     private var summaryJSON: JSONValue {
         object([
@@ -98,7 +100,10 @@ extension InspectionReport {
                     })
             ),
             ("bitsPerQuantizedParameter", m.bitsPerQuantizedParameter.map(JSONValue.double) ?? .null),
-            ("bitsPerQuantizedParameterWithTables", m.bitsPerQuantizedParameterWithTables.map(JSONValue.double) ?? .null),
+            (
+                "bitsPerQuantizedParameterWithTables",
+                m.bitsPerQuantizedParameterWithTables.map(JSONValue.double) ?? .null
+            ),
             (
                 "costBasis",
                 object([

@@ -112,7 +112,9 @@ public struct InspectionReport: Sendable, Hashable {
     ///   whose companions or quant state are missing or inconsistent; `.invalidArgument` for training options that
     ///   do not fit the model, or for training options on an adapter.
     /// - Complexity: O(t log t) for t stored tensors; reads no tensor data except quant-state blobs.
-    public static func inspect(_ source: ModelSource, training: TrainingMemoryOptions? = nil) throws(CheckpointError) -> InspectionReport {
+    public static func inspect(
+        _ source: ModelSource, training: TrainingMemoryOptions? = nil
+    ) throws(CheckpointError) -> InspectionReport {
         var fileBytes: Int64 = 0
         for file in source.checkpoint.files { fileBytes += try FileAccess.fileSize(file) }
         let adapterConfigPath = source.isFolder ? source.path + "/adapter_config.json" : source.path
@@ -143,11 +145,13 @@ public struct InspectionReport: Sendable, Hashable {
         training: TrainingMemoryOptions? = nil, ggmlBlockTypes: [String: String] = [:]
     ) throws(CheckpointError) {
         let isAdapter = adapterConfig != nil
-        let analysis = try CheckpointAnalysis(checkpoint: checkpoint, isAdapter: isAdapter, ggmlBlockTypes: ggmlBlockTypes)
+        let analysis = try CheckpointAnalysis(
+            checkpoint: checkpoint, isAdapter: isAdapter, ggmlBlockTypes: ggmlBlockTypes)
         let breakdown = MemoryBreakdown(analysis: analysis, totalByteCount: checkpoint.totalByteCount)
         let groups = analysis.groups
         summary = Summary(
-            path: path, format: checkpoint.format.rawValue, kind: isAdapter ? .adapter : .model, files: checkpoint.files,
+            path: path, format: checkpoint.format.rawValue, kind: isAdapter ? .adapter : .model,
+            files: checkpoint.files,
             fileByteCount: fileByteCount, architecture: InspectionReport.architecture(config),
             storedTensorCount: checkpoint.tensors.count, tensorCount: analysis.entries.count,
             parameterCount: analysis.parameterCount, byteCount: checkpoint.totalByteCount,
@@ -158,7 +162,9 @@ public struct InspectionReport: Sendable, Hashable {
             var row = TensorRow(
                 name: entry.name, dtype: entry.dtype, shape: entry.shape, parameterCount: entry.parameterCount,
                 byteCount: entry.storedByteCount, fourBit: nil)
-            if let group = entry.group, let codes = group.member("")?.descriptor, let absmax = group.member(".absmax")?.descriptor {
+            if let group = entry.group, let codes = group.member("")?.descriptor,
+                let absmax = group.member(".absmax")?.descriptor
+            {
                 let q = group.tensor
                 var nested: (blocksize: Int, offset: Double)?
                 if case .double(let dq) = q.statistics { nested = (dq.nestedBlocksize, Double(dq.offset)) }
@@ -179,7 +185,9 @@ public struct InspectionReport: Sendable, Hashable {
         }
         if let training {
             guard !isAdapter else {
-                throw CheckpointError(.invalidArgument, "training memory is estimated for a base model, and this is a LoRA adapter", file: path)
+                throw CheckpointError(
+                    .invalidArgument, "training memory is estimated for a base model, and this is a LoRA adapter",
+                    file: path)
             }
             self.training = try TrainingMemory(analysis: analysis, breakdown: breakdown, options: training)
         }

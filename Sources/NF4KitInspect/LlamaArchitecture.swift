@@ -26,7 +26,8 @@ public struct LlamaArchitecture: Sendable, Hashable {
 
     /// Creates an architecture from its hyper-parameters.
     public init(
-        hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int, vocabulary: Int, maxPositions: Int = 2048,
+        hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int, vocabulary: Int,
+        maxPositions: Int = 2048,
         tiedEmbeddings: Bool = false, attentionBias: Bool = false
     ) {
         self.hidden = hidden
@@ -92,13 +93,17 @@ public struct LlamaArchitecture: Sendable, Hashable {
     /// - Throws: ``CheckpointError`` `.malformedHeader` naming `file` and the key that is missing, not a positive
     ///   integer, too large (widths up to 2^22, layers up to 4096), or inconsistent (heads not dividing the width).
     public init(config: JSONObject, file: String? = nil) throws(CheckpointError) {
-        func value(_ key: String, default fallback: Int? = nil, limit: Int = LlamaArchitecture.maxWidth) throws(CheckpointError) -> Int {
+        func value(
+            _ key: String, default fallback: Int? = nil, limit: Int = LlamaArchitecture.maxWidth
+        ) throws(CheckpointError) -> Int {
             guard let entry = config[key], !entry.isNull else {
                 if let fallback { return fallback }
-                throw CheckpointError(.malformedHeader, "config.json has no \"\(key)\"; cannot size a Llama-style model", file: file)
+                throw CheckpointError(
+                    .malformedHeader, "config.json has no \"\(key)\"; cannot size a Llama-style model", file: file)
             }
             guard let number = entry.intValue, number >= 1, number <= limit else {
-                throw CheckpointError(.malformedHeader, "config.json \"\(key)\" must be an integer between 1 and \(limit)", file: file)
+                throw CheckpointError(
+                    .malformedHeader, "config.json \"\(key)\" must be an integer between 1 and \(limit)", file: file)
             }
             return number
         }
@@ -112,7 +117,8 @@ public struct LlamaArchitecture: Sendable, Hashable {
                 file: file)
         }
         self.init(
-            hidden: hidden, intermediate: try value("intermediate_size"), layers: try value("num_hidden_layers", limit: Self.maxLayers),
+            hidden: hidden, intermediate: try value("intermediate_size"),
+            layers: try value("num_hidden_layers", limit: Self.maxLayers),
             heads: heads, kvHeads: kvHeads, vocabulary: try value("vocab_size"),
             maxPositions: try value("max_position_embeddings", default: 2048, limit: Int(Int32.max)),
             tiedEmbeddings: config["tie_word_embeddings"]?.boolValue ?? false,

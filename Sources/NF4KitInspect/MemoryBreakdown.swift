@@ -125,8 +125,10 @@ public struct MemoryBreakdown: Sendable, Hashable {
         var usage: [String: DTypeUsage] = [:]
         for entry in analysis.entries where entry.group == nil {
             let key = entry.ggmlType ?? entry.dtype.rawValue
-            var item = usage[key] ?? DTypeUsage(
-                dtype: entry.dtype, ggmlType: entry.ggmlType, tensorCount: 0, parameterCount: 0, byteCount: 0)
+            var item =
+                usage[key]
+                ?? DTypeUsage(
+                    dtype: entry.dtype, ggmlType: entry.ggmlType, tensorCount: 0, parameterCount: 0, byteCount: 0)
             item.tensorCount += 1
             item.parameterCount += entry.parameterCount
             item.byteCount += entry.storedByteCount
@@ -160,7 +162,8 @@ public struct MemoryBreakdown: Sendable, Hashable {
                 quantizable += n
                 quantizableCount += 1
                 nf4Weights += packed + 4 * blocks + MemoryBreakdown.quantMapBytes
-                nf4dqWeights += packed + blocks + 4 * ((blocks + nested - 1) / nested)
+                nf4dqWeights +=
+                    packed + blocks + 4 * ((blocks + nested - 1) / nested)
                     + MemoryBreakdown.quantMapBytes + MemoryBreakdown.nestedQuantMapBytes
             } else if entry.isFloatingPoint {
                 otherFloat += entry.parameterCount

@@ -15,7 +15,10 @@ public struct ErrorStatistics: Sendable, Hashable {
     public var maxAbsoluteError: Double
 
     /// Creates statistics from their sums.
-    public init(elementCount: Int = 0, sumSquaredError: Double = 0, sumSquaredReference: Double = 0, maxAbsoluteError: Double = 0) {
+    public init(
+        elementCount: Int = 0, sumSquaredError: Double = 0, sumSquaredReference: Double = 0,
+        maxAbsoluteError: Double = 0
+    ) {
         self.elementCount = elementCount
         self.sumSquaredError = sumSquaredError
         self.sumSquaredReference = sumSquaredReference
@@ -23,7 +26,9 @@ public struct ErrorStatistics: Sendable, Hashable {
     }
 
     /// Root mean squared error, `sqrt(Σe² / n)`; 0 for no values.
-    public var rootMeanSquaredError: Double { elementCount > 0 ? (sumSquaredError / Double(elementCount)).squareRoot() : 0 }
+    public var rootMeanSquaredError: Double {
+        elementCount > 0 ? (sumSquaredError / Double(elementCount)).squareRoot() : 0
+    }
 
     /// Signal-to-noise ratio in decibels, `10 · log10(Σx² / Σe²)`; `+∞` when there is no error.
     public var signalToNoiseDecibels: Double {
@@ -52,7 +57,9 @@ public struct ErrorStatistics: Sendable, Hashable {
     ///
     /// - Precondition: both buffers have the same count.
     /// - Complexity: O(n).
-    public static func measure(reference: UnsafeBufferPointer<Float>, decoded: UnsafeBufferPointer<Float>) -> ErrorStatistics {
+    public static func measure(
+        reference: UnsafeBufferPointer<Float>, decoded: UnsafeBufferPointer<Float>
+    ) -> ErrorStatistics {
         precondition(reference.count == decoded.count, "ErrorStatistics.measure: buffers differ in length")
         var squaredError = 0.0, squaredReference = 0.0, peak = 0.0
         for i in 0..<reference.count {

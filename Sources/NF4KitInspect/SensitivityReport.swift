@@ -145,7 +145,8 @@ public struct SensitivityReport: Sendable, Hashable {
         let nf4 = try BlockQuantizer(quantType: .nf4, blocksize: options.blocksize)
         let fp4 = try BlockQuantizer(quantType: .fp4, blocksize: options.blocksize)
         let selected = checkpoint.tensors.filter {
-            options.plan.shouldQuantize(name: $0.name, dtype: $0.dtype, shape: $0.shape) && $0.descriptor.elementCount > 0
+            options.plan.shouldQuantize(name: $0.name, dtype: $0.dtype, shape: $0.shape)
+                && $0.descriptor.elementCount > 0
         }
         let largest = selected.map(\.descriptor.elementCount).max() ?? 0
         let perThread = max(1, largest * bytesPerElementInFlight)
@@ -153,7 +154,8 @@ public struct SensitivityReport: Sendable, Hashable {
         let context = Worker(schemes: options.schemes, blocksize: options.blocksize, nf4: nf4, fp4: fp4)
 
         let counter = AnalysisProgressCounter(
-            tensorsTotal: selected.count, bytesTotal: selected.reduce(0) { $0 + $1.descriptor.byteCount }, report: progress)
+            tensorsTotal: selected.count, bytesTotal: selected.reduce(0) { $0 + $1.descriptor.byteCount },
+            report: progress)
         let tensors = ParallelRunner.map(count: selected.count, threads: window) { index in
             let result = context.analyze(selected[index])
             counter.finished(bytes: selected[index].descriptor.byteCount)
@@ -174,7 +176,8 @@ public struct SensitivityReport: Sendable, Hashable {
         func aggregate(_ label: String, _ members: [TensorResult]) -> Aggregate {
             var merged: [SchemeResult] = []
             for scheme in schemes {
-                var total = SchemeResult(scheme: scheme, tensorCount: 0, parameterCount: 0, byteCount: 0, error: ErrorStatistics())
+                var total = SchemeResult(
+                    scheme: scheme, tensorCount: 0, parameterCount: 0, byteCount: 0, error: ErrorStatistics())
                 for tensor in members {
                     if let result = tensor.schemes.first(where: { $0.scheme == scheme }) { total.merge(result) }
                 }
@@ -230,7 +233,9 @@ public struct SensitivityReport: Sendable, Hashable {
         if ["gate", "up", "down", "gate_up"].contains(type) { return .mlp }
         let parts = name.lowercased().split(separator: ".")
         if parts.contains(where: { $0.contains("attn") || $0.contains("attention") }) { return .attention }
-        if parts.contains(where: { $0.contains("mlp") || $0.contains("ffn") || $0.contains("feed_forward") }) { return .mlp }
+        if parts.contains(where: { $0.contains("mlp") || $0.contains("ffn") || $0.contains("feed_forward") }) {
+            return .mlp
+        }
         return .other
     }
 }
@@ -275,7 +280,9 @@ private struct Worker: Sendable {
                             packed.withUnsafeMutableBytes { p in
                                 absmax.withUnsafeMutableBufferPointer { a in
                                     UniformInt4.quantize(ref, blocksize: blocksize, packedInto: p, absmaxInto: a)
-                                    UniformInt4.dequantize(packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a), blocksize: blocksize, into: out)
+                                    UniformInt4.dequantize(
+                                        packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a),
+                                        blocksize: blocksize, into: out)
                                 }
                             }
                             record(.int4)
@@ -303,7 +310,8 @@ private struct Worker: Sendable {
         let order = Dictionary(uniqueKeysWithValues: schemes.enumerated().map { ($1, $0) })
         results.sort { order[$0.scheme, default: 0] < order[$1.scheme, default: 0] }
         return SensitivityReport.TensorResult(
-            name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, layerType: SensitivityReport.layerType(of: tensor.name),
+            name: tensor.name, dtype: tensor.dtype, shape: tensor.shape,
+            layerType: SensitivityReport.layerType(of: tensor.name),
             component: SensitivityReport.component(of: tensor.name), parameterCount: n,
             byteCount: tensor.descriptor.byteCount, schemes: results)
     }
@@ -320,7 +328,8 @@ private struct Worker: Sendable {
         var absmax = [Float](repeating: 0, count: blocks)
         packed.withUnsafeMutableBytes { p in
             absmax.withUnsafeMutableBufferPointer { a in
-                quantizer.quantizeBlocks(0..<blocks, of: raw, dtype: tensor.dtype, elementCount: n, packedInto: p, absmaxInto: a)
+                quantizer.quantizeBlocks(
+                    0..<blocks, of: raw, dtype: tensor.dtype, elementCount: n, packedInto: p, absmaxInto: a)
             }
         }
         let table = NF4Codebook.table(for: quantizer.quantType)
@@ -367,7 +376,8 @@ private struct Worker: Sendable {
                 nested.withUnsafeBufferPointer { nb in
                     NF4Codebook.dynamic8Bit.withUnsafeBufferPointer { t in
                         result.withUnsafeMutableBufferPointer { r in
-                            DoubleQuantization.reconstruct(codes: c, nestedAbsmax: nb, offset: offset, table: t, into: r)
+                            DoubleQuantization.reconstruct(
+                                codes: c, nestedAbsmax: nb, offset: offset, table: t, into: r)
                         }
                     }
                 }

@@ -68,7 +68,9 @@ public struct TrainingMemory: Sendable, Hashable {
         public var optimizerState8BitByteCount: Int
 
         /// Total with 32-bit AdamW.
-        public var totalByteCount: Int { weightByteCount + trainableByteCount + gradientByteCount + optimizerStateByteCount }
+        public var totalByteCount: Int {
+            weightByteCount + trainableByteCount + gradientByteCount + optimizerStateByteCount
+        }
         /// Total with 8-bit AdamW.
         public var total8BitByteCount: Int {
             weightByteCount + trainableByteCount + gradientByteCount + optimizerState8BitByteCount
@@ -116,9 +118,13 @@ public struct TrainingMemory: Sendable, Hashable {
     }
 
     /// - Throws: `.invalidArgument` for a rank out of range, targets that match nothing, or no target at all.
-    init(analysis: CheckpointAnalysis, breakdown: MemoryBreakdown, options: TrainingMemoryOptions) throws(CheckpointError) {
+    init(
+        analysis: CheckpointAnalysis, breakdown: MemoryBreakdown, options: TrainingMemoryOptions
+    ) throws(CheckpointError) {
         guard options.rank >= 1, options.rank <= TrainingMemoryOptions.maxRank else {
-            throw CheckpointError(.invalidArgument, "the LoRA rank must be between 1 and \(TrainingMemoryOptions.maxRank), got \(options.rank)")
+            throw CheckpointError(
+                .invalidArgument,
+                "the LoRA rank must be between 1 and \(TrainingMemoryOptions.maxRank), got \(options.rank)")
         }
         let r = options.rank
         var targets: [Target] = []
@@ -139,18 +145,26 @@ public struct TrainingMemory: Sendable, Hashable {
             let (sum, sumOverflow) = inFeatures.addingReportingOverflow(out)
             let (count, countOverflow) = sum.multipliedReportingOverflow(by: r)
             guard !sumOverflow, !countOverflow, count <= TrainingMemory.maxLoRAParameters else {
-                throw CheckpointError(.limitExceeded, "LoRA of rank \(r) on '\(entry.name)' \(entry.shape) would have more than \(TrainingMemory.maxLoRAParameters) parameters", tensor: entry.name)
+                throw CheckpointError(
+                    .limitExceeded,
+                    "LoRA of rank \(r) on '\(entry.name)' \(entry.shape) would have more than \(TrainingMemory.maxLoRAParameters) parameters",
+                    tensor: entry.name)
             }
-            targets.append(Target(name: entry.name, outFeatures: out, inFeatures: inFeatures, loraParameterCount: count))
+            targets.append(
+                Target(name: entry.name, outFeatures: out, inFeatures: inFeatures, loraParameterCount: count))
         }
         if let wanted = options.targets {
             let missing = wanted.filter { !matched.contains($0) }
             guard missing.isEmpty else {
-                throw CheckpointError(.invalidArgument, "LoRA target(s) \(missing.map { "'\($0)'" }.joined(separator: ", ")) match no 2-D weight of the model")
+                throw CheckpointError(
+                    .invalidArgument,
+                    "LoRA target(s) \(missing.map { "'\($0)'" }.joined(separator: ", ")) match no 2-D weight of the model"
+                )
             }
         }
         guard !targets.isEmpty else {
-            throw CheckpointError(.invalidArgument, "the model has no Linear weight to put LoRA on; name targets with --lora-targets")
+            throw CheckpointError(
+                .invalidArgument, "the model has no Linear weight to put LoRA on; name targets with --lora-targets")
         }
         self.options = options
         self.targets = targets
@@ -167,9 +181,13 @@ public struct TrainingMemory: Sendable, Hashable {
         for target in targets {
             lora += target.loraParameterCount
             guard lora <= TrainingMemory.maxLoRAParameters else {
-                throw CheckpointError(.limitExceeded, "the LoRA targets would have more than \(TrainingMemory.maxLoRAParameters) parameters in total", tensor: target.name)
+                throw CheckpointError(
+                    .limitExceeded,
+                    "the LoRA targets would have more than \(TrainingMemory.maxLoRAParameters) parameters in total",
+                    tensor: target.name)
             }
-            lora8Bit += TrainingMemory.adamW8BitStateBytes(elements: r * target.inFeatures)
+            lora8Bit +=
+                TrainingMemory.adamW8BitStateBytes(elements: r * target.inFeatures)
                 + TrainingMemory.adamW8BitStateBytes(elements: target.outFeatures * r)
         }
         loraParameterCount = lora
@@ -177,7 +195,8 @@ public struct TrainingMemory: Sendable, Hashable {
         let width = options.adapterDType.byteWidth
         let fp16Base = breakdown.cost(.fp16)?.byteCount ?? 0
         // QLoRA loads the checkpoint as it is when it is already 4-bit, else the NF4 + DQ size.
-        let fourBitBase = analysis.hasFourBitGroups ? breakdown.totalByteCount : (breakdown.cost(.nf4DoubleQuant)?.byteCount ?? 0)
+        let fourBitBase =
+            analysis.hasFourBitGroups ? breakdown.totalByteCount : (breakdown.cost(.nf4DoubleQuant)?.byteCount ?? 0)
         rows = [
             Row(
                 method: .fullFP32, trainableParameterCount: full, weightByteCount: 4 * full + nonFloat,

@@ -12,18 +12,19 @@ extension WhatIfReport {
     }
 
     private static func json(_ model: Model) -> JSONValue {
-        let architecture: JSONValue = model.architecture.map { a in
-            jsonObject([
-                ("hiddenSize", .integer(a.hidden)),
-                ("intermediateSize", .integer(a.intermediate)),
-                ("layers", .integer(a.layers)),
-                ("heads", .integer(a.heads)),
-                ("kvHeads", .integer(a.kvHeads)),
-                ("vocabularySize", .integer(a.vocabulary)),
-                ("tiedEmbeddings", .bool(a.tiedEmbeddings)),
-                ("attentionBias", .bool(a.attentionBias)),
-            ])
-        } ?? .null
+        let architecture: JSONValue =
+            model.architecture.map { a in
+                jsonObject([
+                    ("hiddenSize", .integer(a.hidden)),
+                    ("intermediateSize", .integer(a.intermediate)),
+                    ("layers", .integer(a.layers)),
+                    ("heads", .integer(a.heads)),
+                    ("kvHeads", .integer(a.kvHeads)),
+                    ("vocabularySize", .integer(a.vocabulary)),
+                    ("tiedEmbeddings", .bool(a.tiedEmbeddings)),
+                    ("attentionBias", .bool(a.attentionBias)),
+                ])
+            } ?? .null
         return jsonObject([
             ("label", .string(model.label)),
             ("publishedModel", model.publishedModel.map(JSONValue.string) ?? .null),

@@ -20,10 +20,14 @@ extension WhatIfReport {
         case config(path: String)
     }
 
-    private static func llama(_ h: Int, _ i: Int, _ l: Int, _ a: Int, _ kv: Int, _ v: Int, tied: Bool = false, bias: Bool = false)
+    private static func llama(
+        _ h: Int, _ i: Int, _ l: Int, _ a: Int, _ kv: Int, _ v: Int, tied: Bool = false, bias: Bool = false
+    )
         -> LlamaArchitecture
     {
-        LlamaArchitecture(hidden: h, intermediate: i, layers: l, heads: a, kvHeads: kv, vocabulary: v, tiedEmbeddings: tied, attentionBias: bias)
+        LlamaArchitecture(
+            hidden: h, intermediate: i, layers: l, heads: a, kvHeads: kv, vocabulary: v, tiedEmbeddings: tied,
+            attentionBias: bias)
     }
 
     /// Every preset: hidden, intermediate, layers, heads, KV heads, vocabulary (+ tied embeddings, q/k/v biases),
@@ -41,16 +45,28 @@ extension WhatIfReport {
         Preset(name: "llama3.1-8b", model: "Llama-3.1-8B", architecture: llama(4096, 14336, 32, 32, 8, 128256)),
         Preset(name: "llama3.1-70b", model: "Llama-3.1-70B", architecture: llama(8192, 28672, 80, 64, 8, 128256)),
         Preset(name: "llama3.1-405b", model: "Llama-3.1-405B", architecture: llama(16384, 53248, 126, 128, 8, 128256)),
-        Preset(name: "llama3.2-1b", model: "Llama-3.2-1B", architecture: llama(2048, 8192, 16, 32, 8, 128256, tied: true)),
-        Preset(name: "llama3.2-3b", model: "Llama-3.2-3B", architecture: llama(3072, 8192, 28, 24, 8, 128256, tied: true)),
+        Preset(
+            name: "llama3.2-1b", model: "Llama-3.2-1B", architecture: llama(2048, 8192, 16, 32, 8, 128256, tied: true)),
+        Preset(
+            name: "llama3.2-3b", model: "Llama-3.2-3B", architecture: llama(3072, 8192, 28, 24, 8, 128256, tied: true)),
         Preset(name: "mistral-7b", model: "Mistral-7B-v0.1", architecture: llama(4096, 14336, 32, 32, 8, 32000)),
-        Preset(name: "qwen2.5-0.5b", model: "Qwen2.5-0.5B", architecture: llama(896, 4864, 24, 14, 2, 151936, tied: true, bias: true)),
-        Preset(name: "qwen2.5-1.5b", model: "Qwen2.5-1.5B", architecture: llama(1536, 8960, 28, 12, 2, 151936, tied: true, bias: true)),
-        Preset(name: "qwen2.5-3b", model: "Qwen2.5-3B", architecture: llama(2048, 11008, 36, 16, 2, 151936, tied: true, bias: true)),
-        Preset(name: "qwen2.5-7b", model: "Qwen2.5-7B", architecture: llama(3584, 18944, 28, 28, 4, 152064, bias: true)),
-        Preset(name: "qwen2.5-14b", model: "Qwen2.5-14B", architecture: llama(5120, 13824, 48, 40, 8, 152064, bias: true)),
-        Preset(name: "qwen2.5-32b", model: "Qwen2.5-32B", architecture: llama(5120, 27648, 64, 40, 8, 152064, bias: true)),
-        Preset(name: "qwen2.5-72b", model: "Qwen2.5-72B", architecture: llama(8192, 29568, 80, 64, 8, 152064, bias: true)),
+        Preset(
+            name: "qwen2.5-0.5b", model: "Qwen2.5-0.5B",
+            architecture: llama(896, 4864, 24, 14, 2, 151936, tied: true, bias: true)),
+        Preset(
+            name: "qwen2.5-1.5b", model: "Qwen2.5-1.5B",
+            architecture: llama(1536, 8960, 28, 12, 2, 151936, tied: true, bias: true)),
+        Preset(
+            name: "qwen2.5-3b", model: "Qwen2.5-3B",
+            architecture: llama(2048, 11008, 36, 16, 2, 151936, tied: true, bias: true)),
+        Preset(
+            name: "qwen2.5-7b", model: "Qwen2.5-7B", architecture: llama(3584, 18944, 28, 28, 4, 152064, bias: true)),
+        Preset(
+            name: "qwen2.5-14b", model: "Qwen2.5-14B", architecture: llama(5120, 13824, 48, 40, 8, 152064, bias: true)),
+        Preset(
+            name: "qwen2.5-32b", model: "Qwen2.5-32B", architecture: llama(5120, 27648, 64, 40, 8, 152064, bias: true)),
+        Preset(
+            name: "qwen2.5-72b", model: "Qwen2.5-72B", architecture: llama(8192, 29568, 80, 64, 8, 152064, bias: true)),
     ]
 
     /// What a bare size means: the newest Llama of that size, else the Qwen2.5 one (`7b`, `13b`, `30b`, `65b` stay

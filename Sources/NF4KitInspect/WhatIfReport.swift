@@ -80,7 +80,9 @@ public struct WhatIfReport: Sendable, Hashable {
     /// The tensors QLoRA quantizes and LoRA adapts are the ones ``BnbQuantizationPlan`` selects.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for a rank out of range.
     /// - Complexity: O(layers).
-    public static func model(label: String, architecture: LlamaArchitecture, loraRank: Int) throws(CheckpointError) -> Model {
+    public static func model(
+        label: String, architecture: LlamaArchitecture, loraRank: Int
+    ) throws(CheckpointError) -> Model {
         let plan = BnbQuantizationPlan()
         let entries = architecture.parameterShapes.map { tensor in
             CheckpointAnalysis.Entry(
@@ -89,7 +91,8 @@ public struct WhatIfReport: Sendable, Hashable {
                 isQuantizable: plan.shouldQuantize(name: tensor.name, dtype: .f16, shape: tensor.shape))
         }
         let analysis = CheckpointAnalysis(entries: entries, groups: [])
-        var model = try model(label: label, analysis: analysis, totalByteCount: 2 * analysis.parameterCount, loraRank: loraRank)
+        var model = try model(
+            label: label, analysis: analysis, totalByteCount: 2 * analysis.parameterCount, loraRank: loraRank)
         model.architecture = architecture
         return model
     }
@@ -108,12 +111,16 @@ public struct WhatIfReport: Sendable, Hashable {
     ///   Linear weight or the rank is out of range.
     public static func model(label: String, checkpoint: Checkpoint, loraRank: Int) throws(CheckpointError) -> Model {
         let analysis = try CheckpointAnalysis(checkpoint: checkpoint, isAdapter: false)
-        return try model(label: label, analysis: analysis, totalByteCount: checkpoint.totalByteCount, loraRank: loraRank)
+        return try model(
+            label: label, analysis: analysis, totalByteCount: checkpoint.totalByteCount, loraRank: loraRank)
     }
 
-    private static func model(label: String, analysis: CheckpointAnalysis, totalByteCount: Int, loraRank: Int) throws(CheckpointError) -> Model {
+    private static func model(
+        label: String, analysis: CheckpointAnalysis, totalByteCount: Int, loraRank: Int
+    ) throws(CheckpointError) -> Model {
         let breakdown = MemoryBreakdown(analysis: analysis, totalByteCount: totalByteCount)
-        let training = try TrainingMemory(analysis: analysis, breakdown: breakdown, options: TrainingMemoryOptions(rank: loraRank))
+        let training = try TrainingMemory(
+            analysis: analysis, breakdown: breakdown, options: TrainingMemoryOptions(rank: loraRank))
         let fits = Use.allCases.map { use -> Fit in
             let bytes: Int
             switch use {

@@ -264,8 +264,11 @@ public struct AdapterConfig: Sendable, Hashable {
     public func patternsMatchingNone(of modules: [String]) -> [String] {
         let names = modules.map { Array($0.unicodeScalars) }
         var unused: [String] = []
-        for (entries, matchers) in [(rankPattern.map(\.pattern), rankMatchers), (alphaPattern.map(\.pattern), alphaMatchers)] {
-            for (key, matcher) in zip(entries, matchers) where !names.contains(where: { matcher?.matches(scalars: $0) ?? false }) {
+        for (entries, matchers) in [
+            (rankPattern.map(\.pattern), rankMatchers), (alphaPattern.map(\.pattern), alphaMatchers),
+        ] {
+            for (key, matcher) in zip(entries, matchers)
+            where !names.contains(where: { matcher?.matches(scalars: $0) ?? false }) {
                 unused.append(key)
             }
         }

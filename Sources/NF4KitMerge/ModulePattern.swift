@@ -362,7 +362,9 @@ extension ModulePattern {
             index += 1
             let minimum = low ?? 0
             if let high, high < minimum { throw invalid("min repeat greater than max repeat") }
-            if minimum >= Int(UInt32.max) || (high ?? 0) >= Int(UInt32.max) { throw invalid("the repetition number is too large") }
+            if minimum >= Int(UInt32.max) || (high ?? 0) >= Int(UInt32.max) {
+                throw invalid("the repetition number is too large")
+            }
             return (minimum, high)
         }
 
@@ -512,7 +514,9 @@ extension ModulePattern {
                 first = false
                 let low = try bracketItem()
                 guard case .literal(let lowValue) = low else {
-                    if peek == "-", index + 1 < input.count, input[index + 1] != "]" { throw invalid("bad character range") }
+                    if peek == "-", index + 1 < input.count, input[index + 1] != "]" {
+                        throw invalid("bad character range")
+                    }
                     if case .set(let inner) = low { set.classes += inner.classes }
                     continue
                 }

@@ -15,7 +15,8 @@ package enum QuantizedWeightMerge {
     package static func dequantize(
         _ tensor: QuantizedTensor, roundingThrough dtype: DType, into values: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(values.count == tensor.elementCount, "dequantize: \(values.count) floats for \(tensor.elementCount)")
+        precondition(
+            values.count == tensor.elementCount, "dequantize: \(values.count) floats for \(tensor.elementCount)")
         let absmax = tensor.absmaxValues()
         if dtype == .f32 {
             absmax.withUnsafeBufferPointer {

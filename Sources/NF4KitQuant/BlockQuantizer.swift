@@ -41,12 +41,14 @@ public struct BlockQuantizer: Sendable {
     ///   - kernel: `.automatic` (default) or `.portable` (the Swift kernel only; same bytes).
     /// - Throws: ``CheckpointError`` `.invalidArgument` for any other block size.
     public init(
-        quantType: QuantType = .nf4, blocksize: Int = 64, profile: QuantizationProfile = .cpu, kernel: Kernel = .automatic
+        quantType: QuantType = .nf4, blocksize: Int = 64, profile: QuantizationProfile = .cpu,
+        kernel: Kernel = .automatic
     ) throws(CheckpointError) {
         guard Self.supportedBlocksizes.contains(blocksize) else {
             throw CheckpointError(
                 .invalidArgument,
-                "block size \(blocksize) is not supported; bitsandbytes accepts \(Self.supportedBlocksizes.map(String.init).joined(separator: ", "))")
+                "block size \(blocksize) is not supported; bitsandbytes accepts \(Self.supportedBlocksizes.map(String.init).joined(separator: ", "))"
+            )
         }
         self.quantType = quantType
         self.blocksize = blocksize
@@ -80,8 +82,11 @@ public struct BlockQuantizer: Sendable {
     ) {
         precondition(dtype.isConvertibleFloat, "quantizeBlocks: \(dtype) is not a float type")
         precondition(input.count >= elementCount * dtype.bitWidth / 8, "quantizeBlocks: input too short")
-        precondition(packed.count >= Self.packedByteCount(elementCount: elementCount), "quantizeBlocks: packed buffer too small")
-        precondition(blocks.lowerBound >= 0 && blocks.upperBound <= blockCount(elementCount: elementCount), "quantizeBlocks: blocks out of range")
+        precondition(
+            packed.count >= Self.packedByteCount(elementCount: elementCount), "quantizeBlocks: packed buffer too small")
+        precondition(
+            blocks.lowerBound >= 0 && blocks.upperBound <= blockCount(elementCount: elementCount),
+            "quantizeBlocks: blocks out of range")
         precondition(absmax.count >= blocks.upperBound, "quantizeBlocks: absmax buffer too small")
         QuantizeKernel.run(
             blocks: blocks, input: input, dtype: dtype, elementCount: elementCount, blocksize: blocksize, rule: rule,
@@ -102,10 +107,13 @@ public struct BlockQuantizer: Sendable {
     ) {
         precondition(dtype.isConvertibleFloat, "blockAbsmax: \(dtype) is not a float type")
         precondition(input.count >= elementCount * dtype.bitWidth / 8, "blockAbsmax: input too short")
-        precondition(blocks.lowerBound >= 0 && blocks.upperBound <= blockCount(elementCount: elementCount), "blockAbsmax: blocks out of range")
+        precondition(
+            blocks.lowerBound >= 0 && blocks.upperBound <= blockCount(elementCount: elementCount),
+            "blockAbsmax: blocks out of range")
         precondition(absmax.count >= blocks.upperBound, "blockAbsmax: absmax buffer too small")
         QuantizeKernel.absmaxOnly(
-            blocks: blocks, input: input, dtype: dtype, elementCount: elementCount, blocksize: blocksize, profile: profile,
+            blocks: blocks, input: input, dtype: dtype, elementCount: elementCount, blocksize: blocksize,
+            profile: profile,
             absmax: absmax)
     }
 
@@ -122,30 +130,40 @@ public struct BlockQuantizer: Sendable {
         if doubleQuantization {
             let blocks = blockCount(elementCount: n)
             var absmax = [Float](repeating: 0, count: blocks)
-            absmax.withUnsafeMutableBufferPointer { blockAbsmax(0..<blocks, of: input, dtype: dtype, elementCount: n, into: $0) }
-            let offset = absmax.withUnsafeBufferPointer { DoubleQuantization.offset(of: $0, threadCount: offsetThreadCount) }
+            absmax.withUnsafeMutableBufferPointer {
+                blockAbsmax(0..<blocks, of: input, dtype: dtype, elementCount: n, into: $0)
+            }
+            let offset = absmax.withUnsafeBufferPointer {
+                DoubleQuantization.offset(of: $0, threadCount: offsetThreadCount)
+            }
             try Self.checkOffset(offset, name: name)
             nested = .init(blocksize: DoubleQuantization.nestedBlocksize, offset: offset)
         }
         return BnbQuantState(
-            quantType: quantType, blocksize: blocksize, dtype: Self.recordedDType(forInput: dtype), shape: shape, nested: nested)
+            quantType: quantType, blocksize: blocksize, dtype: Self.recordedDType(forInput: dtype), shape: shape,
+            nested: nested)
     }
 
-    private func checkedInput(_ input: UnsafeRawBufferPointer, dtype: DType, shape: Shape, name: String?) throws(CheckpointError) -> Int {
+    private func checkedInput(
+        _ input: UnsafeRawBufferPointer, dtype: DType, shape: Shape, name: String?
+    ) throws(CheckpointError) -> Int {
         guard dtype.isConvertibleFloat else {
-            throw CheckpointError(.unsupportedDType, "cannot quantize dtype \(dtype); expected F16, BF16, F32 or F64", tensor: name)
+            throw CheckpointError(
+                .unsupportedDType, "cannot quantize dtype \(dtype); expected F16, BF16, F32 or F64", tensor: name)
         }
         guard let n = shape.checkedElementCount else {
             throw CheckpointError(.shapeMismatch, "shape \(shape) overflows", tensor: name)
         }
         guard n > 0 else {
             throw CheckpointError(
-                .refused, "tensor '\(name ?? "?")' has no elements (shape \(shape)); an empty weight cannot be quantized",
+                .refused,
+                "tensor '\(name ?? "?")' has no elements (shape \(shape)); an empty weight cannot be quantized",
                 tensor: name)
         }
         guard input.count == n * dtype.bitWidth / 8 else {
             throw CheckpointError(
-                .shapeMismatch, "\(input.count) bytes do not hold shape \(shape) of \(dtype) (\(n * dtype.bitWidth / 8) bytes)",
+                .shapeMismatch,
+                "\(input.count) bytes do not hold shape \(shape) of \(dtype) (\(n * dtype.bitWidth / 8) bytes)",
                 tensor: name)
         }
         return n
@@ -167,7 +185,8 @@ public struct BlockQuantizer: Sendable {
             let offset = DoubleQuantization.offset(of: absmax, threadCount: offsetThreadCount)
             let nestedCount = DoubleQuantization.nestedBlockCount(blockCount: absmax.count)
             var nested = [Float](repeating: 0, count: nestedCount)
-            let codes = MappedRegion(filling: absmax.count, description: "absmax codes") { (raw: UnsafeMutableRawBufferPointer) in
+            let codes = MappedRegion(filling: absmax.count, description: "absmax codes") {
+                (raw: UnsafeMutableRawBufferPointer) in
                 nested.withUnsafeMutableBufferPointer { nestedBuffer in
                     DoubleQuantization.quantize(
                         absmax: absmax, offset: offset, profile: profile,
@@ -237,10 +256,13 @@ public struct BlockQuantizer: Sendable {
     }
 
     /// Quantizes a checkpoint tensor (see ``quantize(_:dtype:shape:doubleQuantization:name:threads:)``).
-    public func quantize(_ tensor: Tensor, doubleQuantization: Bool, threads: Int = 1) throws(CheckpointError) -> QuantizedTensor {
+    public func quantize(
+        _ tensor: Tensor, doubleQuantization: Bool, threads: Int = 1
+    ) throws(CheckpointError) -> QuantizedTensor {
         try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
             try quantize(
-                raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: doubleQuantization, name: tensor.name,
+                raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: doubleQuantization,
+                name: tensor.name,
                 threads: threads)
         }
     }
@@ -249,6 +271,8 @@ public struct BlockQuantizer: Sendable {
 /// Float32 values as an owned little-endian byte view.
 func littleEndianBytes(_ values: [Float]) -> TensorBytes {
     MappedRegion(filling: values.count * 4, description: "float32 values") { (raw: UnsafeMutableRawBufferPointer) in
-        for (i, v) in values.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
+        for (i, v) in values.enumerated() {
+            raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+        }
     }.all
 }

@@ -120,7 +120,9 @@ public enum DoubleQuantization {
         codes: UnsafeMutableBufferPointer<UInt8>, nestedAbsmax: UnsafeMutableBufferPointer<Float>
     ) {
         let m = absmax.count
-        precondition(codes.count >= m && nestedAbsmax.count >= nestedBlockCount(blockCount: m), "DoubleQuantization: output too small")
+        precondition(
+            codes.count >= m && nestedAbsmax.count >= nestedBlockCount(blockCount: m),
+            "DoubleQuantization: output too small")
         let lut = DynamicLookup.shared
         var start = 0
         var group = 0
@@ -159,10 +161,12 @@ public enum DoubleQuantization {
     ///   - absmax: receives `codes.count` values.
     public static func reconstruct(
         codes: UnsafeBufferPointer<UInt8>, nestedAbsmax: UnsafeBufferPointer<Float>, offset: Float,
-        nestedBlocksize: Int = nestedBlocksize, table: UnsafeBufferPointer<Float>, into absmax: UnsafeMutableBufferPointer<Float>
+        nestedBlocksize: Int = nestedBlocksize, table: UnsafeBufferPointer<Float>,
+        into absmax: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(table.count == 256 && absmax.count >= codes.count, "DoubleQuantization.reconstruct: bad sizes")
-        precondition(nestedAbsmax.count * nestedBlocksize >= codes.count, "DoubleQuantization.reconstruct: nested too short")
+        precondition(
+            nestedAbsmax.count * nestedBlocksize >= codes.count, "DoubleQuantization.reconstruct: nested too short")
         for i in 0..<codes.count {
             let scaled = table[Int(codes[i])] * nestedAbsmax[i / nestedBlocksize]
             absmax[i] = scaled + offset

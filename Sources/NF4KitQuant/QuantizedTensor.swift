@@ -94,25 +94,35 @@ public struct QuantizedTensor: Sendable {
         }
         guard let n = shape.checkedElementCount else { throw fail(.shapeMismatch, "shape \(shape) overflows") }
         guard dtype.isConvertibleFloat else { throw fail(.unsupportedDType, "dtype \(dtype) is not a float type") }
-        guard codebook.count == 16 else { throw fail(.shapeMismatch, "code table has \(codebook.count) entries, expected 16") }
+        guard codebook.count == 16 else {
+            throw fail(.shapeMismatch, "code table has \(codebook.count) entries, expected 16")
+        }
         let expectedPacked = BlockQuantizer.packedByteCount(elementCount: n)
         guard packed.count == expectedPacked else {
-            throw fail(.shapeMismatch, "packed codes are \(packed.count) bytes, expected \(expectedPacked) for shape \(shape)")
+            throw fail(
+                .shapeMismatch, "packed codes are \(packed.count) bytes, expected \(expectedPacked) for shape \(shape)")
         }
         let blocks = (n + blocksize - 1) / blocksize
         switch statistics {
         case .plain(let absmax):
             guard absmax.count == blocks * 4 else {
-                throw fail(.shapeMismatch, "absmax is \(absmax.count) bytes, expected \(blocks) float32 values (\(blocks * 4) bytes)")
+                throw fail(
+                    .shapeMismatch,
+                    "absmax is \(absmax.count) bytes, expected \(blocks) float32 values (\(blocks * 4) bytes)")
             }
         case .double(let dq):
             guard dq.codes.count == blocks else {
-                throw fail(.shapeMismatch, "absmax codes are \(dq.codes.count) bytes, expected \(blocks) (one per block)")
+                throw fail(
+                    .shapeMismatch, "absmax codes are \(dq.codes.count) bytes, expected \(blocks) (one per block)")
             }
-            guard dq.nestedBlocksize > 0 else { throw fail(.invalidArgument, "nested block size \(dq.nestedBlocksize) is not positive") }
+            guard dq.nestedBlocksize > 0 else {
+                throw fail(.invalidArgument, "nested block size \(dq.nestedBlocksize) is not positive")
+            }
             let nested = (blocks + dq.nestedBlocksize - 1) / dq.nestedBlocksize
             guard dq.nestedAbsmax.count == nested * 4 else {
-                throw fail(.shapeMismatch, "nested absmax is \(dq.nestedAbsmax.count) bytes, expected \(nested) float32 values")
+                throw fail(
+                    .shapeMismatch, "nested absmax is \(dq.nestedAbsmax.count) bytes, expected \(nested) float32 values"
+                )
             }
             guard dq.nestedCodebook.count == 256 else {
                 throw fail(.shapeMismatch, "nested code table has \(dq.nestedCodebook.count) entries, expected 256")
@@ -133,19 +143,23 @@ public struct QuantizedTensor: Sendable {
         case .plain(let absmax):
             absmax.withUnsafeBytes { raw in
                 for i in 0..<out.count {
-                    out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                    out[i] = Float(
+                        bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
                 }
             }
         case .double(let dq):
             let nestedCount = dq.nestedAbsmax.count / 4
             let nested = dq.nestedAbsmax.withUnsafeBytes { raw in
-                (0..<nestedCount).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+                (0..<nestedCount).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+                }
             }
             dq.codes.withUnsafeBytes { codes in
                 nested.withUnsafeBufferPointer { nestedBuffer in
                     dq.nestedCodebook.withUnsafeBufferPointer { table in
                         DoubleQuantization.reconstruct(
-                            codes: codes.assumingMemoryBound(to: UInt8.self), nestedAbsmax: nestedBuffer, offset: dq.offset,
+                            codes: codes.assumingMemoryBound(to: UInt8.self), nestedAbsmax: nestedBuffer,
+                            offset: dq.offset,
                             nestedBlocksize: dq.nestedBlocksize, table: table, into: out)
                     }
                 }
@@ -159,7 +173,8 @@ public struct QuantizedTensor: Sendable {
     /// bitsandbytes. Disjoint block ranges may run on different threads.
     /// - Parameter absmax: ``absmaxValues()`` of this tensor (compute it once per tensor).
     public func dequantizeBlocks(
-        _ blocks: Range<Int>, absmax: UnsafeBufferPointer<Float>, as dtype: DType, into output: UnsafeMutableRawBufferPointer
+        _ blocks: Range<Int>, absmax: UnsafeBufferPointer<Float>, as dtype: DType,
+        into output: UnsafeMutableRawBufferPointer
     ) {
         precondition(output.count >= elementCount * dtype.bitWidth / 8, "dequantize: output buffer too small")
         let offset = min(blocks.lowerBound * blocksize, elementCount) * (dtype.bitWidth / 8)
@@ -175,7 +190,8 @@ public struct QuantizedTensor: Sendable {
         intoSlice output: UnsafeMutableRawBufferPointer
     ) {
         precondition(dtype.isConvertibleFloat, "dequantize: \(dtype) is not a float type")
-        precondition(absmax.count == blockCount && blocks.upperBound <= blockCount, "dequantize: block range out of bounds")
+        precondition(
+            absmax.count == blockCount && blocks.upperBound <= blockCount, "dequantize: block range out of bounds")
         guard !blocks.isEmpty else { return }
         let start = blocks.lowerBound * blocksize
         let end = min(blocks.upperBound * blocksize, elementCount)
@@ -183,7 +199,8 @@ public struct QuantizedTensor: Sendable {
         packed.withUnsafeBytes { packedBytes in
             codebook.withUnsafeBufferPointer { table in
                 DequantizeKernel.run(
-                    blocks: blocks, packed: packedBytes, absmax: absmax, elementCount: elementCount, blocksize: blocksize,
+                    blocks: blocks, packed: packedBytes, absmax: absmax, elementCount: elementCount,
+                    blocksize: blocksize,
                     table: table, output: output, dtype: dtype, outputStart: start)
             }
         }
@@ -195,7 +212,8 @@ public struct QuantizedTensor: Sendable {
         let target = dtype ?? self.dtype
         let absmax = absmaxValues()
         let byteCount = elementCount * target.bitWidth / 8
-        let region = MappedRegion(filling: byteCount, description: "dequantized") { (out: UnsafeMutableRawBufferPointer) in
+        let region = MappedRegion(filling: byteCount, description: "dequantized") {
+            (out: UnsafeMutableRawBufferPointer) in
             absmax.withUnsafeBufferPointer { dequantizeBlocks(0..<blockCount, absmax: $0, as: target, into: out) }
         }
         return region.all

@@ -32,8 +32,10 @@ public enum UniformInt4 {
         absmaxInto absmax: UnsafeMutableBufferPointer<Float>
     ) {
         let n = source.count
-        precondition(blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
-        precondition(packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed buffer too small")
+        precondition(
+            blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
+        precondition(
+            packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed buffer too small")
         precondition(absmax.count >= (n + blocksize - 1) / blocksize, "UniformInt4: absmax buffer too small")
         var block = 0
         var start = 0
@@ -66,8 +68,10 @@ public enum UniformInt4 {
         into destination: UnsafeMutableBufferPointer<Float>
     ) {
         let n = destination.count
-        precondition(blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
-        precondition(packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed codes too short")
+        precondition(
+            blocksize > 0 && blocksize % 2 == 0, "UniformInt4: block size \(blocksize) must be positive and even")
+        precondition(
+            packed.count >= BlockQuantizer.packedByteCount(elementCount: n), "UniformInt4: packed codes too short")
         precondition(absmax.count >= (n + blocksize - 1) / blocksize, "UniformInt4: absmax too short")
         var block = 0
         var start = 0

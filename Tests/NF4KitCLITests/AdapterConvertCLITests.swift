@@ -28,7 +28,8 @@ import Testing
             "convert", Fixture.path("llama-tiny/lora/adapter_model.safetensors"), "-o", directory.file("q"),
         ])
         #expect(result.status == 65)
-        #expect(result.stderr.contains("'base_model.model.model.layers.0.mlp.down_proj.lora_A.weight'"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("'base_model.model.model.layers.0.mlp.down_proj.lora_A.weight'"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.file("q")))
     }
 
@@ -76,11 +77,14 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-adapter")
         defer { directory.cleanup() }
         let out = directory.file("lora-\(dtype.lowercased())")
-        let result = try NF4KitCLI.run(["convert", Fixture.path("llama-tiny/lora"), "-o", out, "--to", dtype.lowercased()])
+        let result = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-tiny/lora"), "-o", out, "--to", dtype.lowercased(),
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("0 tensors quantized, 28 kept"), "\(result.stderr)")
         let python = try PythonInterop.run(
-            script: "Tests/Interop/peft_adapter_folder_check.py", arguments: [Fixture.path("llama-tiny/lora"), out, dtype])
+            script: "Tests/Interop/peft_adapter_folder_check.py",
+            arguments: [Fixture.path("llama-tiny/lora"), out, dtype])
         #expect(python.status == 0, "\(python.stderr)")
         #expect(python.stdout.contains("\"tensors\": 28"))
 
@@ -95,7 +99,9 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-adapter")
         defer { directory.cleanup() }
         let out = directory.file("lora.safetensors")
-        let result = try NF4KitCLI.run(["convert", Fixture.path("llama-tiny/lora"), "-o", out, "--to", "f16", "--quiet"])
+        let result = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-tiny/lora"), "-o", out, "--to", "f16", "--quiet",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let inspect = try NF4KitCLI.run(["inspect", out, "--tensors"])
         #expect(inspect.status == 0, "\(inspect.stderr)")

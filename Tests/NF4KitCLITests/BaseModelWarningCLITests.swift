@@ -12,7 +12,8 @@ import Testing
         let folder = directory.file(name)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try FileManager.default.copyItem(
-            atPath: Fixture.path("llama-tiny/lora/adapter_model.safetensors"), toPath: folder + "/adapter_model.safetensors")
+            atPath: Fixture.path("llama-tiny/lora/adapter_model.safetensors"),
+            toPath: folder + "/adapter_model.safetensors")
         let config = try String(contentsOfFile: Fixture.path("llama-tiny/lora/adapter_config.json"), encoding: .utf8)
         let named = config.replacingOccurrences(of: "\"/tmp/gs/llama-tiny/fp16\"", with: "\"\(base)\"")
         #expect(named != config)
@@ -20,7 +21,9 @@ import Testing
         return folder
     }
 
-    func merge(_ base: String, _ adapter: String, _ directory: TemporaryDirectory, env: [String: String]) throws
+    func merge(
+        _ base: String, _ adapter: String, _ directory: TemporaryDirectory, env: [String: String]
+    ) throws
         -> NF4KitCLI.Result
     {
         let out = directory.file("out-\(UUID().uuidString)")
@@ -33,7 +36,8 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-base")
         defer { directory.cleanup() }
         let cache = FakeHubCache(root: directory.file("hub"))
-        let snapshot = try cache.add("TinyLlama/TinyLlama-1.1B-Chat-v1.0", from: Fixture.path("llama-tiny/fp16"), commit: Self.commit)
+        let snapshot = try cache.add(
+            "TinyLlama/TinyLlama-1.1B-Chat-v1.0", from: Fixture.path("llama-tiny/fp16"), commit: Self.commit)
         let lora = try adapter(naming: "TinyLlama/TinyLlama-1.1B-Chat-v1.0", in: directory, as: "lora")
         for base in [snapshot, snapshot + "/model.safetensors", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"] {
             let result = try merge(base, lora, directory, env: cache.environment)
@@ -63,14 +67,16 @@ import Testing
         #expect(sibling.stderr.contains("re-quantizes"), "the 4-bit base warning stays")
         // `-nf4` added to the name the adapter gives.
         let named = try NF4KitCLI.run(
-            ["convert", Fixture.path("llama-tiny/fp16"), "-o", directory.file("Tiny-nf4"), "--quiet"], environment: cache.environment)
+            ["convert", Fixture.path("llama-tiny/fp16"), "-o", directory.file("Tiny-nf4"), "--quiet"],
+            environment: cache.environment)
         #expect(named.status == 0, "\(named.stderr)")
         let lora = try adapter(naming: "Org/Tiny", in: directory, as: "lora")
         let empty = FakeHubCache(root: directory.file("empty")).environment  // by the name alone
         let copy = try merge(directory.file("Tiny-nf4"), lora, directory, env: empty)
         #expect(!copy.stderr.contains(Self.warning), "\(copy.stderr)")
         // Any name, converted from the model the adapter names, which is in the cache.
-        let converted = try NF4KitCLI.run(["convert", "Org/Tiny", "-o", directory.file("q"), "--quiet"], environment: cache.environment)
+        let converted = try NF4KitCLI.run(
+            ["convert", "Org/Tiny", "-o", directory.file("q"), "--quiet"], environment: cache.environment)
         #expect(converted.status == 0, "\(converted.stderr)")
         let renamed = try merge(directory.file("q"), lora, directory, env: cache.environment)
         #expect(!renamed.stderr.contains(Self.warning), "\(renamed.stderr)")
@@ -90,7 +96,9 @@ import Testing
 
         let notOnDisk = try adapter(naming: "mistralai/Mistral-7B-v0.1", in: directory, as: "mistral-lora")
         let named = try merge(Fixture.path("llama-tiny/fp16"), notOnDisk, directory, env: cache.environment)
-        #expect(named.stderr.contains("Warning: \(notOnDisk): \(Self.warning) 'mistralai/Mistral-7B-v0.1'"), "\(named.stderr)")
+        #expect(
+            named.stderr.contains("Warning: \(notOnDisk): \(Self.warning) 'mistralai/Mistral-7B-v0.1'"),
+            "\(named.stderr)")
         #expect(named.stderr.contains("check that this is the right base model"))
 
         let other = try adapter(naming: "Org/Big", in: directory, as: "big-lora")

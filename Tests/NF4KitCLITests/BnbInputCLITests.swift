@@ -11,7 +11,9 @@ import Testing
         var data: [UInt8] = []
         for (name, dtype, shape, bytes) in tensors {
             let dims = shape.map(String.init).joined(separator: ",")
-            entries.append(#""\#(name)":{"dtype":"\#(dtype)","shape":[\#(dims)],"data_offsets":[\#(data.count),\#(data.count + bytes.count)]}"#)
+            entries.append(
+                #""\#(name)":{"dtype":"\#(dtype)","shape":[\#(dims)],"data_offsets":[\#(data.count),\#(data.count + bytes.count)]}"#
+            )
             data += bytes
         }
         var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
@@ -19,7 +21,9 @@ import Testing
         return withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + header + data
     }
 
-    static func f32(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } } }
+    static func f32(_ values: [Float]) -> [UInt8] {
+        values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } }
+    }
 
     @Test func `an input with both W and W.absmax is refused naming the colliding tensor`() throws {
         let dir = TemporaryDirectory()
@@ -61,7 +65,9 @@ import Testing
         }
     }
 
-    @Test func `double quantization of a weight whose absmax mean is not finite is refused, and works without it`() throws {
+    @Test func `double quantization of a weight whose absmax mean is not finite is refused, and works without it`()
+        throws
+    {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let path = dir.file("m.safetensors")

@@ -8,8 +8,10 @@ import Testing
         let result = try NF4KitCLI.run(["inspect", Fixture.path("gguf/sample.gguf"), "--tensors"])
         #expect(result.status == 0, "\(result.stderr)")
         // Values from shared/golden/README.md, written by gguf-py.
-        for line in ["general.name", "'tiny sample'", "sample.u64", "1099511627776", "sample.i16", "-30000",
-                     "sample.str", "'héllo gguf'", "['a', 'bc', '']", "Q8_0", "Q4_0", "BF16"] {
+        for line in [
+            "general.name", "'tiny sample'", "sample.u64", "1099511627776", "sample.i16", "-30000",
+            "sample.str", "'héllo gguf'", "['a', 'bc', '']", "Q8_0", "Q4_0", "BF16",
+        ] {
             #expect(result.stdout.contains(line), "missing \(line)")
         }
     }
@@ -48,7 +50,9 @@ import Testing
     }
 
     @Test func `diff --json parses and carries the summary`() throws {
-        let result = try NF4KitCLI.run(["diff", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/merged-fp16"), "--json"])
+        let result = try NF4KitCLI.run([
+            "diff", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/merged-fp16"), "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(json["schemaVersion"] as? Int == 1)
@@ -59,7 +63,9 @@ import Testing
     }
 
     @Test func `diff of a malformed file exits 65`() throws {
-        let result = try NF4KitCLI.run(["diff", Fixture.path("llama-tiny/fp16"), Fixture.path("torch/hostile/global-os-system.bin")])
+        let result = try NF4KitCLI.run([
+            "diff", Fixture.path("llama-tiny/fp16"), Fixture.path("torch/hostile/global-os-system.bin"),
+        ])
         #expect(result.status == 65)
         #expect(result.stderr.contains("os.system"))
     }

@@ -19,7 +19,7 @@ import Testing
     static let skipped: [String: String] = [
         // A synopsis: BASE, ADAPTER and the bracketed options are placeholders, not a command line.
         "docs/merge.md: nf4kit merge BASE ADAPTER [ADAPTER...] -o OUTPUT [--weights w1,w2] [--to same|f16|bf16|f32|nf4|fp4]":
-            "synopsis with placeholders",
+            "synopsis with placeholders"
     ]
 
     struct Command: CustomStringConvertible {
@@ -46,7 +46,8 @@ import Testing
                     inBlock = false
                 } else {
                     inBlock = true
-                    runnable = shellLanguages.contains(String(trimmed.dropFirst(3)).trimmingCharacters(in: .whitespaces))
+                    runnable = shellLanguages.contains(
+                        String(trimmed.dropFirst(3)).trimmingCharacters(in: .whitespaces))
                 }
                 continue
             }
@@ -81,7 +82,9 @@ import Testing
         process.arguments = ["-o", "pipefail", "-c", command]
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = URL(fileURLWithPath: binary).deletingLastPathComponent().path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        environment["PATH"] =
+            URL(fileURLWithPath: binary).deletingLastPathComponent().path + ":"
+            + (environment["PATH"] ?? "/usr/bin:/bin")
         process.environment = environment
         let outputFile = folder + "/../doc-command-output-\(UInt64.random(in: 0...UInt64.max))"
         _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
@@ -99,7 +102,8 @@ import Testing
     /// Collapses spaces and masks timings such as `0.34 s` and `(0.34 s)`.
     static func normalized(_ line: String) -> String {
         let collapsed = line.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-        return collapsed.replacingOccurrences(of: #"[0-9]+(\.[0-9]+)? s\b"#, with: "<time> s", options: .regularExpression)
+        return collapsed.replacingOccurrences(
+            of: #"[0-9]+(\.[0-9]+)? s\b"#, with: "<time> s", options: .regularExpression)
     }
 
     /// The first expected line that is not printed (in order), or `nil`.
@@ -111,7 +115,11 @@ import Testing
             if text.isEmpty { continue }
             let truncated = line.contains("...")
             // Drop a trailing comment's spacing difference: compare trimmed forms.
-            guard let found = printed[position...].firstIndex(where: { truncated ? $0.hasPrefix(text) || $0.contains(text) : $0 == text }) else {
+            guard
+                let found = printed[position...].firstIndex(where: {
+                    truncated ? $0.hasPrefix(text) || $0.contains(text) : $0 == text
+                })
+            else {
                 return line
             }
             position = found + 1
@@ -130,13 +138,16 @@ import Testing
             #expect(result.status == 0, "\(command) exited \(result.status): \(result.output.suffix(800))")
             guard result.status == 0 else { continue }
             if let missing = missingLine(command.expected, in: result.output) {
-                Issue.record("\(command): printed output differs from the page; not printed: '\(missing)'\n--- printed:\n\(result.output.prefix(3000))")
+                Issue.record(
+                    "\(command): printed output differs from the page; not printed: '\(missing)'\n--- printed:\n\(result.output.prefix(3000))"
+                )
             }
         }
     }
 
     static func link(fixtures folder: String) throws {
-        try FileManager.default.createSymbolicLink(atPath: folder + "/Fixtures", withDestinationPath: RepositoryPaths.root + "/Fixtures")
+        try FileManager.default.createSymbolicLink(
+            atPath: folder + "/Fixtures", withDestinationPath: RepositoryPaths.root + "/Fixtures")
     }
 
     @Test func `every documented command runs on the fixtures and prints what the page shows`() throws {
@@ -156,7 +167,9 @@ import Testing
             guard !commands.isEmpty else { continue }
             let folder = root.file(page.replacingOccurrences(of: "/", with: "_"))
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for item in made { try FileManager.default.copyItem(atPath: session + "/" + item, toPath: folder + "/" + item) }
+            for item in made {
+                try FileManager.default.copyItem(atPath: session + "/" + item, toPath: folder + "/" + item)
+            }
             try Self.link(fixtures: folder)
             try Self.runAll(commands, in: folder)
         }

@@ -10,7 +10,9 @@ import Testing
         let result = try NF4KitCLI.run(["fixture", "tiny", "-o", dir.file("tiny"), "--quiet"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.isEmpty)
-        #expect(try [UInt8](contentsOf: dir.file("tiny/config.json")) == [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")))
+        #expect(
+            try [UInt8](contentsOf: dir.file("tiny/config.json"))
+                == [UInt8](contentsOf: Fixture.path("llama-tiny/fp16/config.json")))
         let ours = try TestSafetensors(path: dir.file("tiny/model.safetensors"))
         let golden = try TestSafetensors(path: Fixture.path("llama-tiny/fp16/model.safetensors"))
         #expect(ours.headerKeysInOrder == golden.headerKeysInOrder)
@@ -25,21 +27,27 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         for (name, args) in [("a", ["--threads", "1"]), ("b", ["--threads", "2"]), ("c", ["--seed", "7"])] {
-            let result = try NF4KitCLI.run(["fixture", "tiny", "-o", dir.file(name), "--lora-rank", "4", "--quiet"] + args)
+            let result = try NF4KitCLI.run(
+                ["fixture", "tiny", "-o", dir.file(name), "--lora-rank", "4", "--quiet"] + args)
             #expect(result.status == 0, "\(result.stderr)")
         }
         let a = try [UInt8](contentsOf: dir.file("a/model.safetensors"))
         #expect(a == (try [UInt8](contentsOf: dir.file("b/model.safetensors"))))
         #expect(a != (try [UInt8](contentsOf: dir.file("c/model.safetensors"))))
-        #expect(try [UInt8](contentsOf: dir.file("a-lora/adapter_model.safetensors")) == [UInt8](contentsOf: dir.file("b-lora/adapter_model.safetensors")))
+        #expect(
+            try [UInt8](contentsOf: dir.file("a-lora/adapter_model.safetensors"))
+                == [UInt8](contentsOf: dir.file("b-lora/adapter_model.safetensors")))
     }
 
     @Test func `an independent Python implementation regenerates every tensor`() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
-        let result = try NF4KitCLI.run(["fixture", "tiny", "-o", dir.file("m"), "--seed", "42", "--lora-rank", "8", "--quiet"])
+        let result = try NF4KitCLI.run([
+            "fixture", "tiny", "-o", dir.file("m"), "--seed", "42", "--lora-rank", "8", "--quiet",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
-        let check = try PythonInterop.run(script: "Tests/Interop/fixture_check.py", arguments: [dir.file("m"), "42", dir.file("m-lora")])
+        let check = try PythonInterop.run(
+            script: "Tests/Interop/fixture_check.py", arguments: [dir.file("m"), "42", dir.file("m-lora")])
         #expect(check.status == 0, "\(check.stderr)")
         #expect(check.stdout.contains("49 tensors identical"))
     }

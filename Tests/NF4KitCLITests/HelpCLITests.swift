@@ -15,9 +15,11 @@ import Testing
     }
 
     @Test func `convert and merge help name the inputs they read`() throws {
-        let convert = try NF4KitCLI.run(["help", "convert"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let convert = try NF4KitCLI.run(["help", "convert"]).stdout.split(whereSeparator: \.isWhitespace).joined(
+            separator: " ")
         #expect(convert.contains("a .safetensors, .gguf or PyTorch .bin file"))
-        let merge = try NF4KitCLI.run(["help", "merge"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let merge = try NF4KitCLI.run(["help", "merge"]).stdout.split(whereSeparator: \.isWhitespace).joined(
+            separator: " ")
         #expect(merge.contains("adapter_model.bin"))
     }
 }

@@ -49,7 +49,8 @@ import Testing
         // 1e38 is a finite f32, but a Q8_0 block scale of 1e38 / 127 overflows float16, so the decoded error is
         // infinite; the bar chart used to convert an infinite bar length to Int.
         let path = directory.file("huge.safetensors")
-        try Self.safetensors(name: "model.layers.0.self_attn.q_proj.weight", shape: [64, 64], value: 1e38).write(to: path)
+        try Self.safetensors(name: "model.layers.0.self_attn.q_proj.weight", shape: [64, 64], value: 1e38).write(
+            to: path)
         let result = try Self.run(["inspect", "--sensitivity", path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("inf"))
@@ -90,7 +91,11 @@ import Testing
         #expect(result.stdout.contains("128"))
     }
 
-    @Test func `a Git LFS pointer, an HTML page, a folder shard and an empty weight get exit 65 and a message naming the file`() throws {
+    @Test
+    func
+        `a Git LFS pointer, an HTML page, a folder shard and an empty weight get exit 65 and a message naming the file`()
+        throws
+    {
         let directory = TemporaryDirectory("nf4kit-misnamed")
         defer { directory.cleanup() }
         let pointer = directory.file("model.safetensors")
@@ -107,9 +112,12 @@ import Testing
         #expect(html.stderr.contains("HTML page"))
 
         let folder = directory.file("sharded")
-        try FileManager.default.createDirectory(atPath: folder + "/model-00002-of-00002.safetensors", withIntermediateDirectories: true)
-        try Self.safetensors(name: "a.weight", shape: [2, 64], value: 1).write(to: folder + "/model-00001-of-00002.safetensors")
-        let index = #"{"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}"#
+        try FileManager.default.createDirectory(
+            atPath: folder + "/model-00002-of-00002.safetensors", withIntermediateDirectories: true)
+        try Self.safetensors(name: "a.weight", shape: [2, 64], value: 1).write(
+            to: folder + "/model-00001-of-00002.safetensors")
+        let index =
+            #"{"metadata": {}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}"#
         try Array(index.utf8).write(to: folder + "/model.safetensors.index.json")
         let shard = try Self.run(["inspect", folder])
         #expect(shard.status == 65)
@@ -148,7 +156,8 @@ import Testing
     @Test func `inspecting a 77 KB .bin with 4,000 views of one storage reads no tensor data`() throws {
         // Copying every view while reading headers took 4,000 x 1 MiB; under a 1.5 GB address-space limit the
         // old reader aborted.
-        let result = try Self.runLimited(kilobytes: 1_500_000, ["inspect", Fixture.path("torch/crafted/many-views.bin")])
+        let result = try Self.runLimited(
+            kilobytes: 1_500_000, ["inspect", Fixture.path("torch/crafted/many-views.bin")])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("4,000"))
     }
@@ -190,15 +199,18 @@ import Testing
         var central: [UInt8] = []
         for (name, data) in records {
             let offset = UInt32(file.count)
-            let common = le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0))
+            let common =
+                le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0))
                 + le(UInt32(data.count)) + le(UInt32(data.count)) + le(UInt16(name.utf8.count))
             file += le(UInt32(0x0403_4B50)) + common + le(UInt16(0)) + Array(name.utf8) + data
-            central += le(UInt32(0x0201_4B50)) + le(UInt16(20)) + common + le(UInt16(0)) + le(UInt16(0))
+            central +=
+                le(UInt32(0x0201_4B50)) + le(UInt16(20)) + common + le(UInt16(0)) + le(UInt16(0))
                 + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(offset) + Array(name.utf8)
         }
         let centralOffset = UInt32(file.count)
         file += central
-        file += le(UInt32(0x0605_4B50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(records.count))
+        file +=
+            le(UInt32(0x0605_4B50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(records.count))
             + le(UInt16(records.count)) + le(UInt32(central.count)) + le(centralOffset) + le(UInt16(0))
         return file
     }

@@ -40,8 +40,10 @@ struct FakeHubCache {
         let directory = TemporaryDirectory("nf4kit-hub")
         defer { directory.cleanup() }
         let cache = FakeHubCache(root: directory.file("hub"))
-        let snapshot = try cache.add("TinyLlama/TinyLlama-1.1B-Chat-v1.0", from: Fixture.path("llama-tiny/fp16"), commit: Self.commitA)
-        let result = try NF4KitCLI.run(["inspect", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"], environment: cache.environment)
+        let snapshot = try cache.add(
+            "TinyLlama/TinyLlama-1.1B-Chat-v1.0", from: Fixture.path("llama-tiny/fp16"), commit: Self.commitA)
+        let result = try NF4KitCLI.run(
+            ["inspect", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"], environment: cache.environment)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains(snapshot), "\(result.stdout)")
         #expect(result.stdout.contains("LlamaForCausalLM"))
@@ -52,9 +54,12 @@ struct FakeHubCache {
         defer { directory.cleanup() }
         let cache = FakeHubCache(root: directory.file("hub"))
         let plain = try cache.add("Org/Tiny", from: Fixture.path("llama-tiny/fp16"), commit: Self.commitA)
-        let quantized = try cache.add("Org/Tiny", from: Fixture.path("llama-tiny/nf4-dq"), commit: Self.commitB, refs: ["v2"])
-        for (id, snapshot) in [("Org/Tiny", plain), ("Org/Tiny@main", plain), ("Org/Tiny@v2", quantized),
-                               ("Org/Tiny@\(Self.commitA)", plain), ("Org/Tiny@\(Self.commitB)", quantized)] {
+        let quantized = try cache.add(
+            "Org/Tiny", from: Fixture.path("llama-tiny/nf4-dq"), commit: Self.commitB, refs: ["v2"])
+        for (id, snapshot) in [
+            ("Org/Tiny", plain), ("Org/Tiny@main", plain), ("Org/Tiny@v2", quantized),
+            ("Org/Tiny@\(Self.commitA)", plain), ("Org/Tiny@\(Self.commitB)", quantized),
+        ] {
             let result = try NF4KitCLI.run(["inspect", id], environment: cache.environment)
             #expect(result.status == 0, "\(id): \(result.stderr)")
             #expect(result.stdout.contains(snapshot), "\(id): \(result.stdout)")
@@ -85,7 +90,8 @@ struct FakeHubCache {
         #expect(missing.stderr.contains(cache.root + "/models--Org--Missing/refs/main"), "\(missing.stderr)")
         #expect(missing.stderr.contains("from HF_HUB_CACHE"))
         #expect(missing.stderr.contains("never downloads"))
-        let noBranch = try NF4KitCLI.run(["convert", "Org/Tiny@v9", "-o", directory.file("out")], environment: cache.environment)
+        let noBranch = try NF4KitCLI.run(
+            ["convert", "Org/Tiny@v9", "-o", directory.file("out")], environment: cache.environment)
         #expect(noBranch.status == 74)
         #expect(noBranch.stderr.contains(cache.root + "/models--Org--Tiny/refs/v9"), "\(noBranch.stderr)")
         #expect(noBranch.stderr.contains("snapshots there: \(Self.commitA)"))
@@ -111,7 +117,8 @@ struct FakeHubCache {
         let work = directory.file("work")
         try FileManager.default.createDirectory(atPath: work + "/Org", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Fixture.path("llama-tiny/nf4-dq"), toPath: work + "/Org/Tiny")
-        let result = try NF4KitCLI.run(["inspect", "Org/Tiny", "--json"], environment: cache.environment, directory: work)
+        let result = try NF4KitCLI.run(
+            ["inspect", "Org/Tiny", "--json"], environment: cache.environment, directory: work)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("\"Org/Tiny\""), "the local folder, not the snapshot")
         #expect(!result.stdout.contains(cache.root))
@@ -125,7 +132,8 @@ struct FakeHubCache {
         try cache.add("Org/Tiny-lora", from: Fixture.path("llama-tiny/lora"), commit: Self.commitB)
         let env = cache.environment
 
-        let converted = try NF4KitCLI.run(["convert", "Org/Tiny", "-o", directory.file("nf4"), "--quiet"], environment: env)
+        let converted = try NF4KitCLI.run(
+            ["convert", "Org/Tiny", "-o", directory.file("nf4"), "--quiet"], environment: env)
         #expect(converted.status == 0, "\(converted.stderr)")
         for file in ["model.safetensors", "config.json"] {
             #expect(
@@ -133,13 +141,17 @@ struct FakeHubCache {
                     == [UInt8](contentsOf: Fixture.path("llama-tiny/nf4-dq/" + file)))
         }
 
-        let merged = try NF4KitCLI.run(["merge", "Org/Tiny", "Org/Tiny-lora", "-o", directory.file("m"), "--quiet"], environment: env)
+        let merged = try NF4KitCLI.run(
+            ["merge", "Org/Tiny", "Org/Tiny-lora", "-o", directory.file("m"), "--quiet"], environment: env)
         let reference = try NF4KitCLI.run([
-            "merge", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("r"), "--quiet",
+            "merge", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("r"),
+            "--quiet",
         ])
         #expect(merged.status == 0, "\(merged.stderr)")
         #expect(reference.status == 0, "\(reference.stderr)")
-        #expect(try [UInt8](contentsOf: directory.file("m/model.safetensors")) == [UInt8](contentsOf: directory.file("r/model.safetensors")))
+        #expect(
+            try [UInt8](contentsOf: directory.file("m/model.safetensors"))
+                == [UInt8](contentsOf: directory.file("r/model.safetensors")))
 
         let diff = try NF4KitCLI.run(["diff", "Org/Tiny", Fixture.path("llama-tiny/fp16"), "--json"], environment: env)
         #expect(diff.status == 0, "\(diff.stderr)")

@@ -2,7 +2,6 @@ import Foundation
 import NF4KitTestSupport
 import Testing
 
-
 @Suite struct InspectCLITests {
     @Test func `inspecting the nf4-dq fixture prints the summary and the memory breakdown`() throws {
         let result = try NF4KitCLI.run(["inspect", Fixture.path("llama-tiny/nf4-dq")])
@@ -50,7 +49,10 @@ import Testing
     }
 
     @Test func `training memory prints one table`() throws {
-        let result = try NF4KitCLI.run(["inspect", "--lora-rank", "8", "--lora-targets", "q_proj,v_proj", "--lora-dtype", "bf16", Fixture.path("llama-tiny/nf4-dq")])
+        let result = try NF4KitCLI.run([
+            "inspect", "--lora-rank", "8", "--lora-targets", "q_proj,v_proj", "--lora-dtype", "bf16",
+            Fixture.path("llama-tiny/nf4-dq"),
+        ])
         #expect(result.status == 0)
         #expect(result.stdout.contains("Training memory (LoRA r=8 on 4 modules"))
         #expect(result.stdout.contains("QLoRA, 4-bit base"))
@@ -76,7 +78,8 @@ import Testing
         let path = directory.file("model.safetensors")
         // A hand-made safetensors file: codes, absmax, quant_map and a quant state that is not JSON.
         let blob = Array("{oops}".utf8)
-        let header = #"{"w.weight":{"dtype":"U8","shape":[64,1],"data_offsets":[0,64]},"w.weight.absmax":{"dtype":"F32","shape":[2],"data_offsets":[64,72]},"w.weight.quant_map":{"dtype":"F32","shape":[16],"data_offsets":[72,136]},"w.weight.quant_state.bitsandbytes__nf4":{"dtype":"U8","shape":[6],"data_offsets":[136,142]}}"#
+        let header =
+            #"{"w.weight":{"dtype":"U8","shape":[64,1],"data_offsets":[0,64]},"w.weight.absmax":{"dtype":"F32","shape":[2],"data_offsets":[64,72]},"w.weight.quant_map":{"dtype":"F32","shape":[16],"data_offsets":[72,136]},"w.weight.quant_state.bitsandbytes__nf4":{"dtype":"U8","shape":[6],"data_offsets":[136,142]}}"#
         var headerBytes = Array(header.utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         var bytes: [UInt8] = withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { Array($0) }
@@ -92,13 +95,17 @@ import Testing
     }
 
     @Test func `an unknown LoRA dtype is a usage error`() throws {
-        let result = try NF4KitCLI.run(["inspect", "--lora-rank", "8", "--lora-dtype", "f16", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run([
+            "inspect", "--lora-rank", "8", "--lora-dtype", "f16", Fixture.path("llama-tiny/fp16"),
+        ])
         #expect(result.status == 64)
         #expect(result.stdout.isEmpty)
     }
 
     @Test func `a LoRA target that matches nothing is a usage error`() throws {
-        let result = try NF4KitCLI.run(["inspect", "--lora-rank", "8", "--lora-targets", "w_proj", Fixture.path("llama-tiny/fp16")])
+        let result = try NF4KitCLI.run([
+            "inspect", "--lora-rank", "8", "--lora-targets", "w_proj", Fixture.path("llama-tiny/fp16"),
+        ])
         #expect(result.status == 64)
         #expect(result.stderr.contains("w_proj"))
     }

@@ -14,12 +14,18 @@ import Testing
     static let cases: [(String, [String])] = [
         ("inspect.schema.json", ["inspect", "--json", Fixture.path(tiny + "nf4-dq")]),
         ("inspect.schema.json", ["inspect", "--json", "--lora-rank", "8", Fixture.path(tiny + "fp16")]),
-        ("inspect.schema.json", ["inspect", "--json", "--lora-rank", "4", "--lora-targets", "q_proj", Fixture.path(tiny + "fp4-dq")]),
+        (
+            "inspect.schema.json",
+            ["inspect", "--json", "--lora-rank", "4", "--lora-targets", "q_proj", Fixture.path(tiny + "fp4-dq")]
+        ),
         ("inspect.schema.json", ["inspect", "--json", Fixture.path(tiny + "lora")]),
         ("inspect.schema.json", ["inspect", "--json", Fixture.path("gguf/sample.gguf")]),
         ("inspect-analysis.schema.json", ["inspect", "--json", "--sensitivity", Fixture.path(tiny + "fp16")]),
         ("inspect-analysis.schema.json", ["inspect", "--json", "--what-if", "1b,70b,qwen2.5-7b"]),
-        ("inspect-analysis.schema.json", ["inspect", "--json", "--sensitivity", "--what-if", "8b", Fixture.path(tiny + "fp16")]),
+        (
+            "inspect-analysis.schema.json",
+            ["inspect", "--json", "--sensitivity", "--what-if", "8b", Fixture.path(tiny + "fp16")]
+        ),
         ("inspect-analysis.schema.json", ["inspect", "--json", "--what-if", "7b", Fixture.path(tiny + "nf4-dq")]),
         ("diff.schema.json", ["diff", "--json", Fixture.path(tiny + "fp16"), Fixture.path(tiny + "nf4-dq")]),
         ("diff.schema.json", ["diff", "--json", Fixture.path(tiny + "fp16"), Fixture.path(tiny + "fp16")]),
@@ -37,8 +43,12 @@ import Testing
     }
 
     @Test func `the validator rejects a document that breaks the schema`() throws {
-        let result = try NF4KitCLI.run(["diff", "--json", Fixture.path(Self.tiny + "fp16"), Fixture.path(Self.tiny + "nf4-dq")])
-        guard case .object(var document) = try SchemaJSON.parse(result.stdout) else { Issue.record("not an object"); return }
+        let result = try NF4KitCLI.run([
+            "diff", "--json", Fixture.path(Self.tiny + "fp16"), Fixture.path(Self.tiny + "nf4-dq"),
+        ])
+        guard case .object(var document) = try SchemaJSON.parse(result.stdout) else {
+            Issue.record("not an object"); return
+        }
         let schema = try Self.schema("diff.schema.json")
         #expect(schema.errors(.object(document)).isEmpty)
         var missing = document
@@ -58,7 +68,8 @@ import Testing
 
     @Test func `every schema file is valid JSON that uses only checked keywords`() throws {
         let folder = RepositoryPaths.root + "/docs/schemas"
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".schema.json") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".schema.json") }
+            .sorted()
         #expect(files == ["diff.schema.json", "inspect-analysis.schema.json", "inspect.schema.json"])
         for file in files {
             let unsupported = try Self.schema(file).unsupportedKeywords()

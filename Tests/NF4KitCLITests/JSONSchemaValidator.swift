@@ -33,7 +33,9 @@ indirect enum SchemaJSON: Equatable {
 
         mutating func literal(_ word: String) throws {
             let w = Array(word.utf8)
-            guard index + w.count <= bytes.count, Array(bytes[index..<(index + w.count)]) == w else { throw failure("expected \(word)") }
+            guard index + w.count <= bytes.count, Array(bytes[index..<(index + w.count)]) == w else {
+                throw failure("expected \(word)")
+            }
             index += w.count
         }
 
@@ -82,7 +84,9 @@ indirect enum SchemaJSON: Equatable {
             let start = index
             while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
             let text = String(decoding: bytes[start..<index], as: UTF8.self)
-            guard text.range(of: #"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"#, options: .regularExpression) != nil else {
+            guard
+                text.range(of: #"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"#, options: .regularExpression) != nil
+            else {
                 throw failure("bad number '\(text)'")
             }
             if !text.contains(where: { ".eE".contains($0) }), let n = Int(text) { return .integer(n) }
@@ -134,7 +138,9 @@ indirect enum SchemaJSON: Equatable {
         }
 
         mutating func hex4() throws -> UInt32 {
-            guard index + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16) else {
+            guard index + 4 <= bytes.count,
+                let v = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16)
+            else {
                 throw failure("bad \\u escape")
             }
             index += 4
@@ -159,11 +165,17 @@ struct JSONSchemaValidator {
         var found: [String] = []
         func walk(_ schema: SchemaJSON, _ path: String) {
             guard case .object(let s) = schema else { return }
-            for key in s.keys where !Self.checked.contains(key) && !Self.annotations.contains(key) { found.append("\(path): \(key)") }
+            for key in s.keys where !Self.checked.contains(key) && !Self.annotations.contains(key) {
+                found.append("\(path): \(key)")
+            }
             if case .object(let defs)? = s["$defs"] { for (name, d) in defs { walk(d, path + "/$defs/" + name) } }
-            if case .object(let properties)? = s["properties"] { for (name, p) in properties { walk(p, path + "/properties/" + name) } }
+            if case .object(let properties)? = s["properties"] {
+                for (name, p) in properties { walk(p, path + "/properties/" + name) }
+            }
             if let items = s["items"] { walk(items, path + "/items") }
-            if case .array(let options)? = s["anyOf"] { for (i, o) in options.enumerated() { walk(o, path + "/anyOf/\(i)") } }
+            if case .array(let options)? = s["anyOf"] {
+                for (i, o) in options.enumerated() { walk(o, path + "/anyOf/\(i)") }
+            }
         }
         walk(root, "#")
         return found.sorted()
@@ -183,7 +195,8 @@ struct JSONSchemaValidator {
     }
 
     private func resolve(_ reference: String) -> SchemaJSON? {
-        guard reference.hasPrefix("#/$defs/"), case .object(let top) = root, case .object(let defs)? = top["$defs"] else { return nil }
+        guard reference.hasPrefix("#/$defs/"), case .object(let top) = root, case .object(let defs)? = top["$defs"]
+        else { return nil }
         return defs[String(reference.dropFirst("#/$defs/".count))]
     }
 
@@ -229,16 +242,32 @@ struct JSONSchemaValidator {
                 return
             }
         }
-        if case .array(let options)? = s["enum"], !options.contains(value) { found.append("\(path): \(value) is not one of the enum") }
+        if case .array(let options)? = s["enum"], !options.contains(value) {
+            found.append("\(path): \(value) is not one of the enum")
+        }
         if let constant = s["const"], constant != value { found.append("\(path): \(value), expected \(constant)") }
         if let minimum = s["minimum"] {
-            let bound: Double? = switch minimum { case .integer(let i): Double(i); case .number(let d): d; default: nil }
-            let actual: Double? = switch value { case .integer(let i): Double(i); case .number(let d): d; default: nil }
-            if let bound, let actual, actual < bound { found.append("\(path): \(actual) is below the minimum \(bound)") }
+            let bound: Double? =
+                switch minimum {
+                case .integer(let i): Double(i);
+                case .number(let d): d;
+                default: nil
+                }
+            let actual: Double? =
+                switch value {
+                case .integer(let i): Double(i);
+                case .number(let d): d;
+                default: nil
+                }
+            if let bound, let actual, actual < bound {
+                found.append("\(path): \(actual) is below the minimum \(bound)")
+            }
         }
         if case .object(let members) = value {
             if case .array(let required)? = s["required"] {
-                for case .string(let key) in required where members[key] == nil { found.append("\(path): missing \(key)") }
+                for case .string(let key) in required where members[key] == nil {
+                    found.append("\(path): missing \(key)")
+                }
             }
             let properties: [String: SchemaJSON]
             if case .object(let p)? = s["properties"] { properties = p } else { properties = [:] }

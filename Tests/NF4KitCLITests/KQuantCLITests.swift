@@ -96,7 +96,9 @@ import Testing
 
         let direct = scratch.file("nf4-direct")
         let viaFolder = scratch.file("nf4-via-folder")
-        let a = try NF4KitCLI.run(["convert", Fixture.path("llama-g/gguf/Q4_K_M.gguf"), "-o", direct, "--to", "nf4", "-q"])
+        let a = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-g/gguf/Q4_K_M.gguf"), "-o", direct, "--to", "nf4", "-q",
+        ])
         let b = try NF4KitCLI.run(["convert", folder, "-o", viaFolder, "--to", "nf4", "-q"])
         #expect(a.status == 0 && b.status == 0, "\(a.stderr)\(b.stderr)")
         for name in ["model.safetensors", "config.json"] {
@@ -126,7 +128,8 @@ import Testing
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/gguf/Q4_K_M.gguf"))))
         let name = Array("blk.0.attn_q.weight".utf8)
         let record = withUnsafeBytes(of: UInt64(name.count).littleEndian, Array.init) + name
-        let start = try #require((0...(bytes.count - record.count)).first { Array(bytes[$0..<($0 + record.count)]) == record })
+        let start = try #require(
+            (0...(bytes.count - record.count)).first { Array(bytes[$0..<($0 + record.count)]) == record })
         let dimsAt = start + record.count
         let dimensionCount = Int(bytes[dimsAt])
         let typeAt = dimsAt + 4 + 8 * dimensionCount
@@ -135,7 +138,10 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 
-    @Test func `an unknown type to decode, or a size that does not fit its type, exits 65 naming file, offset and tensor`() throws {
+    @Test
+    func `an unknown type to decode, or a size that does not fit its type, exits 65 naming file, offset and tensor`()
+        throws
+    {
         let scratch = TemporaryDirectory("nf4kit-kquant-cli")
         defer { scratch.cleanup() }
         let unknown = scratch.file("unknown.gguf"), resized = scratch.file("resized.gguf")
@@ -143,7 +149,8 @@ import Testing
         try Self.patchedType(0, into: resized)  // F32: 4 bytes per value, more than the Q4_K data it has
         for (input, says) in [(unknown, "tensor 'blk.0.attn_q.weight'"), (resized, "tensor 'blk.0.attn_q.weight'")] {
             for arguments in [
-                ["convert", input, "-o", scratch.file("x.gguf"), "--to", "q4_0"], ["convert", input, "-o", scratch.file("f")],
+                ["convert", input, "-o", scratch.file("x.gguf"), "--to", "q4_0"],
+                ["convert", input, "-o", scratch.file("f")],
                 ["diff", Fixture.path("llama-g/gguf/Q4_K_M.gguf"), input],
             ] {
                 let result = try NF4KitCLI.run(arguments)
@@ -155,7 +162,9 @@ import Testing
     }
 
     @Test func `a llama-quantize type needs a .gguf output`() throws {
-        let result = try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", "/tmp/nf4kit-never", "--to", "q4_k_m"])
+        let result = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-g/hf"), "-o", "/tmp/nf4kit-never", "--to", "q4_k_m",
+        ])
         #expect(result.status == 64)
         #expect(result.stderr.contains(".gguf"))
     }

@@ -120,8 +120,11 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let out = result.stdout
         #expect(out.contains("kind          model (llama)"), "\(out)")
-        #expect(out.contains("architecture llama: block_count 2, embedding_length 256, feed_forward_length 768, "
-            + "attention.head_count 8, attention.head_count_kv 4, context_length 512, vocab_size 1,000"), "\(out)")
+        #expect(
+            out.contains(
+                "architecture llama: block_count 2, embedding_length 256, feed_forward_length 768, "
+                    + "attention.head_count 8, attention.head_count_kv 4, context_length 512, vocab_size 1,000"),
+            "\(out)")
         #expect(out.contains("parameters from the llama.* keys: 2,086,144"), "\(out)")
         #expect(out.contains("parameters    2,086,144"), "\(out)")
         #expect(out.contains("tensor bytes  2,220,288"), "\(out)")
@@ -166,8 +169,9 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         run = try NF4KitCLI.run(["convert", dir.file("nf4"), "-o", dir.file("b.safetensors"), "--to", "f16", "-q"])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file("a.safetensors")))
-            == Data(contentsOf: URL(fileURLWithPath: dir.file("b.safetensors"))))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: dir.file("a.safetensors")))
+                == Data(contentsOf: URL(fileURLWithPath: dir.file("b.safetensors"))))
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
         #expect(names == ["a.safetensors", "b.safetensors", "nf4", "nf4.gguf"])
     }
@@ -184,34 +188,34 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         let script = dir.file("compare.py")
         try """
-            import sys
-            import numpy as np
-            from gguf import GGUFReader
-            ours = {t.name: t for t in GGUFReader(sys.argv[1]).tensors}
-            ref = {t.name: t for t in GGUFReader(sys.argv[2]).tensors}
-            names = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head",
-                     "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-                     "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-                     "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-                     "ffn_down": "mlp.down_proj"}
-            heads = {"attn_q": 8, "attn_k": 4}
-            bad = 0
-            for name, r in ref.items():
-                parts = name.split(".")
-                hf = (names[parts[0]] if len(parts) == 2 else "model.layers.%s.%s" % (parts[1], names[parts[2]])) + ".weight"
-                o = ours[hf]
-                a, b = np.array(o.data).reshape(-1), np.array(r.data).reshape(-1)
-                module = parts[2] if len(parts) == 4 else ""
-                if module in heads:
-                    rows = int(r.shape[1]); n = heads[module]; per = rows // n; half = per // 2
-                    a = a.reshape(rows, -1)
-                    order = [h * per + p * half + i for h in range(n) for i in range(half) for p in range(2)]
-                    a = a[order].reshape(-1)
-                if o.tensor_type != r.tensor_type or a.tobytes() != b.tobytes():
-                    bad += 1; print("differs", name, hf, o.tensor_type, r.tensor_type)
-            print("ok" if bad == 0 and len(ours) == len(ref) else "FAIL", len(ref))
-            sys.exit(1 if bad else 0)
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+        import sys
+        import numpy as np
+        from gguf import GGUFReader
+        ours = {t.name: t for t in GGUFReader(sys.argv[1]).tensors}
+        ref = {t.name: t for t in GGUFReader(sys.argv[2]).tensors}
+        names = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head",
+                 "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+                 "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                 "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+                 "ffn_down": "mlp.down_proj"}
+        heads = {"attn_q": 8, "attn_k": 4}
+        bad = 0
+        for name, r in ref.items():
+            parts = name.split(".")
+            hf = (names[parts[0]] if len(parts) == 2 else "model.layers.%s.%s" % (parts[1], names[parts[2]])) + ".weight"
+            o = ours[hf]
+            a, b = np.array(o.data).reshape(-1), np.array(r.data).reshape(-1)
+            module = parts[2] if len(parts) == 4 else ""
+            if module in heads:
+                rows = int(r.shape[1]); n = heads[module]; per = rows // n; half = per // 2
+                a = a.reshape(rows, -1)
+                order = [h * per + p * half + i for h in range(n) for i in range(half) for p in range(2)]
+                a = a[order].reshape(-1)
+            if o.tensor_type != r.tensor_type or a.tobytes() != b.tobytes():
+                bad += 1; print("differs", name, hf, o.tensor_type, r.tensor_type)
+        print("ok" if bad == 0 and len(ours) == len(ref) else "FAIL", len(ref))
+        sys.exit(1 if bad else 0)
+        """.write(toFile: script, atomically: true, encoding: .utf8)
         let python = try PythonInterop.run(script: script, arguments: [out, Fixture.path("llama-g/gguf/Q8_0.gguf")])
         #expect(python.status == 0, "\(python.stdout)\(python.stderr)")
         #expect(python.stdout.contains("ok 21"), "\(python.stdout)")
@@ -224,7 +228,8 @@ import Testing
         let folder = dir.file("model")
         try FileManager.default.copyItem(atPath: Fixture.path("llama-g/hf"), toPath: folder)
         let path = folder + "/config.json"
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         edit(&json)
         try FileManager.default.removeItem(atPath: path)
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
@@ -285,7 +290,8 @@ import Testing
         try FileManager.default.removeItem(atPath: path)
         try Data("this is not a SentencePiece model\n".utf8).write(to: URL(fileURLWithPath: path))
         try expectRefused(
-            ["convert", input, "-o", dir.file("out.gguf")], dir, mentioning: ["tokenizer.model, byte ", "SentencePiece"],
+            ["convert", input, "-o", dir.file("out.gguf")], dir,
+            mentioning: ["tokenizer.model, byte ", "SentencePiece"],
             keep: ["model"])
     }
 
@@ -343,7 +349,9 @@ import Testing
         #expect(result.status == 65, "\(result.stderr)")
         #expect(result.stderr.contains("--layout hf"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.file("out.gguf")))
-        let hf = try NF4KitCLI.run(["convert", input, "-o", dir.file("out.gguf"), "--layout", "hf", "--to", "f16", "-q"])
+        let hf = try NF4KitCLI.run([
+            "convert", input, "-o", dir.file("out.gguf"), "--layout", "hf", "--to", "f16", "-q",
+        ])
         #expect(hf.status == 0, "\(hf.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir.file("out.gguf")))
     }
@@ -351,7 +359,9 @@ import Testing
     @Test func `--layout and q8_0 need a GGUF output`() throws {
         let dir = TemporaryDirectory("cli-llama-bad")
         defer { dir.cleanup() }
-        var result = try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", dir.file("x"), "--layout", "llama"])
+        var result = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-g/hf"), "-o", dir.file("x"), "--layout", "llama",
+        ])
         #expect(result.status == 64, "\(result.stderr)")
         result = try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", dir.file("x"), "--to", "q8_0"])
         #expect(result.status == 64, "\(result.stderr)")

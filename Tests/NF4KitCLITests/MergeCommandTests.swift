@@ -24,11 +24,17 @@ import Testing
     @Test func `the adapter saved as adapter_model.bin merges exactly as the safetensors one`() throws {
         let directory = TemporaryDirectory("nf4kit-cli-merge")
         defer { directory.cleanup() }
-        let fromSafetensors = try run([Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("a"), "--quiet"])
-        let fromBin = try run([Fixture.path("llama-tiny/fp16"), Fixture.path("torch/lora"), "-o", directory.file("b"), "--quiet"])
+        let fromSafetensors = try run([
+            Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", directory.file("a"), "--quiet",
+        ])
+        let fromBin = try run([
+            Fixture.path("llama-tiny/fp16"), Fixture.path("torch/lora"), "-o", directory.file("b"), "--quiet",
+        ])
         #expect(fromSafetensors.status == 0, "\(fromSafetensors.stderr)")
         #expect(fromBin.status == 0, "\(fromBin.stderr)")
-        #expect(try [UInt8](contentsOf: directory.file("a/model.safetensors")) == [UInt8](contentsOf: directory.file("b/model.safetensors")))
+        #expect(
+            try [UInt8](contentsOf: directory.file("a/model.safetensors"))
+                == [UInt8](contentsOf: directory.file("b/model.safetensors")))
     }
 
     @Test func `an existing output needs --force (exit 74), and --force replaces it`() throws {
@@ -112,7 +118,9 @@ import Testing
         defer { directory.cleanup() }
         // Weight 1e30 keeps every merged value finite in f32 but far above the f16 maximum (65504): the output
         // would hold infinities, which the check after rounding to the output dtype must catch.
-        let arguments = [Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "--weights", "1e30", "--quiet"]
+        let arguments = [
+            Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "--weights", "1e30", "--quiet",
+        ]
         let refused = try run(arguments + ["-o", directory.file("out")])
         #expect(refused.status == 1, "\(refused.stderr)")
         #expect(refused.stderr.contains("non-finite"))

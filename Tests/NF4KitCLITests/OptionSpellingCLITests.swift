@@ -9,7 +9,8 @@ import Testing
     static func plainFile(in dir: TemporaryDirectory) throws -> String {
         let path = dir.file("plain.safetensors")
         let values = (0..<128).map { Float($0) / 128 - 0.5 }
-        try BnbInputCLITests.safetensors([("layer.weight", "F32", [2, 64], BnbInputCLITests.f32(values))]).write(to: path)
+        try BnbInputCLITests.safetensors([("layer.weight", "F32", [2, 64], BnbInputCLITests.f32(values))]).write(
+            to: path)
         return path
     }
 
@@ -23,7 +24,9 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let input = try Self.plainFile(in: dir)
-        let result = try NF4KitCLI.run(["convert", input, "-o", dir.file("out.safetensors"), "--to", spelling, "--quiet"])
+        let result = try NF4KitCLI.run([
+            "convert", input, "-o", dir.file("out.safetensors"), "--to", spelling, "--quiet",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try TestSafetensors(path: dir.file("out.safetensors"))["layer.weight"]?.dtype == dtype)
     }
@@ -44,7 +47,8 @@ import Testing
     /// Whether an argument-parser error lists `value` (`'a', 'b' or 'c'`, or one `- value` line each for long lists),
     /// or contains the text of a custom message.
     static func lists(_ stderr: String, _ value: String) -> Bool {
-        stderr.contains("'\(value)'") || stderr.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "- \(value)" }
+        stderr.contains("'\(value)'")
+            || stderr.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "- \(value)" }
             || (value.contains(" ") && stderr.contains(value))
     }
 
@@ -76,12 +80,16 @@ import Testing
             "merge", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", out, "--to", "q4_0",
         ])
         #expect(merge.status == 64)
-        for item in ["same", "f16", "bf16", "f32", "nf4", "fp4"] { #expect(Self.lists(merge.stderr, item), "\(merge.stderr)") }
+        for item in ["same", "f16", "bf16", "f32", "nf4", "fp4"] {
+            #expect(Self.lists(merge.stderr, item), "\(merge.stderr)")
+        }
         // q8_0 is a GGUF type: accepted, then refused for a safetensors output.
         let q8 = try NF4KitCLI.run(["convert", input, "-o", out, "--to", "Q8_0"])
         #expect(q8.status == 64)
         #expect(q8.stderr.contains("is a GGUF type"), "\(q8.stderr)")
-        let lora = try NF4KitCLI.run(["inspect", Fixture.path("llama-tiny/fp16"), "--lora-rank", "8", "--lora-dtype", "f16"])
+        let lora = try NF4KitCLI.run([
+            "inspect", Fixture.path("llama-tiny/fp16"), "--lora-rank", "8", "--lora-dtype", "f16",
+        ])
         #expect(lora.status == 64)
         #expect(Self.lists(lora.stderr, "f32") && Self.lists(lora.stderr, "bf16"), "\(lora.stderr)")
     }
@@ -90,14 +98,16 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let converted = try NF4KitCLI.run([
-            "convert", Fixture.path("llama-tiny/fp16"), "-o", dir.file("nf4"), "--to", "NF4", "--compute-dtype", "Float16",
+            "convert", Fixture.path("llama-tiny/fp16"), "-o", dir.file("nf4"), "--to", "NF4", "--compute-dtype",
+            "Float16",
             "--quiet",
         ])
         #expect(converted.status == 0, "\(converted.stderr)")
         let config = try String(contentsOfFile: dir.file("nf4/config.json"), encoding: .utf8)
         #expect(config.contains(#""bnb_4bit_compute_dtype": "float16""#))
         let merged = try NF4KitCLI.run([
-            "merge", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", dir.file("m"), "--to", "FP32",
+            "merge", Fixture.path("llama-tiny/fp16"), Fixture.path("llama-tiny/lora"), "-o", dir.file("m"), "--to",
+            "FP32",
             "--quiet",
         ])
         #expect(merged.status == 0, "\(merged.stderr)")
@@ -111,17 +121,22 @@ import Testing
         #expect(try TestSafetensors(path: dir.file("t/model.safetensors"))["lm_head.weight"]?.dtype == .bf16)
     }
 
-    @Test(arguments: [("1mb", 1_000_000), ("1MB", 1_000_000), ("1MiB", 1_048_576), ("0.001gib", 1_073_741), ("1000000", 1_000_000)])
+    @Test(arguments: [
+        ("1mb", 1_000_000), ("1MB", 1_000_000), ("1MiB", 1_048_576), ("0.001gib", 1_073_741), ("1000000", 1_000_000),
+    ])
     func `max shard size takes transformers' units in any case`(spelling: String, bytes: Int) throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let result = try NF4KitCLI.run([
-            "convert", Fixture.path("llama-tiny/fp16"), "-o", dir.file("out"), "--to", "f32", "--max-shard-size", spelling,
+            "convert", Fixture.path("llama-tiny/fp16"), "-o", dir.file("out"), "--to", "f32", "--max-shard-size",
+            spelling,
             "--quiet",
         ])
         #expect(result.status == 0, "\(result.stderr)")
         // The f32 copy is about 8 MB, so every spelling gives several shards, none above the limit.
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("out")).filter { $0.hasSuffix(".safetensors") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("out")).filter {
+            $0.hasSuffix(".safetensors")
+        }
         #expect(files.count > 1)
         for file in files {
             let size = try FileManager.default.attributesOfItem(atPath: dir.file("out/" + file))[.size] as? Int ?? .max

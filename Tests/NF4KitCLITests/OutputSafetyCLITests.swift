@@ -33,7 +33,8 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let (_, keep) = try Self.victim(in: dir)
-        try FileManager.default.createSymbolicLink(atPath: dir.file("out.safetensors.partial"), withDestinationPath: keep)
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.file("out.safetensors.partial"), withDestinationPath: keep)
         let result = try NF4KitCLI.run(["convert", Self.fp16, "-o", dir.file("out.safetensors"), "--to", "f16", "-q"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try String(contentsOfFile: keep, encoding: .utf8) == "precious\n")
@@ -48,7 +49,8 @@ import Testing
         defer { dir.cleanup() }
         let (folder, keep) = try Self.victim(in: dir)
         let link = dir.file(target == "folder" ? "out" : "out.safetensors")
-        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target == "folder" ? folder : keep)
+        try FileManager.default.createSymbolicLink(
+            atPath: link, withDestinationPath: target == "folder" ? folder : keep)
         let result = try NF4KitCLI.run(["convert", Self.fp16, "-o", link, "--to", "f16", "--force", "-q"])
         #expect(result.status == 74)
         #expect(result.stderr.contains("symbolic link"), "\(result.stderr)")
@@ -132,7 +134,8 @@ import Testing
         #expect(try Self.names(dir.path) == ["m"])
     }
 
-    @Test func `a Hugging Face cache snapshot of links is read through them, and its blobs are never replaced`() throws {
+    @Test func `a Hugging Face cache snapshot of links is read through them, and its blobs are never replaced`() throws
+    {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let blobs = dir.file("models--org--tiny/blobs"), snapshot = dir.file("models--org--tiny/snapshots/abc")
@@ -149,7 +152,9 @@ import Testing
         #expect(try [UInt8](contentsOf: dir.file("out/model.safetensors")) == before)
         #expect(Self.type(dir.file("out/config.json")) == .typeRegular, "side files are copied, not linked")
         for target in [blobs + "/b1", blobs + "/b2"] {
-            let result = try NF4KitCLI.run(["convert", snapshot, "-o", target, "--format", "gguf", "--to", "f16", "--force", "-q"])
+            let result = try NF4KitCLI.run([
+                "convert", snapshot, "-o", target, "--format", "gguf", "--to", "f16", "--force", "-q",
+            ])
             #expect(result.status == 74, "\(target): \(result.stderr)")
         }
         #expect(try [UInt8](contentsOf: blobs + "/b1") == before)
@@ -222,7 +227,8 @@ import Testing
     // MARK: interrupts
 
     @Test(arguments: [(Int32(2), Int32(130)), (Int32(15), Int32(143)), (Int32(1), Int32(129))])
-    func `SIGINT, SIGTERM and SIGHUP exit 128 + signal and leave no partial output`(signal: Int32, status: Int32) throws {
+    func `SIGINT, SIGTERM and SIGHUP exit 128 + signal and leave no partial output`(signal: Int32, status: Int32) throws
+    {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let model = dir.file("model.safetensors")
@@ -281,7 +287,8 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let golden = try [UInt8](contentsOf: Self.fp16 + "/model.safetensors")
-        #expect(try NF4KitCLI.run(["convert", Self.fp16, "-o", dir.file("y.safetensors"), "--to", "f16", "-q"]).status == 0)
+        #expect(
+            try NF4KitCLI.run(["convert", Self.fp16, "-o", dir.file("y.safetensors"), "--to", "f16", "-q"]).status == 0)
         #expect(Self.type(dir.file("y.safetensors")) == .typeRegular)
         #expect(try [UInt8](contentsOf: dir.file("y.safetensors")) == golden)
         let file = Self.fp16 + "/model.safetensors"

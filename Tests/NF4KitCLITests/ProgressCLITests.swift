@@ -11,7 +11,9 @@ import Testing
         let tensorBytes = rows * columns * 2
         var header = "{"
         for i in 0..<count {
-            header += (i == 0 ? "" : ",") + "\"model.layers.\(i).mlp.up_proj.weight\":{\"dtype\":\"F16\",\"shape\":[\(rows),\(columns)],"
+            header +=
+                (i == 0 ? "" : ",")
+                + "\"model.layers.\(i).mlp.up_proj.weight\":{\"dtype\":\"F16\",\"shape\":[\(rows),\(columns)],"
             header += "\"data_offsets\":[\(i * tensorBytes),\((i + 1) * tensorBytes)]}"
         }
         header += "}"
@@ -40,7 +42,9 @@ import Testing
 
     /// Runs `arguments` with stderr on a pseudo-terminal (stdout to a file); returns the terminal's bytes, the exit
     /// code and the wall time.
-    static func runOnTerminal(_ arguments: [String], in directory: TemporaryDirectory) throws -> (tty: String, status: Int32, seconds: Double) {
+    static func runOnTerminal(
+        _ arguments: [String], in directory: TemporaryDirectory
+    ) throws -> (tty: String, status: Int32, seconds: Double) {
         try #require(
             FileManager.default.isExecutableFile(atPath: "/usr/bin/script"),
             "util-linux script (package bsdutils) makes the pseudo-terminal of this test")
@@ -62,7 +66,9 @@ import Testing
     static func frames(_ tty: String) -> [Frame] {
         tty.components(separatedBy: "\r\u{1B}[K").dropFirst().compactMap { chunk -> Frame? in
             let line = chunk.split(separator: "\r").first.map(String.init) ?? ""
-            guard let elapsedRange = line.range(of: #"[0-9.]+ s elapsed"#, options: .regularExpression) else { return nil }
+            guard let elapsedRange = line.range(of: #"[0-9.]+ s elapsed"#, options: .regularExpression) else {
+                return nil
+            }
             let elapsed = Double(line[elapsedRange].split(separator: " ")[0]) ?? -1
             var eta: Double?
             if let etaRange = line.range(of: #"ETA .*$"#, options: .regularExpression) {
@@ -94,10 +100,14 @@ import Testing
                 #expect(frame.elapsed + eta <= 3 * seconds + 2, "ETA not sane for a \(seconds) s job: \(frame.text)")
             }
         }
-        #expect(tty.hasSuffix("\r\u{1B}[K"), "the progress line is not erased at the end: \(tty.suffix(120).debugDescription)")
+        #expect(
+            tty.hasSuffix("\r\u{1B}[K"),
+            "the progress line is not erased at the end: \(tty.suffix(120).debugDescription)")
     }
 
-    @Test func `diff and --sensitivity draw progress frames with a sane ETA on a terminal, and nothing when piped`() throws {
+    @Test func `diff and --sensitivity draw progress frames with a sane ETA on a terminal, and nothing when piped`()
+        throws
+    {
         let directory = TemporaryDirectory("nf4kit-progress")
         defer { directory.cleanup() }
         let model = directory.file("m.safetensors")
@@ -114,7 +124,9 @@ import Testing
         // stderr not a terminal: nothing but the result on stdout.
         let pipedDiff = try NF4KitCLI.run(["diff", "--threads", "1", model, model])
         #expect(pipedDiff.status == 0 && pipedDiff.stderr.isEmpty)
-        let pipedSensitivity = try NF4KitCLI.run(["inspect", "--sensitivity", "--schemes", "nf4,q8_0", "--threads", "1", model])
+        let pipedSensitivity = try NF4KitCLI.run([
+            "inspect", "--sensitivity", "--schemes", "nf4,q8_0", "--threads", "1", model,
+        ])
         #expect(pipedSensitivity.status == 0 && pipedSensitivity.stderr.isEmpty)
         // --no-progress: nothing on a terminal either.
         let quiet = try Self.runOnTerminal(["diff", "--no-progress", model, model], in: directory)
@@ -127,14 +139,17 @@ import Testing
         let model = directory.file("m.safetensors")
         try Self.writeModel(to: model)
 
-        let convert = try Self.runOnTerminal(["convert", model, "-o", directory.file("a.safetensors"), "--to", "f32", "--threads", "1"], in: directory)
+        let convert = try Self.runOnTerminal(
+            ["convert", model, "-o", directory.file("a.safetensors"), "--to", "f32", "--threads", "1"], in: directory)
         #expect(convert.status == 0)
         // The frames, the erase, then the summary line.
         let erase = try #require(convert.tty.range(of: "\r\u{1B}[K", options: .backwards))
         #expect(convert.tty[erase.upperBound...].contains(" kept; "))
         Self.checkFrames(String(convert.tty[..<erase.upperBound]), seconds: convert.seconds, label: "convert")
 
-        let piped = try NF4KitCLI.run(["convert", model, "-o", directory.file("b.safetensors"), "--to", "f32", "--threads", "1"])
+        let piped = try NF4KitCLI.run([
+            "convert", model, "-o", directory.file("b.safetensors"), "--to", "f32", "--threads", "1",
+        ])
         #expect(piped.status == 0)
         #expect(piped.stderr.split(separator: "\n").count == 1, "\(piped.stderr)")
         #expect(piped.stderr.contains(" kept; "), "\(piped.stderr)")

@@ -7,7 +7,8 @@ import Testing
         let result = try NF4KitCLI.run(["inspect", "--sensitivity", Fixture.path("llama-tiny/fp16")])
         #expect(result.status == 0)
         #expect(result.stderr.isEmpty)
-        #expect(result.stdout.contains("Quantization sensitivity (14 weights that convert quantizes, 1,449,984 parameters"))
+        #expect(
+            result.stdout.contains("Quantization sensitivity (14 weights that convert quantizes, 1,449,984 parameters"))
         let lines = result.stdout.split(separator: "\n")
         let header = try #require(lines.first { $0.contains("scheme") && $0.contains("RMSE") && $0.contains("SNR dB") })
         #expect(header.contains("bits/param"))
@@ -42,7 +43,11 @@ import Testing
         #expect((sensitivity["tensors"] as? [Any])?.count == 14)
         let model = try #require(sensitivity["model"] as? [String: Any])
         let schemes = try #require(model["schemes"] as? [[String: Any]])
-        #expect(schemes.map { $0["scheme"] as? String } == ["nf4", "nf4-dq", "fp4", "fp4-dq", "int4", "q4_0", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "bf16"])
+        #expect(
+            schemes.map { $0["scheme"] as? String } == [
+                "nf4", "nf4-dq", "fp4", "fp4-dq", "int4", "q4_0", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs",
+                "bf16",
+            ])
         let nf4 = try #require(schemes.first)
         #expect(nf4["parameterCount"] as? Int == 1_449_984)
         #expect((nf4["rmse"] as? Double).map { $0 > 0 } == true)
@@ -52,7 +57,8 @@ import Testing
 
     @Test func `--what-if on a config.json lists the model first, then the Llama sizes`() throws {
         let result = try NF4KitCLI.run([
-            "inspect", "--what-if", "7b,13b,30b,65b", "--lora-rank", "8", "--json", Fixture.path("llama-tiny/fp16/config.json"),
+            "inspect", "--what-if", "7b,13b,30b,65b", "--lora-rank", "8", "--json",
+            Fixture.path("llama-tiny/fp16/config.json"),
         ])
         #expect(result.status == 0)
         let root = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
@@ -75,12 +81,16 @@ import Testing
     }
 
     @Test func `an unknown scheme or size is a usage error`() throws {
-        let scheme = try NF4KitCLI.run(["inspect", "--sensitivity", "--schemes", "nf4,q3_k", Fixture.path("llama-tiny/fp16")])
+        let scheme = try NF4KitCLI.run([
+            "inspect", "--sensitivity", "--schemes", "nf4,q3_k", Fixture.path("llama-tiny/fp16"),
+        ])
         #expect(scheme.status == 64)
         #expect(scheme.stderr.contains("q3_k"))
         let size = try NF4KitCLI.run(["inspect", "--what-if", "20b"])
         #expect(size.status == 64)
-        let blocksize = try NF4KitCLI.run(["inspect", "--sensitivity", "--blocksize", "48", Fixture.path("llama-tiny/fp16")])
+        let blocksize = try NF4KitCLI.run([
+            "inspect", "--sensitivity", "--blocksize", "48", Fixture.path("llama-tiny/fp16"),
+        ])
         #expect(blocksize.status == 64)
         let missing = try NF4KitCLI.run(["inspect", "--sensitivity"])
         #expect(missing.status == 64)

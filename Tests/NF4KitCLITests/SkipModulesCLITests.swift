@@ -14,8 +14,10 @@ import Testing
 
     /// The 14 Linear weights of the golden llama-tiny (2 layers × 7 projections).
     static let linears = (0..<2).flatMap { layer in
-        ["mlp.down_proj", "mlp.gate_proj", "mlp.up_proj", "self_attn.k_proj", "self_attn.o_proj", "self_attn.q_proj",
-         "self_attn.v_proj"].map { "model.layers.\(layer).\($0).weight" }
+        [
+            "mlp.down_proj", "mlp.gate_proj", "mlp.up_proj", "self_attn.k_proj", "self_attn.o_proj", "self_attn.q_proj",
+            "self_attn.v_proj",
+        ].map { "model.layers.\(layer).\($0).weight" }
     }
 
     @Test func `--skip down_proj leaves every down_proj unquantized and names them in llm_int8_skip_modules`() throws {
@@ -31,7 +33,10 @@ import Testing
         #expect(weights == Self.linears.filter { !$0.contains("down_proj") }.sorted())
         #expect(
             skipModules
-                == .array([.string("lm_head"), .string("model.layers.0.mlp.down_proj"), .string("model.layers.1.mlp.down_proj")]))
+                == .array([
+                    .string("lm_head"), .string("model.layers.0.mlp.down_proj"),
+                    .string("model.layers.1.mlp.down_proj"),
+                ]))
     }
 
     @Test func `a module name and the glob that says the same write the same bytes`() throws {
@@ -41,11 +46,14 @@ import Testing
             "convert", Fixture.path("llama-tiny/fp16"), "-o", directory.file("name"), "--skip", "down_proj", "--quiet",
         ])
         let glob = try NF4KitCLI.run([
-            "convert", Fixture.path("llama-tiny/fp16"), "-o", directory.file("glob"), "--skip", "*down_proj*", "--quiet",
+            "convert", Fixture.path("llama-tiny/fp16"), "-o", directory.file("glob"), "--skip", "*down_proj*",
+            "--quiet",
         ])
         #expect(name.status == 0 && glob.status == 0, "\(name.stderr) \(glob.stderr)")
         for file in ["model.safetensors", "config.json"] {
-            #expect(try [UInt8](contentsOf: directory.file("name/" + file)) == [UInt8](contentsOf: directory.file("glob/" + file)))
+            #expect(
+                try [UInt8](contentsOf: directory.file("name/" + file))
+                    == [UInt8](contentsOf: directory.file("glob/" + file)))
         }
     }
 

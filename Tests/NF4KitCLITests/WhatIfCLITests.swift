@@ -32,12 +32,15 @@ import Testing
         #expect(whatIf["gpuSizesGiB"] as? [Int] == [16, 24, 40, 48, 80])
         let models = try #require(whatIf["models"] as? [[String: Any]])
         #expect(models.map { $0["label"] as? String } == ["mistral-7b", "qwen2.5-7b", "405b", config])
-        #expect(models.map { $0["publishedModel"] as? String } == ["Mistral-7B-v0.1", "Qwen2.5-7B", "Llama-3.1-405B", nil])
+        #expect(
+            models.map { $0["publishedModel"] as? String } == ["Mistral-7B-v0.1", "Qwen2.5-7B", "Llama-3.1-405B", nil])
         #expect(models[3]["parameterCount"] as? Int == 1_963_264)
         let mistral = try #require(models[0]["fits"] as? [[String: Any]])
-        #expect(mistral.map { $0["use"] as? String } == [
-            "inference-fp16", "inference-int8", "inference-nf4", "training-full-fp16", "training-lora-fp16", "training-qlora",
-        ])
+        #expect(
+            mistral.map { $0["use"] as? String } == [
+                "inference-fp16", "inference-int8", "inference-nf4", "training-full-fp16", "training-lora-fp16",
+                "training-qlora",
+            ])
         // Mistral 7B (7,241,732,096 parameters) in FP16: 2 bytes each, 13.5 GiB, fits every card listed.
         #expect(mistral[0]["byteCount"] as? Int == 2 * 7_241_732_096)
         #expect(mistral[0]["fitsGiB"] as? [Int] == [16, 24, 40, 48, 80])

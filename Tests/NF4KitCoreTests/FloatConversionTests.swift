@@ -16,7 +16,9 @@ import Testing
     @Test func `f64 to bf16 does not double round`() {
         // 1 + 2^-8 + 2^-40 is just above the bf16 midpoint; via f32 RNE it would land on the midpoint and tie to 1.0.
         let value: Double = 1 + 1.0 / 256 + 1.0 / 1_099_511_627_776
-        let bytes = withUnsafeBytes(of: value.bitPattern.littleEndian) { FloatConversion.convert($0, from: .f64, to: .bf16, count: 1) }
+        let bytes = withUnsafeBytes(of: value.bitPattern.littleEndian) {
+            FloatConversion.convert($0, from: .f64, to: .bf16, count: 1)
+        }
         #expect(bytes == [0x81, 0x3F])
     }
 
@@ -24,9 +26,13 @@ import Testing
     func `round trip through f32 is exact for representable values`(dtype: DType) {
         let values: [Float] = [0, -0.0, 1, -2, 0.5, 2048, -384, 1.0 / 1024]
         var raw = [UInt8](repeating: 0, count: values.count * dtype.bitWidth / 8)
-        _ = values.withUnsafeBufferPointer { src in raw.withUnsafeMutableBytes { FloatConversion.narrow(src, to: dtype, into: $0) } }
+        _ = values.withUnsafeBufferPointer { src in
+            raw.withUnsafeMutableBytes { FloatConversion.narrow(src, to: dtype, into: $0) }
+        }
         var back = [Float](repeating: 7, count: values.count)
-        raw.withUnsafeBytes { src in back.withUnsafeMutableBufferPointer { FloatConversion.widen(src, from: dtype, into: $0) } }
+        raw.withUnsafeBytes { src in
+            back.withUnsafeMutableBufferPointer { FloatConversion.widen(src, from: dtype, into: $0) }
+        }
         #expect(back.map(\.bitPattern) == values.map(\.bitPattern))
     }
 }

@@ -5,7 +5,9 @@ import Testing
 @Suite struct ParallelRunnerTests {
     @Test(arguments: [1, 3])
     func `results come back in index order for any thread count`(threads: Int) throws {
-        let results = try ParallelRunner.map(count: 100, threads: threads, cancellation: CancellationToken()) { $0 * $0 }
+        let results = try ParallelRunner.map(count: 100, threads: threads, cancellation: CancellationToken()) {
+            $0 * $0
+        }
         #expect(results == (0..<100).map { $0 * $0 })
         #expect(ParallelRunner.map(count: 5, threads: threads) { $0 + 1 } == [1, 2, 3, 4, 5])
     }

@@ -56,8 +56,11 @@ import Testing
         for i in 0..<20_000 {
             switch i % 4 {
             case 0: values.append(Double(bitPattern: rng.next()))  // any bit pattern: all exponents, NaN, inf
-            case 1: values.append(Double.random(in: -1...1, using: &rng) * pow(10, Double(Int.random(in: -8...20, using: &rng))))
-            case 2: values.append(Double(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))))  // f32 values, as configs hold
+            case 1:
+                values.append(
+                    Double.random(in: -1...1, using: &rng) * pow(10, Double(Int.random(in: -8...20, using: &rng))))
+            case 2:  // f32 values, as configs hold
+                values.append(Double(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))))
             default:  // near the switch points 1e-4 and 1e16, and short decimals
                 let base = [1e-4, 1e16, 1e-5, 1e15, 0.1, 1][Int.random(in: 0..<6, using: &rng)]
                 values.append(base.nextUp.nextUp + Double(Int.random(in: -3...3, using: &rng)) * base.ulp)
@@ -67,14 +70,17 @@ import Testing
         defer { dir.cleanup() }
         let input = values.map { String($0.bitPattern, radix: 16) }.joined(separator: "\n") + "\n"
         try Array(input.utf8).write(to: dir.file("bits.txt"))
-        let result = try PythonInterop.run(script: "Tests/Interop/safetensors_json_floats.py", arguments: [dir.file("bits.txt")])
+        let result = try PythonInterop.run(
+            script: "Tests/Interop/safetensors_json_floats.py", arguments: [dir.file("bits.txt")])
         try #require(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
         try #require(lines.count == values.count)
         var mismatches = 0
         for (value, python) in zip(values, lines) where PythonFloat.repr(value) != python {
             mismatches += 1
-            if mismatches <= 5 { Issue.record("\(value.bitPattern): Python \(python), ours \(PythonFloat.repr(value))") }
+            if mismatches <= 5 {
+                Issue.record("\(value.bitPattern): Python \(python), ours \(PythonFloat.repr(value))")
+            }
         }
         #expect(mismatches == 0)
     }

@@ -5,7 +5,9 @@ import Testing
 
 /// An input that becomes shorter while it is memory-mapped used to kill the process with SIGBUS.
 @Suite struct ShrunkInputTests {
-    @Test func `reading past the new end of a mapped file reads zeros and is reported as an I/O error on that file`() throws {
+    @Test func `reading past the new end of a mapped file reads zeros and is reported as an I/O error on that file`()
+        throws
+    {
         let directory = TemporaryDirectory("nf4kit-shrunk")
         defer { directory.cleanup() }
         let path = directory.file("input.bin")

@@ -19,9 +19,14 @@ import Testing
     private func failure(_ text: String) -> CheckpointError? { failure(Array(text.utf8)) }
 
     @Test func `parses every kind of value and keeps member order and number text`() throws {
-        let value = try parse(#" {"z": [1, -2.50, 1e-06, 6.0, true, false, null], "a": {"s": "x\u00e9\ud83d\ude00\n"}} "#)
+        let value = try parse(
+            #" {"z": [1, -2.50, 1e-06, 6.0, true, false, null], "a": {"s": "x\u00e9\ud83d\ude00\n"}} "#)
         #expect(value.objectValue?.keys == ["z", "a"])
-        #expect(value["z"] == .array([.number("1"), .number("-2.50"), .number("1e-06"), .number("6.0"), .bool(true), .bool(false), .null]))
+        #expect(
+            value["z"]
+                == .array([
+                    .number("1"), .number("-2.50"), .number("1e-06"), .number("6.0"), .bool(true), .bool(false), .null,
+                ]))
         #expect(value["a"]?["s"] == .string("xé😀\n"))
     }
 
@@ -43,7 +48,9 @@ import Testing
         let objects = String(repeating: #"{"k":"#, count: 126) + "[]" + String(repeating: "}", count: 126)
         #expect(throws: Never.self) { try parse(objects) }
         // Scalars are not containers: 127 arrays around a number are fine.
-        #expect(throws: Never.self) { try parse(String(repeating: "[", count: 127) + "1" + String(repeating: "]", count: 127)) }
+        #expect(throws: Never.self) {
+            try parse(String(repeating: "[", count: 127) + "1" + String(repeating: "]", count: 127))
+        }
 
         let deep = String(repeating: "[", count: 128) + String(repeating: "]", count: 128)
         let error = failure(deep)
@@ -81,7 +88,10 @@ import Testing
         #expect(failure([0x22, 0xFF, 0x22])?.byteOffset == 1)
     }
 
-    @Test(arguments: ["01", "1.", ".5", "+1", "-", "1e", "1e+", "0x10", "NaN", "Infinity", "tru", "nul", "[1,]", #"{"a":1,}"#, "", "{", #"{"a" 1}"#, "\"a\u{1}\""])
+    @Test(arguments: [
+        "01", "1.", ".5", "+1", "-", "1e", "1e+", "0x10", "NaN", "Infinity", "tru", "nul", "[1,]", #"{"a":1,}"#, "",
+        "{", #"{"a" 1}"#, "\"a\u{1}\"",
+    ])
     func `invalid JSON text is refused`(_ text: String) {
         #expect(failure(text)?.code == .malformedHeader)
     }
@@ -112,7 +122,8 @@ import Testing
         #expect(error?.tensor == "w")
         #expect(error?.file == "f")
         #expect(error?.byteOffset == Int64(48))  // 8 + offset 40 of the second "x"
-        let metadataError = Array(#"{"__metadata__": {"a": 1, "a": 2}}"#.utf8).withUnsafeBytes { raw -> CheckpointError? in
+        let metadataError = Array(#"{"__metadata__": {"a": 1, "a": 2}}"#.utf8).withUnsafeBytes {
+            raw -> CheckpointError? in
             do throws(CheckpointError) {
                 _ = try StrictJSON.parseDocument(raw, keysNameTensors: true)
                 return nil

@@ -30,7 +30,9 @@ import Testing
     func `a name never holds another format, and names nf4kit cannot write are refused`(
         name: String, format: OutputFormat?
     ) {
-        let error = #expect(throws: CheckpointError.self) { try CheckpointOutput.Form.choose(for: name, format: format) }
+        let error = #expect(throws: CheckpointError.self) {
+            try CheckpointOutput.Form.choose(for: name, format: format)
+        }
         #expect(error?.code == .invalidArgument)
     }
 }

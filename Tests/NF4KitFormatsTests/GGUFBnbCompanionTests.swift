@@ -12,7 +12,9 @@ import Testing
     static let variants = ["nf4-dq", "nf4"]
     static let weight = "model.layers.0.self_attn.q_proj.weight"
 
-    private func roundTrip(_ variant: String, in dir: TemporaryDirectory) throws -> (
+    private func roundTrip(
+        _ variant: String, in dir: TemporaryDirectory
+    ) throws -> (
         [GGUFTestSafetensors.Entry], GGUFFile, [Tensor]
     ) {
         let source = try GGUFTestSafetensors.load(Fixture.path("gguf/bnb-\(variant)-q_proj.safetensors"))
@@ -151,7 +153,8 @@ import Testing
         var encoded = try GGUFBridge.encodeCompanion(source.map(\.tensor))
         let key = GGUFBnbCompanion.quantStatePrefix + Self.weight
         let index = try #require(encoded.metadata.firstIndex { $0.key == key })
-        let huge = #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [9223372036854775807], "#
+        let huge =
+            #"{"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [9223372036854775807], "#
             + #""nested_blocksize": 9223372036854775807, "nested_dtype": "float32", "nested_offset": 0.5}"#
         encoded.metadata[index] = GGUFMetadataEntry(key: key, value: .string(huge))
         try GGUFWriter.write(

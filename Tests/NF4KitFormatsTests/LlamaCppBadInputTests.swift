@@ -13,7 +13,8 @@ import Testing
         let folder = dir.file("model")
         try FileManager.default.copyItem(atPath: Fixture.path("llama-g/hf"), toPath: folder)
         let path = folder + "/config.json"
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         edit(&json)
         try FileManager.default.removeItem(atPath: path)
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
@@ -21,7 +22,8 @@ import Testing
     }
 
     /// Runs the export and returns the error it must throw; checks that nothing was written.
-    func refusal(_ input: String, _ dir: TemporaryDirectory, options: GGUFExport.Options = .init()) -> CheckpointError? {
+    func refusal(_ input: String, _ dir: TemporaryDirectory, options: GGUFExport.Options = .init()) -> CheckpointError?
+    {
         let out = dir.file("out.gguf")
         let error = #expect(throws: CheckpointError.self) {
             _ = try GGUFExport.convert(input: input, output: out, options: options)
@@ -63,7 +65,9 @@ import Testing
         }
         let error = refusal(input, dir)
         #expect(error?.code == .shapeMismatch)
-        #expect(error?.tensor == "model.layers.0.self_attn.k_proj.weight" || error?.tensor?.hasSuffix("q_proj.weight") == true)
+        #expect(
+            error?.tensor == "model.layers.0.self_attn.k_proj.weight"
+                || error?.tensor?.hasSuffix("q_proj.weight") == true)
         #expect(error?.message.contains("heads") == true, "\(String(describing: error))")
     }
 
@@ -109,8 +113,9 @@ import Testing
         defer { dir.cleanup() }
         let base = dir.file("base")
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        var json = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/hf/config.json")))) as! [String: Any]
+        var json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/hf/config.json")))) as! [String: Any]
         json["num_hidden_layers"] = 1
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: base + "/config.json"))
         let error = refusal(Fixture.path("llama-g/lora"), dir, options: .init(outType: .f16, base: base))
@@ -125,7 +130,8 @@ import Testing
         let adapter = dir.file("dora")
         try FileManager.default.copyItem(atPath: Fixture.path("llama-g/lora"), toPath: adapter)
         let path = adapter + "/adapter_config.json"
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         json["use_dora"] = true
         try FileManager.default.removeItem(atPath: path)
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
@@ -144,18 +150,21 @@ import Testing
         #expect(model.pieces.prefix(4).map(\.type) == [.unknown, .control, .control, .byte])
     }
 
-    @Test(arguments: [
-        ([0x0A, 0x05, 0x0A, 0x01], "runs past the end"),  // piece message longer than the file
-        ([0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], "varint"),
-        ([0x0B, 0x00], "wire type 3"),  // a group
-        ([0x0A, 0x03, 0x0A, 0x01, 0xFF], "UTF-8"),
-        ([0x0A, 0x05, 0x0A, 0x01, 0x41, 0x18, 0x09], "piece type 9"),
-        ([0x0A, 0x02, 0x10, 0x01], "wrong wire type"),
-        ([0x12, 0x00], "no pieces"),
-        ([0x0A, 0x03, 0x0A, 0x01, 0x41, 0x0A, 0x03, 0x0A, 0x01, 0x41], "already defined"),
-    ] as [([UInt8], String)])
+    @Test(
+        arguments: [
+            ([0x0A, 0x05, 0x0A, 0x01], "runs past the end"),  // piece message longer than the file
+            ([0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], "varint"),
+            ([0x0B, 0x00], "wire type 3"),  // a group
+            ([0x0A, 0x03, 0x0A, 0x01, 0xFF], "UTF-8"),
+            ([0x0A, 0x05, 0x0A, 0x01, 0x41, 0x18, 0x09], "piece type 9"),
+            ([0x0A, 0x02, 0x10, 0x01], "wrong wire type"),
+            ([0x12, 0x00], "no pieces"),
+            ([0x0A, 0x03, 0x0A, 0x01, 0x41, 0x0A, 0x03, 0x0A, 0x01, 0x41], "already defined"),
+        ] as [([UInt8], String)])
     func `crafted damage is refused`(bytes: [UInt8], reason: String) {
-        let error = #expect(throws: CheckpointError.self) { _ = try SentencePieceModel(parsing: bytes, file: "t.model") }
+        let error = #expect(throws: CheckpointError.self) {
+            _ = try SentencePieceModel(parsing: bytes, file: "t.model")
+        }
         #expect(error?.code == .malformedHeader)
         #expect(error?.byteOffset != nil)
         #expect(error?.message.contains(reason) == true, "\(String(describing: error?.message))")
@@ -165,8 +174,10 @@ import Testing
 /// Names and the row permutation, checked against the golden F16.gguf written by convert_hf_to_gguf.py.
 @Suite struct LlamaLayoutTests {
     @Test func `names map both ways`() {
-        #expect(LlamaTensorNames.ggufName(hfName: "model.layers.12.self_attn.o_proj.weight") == "blk.12.attn_output.weight")
-        #expect(LlamaTensorNames.hfName(ggufName: "blk.12.attn_output.weight") == "model.layers.12.self_attn.o_proj.weight")
+        #expect(
+            LlamaTensorNames.ggufName(hfName: "model.layers.12.self_attn.o_proj.weight") == "blk.12.attn_output.weight")
+        #expect(
+            LlamaTensorNames.hfName(ggufName: "blk.12.attn_output.weight") == "model.layers.12.self_attn.o_proj.weight")
         #expect(LlamaTensorNames.ggufName(hfName: "lm_head.weight") == "output.weight")
         #expect(LlamaTensorNames.hfName(ggufName: "token_embd.weight") == "model.embed_tokens.weight")
         #expect(LlamaTensorNames.ggufName(hfName: "model.layers.01.mlp.up_proj.weight") == nil)
@@ -186,7 +197,9 @@ import Testing
             var permuted = [UInt8](repeating: 0, count: original.count)
             var restored = [UInt8](repeating: 0, count: original.count)
             original.withUnsafeBytes { src in
-                permuted.withUnsafeMutableBytes { permutation.apply(src, into: $0, rowByteCount: original.count / rows) }
+                permuted.withUnsafeMutableBytes {
+                    permutation.apply(src, into: $0, rowByteCount: original.count / rows)
+                }
             }
             permuted.withUnsafeBytes { src in
                 restored.withUnsafeMutableBytes {
@@ -211,11 +224,14 @@ import Testing
     }
 
     func config(vocabSize: Int) throws -> LlamaModelConfig {
-        var json = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/hf/config.json")))) as! [String: Any]
+        var json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("llama-g/hf/config.json")))) as! [String: Any]
         json["vocab_size"] = vocabSize
         let bytes = [UInt8](try JSONSerialization.data(withJSONObject: json))
-        guard case .object(let object) = try StrictJSON.parse(bytes) else { throw CheckpointError(.malformedHeader, "") }
+        guard case .object(let object) = try StrictJSON.parse(bytes) else {
+            throw CheckpointError(.malformedHeader, "")
+        }
         return try LlamaModelConfig(json: object)
     }
 
@@ -244,7 +260,11 @@ import Testing
         defer { dir.cleanup() }
         let template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
         let input = try folder(
-            dir, ["tokenizer_config.json": #"{"add_bos_token": false, "eos_token": "</s>"}"#, "chat_template.jinja": template])
+            dir,
+            [
+                "tokenizer_config.json": #"{"add_bos_token": false, "eos_token": "</s>"}"#,
+                "chat_template.jinja": template,
+            ])
         let entries = try LlamaVocabulary.metadata(folder: input, config: config(vocabSize: 1000))
         #expect(value(entries, "tokenizer.chat_template") == .string(template))
         #expect(value(entries, "tokenizer.ggml.add_bos_token") == .bool(false))

@@ -24,14 +24,18 @@ import Testing
         let b = try GGUFFile.read(path: golden)
         var problems: [String] = []
         let oursByName = Dictionary(uniqueKeysWithValues: a.tensors.map { ($0.name, $0) })
-        if a.tensors.count != b.tensors.count { problems.append("tensor count \(a.tensors.count) != \(b.tensors.count)") }
+        if a.tensors.count != b.tensors.count {
+            problems.append("tensor count \(a.tensors.count) != \(b.tensors.count)")
+        }
         for ref in b.tensors {
             guard let mine = oursByName[ref.name] else {
                 problems.append("tensor \(ref.name) missing")
                 continue
             }
             if mine.type != ref.type { problems.append("\(ref.name): type \(mine.type) != \(ref.type)") }
-            if mine.dimensions != ref.dimensions { problems.append("\(ref.name): ne \(mine.dimensions) != \(ref.dimensions)") }
+            if mine.dimensions != ref.dimensions {
+                problems.append("\(ref.name): ne \(mine.dimensions) != \(ref.dimensions)")
+            }
             if data(a, mine) != data(b, ref) { problems.append("\(ref.name): data bytes differ") }
         }
         let oursKeys = Dictionary(uniqueKeysWithValues: a.metadata.map { ($0.key, $0.value) })
@@ -126,7 +130,8 @@ import Testing
         options.target = .f16
         let dequantized = dir.file("f16")
         _ = try QuantizePipeline.run(input: nf4, output: dequantized, options: options)
-        for name in ["tokenizer.model", "tokenizer_config.json"] where !FileManager.default.fileExists(atPath: dequantized + "/" + name) {
+        for name in ["tokenizer.model", "tokenizer_config.json"]
+        where !FileManager.default.fileExists(atPath: dequantized + "/" + name) {
             try FileManager.default.copyItem(atPath: nf4 + "/" + name, toPath: dequantized + "/" + name)
         }
         let fromF16 = dir.file("from-f16.gguf")
@@ -153,14 +158,16 @@ import Testing
         let adapter = dir.file("rslora")
         try FileManager.default.copyItem(atPath: Fixture.path("llama-g/lora"), toPath: adapter)
         let path = adapter + "/adapter_config.json"
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         json["use_rslora"] = true
         try FileManager.default.removeItem(atPath: path)
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
         let base = Fixture.path("llama-g/hf")
         let plain = dir.file("plain.gguf")
         let folded = dir.file("folded.gguf")
-        _ = try GGUFExport.convert(input: Fixture.path("llama-g/lora"), output: plain, options: .init(outType: .f32, base: base))
+        _ = try GGUFExport.convert(
+            input: Fixture.path("llama-g/lora"), output: plain, options: .init(outType: .f32, base: base))
         _ = try GGUFExport.convert(input: adapter, output: folded, options: .init(outType: .f32, base: base))
         // r = 8, alpha = 16: PEFT uses 16 / sqrt(8), llama.cpp 16 / 8, so lora_b must grow by sqrt(8).
         let factor = Float((16 / 8.0.squareRoot()) / 2)
@@ -191,6 +198,7 @@ import Testing
             mergeOptions: merge, options: .init(outType: outType))
         let problems = try LlamaCppGoldenTests.differences(ours: ours, golden: expected)
         #expect(problems.isEmpty, "\(problems.prefix(5))")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["expected.gguf", "ours.gguf"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["expected.gguf", "ours.gguf"])
     }
 }

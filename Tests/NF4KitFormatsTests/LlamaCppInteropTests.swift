@@ -9,7 +9,9 @@ import Testing
     @Test(arguments: [
         ("hf", "F16", GGUFExport.OutType.f16), ("hf", "BF16", .bf16), ("hf", "Q8_0", .q8_0), ("lora", "lora-F16", .f16),
     ])
-    func `gguf_compare.py finds our file equal to llama.cpp's`(input: String, golden: String, outType: GGUFExport.OutType)
+    func `gguf_compare.py finds our file equal to llama.cpp's`(
+        input: String, golden: String, outType: GGUFExport.OutType
+    )
         throws
     {
         let dir = TemporaryDirectory("llama-g-interop")

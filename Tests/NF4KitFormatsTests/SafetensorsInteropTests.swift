@@ -37,11 +37,15 @@ import Testing
         Sample(label: "no metadata", tensors: [("a", .f32, [2]), ("b", .f16, [3]), ("c", .u8, [1])], metadata: nil),
         Sample(
             label: "non-ASCII names and metadata",
-            tensors: [("é.weight", .f16, [2, 2]), ("日本.bias", .f32, [2]), ("quote\"back\\slash", .u8, [3]), ("", .i8, [1])],
+            tensors: [
+                ("é.weight", .f16, [2, 2]), ("日本.bias", .f32, [2]), ("quote\"back\\slash", .u8, [3]), ("", .i8, [1]),
+            ],
             metadata: [("note", "héllo — ✓ \"quoted\"")]),
         Sample(
             label: "same dtype, names ordered byte-wise, control characters escaped",
-            tensors: ["b", "a", "é", "z", "Z", "日本", "ａ", "😀", "", "a.b", "a\u{1}\u{7F}\n\t", "a/b", "__metadata"].map { ($0, DType.f32, Shape([2])) }
+            tensors: ["b", "a", "é", "z", "Z", "日本", "ａ", "😀", "", "a.b", "a\u{1}\u{7F}\n\t", "a/b", "__metadata"].map {
+                ($0, DType.f32, Shape([2]))
+            }
                 + [("zero.a", .f32, [0]), ("zero.b", .f32, [3, 0])],
             metadata: [("format", "pt")]),
     ]
@@ -74,10 +78,13 @@ import Testing
         var manifestTensors: [String: Any] = [:]
         for (name, dtype, shape) in sample.tensors {
             let count = try #require(dtype.byteCount(elementCount: shape.elementCount))
-            let data = (0..<count).map { _ in dtype == .bool ? UInt8.random(in: 0...1, using: &rng) : UInt8.random(in: 0...255, using: &rng) }
+            let data = (0..<count).map { _ in
+                dtype == .bool ? UInt8.random(in: 0...1, using: &rng) : UInt8.random(in: 0...255, using: &rng)
+            }
             tensors.append(
                 Tensor(
-                    descriptor: TensorDescriptor(name: name, dtype: dtype, shape: shape, file: "memory", fileOffset: 0, byteCount: count),
+                    descriptor: TensorDescriptor(
+                        name: name, dtype: dtype, shape: shape, file: "memory", fileOffset: 0, byteCount: count),
                     bytes: TensorBytes(copyingElementsOf: data)))
             manifestTensors[name] = ["dtype": dtype.safetensorsName, "shape": shape.dimensions, "hex": Self.hex(data)]
         }
@@ -94,7 +101,9 @@ import Testing
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(report["checked"] as? [String] == sample.tensors.map(\.name).sorted())
         let numpyDTypes: Set<DType> = [.f64, .f32, .f16, .i64, .u64, .i32, .u32, .i16, .u16, .i8, .u8, .bool, .c64]
-        #expect(report["numpy_checked"] as? [String] == sample.tensors.filter { numpyDTypes.contains($0.dtype) }.map(\.name).sorted())
+        #expect(
+            report["numpy_checked"] as? [String]
+                == sample.tensors.filter { numpyDTypes.contains($0.dtype) }.map(\.name).sorted())
         #expect(try [UInt8](contentsOf: python) == [UInt8](contentsOf: ours), "Python's writer gave other bytes")
     }
 
@@ -117,7 +126,8 @@ import Testing
                 let want = try #require(expected[tensor.name])
                 #expect(tensor.dtype.safetensorsName == want["dtype"] as? String, "\(tensor.name)")
                 #expect(tensor.shape.dimensions == want["shape"] as? [Int], "\(tensor.name)")
-                #expect(tensor.bytes.array == Self.bytes(fromHex: try #require(want["hex"] as? String)), "\(tensor.name)")
+                #expect(
+                    tensor.bytes.array == Self.bytes(fromHex: try #require(want["hex"] as? String)), "\(tensor.name)")
                 dtypesSeen.insert(tensor.dtype)
             }
         }

@@ -24,64 +24,169 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
 @Suite struct SafetensorsMalformedTests {
     static let cases: [MalformedCase] = [
         // Outer framing.
-        .init(file: "header-too-small-empty", code: .truncated, byteOffset: 0, phrase: "has 0 bytes", reference: "HeaderTooSmall"),
-        .init(file: "header-too-small-7-bytes", code: .truncated, byteOffset: 0, phrase: "has 7 bytes", reference: "HeaderTooSmall"),
-        .init(file: "header-too-large-100000001", code: .limitExceeded, byteOffset: 0, phrase: "100000001 exceeds the limit", reference: "HeaderTooLarge"),
-        .init(file: "header-length-2-pow-63", code: .limitExceeded, byteOffset: 0, phrase: "9223372036854775808 exceeds the limit", reference: "HeaderTooLarge"),
-        .init(file: "header-length-past-eof", code: .truncated, byteOffset: 0, phrase: "header length 60 runs past the end of the file (8 bytes)", reference: "InvalidHeaderLength"),
-        .init(file: "header-length-100000000-in-16-bytes", code: .truncated, byteOffset: 0, phrase: "header length 100000000 runs past the end of the file (16 bytes)", reference: "InvalidHeaderLength"),
+        .init(
+            file: "header-too-small-empty", code: .truncated, byteOffset: 0, phrase: "has 0 bytes",
+            reference: "HeaderTooSmall"),
+        .init(
+            file: "header-too-small-7-bytes", code: .truncated, byteOffset: 0, phrase: "has 7 bytes",
+            reference: "HeaderTooSmall"),
+        .init(
+            file: "header-too-large-100000001", code: .limitExceeded, byteOffset: 0,
+            phrase: "100000001 exceeds the limit", reference: "HeaderTooLarge"),
+        .init(
+            file: "header-length-2-pow-63", code: .limitExceeded, byteOffset: 0,
+            phrase: "9223372036854775808 exceeds the limit", reference: "HeaderTooLarge"),
+        .init(
+            file: "header-length-past-eof", code: .truncated, byteOffset: 0,
+            phrase: "header length 60 runs past the end of the file (8 bytes)", reference: "InvalidHeaderLength"),
+        .init(
+            file: "header-length-100000000-in-16-bytes", code: .truncated, byteOffset: 0,
+            phrase: "header length 100000000 runs past the end of the file (16 bytes)", reference: "InvalidHeaderLength"
+        ),
         // Header JSON text.
-        .init(file: "header-empty", code: .malformedHeader, byteOffset: 8, phrase: "unexpected end", reference: "InvalidHeaderDeserialization"),
-        .init(file: "header-is-array", code: .malformedHeader, byteOffset: 8, phrase: "not a JSON object", reference: "InvalidHeaderDeserialization"),
-        .init(file: "header-nul-padded", code: .malformedHeader, byteOffset: 10, phrase: "trailing characters", reference: "InvalidHeaderDeserialization"),
-        .init(file: "header-utf8-bom", code: .malformedHeader, byteOffset: 8, phrase: "byte 0xEF", reference: "InvalidHeaderDeserialization"),
-        .init(file: "header-trailing-x", code: .malformedHeader, byteOffset: 10, phrase: "trailing characters", reference: "InvalidHeaderDeserialization"),
-        .init(file: "header-two-objects", code: .malformedHeader, byteOffset: 10, phrase: "trailing characters", reference: "InvalidHeaderDeserialization"),
-        .init(file: "header-invalid-utf8", code: .malformedHeader, byteOffset: 11, phrase: "invalid UTF-8", reference: "InvalidHeader"),
-        .init(file: "name-lone-surrogate", code: .malformedHeader, byteOffset: 11, phrase: "lone surrogate", reference: "InvalidHeaderDeserialization"),
-        .init(file: "nesting-128-containers", code: .malformedHeader, byteOffset: 189, tensor: "t", phrase: "nests 128 arrays or objects; at most 127", reference: "InvalidHeaderDeserialization"),
-        .init(file: "nesting-202-containers", code: .malformedHeader, byteOffset: 189, tensor: "t", phrase: "nests 128 arrays or objects; at most 127", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-empty", code: .malformedHeader, byteOffset: 8, phrase: "unexpected end",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-is-array", code: .malformedHeader, byteOffset: 8, phrase: "not a JSON object",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-nul-padded", code: .malformedHeader, byteOffset: 10, phrase: "trailing characters",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-utf8-bom", code: .malformedHeader, byteOffset: 8, phrase: "byte 0xEF",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-trailing-x", code: .malformedHeader, byteOffset: 10, phrase: "trailing characters",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-two-objects", code: .malformedHeader, byteOffset: 10, phrase: "trailing characters",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "header-invalid-utf8", code: .malformedHeader, byteOffset: 11, phrase: "invalid UTF-8",
+            reference: "InvalidHeader"),
+        .init(
+            file: "name-lone-surrogate", code: .malformedHeader, byteOffset: 11, phrase: "lone surrogate",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "nesting-128-containers", code: .malformedHeader, byteOffset: 189, tensor: "t",
+            phrase: "nests 128 arrays or objects; at most 127", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "nesting-202-containers", code: .malformedHeader, byteOffset: 189, tensor: "t",
+            phrase: "nests 128 arrays or objects; at most 127", reference: "InvalidHeaderDeserialization"),
         // Duplicates: the reference accepts two identical entries; we refuse every duplicate key.
-        .init(file: "duplicate-name-different-offsets", code: .malformedHeader, byteOffset: 61, tensor: "a", phrase: "duplicate key 'a'", reference: "InvalidOffset"),
-        .init(file: "duplicate-name-identical", code: .malformedHeader, byteOffset: 61, tensor: "a", phrase: "duplicate key 'a'", reference: "OK (one tensor)"),
-        .init(file: "duplicate-metadata", code: .malformedHeader, byteOffset: 40, phrase: "duplicate key '__metadata__'", reference: "InvalidHeaderDeserialization"),
-        .init(file: "duplicate-field-in-tensor", code: .malformedHeader, byteOffset: 27, tensor: "a", phrase: "duplicate key 'dtype'", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "duplicate-name-different-offsets", code: .malformedHeader, byteOffset: 61, tensor: "a",
+            phrase: "duplicate key 'a'", reference: "InvalidOffset"),
+        .init(
+            file: "duplicate-name-identical", code: .malformedHeader, byteOffset: 61, tensor: "a",
+            phrase: "duplicate key 'a'", reference: "OK (one tensor)"),
+        .init(
+            file: "duplicate-metadata", code: .malformedHeader, byteOffset: 40, phrase: "duplicate key '__metadata__'",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "duplicate-field-in-tensor", code: .malformedHeader, byteOffset: 27, tensor: "a",
+            phrase: "duplicate key 'dtype'", reference: "InvalidHeaderDeserialization"),
         // Offsets.
-        .init(file: "offsets-gap", code: .malformedHeader, byteOffset: 62, tensor: "b", phrase: "leaves a gap after the previous tensor (expected begin 4)", reference: "InvalidOffset"),
-        .init(file: "offsets-overlap", code: .malformedHeader, byteOffset: 62, tensor: "b", phrase: "overlaps the previous tensor (expected begin 8)", reference: "InvalidOffset"),
-        .init(file: "offsets-reversed", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "[8, 0] and ends before it begins", reference: "InvalidOffset"),
-        .init(file: "offsets-three-numbers", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "array of 2 integers", reference: "InvalidHeaderDeserialization"),
-        .init(file: "offsets-negative", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "non-negative integers", reference: "InvalidHeaderDeserialization"),
-        .init(file: "offsets-beyond-u64", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "non-negative integers", reference: "InvalidHeaderDeserialization"),
-        .init(file: "offsets-u64-max", code: .limitExceeded, byteOffset: 9, tensor: "a", phrase: "shape entry 18446744073709551615 is too large", reference: "ValidationOverflow"),
-        .init(file: "offsets-past-eof-1-tib", code: .truncated, byteOffset: 92, tensor: "a", phrase: "[0, 1099511627776], but the data buffer has only 4 bytes", reference: "MetadataIncompleteBuffer"),
+        .init(
+            file: "offsets-gap", code: .malformedHeader, byteOffset: 62, tensor: "b",
+            phrase: "leaves a gap after the previous tensor (expected begin 4)", reference: "InvalidOffset"),
+        .init(
+            file: "offsets-overlap", code: .malformedHeader, byteOffset: 62, tensor: "b",
+            phrase: "overlaps the previous tensor (expected begin 8)", reference: "InvalidOffset"),
+        .init(
+            file: "offsets-reversed", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "[8, 0] and ends before it begins", reference: "InvalidOffset"),
+        .init(
+            file: "offsets-three-numbers", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "array of 2 integers", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "offsets-negative", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "non-negative integers", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "offsets-beyond-u64", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "non-negative integers", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "offsets-u64-max", code: .limitExceeded, byteOffset: 9, tensor: "a",
+            phrase: "shape entry 18446744073709551615 is too large", reference: "ValidationOverflow"),
+        .init(
+            file: "offsets-past-eof-1-tib", code: .truncated, byteOffset: 92, tensor: "a",
+            phrase: "[0, 1099511627776], but the data buffer has only 4 bytes", reference: "MetadataIncompleteBuffer"),
         // Data length.
-        .init(file: "data-extra-byte", code: .malformedHeader, byteOffset: 72, phrase: "1 bytes follow the last tensor", reference: "MetadataIncompleteBuffer"),
-        .init(file: "data-missing-byte", code: .truncated, byteOffset: 131, tensor: "b", phrase: "[4, 12], but the data buffer has only 11 bytes", reference: "MetadataIncompleteBuffer"),
+        .init(
+            file: "data-extra-byte", code: .malformedHeader, byteOffset: 72, phrase: "1 bytes follow the last tensor",
+            reference: "MetadataIncompleteBuffer"),
+        .init(
+            file: "data-missing-byte", code: .truncated, byteOffset: 131, tensor: "b",
+            phrase: "[4, 12], but the data buffer has only 11 bytes", reference: "MetadataIncompleteBuffer"),
         // Tensor info.
-        .init(file: "dtype-F128", code: .unsupportedDType, byteOffset: 9, tensor: "a", phrase: "unknown dtype 'F128'", reference: "InvalidHeaderDeserialization"),
-        .init(file: "dtype-lowercase-f32", code: .unsupportedDType, byteOffset: 9, tensor: "a", phrase: "unknown dtype 'f32'", reference: "InvalidHeaderDeserialization"),
-        .init(file: "dtype-not-string", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "'dtype' is not a string", reference: "InvalidHeaderDeserialization"),
-        .init(file: "missing-shape", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "missing field 'shape'", reference: "InvalidHeaderDeserialization"),
-        .init(file: "missing-dtype", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "missing field 'dtype'", reference: "InvalidHeaderDeserialization"),
-        .init(file: "missing-data-offsets", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "missing field 'data_offsets'", reference: "InvalidHeaderDeserialization"),
-        .init(file: "shape-negative", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "shape entry -2 is not a non-negative integer", reference: "InvalidHeaderDeserialization"),
-        .init(file: "shape-float", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "shape entry 2.0 is not a non-negative integer", reference: "InvalidHeaderDeserialization"),
-        .init(file: "shape-exponent", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "shape entry 1e0 is not a non-negative integer", reference: "InvalidHeaderDeserialization"),
-        .init(file: "shape-null", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "'shape' is not an array", reference: "InvalidHeaderDeserialization"),
-        .init(file: "shape-string", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: #"shape entry "2" is not a non-negative integer"#, reference: "InvalidHeaderDeserialization"),
-        .init(file: "tensor-info-not-object", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "tensor info is not an object", reference: "InvalidHeaderDeserialization"),
-        .init(file: "shape-size-mismatch", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "shape [3] of F32 needs 12 bytes but data_offsets span 8", reference: "TensorInvalidInfo"),
-        .init(file: "shape-zero-with-bytes", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "shape [0] of F32 needs 0 bytes but data_offsets span 4", reference: "TensorInvalidInfo"),
-        .init(file: "f4-three-elements", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "3 elements of F4 are not a whole number of bytes", reference: "MisalignedSlice"),
-        .init(file: "shape-product-overflow", code: .limitExceeded, byteOffset: 9, tensor: "a", phrase: "element count of shape [4294967296, 4294967296, 0] overflows", reference: "ValidationOverflow"),
-        .init(file: "shape-bit-count-overflow", code: .limitExceeded, byteOffset: 9, tensor: "a", phrase: "bit count of shape [2305843009213693952] × F64 overflows", reference: "ValidationOverflow"),
-        .init(file: "shape-dimension-u64-max", code: .limitExceeded, byteOffset: 9, tensor: "a", phrase: "shape entry 18446744073709551615 is too large", reference: "OK (stricter here)"),
+        .init(
+            file: "dtype-F128", code: .unsupportedDType, byteOffset: 9, tensor: "a", phrase: "unknown dtype 'F128'",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "dtype-lowercase-f32", code: .unsupportedDType, byteOffset: 9, tensor: "a",
+            phrase: "unknown dtype 'f32'", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "dtype-not-string", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "'dtype' is not a string", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "missing-shape", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "missing field 'shape'",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "missing-dtype", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "missing field 'dtype'",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "missing-data-offsets", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "missing field 'data_offsets'", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "shape-negative", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "shape entry -2 is not a non-negative integer", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "shape-float", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "shape entry 2.0 is not a non-negative integer", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "shape-exponent", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "shape entry 1e0 is not a non-negative integer", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "shape-null", code: .malformedHeader, byteOffset: 9, tensor: "a", phrase: "'shape' is not an array",
+            reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "shape-string", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: #"shape entry "2" is not a non-negative integer"#, reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "tensor-info-not-object", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "tensor info is not an object", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "shape-size-mismatch", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "shape [3] of F32 needs 12 bytes but data_offsets span 8", reference: "TensorInvalidInfo"),
+        .init(
+            file: "shape-zero-with-bytes", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "shape [0] of F32 needs 0 bytes but data_offsets span 4", reference: "TensorInvalidInfo"),
+        .init(
+            file: "f4-three-elements", code: .malformedHeader, byteOffset: 9, tensor: "a",
+            phrase: "3 elements of F4 are not a whole number of bytes", reference: "MisalignedSlice"),
+        .init(
+            file: "shape-product-overflow", code: .limitExceeded, byteOffset: 9, tensor: "a",
+            phrase: "element count of shape [4294967296, 4294967296, 0] overflows", reference: "ValidationOverflow"),
+        .init(
+            file: "shape-bit-count-overflow", code: .limitExceeded, byteOffset: 9, tensor: "a",
+            phrase: "bit count of shape [2305843009213693952] × F64 overflows", reference: "ValidationOverflow"),
+        .init(
+            file: "shape-dimension-u64-max", code: .limitExceeded, byteOffset: 9, tensor: "a",
+            phrase: "shape entry 18446744073709551615 is too large", reference: "OK (stricter here)"),
         // Metadata.
-        .init(file: "metadata-value-number", code: .malformedHeader, byteOffset: 9, phrase: "metadata value of 'format' is not a string", reference: "InvalidHeaderDeserialization"),
-        .init(file: "metadata-nested-map", code: .malformedHeader, byteOffset: 9, phrase: "metadata value of 'format' is not a string", reference: "InvalidHeaderDeserialization"),
-        .init(file: "metadata-array", code: .malformedHeader, byteOffset: 9, phrase: "__metadata__ must be an object of strings", reference: "InvalidHeaderDeserialization"),
-        .init(file: "metadata-shaped-like-a-tensor", code: .malformedHeader, byteOffset: 9, phrase: "metadata value of 'shape' is not a string", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "metadata-value-number", code: .malformedHeader, byteOffset: 9,
+            phrase: "metadata value of 'format' is not a string", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "metadata-nested-map", code: .malformedHeader, byteOffset: 9,
+            phrase: "metadata value of 'format' is not a string", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "metadata-array", code: .malformedHeader, byteOffset: 9,
+            phrase: "__metadata__ must be an object of strings", reference: "InvalidHeaderDeserialization"),
+        .init(
+            file: "metadata-shaped-like-a-tensor", code: .malformedHeader, byteOffset: 9,
+            phrase: "metadata value of 'shape' is not a string", reference: "InvalidHeaderDeserialization"),
     ]
 
     @Test(arguments: cases)
@@ -101,7 +206,9 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: cases)
-    func `opened through ModelSource, each malformed file is a data error with file and offset`(_ c: MalformedCase) throws {
+    func `opened through ModelSource, each malformed file is a data error with file and offset`(
+        _ c: MalformedCase
+    ) throws {
         // What `nf4kit inspect FILE` sees: format detection first, then the reader (exit code 65 for data errors).
         let path = Fixture.path("malformed/\(c.file).safetensors")
         let error = #expect(throws: CheckpointError.self) { try ModelSource.open(path) }
@@ -115,7 +222,9 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
     }
 
     @Test func `every failing fixture on disk has a case and every case a fixture`() throws {
-        let names = try FileAccess.list(Fixture.path("malformed")).filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix("ok-") }
+        let names = try FileAccess.list(Fixture.path("malformed")).filter {
+            $0.hasSuffix(".safetensors") && !$0.hasPrefix("ok-")
+        }
         #expect(Set(names) == Set(Self.cases.map { "\($0.file).safetensors" }))
     }
 
@@ -173,9 +282,14 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-                case 1: bytes[Int.random(in: 8..<min(bytes.count, 200), using: &rng)] = Array("{}[],:\"0123456789-.e\\ ".utf8).randomElement(using: &rng)!
+                case 1:
+                    bytes[Int.random(in: 8..<min(bytes.count, 200), using: &rng)] = Array(
+                        "{}[],:\"0123456789-.e\\ ".utf8
+                    ).randomElement(using: &rng)!
                 case 2: bytes.removeLast(Int.random(in: 0...min(8, bytes.count - 1), using: &rng))
-                default: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
+                default:
+                    bytes.insert(
+                        UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
                 }
                 if bytes.isEmpty { break }
             }
@@ -185,7 +299,10 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
 
     @Test func `extreme numbers in every numeric slot never trap`() {
         let header = Array(SpecExample.header.utf8)
-        let extremes = ["0", "1", "7", "4294967296", "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616", "-1", "1e3", "2.0"]
+        let extremes = [
+            "0", "1", "7", "4294967296", "9223372036854775807", "9223372036854775808", "18446744073709551615",
+            "18446744073709551616", "-1", "1e3", "2.0",
+        ]
         // Each run of digits in the header is replaced by each extreme value in turn.
         var runs: [Range<Int>] = []
         var i = 0

@@ -54,7 +54,9 @@ import Testing
         let input = Fixture.path("llama-tiny/\(folder)/model.safetensors")
         let checkpoint = try SafetensorsReader.read(path: input)
         // Hand the tensors over in a different order: the writer's order must not depend on it.
-        try SafetensorsWriter.write(checkpoint.tensors.reversed(), metadata: [("format", "pt")], to: dir.file("copy.safetensors"), overwrite: false)
+        try SafetensorsWriter.write(
+            checkpoint.tensors.reversed(), metadata: [("format", "pt")], to: dir.file("copy.safetensors"),
+            overwrite: false)
         #expect(try [UInt8](contentsOf: dir.file("copy.safetensors")) == [UInt8](contentsOf: input))
     }
 
@@ -94,7 +96,11 @@ import Testing
 @Suite struct ShardingTests {
     @Test func `shards greedily like huggingface_hub and names files with five digits`() {
         let plan = ShardPlan(tensors: [("a", 40), ("b", 40), ("c", 30), ("big", 500), ("d", 10)], maxShardBytes: 100)
-        #expect(plan.shards.map(\.fileName) == ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"])
+        #expect(
+            plan.shards.map(\.fileName) == [
+                "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                "model-00003-of-00003.safetensors",
+            ])
         #expect(plan.shards.map(\.tensorNames) == [["a", "b"], ["big"], ["c", "d"]])
         #expect(ShardPlan(tensors: [("a", 40)], maxShardBytes: 100).shards.map(\.fileName) == ["model.safetensors"])
     }
@@ -121,7 +127,8 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         for bad in ["../evil.safetensors", "/etc/passwd.safetensors", "sub\\x.safetensors", "model.bin"] {
-            let index = "{\"metadata\": {}, \"weight_map\": {\"w\": \"\(bad.replacingOccurrences(of: "\\", with: "\\\\"))\"}}"
+            let index =
+                "{\"metadata\": {}, \"weight_map\": {\"w\": \"\(bad.replacingOccurrences(of: "\\", with: "\\\\"))\"}}"
             try Array(index.utf8).write(to: dir.file("model.safetensors.index.json"))
             let error = #expect(throws: CheckpointError.self) {
                 try SafetensorsIndex.read(path: dir.file("model.safetensors.index.json"))
@@ -134,8 +141,11 @@ import Testing
 
 /// The worked example of shared/spec/safetensors.md §7, as written by the reference writer.
 enum SpecExample {
-    static let header = #"{"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}}"#
+    static let header =
+        #"{"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}}"#
     static var bytes: [UInt8] {
-        [0x90, 0, 0, 0, 0, 0, 0, 0] + Array(header.utf8) + [UInt8](repeating: 0x20, count: 6) + [0x00, 0x00, 0x00, 0x3F, 0x00, 0x3C, 0x00, 0xC0]
+        [0x90, 0, 0, 0, 0, 0, 0, 0] + Array(header.utf8) + [UInt8](repeating: 0x20, count: 6) + [
+            0x00, 0x00, 0x00, 0x3F, 0x00, 0x3C, 0x00, 0xC0,
+        ]
     }
 }

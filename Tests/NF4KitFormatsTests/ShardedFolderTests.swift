@@ -53,13 +53,15 @@ enum ShardedSample {
         return specs.map { name, dtype, shape, count in
             let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
             return Tensor(
-                descriptor: TensorDescriptor(name: name, dtype: dtype, shape: shape, file: "memory", fileOffset: 0, byteCount: count),
+                descriptor: TensorDescriptor(
+                    name: name, dtype: dtype, shape: shape, file: "memory", fileOffset: 0, byteCount: count),
                 bytes: TensorBytes(copyingElementsOf: bytes))
         }
     }
 
     static func plan() throws -> SafetensorsFolderWriter.Plan {
-        try SafetensorsFolderWriter.Plan(tensors: specs.map { ($0.0, $0.1, $0.2) }, metadata: [("format", "pt")], maxShardBytes: 100)
+        try SafetensorsFolderWriter.Plan(
+            tensors: specs.map { ($0.0, $0.1, $0.2) }, metadata: [("format", "pt")], maxShardBytes: 100)
     }
 
     /// Writes the sample as a sharded folder, tensors in reverse order from several threads.
@@ -78,8 +80,6 @@ enum ShardedSample {
     }
 }
 
-
-
 @Suite struct ShardedFolderTests {
     @Test func `plans shards greedily in state-dict order`() throws {
         let plan = try ShardedSample.plan()
@@ -96,8 +96,11 @@ enum ShardedSample {
         try ShardedSample.writeFolder(at: folder)
 
         let names = try FileAccess.list(folder).sorted()
-        #expect(names == ["config.json", "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
-                          "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors", "model.safetensors.index.json"])
+        #expect(
+            names == [
+                "config.json", "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
+                "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors", "model.safetensors.index.json",
+            ])
         #expect(!FileAccess.exists(folder + ".partial"))
 
         let source = try ModelSource.open(folder)
@@ -124,7 +127,8 @@ enum ShardedSample {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         try ShardedSample.writeFolder(at: dir.file("out"))
-        let text = String(decoding: try [UInt8](contentsOf: dir.file("out/model.safetensors.index.json")), as: UTF8.self)
+        let text = String(
+            decoding: try [UInt8](contentsOf: dir.file("out/model.safetensors.index.json")), as: UTF8.self)
         #expect(text == ShardedSample.expectedIndex)
     }
 
@@ -132,18 +136,23 @@ enum ShardedSample {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         let tensors = ShardedSample.tensors()
-        try SafetensorsFolderWriter.write(tensors, metadata: [("format", "pt")], to: dir.file("one"), maxShardBytes: 5_000_000_000, overwrite: false)
+        try SafetensorsFolderWriter.write(
+            tensors, metadata: [("format", "pt")], to: dir.file("one"), maxShardBytes: 5_000_000_000, overwrite: false)
         #expect(try FileAccess.list(dir.file("one")) == ["model.safetensors"])
         // The single file is the plain writer's file, byte for byte.
-        try SafetensorsWriter.write(tensors, metadata: [("format", "pt")], to: dir.file("plain.safetensors"), overwrite: false)
-        #expect(try [UInt8](contentsOf: dir.file("one/model.safetensors")) == [UInt8](contentsOf: dir.file("plain.safetensors")))
+        try SafetensorsWriter.write(
+            tensors, metadata: [("format", "pt")], to: dir.file("plain.safetensors"), overwrite: false)
+        #expect(
+            try [UInt8](contentsOf: dir.file("one/model.safetensors"))
+                == [UInt8](contentsOf: dir.file("plain.safetensors")))
     }
 
     @Test func `an unfinished folder leaves nothing behind and a missing tensor is named`() throws {
         let dir = TemporaryDirectory()
         defer { dir.cleanup() }
         do {
-            let writer = try SafetensorsFolderWriter(path: dir.file("out"), plan: try ShardedSample.plan(), overwrite: false)
+            let writer = try SafetensorsFolderWriter(
+                path: dir.file("out"), plan: try ShardedSample.plan(), overwrite: false)
             let tensors = ShardedSample.tensors()
             for tensor in tensors.dropLast() { try writer.write(tensor.name, bytes: tensor.bytes) }
             let error = #expect(throws: CheckpointError.self) { try writer.finish() }
@@ -177,7 +186,8 @@ enum ShardedSample {
         let folder = dir.file("out")
         try ShardedSample.writeFolder(at: folder)
         try editIndex(folder) {
-            $0.replacingOccurrences(of: "\"empty\":", with: "\"ghost\": \"model-00001-of-00004.safetensors\",\n    \"empty\":")
+            $0.replacingOccurrences(
+                of: "\"empty\":", with: "\"ghost\": \"model-00001-of-00004.safetensors\",\n    \"empty\":")
         }
         let error = #expect(throws: CheckpointError.self) { try ModelSource.open(folder) }
         #expect(error?.tensor == "ghost")
@@ -191,7 +201,8 @@ enum ShardedSample {
         let folder = dir.file("out")
         try ShardedSample.writeFolder(at: folder)
         try editIndex(folder) {
-            $0.replacingOccurrences(of: "    \"model.layers.0.bias\": \"model-00002-of-00004.safetensors\",\n", with: "")
+            $0.replacingOccurrences(
+                of: "    \"model.layers.0.bias\": \"model-00002-of-00004.safetensors\",\n", with: "")
         }
         let error = #expect(throws: CheckpointError.self) { try ModelSource.open(folder) }
         #expect(error?.tensor == "model.layers.0.bias")
@@ -205,12 +216,21 @@ enum ShardedSample {
         try FileAccess.makeDirectory(folder)
         let w = TensorBytes(copyingElementsOf: [UInt8]([1, 2]))
         func tensor(_ name: String) -> Tensor {
-            Tensor(descriptor: TensorDescriptor(name: name, dtype: .u8, shape: [2], file: "memory", fileOffset: 0, byteCount: 2), bytes: w)
+            Tensor(
+                descriptor: TensorDescriptor(
+                    name: name, dtype: .u8, shape: [2], file: "memory", fileOffset: 0, byteCount: 2), bytes: w)
         }
-        try SafetensorsWriter.write([tensor("w"), tensor("a")], metadata: nil, to: folder + "/model-00001-of-00002.safetensors", overwrite: false)
-        try SafetensorsWriter.write([tensor("w"), tensor("b")], metadata: nil, to: folder + "/model-00002-of-00002.safetensors", overwrite: false)
+        try SafetensorsWriter.write(
+            [tensor("w"), tensor("a")], metadata: nil, to: folder + "/model-00001-of-00002.safetensors",
+            overwrite: false)
+        try SafetensorsWriter.write(
+            [tensor("w"), tensor("b")], metadata: nil, to: folder + "/model-00002-of-00002.safetensors",
+            overwrite: false)
         let index = SafetensorsIndex(
-            weightMap: [("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors"), ("w", "model-00001-of-00002.safetensors")],
+            weightMap: [
+                ("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors"),
+                ("w", "model-00001-of-00002.safetensors"),
+            ],
             totalSize: 8, totalParameters: 8)
         try index.jsonBytes().write(to: folder + "/model.safetensors.index.json")
         let error = #expect(throws: CheckpointError.self) { try ModelSource.open(folder) }
@@ -219,8 +239,11 @@ enum ShardedSample {
         #expect(error?.message.contains("assigns elsewhere") == true)
 
         // Listing the name twice in the index itself is a duplicate key.
-        try Array(#"{"metadata": {}, "weight_map": {"w": "model-00001-of-00002.safetensors", "w": "model-00002-of-00002.safetensors"}}"#.utf8)
-            .write(to: folder + "/model.safetensors.index.json")
+        try Array(
+            #"{"metadata": {}, "weight_map": {"w": "model-00001-of-00002.safetensors", "w": "model-00002-of-00002.safetensors"}}"#
+                .utf8
+        )
+        .write(to: folder + "/model.safetensors.index.json")
         let duplicate = #expect(throws: CheckpointError.self) { try ModelSource.open(folder) }
         #expect(duplicate?.code == .malformedHeader)
         #expect(duplicate?.message.contains("duplicate key 'w'") == true)

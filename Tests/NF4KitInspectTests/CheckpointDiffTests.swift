@@ -17,7 +17,8 @@ import Testing
                 }
             }
             return Tensor(
-                descriptor: TensorDescriptor(name: name, dtype: dtype, shape: shape, file: path, fileOffset: 0, byteCount: bytes.count),
+                descriptor: TensorDescriptor(
+                    name: name, dtype: dtype, shape: shape, file: path, fileOffset: 0, byteCount: bytes.count),
                 bytes: TensorBytes(copyingElementsOf: bytes))
         }
         try SafetensorsWriter.write(converted, metadata: [("format", "pt")], to: path, overwrite: true)
@@ -28,14 +29,21 @@ import Testing
         defer { dir.cleanup() }
         let a: [Double] = [1, -2, 0.5, 4, 0, 3]
         let b: [Double] = [1, -2.25, 0.5, 3.5, 0.125, 3]  // exactly representable in f16
-        try write(dir.file("a.safetensors"), [
-            ("w", .f32, [2, 3], a), ("ids", .i32, [3], [1, 2, 3]), ("norm", .f32, [2], [1, 1]), ("gone", .f32, [1], [7]),
-        ])
-        try write(dir.file("b.safetensors"), [
-            ("w", .f16, [2, 3], b), ("ids", .i32, [3], [1, 5, 3]), ("norm", .f32, [1, 2], [1, 1]), ("new", .f32, [1], [7]),
-        ])
+        try write(
+            dir.file("a.safetensors"),
+            [
+                ("w", .f32, [2, 3], a), ("ids", .i32, [3], [1, 2, 3]), ("norm", .f32, [2], [1, 1]),
+                ("gone", .f32, [1], [7]),
+            ])
+        try write(
+            dir.file("b.safetensors"),
+            [
+                ("w", .f16, [2, 3], b), ("ids", .i32, [3], [1, 5, 3]), ("norm", .f32, [1, 2], [1, 1]),
+                ("new", .f32, [1], [7]),
+            ])
         let diff = try CheckpointDiff.compare(
-            SafetensorsReader.read(path: dir.file("a.safetensors")), SafetensorsReader.read(path: dir.file("b.safetensors")))
+            SafetensorsReader.read(path: dir.file("a.safetensors")),
+            SafetensorsReader.read(path: dir.file("b.safetensors")))
         #expect(diff.onlyInA == ["gone"])
         #expect(diff.onlyInB == ["new"])
         let rows = Dictionary(uniqueKeysWithValues: diff.rows.map { ($0.name, $0) })

@@ -55,7 +55,8 @@ import Testing
     }
 
     @Test func `a quant state that is not JSON gives the byte offset of the bad character`() throws {
-        let (error, checkpoint) = try Self.failure(SyntheticCheckpoint.nf4Group(Self.weight, blob: #"{"quant_type": nf4}"#))
+        let (error, checkpoint) = try Self.failure(
+            SyntheticCheckpoint.nf4Group(Self.weight, blob: #"{"quant_type": nf4}"#))
         let blob = try #require(checkpoint.tensor(named: Self.weight + ".quant_state.bitsandbytes__nf4"))
         #expect(error?.code == .malformedHeader)
         #expect(error?.tensor == blob.name)
@@ -87,7 +88,8 @@ import Testing
     }
 
     @Test func `a double-quantized blob without nested tensors is an error`() throws {
-        let blob = #"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [2, 64], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.5}"#
+        let blob =
+            #"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [2, 64], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.5}"#
         var tensors = SyntheticCheckpoint.nf4Group(Self.weight, blob: blob)
         tensors[1] = SyntheticCheckpoint.zeros(Self.weight + ".absmax", .u8, [2])
         let (error, _) = try Self.failure(tensors)

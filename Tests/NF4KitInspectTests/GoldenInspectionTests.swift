@@ -24,20 +24,26 @@ struct IndependentCount {
     var quantizable: [Int] = []
     var otherFloatParameters = 0
 
-    static let linearSuffixes = ["q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "gate_proj.weight", "up_proj.weight", "down_proj.weight"]
+    static let linearSuffixes = [
+        "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "gate_proj.weight", "up_proj.weight",
+        "down_proj.weight",
+    ]
 
     init(_ checkpoint: Checkpoint, isAdapter: Bool) throws {
         let infix = ".quant_state.bitsandbytes__"
         var logicalCount: [String: Int] = [:]
         for tensor in checkpoint.tensors where tensor.name.contains(infix) {
             let weight = String(tensor.name[..<tensor.name.range(of: infix)!.lowerBound])
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(tensor.bytes.array)) as? [String: Any])
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(tensor.bytes.array)) as? [String: Any])
             let shape = try #require(object["shape"] as? [Int])
             logicalCount[weight] = shape.reduce(1, *)
         }
         var companions = Set<String>()
         for weight in logicalCount.keys {
-            for suffix in ["", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"] { companions.insert(weight + suffix) }
+            for suffix in ["", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"] {
+                companions.insert(weight + suffix)
+            }
         }
         for tensor in checkpoint.tensors {
             let bytes = tensor.bytes.count
@@ -109,10 +115,14 @@ struct IndependentCount {
         #expect(memory.totalByteCount == expected.totalBytes)
         let byDType = Dictionary(uniqueKeysWithValues: memory.unquantized.map { ($0.dtype.rawValue, $0.byteCount) })
         #expect(byDType == expected.unquantizedByDType)
-        #expect(memory.codeByteCount + memory.absmaxByteCount + memory.nestedConstantByteCount + memory.unquantizedByteCount == expected.totalBytes)
+        #expect(
+            memory.codeByteCount + memory.absmaxByteCount + memory.nestedConstantByteCount + memory.unquantizedByteCount
+                == expected.totalBytes)
 
         if expected.quantizedParameters > 0 {
-            let bits = Double((expected.codeBytes + expected.absmaxBytes + expected.nestedAbsmaxBytes) * 8) / Double(expected.quantizedParameters)
+            let bits =
+                Double((expected.codeBytes + expected.absmaxBytes + expected.nestedAbsmaxBytes) * 8)
+                / Double(expected.quantizedParameters)
             #expect(memory.bitsPerQuantizedParameter == bits)
         } else {
             #expect(memory.bitsPerQuantizedParameter == nil)
@@ -172,7 +182,9 @@ struct IndependentCount {
         #expect(!report.tensors.contains { $0.name.hasSuffix(".absmax") || $0.name.contains("quant_state") })
         // natural order: layer 0's tensors before layer 1's
         let names = report.tensors.map(\.name)
-        #expect(names.firstIndex(of: "model.layers.1.mlp.down_proj.weight")! > names.firstIndex(of: "model.layers.0.self_attn.v_proj.weight")!)
+        #expect(
+            names.firstIndex(of: "model.layers.1.mlp.down_proj.weight")! > names.firstIndex(
+                of: "model.layers.0.self_attn.v_proj.weight")!)
     }
 
     @Test func `a PEFT adapter folder is reported as an adapter`() throws {
@@ -206,7 +218,8 @@ struct IndependentCount {
         #expect(memory["codeByteCount"] as? Int == report.memory.codeByteCount)
         #expect(memory["bitsPerQuantizedParameter"] as? Double == report.memory.bitsPerQuantizedParameter)
         let costs = try #require(memory["costs"] as? [[String: Any]])
-        #expect(costs.map { $0["representation"] as? String } == ["checkpoint", "fp32", "fp16", "nf4", "nf4DoubleQuant"])
+        #expect(
+            costs.map { $0["representation"] as? String } == ["checkpoint", "fp32", "fp16", "nf4", "nf4DoubleQuant"])
         let tensors = try #require(root["tensors"] as? [[String: Any]])
         #expect(tensors.count == 21)
         let training = try #require(root["training"] as? [String: Any])

@@ -95,7 +95,8 @@ enum Reference {
 
     static func tensor(_ name: String, _ shape: Shape, _ values: [Float]) -> Tensor {
         Tensor(
-            descriptor: TensorDescriptor(name: name, dtype: .f32, shape: shape, file: "", fileOffset: 0, byteCount: 4 * values.count),
+            descriptor: TensorDescriptor(
+                name: name, dtype: .f32, shape: shape, file: "", fileOffset: 0, byteCount: 4 * values.count),
             bytes: TensorBytes(copyingElementsOf: values))
     }
 }
@@ -106,7 +107,9 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
     @Test func `error statistics match plain loops`() {
         let x: [Float] = [1, -2, 0.5, 3, 0]
         let y: [Float] = [1.125, -2, 0.25, 2.5, -0.0625]
-        let stats = x.withUnsafeBufferPointer { a in y.withUnsafeBufferPointer { b in ErrorStatistics.measure(reference: a, decoded: b) } }
+        let stats = x.withUnsafeBufferPointer { a in
+            y.withUnsafeBufferPointer { b in ErrorStatistics.measure(reference: a, decoded: b) }
+        }
         // Σe² = 0.015625 + 0.0625 + 0.25 + 0.00390625 = 0.33203125; Σx² = 1 + 4 + 0.25 + 9 = 14.25
         #expect(stats.sumSquaredError == 0.33203125)
         #expect(stats.sumSquaredReference == 14.25)
@@ -136,7 +139,8 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
                 absmax.withUnsafeMutableBufferPointer { a in
                     UniformInt4.quantize(source, blocksize: 4, packedInto: p, absmaxInto: a)
                     decoded.withUnsafeMutableBufferPointer {
-                        UniformInt4.dequantize(packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a), blocksize: 4, into: $0)
+                        UniformInt4.dequantize(
+                            packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a), blocksize: 4, into: $0)
                     }
                 }
             }
@@ -157,7 +161,9 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
                 absmax.withUnsafeMutableBufferPointer { a in
                     UniformInt4.quantize(source, blocksize: blocksize, packedInto: p, absmaxInto: a)
                     decoded.withUnsafeMutableBufferPointer {
-                        UniformInt4.dequantize(packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a), blocksize: blocksize, into: $0)
+                        UniformInt4.dequantize(
+                            packed: UnsafeRawBufferPointer(p), absmax: UnsafeBufferPointer(a), blocksize: blocksize,
+                            into: $0)
                     }
                 }
             }
@@ -168,7 +174,8 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
     @Test func `per-tensor errors match an independent round trip of each scheme`() throws {
         let x = Reference.normal(count: 4 * 256, seed: 42)
         let checkpoint = Checkpoint(
-            format: .safetensors, files: [], tensors: [Reference.tensor("model.layers.0.self_attn.q_proj.weight", [4, 256], x)])
+            format: .safetensors, files: [],
+            tensors: [Reference.tensor("model.layers.0.self_attn.q_proj.weight", [4, 256], x)])
         let report = try SensitivityReport.analyze(
             checkpoint, options: SensitivityOptions(schemes: [.nf4, .int4, .q8_0, .bf16], blocksize: 64))
         let tensor = try #require(report.tensors.first)
@@ -185,7 +192,9 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
             #expect(close(result.error.rootMeanSquaredError, expected.rmse, relative: tolerance), "\(scheme)")
             #expect(close(result.error.maxAbsoluteError, expected.maxAbs, relative: 10 * tolerance), "\(scheme)")
             #expect(close(result.error.signalToNoiseDecibels, expected.snrDB, relative: tolerance), "\(scheme)")
-            #expect(close(result.error.relativeFrobeniusError, expected.relativeFrobenius, relative: tolerance), "\(scheme)")
+            #expect(
+                close(result.error.relativeFrobeniusError, expected.relativeFrobenius, relative: tolerance), "\(scheme)"
+            )
         }
     }
 
@@ -193,7 +202,8 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
     func `NF4 has a lower RMSE than INT4 on normally distributed weights`(seed: UInt64) throws {
         let x = Reference.normal(count: 256 * 256, seed: seed)
         let checkpoint = Checkpoint(
-            format: .safetensors, files: [], tensors: [Reference.tensor("model.layers.0.mlp.up_proj.weight", [256, 256], x)])
+            format: .safetensors, files: [],
+            tensors: [Reference.tensor("model.layers.0.mlp.up_proj.weight", [256, 256], x)])
         let report = try SensitivityReport.analyze(checkpoint, options: SensitivityOptions(schemes: [.nf4, .int4]))
         let nf4 = try #require(report.model.result(.nf4))
         let int4 = try #require(report.model.result(.int4))
@@ -202,15 +212,24 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
     }
 
     static func smallModel() -> Checkpoint {
-        var tensors: [Tensor] = [Reference.tensor("model.embed_tokens.weight", [16, 64], Reference.normal(count: 1024, seed: 1))]
+        var tensors: [Tensor] = [
+            Reference.tensor("model.embed_tokens.weight", [16, 64], Reference.normal(count: 1024, seed: 1))
+        ]
         var seed: UInt64 = 10
         for layer in 0..<2 {
-            for (module, shape) in [("self_attn.q_proj", [64, 64]), ("self_attn.k_proj", [32, 64]), ("mlp.up_proj", [96, 64]), ("mlp.down_proj", [64, 96])] {
+            for (module, shape) in [
+                ("self_attn.q_proj", [64, 64]), ("self_attn.k_proj", [32, 64]), ("mlp.up_proj", [96, 64]),
+                ("mlp.down_proj", [64, 96]),
+            ] {
                 seed += 1
                 let n = shape[0] * shape[1]
-                tensors.append(Reference.tensor("model.layers.\(layer).\(module).weight", Shape(shape), Reference.normal(count: n, seed: seed)))
+                tensors.append(
+                    Reference.tensor(
+                        "model.layers.\(layer).\(module).weight", Shape(shape), Reference.normal(count: n, seed: seed)))
             }
-            tensors.append(Reference.tensor("model.layers.\(layer).input_layernorm.weight", [64], [Float](repeating: 1, count: 64)))
+            tensors.append(
+                Reference.tensor("model.layers.\(layer).input_layernorm.weight", [64], [Float](repeating: 1, count: 64))
+            )
         }
         tensors.append(Reference.tensor("lm_head.weight", [16, 64], Reference.normal(count: 1024, seed: 2)))
         return Checkpoint(format: .safetensors, files: [], tensors: tensors)
@@ -219,7 +238,10 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
     @Test func `only the weights convert quantizes are analysed, grouped by layer type and component`() throws {
         let report = try SensitivityReport.analyze(Self.smallModel(), options: SensitivityOptions(schemes: [.nf4]))
         #expect(report.tensors.count == 8)
-        #expect(!report.tensors.contains { $0.name.contains("embed") || $0.name.contains("lm_head") || $0.name.contains("norm") })
+        #expect(
+            !report.tensors.contains {
+                $0.name.contains("embed") || $0.name.contains("lm_head") || $0.name.contains("norm")
+            })
         #expect(report.byLayerType.map(\.label) == ["q", "k", "up", "down"])
         #expect(report.byLayerType.map(\.tensorCount) == [2, 2, 2, 2])
         #expect(report.byComponent.map(\.label) == ["attention", "mlp"])
@@ -235,7 +257,8 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
         let four = try SensitivityReport.analyze(Self.smallModel(), options: SensitivityOptions(threads: 4))
         #expect(one == four)
         // A budget smaller than one tensor's buffers still runs (one worker) and gives the same report.
-        let budgeted = try SensitivityReport.analyze(Self.smallModel(), options: SensitivityOptions(threads: 4, memoryBudgetByteCount: 1))
+        let budgeted = try SensitivityReport.analyze(
+            Self.smallModel(), options: SensitivityOptions(threads: 4, memoryBudgetByteCount: 1))
         #expect(budgeted == one)
         // Rows of 64: every scheme but those with 256-value super-blocks (Q4_K, Q5_K, Q6_K, IQ4_XS) covers a tensor.
         #expect(one.model.schemes.map(\.scheme) == QuantizationScheme.allCases.filter { $0.ggmlType?.blockSize != 256 })
@@ -248,7 +271,8 @@ func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= r
             Reference.tensor("model.layers.0.mlp.up_proj.weight", [8, 64], Reference.normal(count: 512, seed: 6)),
         ]
         let report = try SensitivityReport.analyze(
-            Checkpoint(format: .safetensors, files: [], tensors: tensors), options: SensitivityOptions(schemes: [.nf4, .q4_0]))
+            Checkpoint(format: .safetensors, files: [], tensors: tensors),
+            options: SensitivityOptions(schemes: [.nf4, .q4_0]))
         let q4 = try #require(report.model.result(.q4_0))
         #expect(q4.tensorCount == 1)
         #expect(q4.parameterCount == 512)

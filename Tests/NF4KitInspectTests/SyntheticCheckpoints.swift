@@ -9,13 +9,16 @@ enum SyntheticCheckpoint {
     static func zeros(_ name: String, _ dtype: DType, _ shape: Shape) -> Tensor {
         let count = dtype.byteCount(elementCount: shape.elementCount)!
         let bytes = TensorBytes(copyingElementsOf: [UInt8](repeating: 0, count: count))
-        return Tensor(descriptor: TensorDescriptor(name: name, dtype: dtype, shape: shape, file: "", fileOffset: 0, byteCount: count), bytes: bytes)
+        return Tensor(
+            descriptor: TensorDescriptor(
+                name: name, dtype: dtype, shape: shape, file: "", fileOffset: 0, byteCount: count), bytes: bytes)
     }
 
     /// A 1-D U8 tensor holding `bytes`.
     static func bytes(_ name: String, _ bytes: [UInt8]) -> Tensor {
         Tensor(
-            descriptor: TensorDescriptor(name: name, dtype: .u8, shape: [bytes.count], file: "", fileOffset: 0, byteCount: bytes.count),
+            descriptor: TensorDescriptor(
+                name: name, dtype: .u8, shape: [bytes.count], file: "", fileOffset: 0, byteCount: bytes.count),
             bytes: TensorBytes(copyingElementsOf: bytes))
     }
 
@@ -31,7 +34,9 @@ enum SyntheticCheckpoint {
     }
 
     /// Writes `tensors` to `name` in `directory` and returns the path.
-    static func write(_ tensors: [Tensor], in directory: TemporaryDirectory, name: String = "model.safetensors") throws -> String {
+    static func write(
+        _ tensors: [Tensor], in directory: TemporaryDirectory, name: String = "model.safetensors"
+    ) throws -> String {
         let path = directory.file(name)
         try SafetensorsWriter.write(tensors, metadata: [("format", "pt")], to: path, overwrite: true)
         return path

@@ -53,7 +53,10 @@ import Testing
         let report = try InspectionReport.inspect(try Self.model(directory), training: TrainingMemoryOptions(rank: 4))
         let training = try #require(report.training)
         // Default targets: the Linear layers. q: 4 x (32 + 64) = 384; up: 4 x (64 + 128) = 768.
-        #expect(Set(training.targets.map(\.name)) == ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.up_proj.weight"])
+        #expect(
+            Set(training.targets.map(\.name)) == [
+                "model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.up_proj.weight",
+            ])
         #expect(training.loraParameterCount == 1_152)
 
         let lora = try #require(training.row(.loraFP16Base))
@@ -111,7 +114,9 @@ import Testing
     @Test func `QLoRA on a 4-bit checkpoint uses the checkpoint's own bytes`() throws {
         let source = try ModelSource.open(Fixture.path("llama-tiny/nf4"))
         let report = try InspectionReport.inspect(source, training: TrainingMemoryOptions(rank: 8))
-        #expect(report.training?.row(.qlora)?.weightByteCount == source.checkpoint.tensors.reduce(0) { $0 + $1.bytes.count })
+        #expect(
+            report.training?.row(.qlora)?.weightByteCount == source.checkpoint.tensors.reduce(0) { $0 + $1.bytes.count }
+        )
         // the golden lora adapter (r = 8 on all seven projections) has the same trainable parameter count
         let adapter = try InspectionReport.inspect(try ModelSource.open(Fixture.path("llama-tiny/lora")))
         #expect(report.training?.loraParameterCount == adapter.adapter?.loraParameterCount)

@@ -19,7 +19,9 @@ import Testing
         ("llama2-70b", 68.98e9), ("8b", 8.03e9), ("70b", 70.6e9), ("405b", 405.85e9), ("1b", 1.24e9), ("3b", 3.21e9),
         ("mistral-7b", 7.24e9), ("qwen2.5-0.5b", 0.494e9), ("qwen2.5-7b", 7.61e9), ("qwen2.5-72b", 72.7e9),
     ])
-    func `today's model shapes match their published parameter counts within 1 percent`(name: String, published: Double) throws {
+    func `today's model shapes match their published parameter counts within 1 percent`(
+        name: String, published: Double
+    ) throws {
         let preset = try #require(WhatIfReport.preset(named: name))
         let model = try WhatIfReport.model(label: name, preset: preset, loraRank: 16)
         #expect(abs(Double(model.parameterCount) - published) / published < 0.01, "\(name): \(model.parameterCount)")
@@ -30,25 +32,32 @@ import Testing
         // embeddings and head 152064 x 3584; final norm.
         let layer = 2 * 3584 * 3584 + 2 * 512 * 3584 + 3584 + 2 * 512 + 3 * 3584 * 18944 + 2 * 3584
         let expected = 28 * layer + 2 * 152_064 * 3584 + 3584
-        let model = try WhatIfReport.model(label: "q", preset: try #require(WhatIfReport.preset(named: "qwen2.5-7b")), loraRank: 8)
+        let model = try WhatIfReport.model(
+            label: "q", preset: try #require(WhatIfReport.preset(named: "qwen2.5-7b")), loraRank: 8)
         #expect(model.parameterCount == expected)
     }
 
     @Test func `the 7B shape has 6,738,415,616 parameters`() throws {
         // embeddings and head 2 x 32,000 x 4,096; per layer 4 x 4,096² + 3 x 4,096 x 11,008 + 2 x 4,096; final norm 4,096
         let expected = 2 * 32_000 * 4_096 + 32 * (4 * 4_096 * 4_096 + 3 * 4_096 * 11_008 + 2 * 4_096) + 4_096
-        let model = try WhatIfReport.model(label: "7b", architecture: try #require(WhatIfReport.preset(named: "7b")).architecture, loraRank: 8)
+        let model = try WhatIfReport.model(
+            label: "7b", architecture: try #require(WhatIfReport.preset(named: "7b")).architecture, loraRank: 8)
         #expect(model.parameterCount == expected)
         #expect(expected == 6_738_415_616)
     }
 
-    @Test func `7B: FP16 is 2 bytes per parameter, int8 1 plus row scales, QLoRA NF4 with double quant plus FP32 LoRA`() throws {
+    @Test func `7B: FP16 is 2 bytes per parameter, int8 1 plus row scales, QLoRA NF4 with double quant plus FP32 LoRA`()
+        throws
+    {
         let rank = 16
-        let model = try WhatIfReport.model(label: "7b", architecture: try #require(WhatIfReport.preset(named: "7b")).architecture, loraRank: rank)
+        let model = try WhatIfReport.model(
+            label: "7b", architecture: try #require(WhatIfReport.preset(named: "7b")).architecture, loraRank: rank)
         let p = 6_738_415_616
         #expect(model.fit(.inferenceFP16)?.byteCount == 2 * p)
         // Independently: 7 Linear weights per layer; NF4 + DQ at block 64: n/2 + n/64 + 4·ceil(n/16384) + 64 + 1024 B.
-        let linear: [(out: Int, in: Int)] = [(4096, 4096), (4096, 4096), (4096, 4096), (4096, 4096), (11008, 4096), (11008, 4096), (4096, 11008)]
+        let linear: [(out: Int, in: Int)] = [
+            (4096, 4096), (4096, 4096), (4096, 4096), (4096, 4096), (11008, 4096), (11008, 4096), (4096, 11008),
+        ]
         var quantized = 0, quantizedParameters = 0, lora = 0, int8 = 0
         for (out, inFeatures) in linear {
             let n = out * inFeatures
@@ -91,7 +100,8 @@ import Testing
 
         // The same model sized from its config.json alone gives the same numbers.
         let config = try ModelSource.readJSONObject(Fixture.path("llama-tiny/fp16/config.json"))
-        let shapes = try WhatIfReport.model(label: "config", architecture: try LlamaArchitecture(config: config), loraRank: 8)
+        let shapes = try WhatIfReport.model(
+            label: "config", architecture: try LlamaArchitecture(config: config), loraRank: 8)
         #expect(shapes.parameterCount == model.parameterCount)
         #expect(shapes.fits.map(\.byteCount) == model.fits.map(\.byteCount))
     }

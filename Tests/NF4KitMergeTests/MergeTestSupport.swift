@@ -14,7 +14,9 @@ func makeAdapter(_ configJSON: String, _ tensors: [Tensor]) throws -> LoRAAdapte
 }
 
 /// Runs a plan for one base tensor and returns the merged f32 values of `name`.
-func merged(base: [(String, [Int], [Float])], adapters: [LoRAAdapter], weights: [Float]? = nil, name: String) throws
+func merged(
+    base: [(String, [Int], [Float])], adapters: [LoRAAdapter], weights: [Float]? = nil, name: String
+) throws
     -> [Float]
 {
     let plan = try MergePlan(

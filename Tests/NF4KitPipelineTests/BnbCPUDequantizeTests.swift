@@ -42,8 +42,10 @@ import Testing
         let adapter = try SafetensorsReader.read(path: Fixture.path("llama-tiny/lora/adapter_model.safetensors"))
             .tensorsByName
         let prefix = "base_model.model." + weight.dropLast(".weight".count)
-        let a = try #require(adapter[prefix + ".lora_A.weight"]).bytes.elements(as: UInt32.self).map(Float.init(bitPattern:))
-        let b = try #require(adapter[prefix + ".lora_B.weight"]).bytes.elements(as: UInt32.self).map(Float.init(bitPattern:))
+        let a = try #require(adapter[prefix + ".lora_A.weight"]).bytes.elements(as: UInt32.self).map(
+            Float.init(bitPattern:))
+        let b = try #require(adapter[prefix + ".lora_B.weight"]).bytes.elements(as: UInt32.self).map(
+            Float.init(bitPattern:))
         let rank = 8
         let scaling: Float = 16 / 8
         for r in 0..<rows {

@@ -43,7 +43,8 @@ import Testing
         defer { temp.cleanup() }
         var toF16 = QuantizePipeline.Options()
         toF16.target = .f16
-        let summary = try QuantizePipeline.run(input: Fixture.path("llama-tiny/nf4"), output: temp.file("f16"), options: toF16)
+        let summary = try QuantizePipeline.run(
+            input: Fixture.path("llama-tiny/nf4"), output: temp.file("f16"), options: toF16)
         #expect(summary.tensorsDequantized == 14)
         let config = String(decoding: try Self.bytes(temp.file("f16") + "/config.json"), as: UTF8.self)
         #expect(!config.contains("quantization_config"))
@@ -59,7 +60,8 @@ import Testing
         let temp = TemporaryDirectory("refuse")
         defer { temp.cleanup() }
         let error = #expect(throws: CheckpointError.self) {
-            try QuantizePipeline.run(input: Fixture.path("llama-tiny/nf4-dq"), output: temp.file("out"), options: .init())
+            try QuantizePipeline.run(
+                input: Fixture.path("llama-tiny/nf4-dq"), output: temp.file("out"), options: .init())
         }
         #expect(error?.code == .refused)  // the input is refused (exit 65), not the usage
         #expect(!FileAccess.exists(temp.file("out")))
@@ -71,7 +73,8 @@ import Testing
         defer { temp.cleanup() }
         var options = QuantizePipeline.Options()
         options.plan = BnbQuantizationPlan(skip: ["model.layers.1.mlp.*"])
-        let summary = try QuantizePipeline.run(input: Fixture.path("llama-tiny/fp16"), output: temp.file("out"), options: options)
+        let summary = try QuantizePipeline.run(
+            input: Fixture.path("llama-tiny/fp16"), output: temp.file("out"), options: options)
         #expect(summary.tensorsQuantized == 11)
         let config = String(decoding: try Self.bytes(temp.file("out") + "/config.json"), as: UTF8.self)
         #expect(
@@ -100,7 +103,8 @@ import Testing
     static func f32Tensor(_ name: String, _ values: [Float], shape: Shape) -> Tensor {
         let bytes = TensorBytes(copyingElementsOf: values.map(\.bitPattern.littleEndian))
         return Tensor(
-            descriptor: TensorDescriptor(name: name, dtype: .f32, shape: shape, file: "memory", fileOffset: 0, byteCount: bytes.count),
+            descriptor: TensorDescriptor(
+                name: name, dtype: .f32, shape: shape, file: "memory", fileOffset: 0, byteCount: bytes.count),
             bytes: bytes)
     }
 
@@ -120,9 +124,14 @@ import Testing
         let output = temp.file("out.safetensors")
         let summary = try QuantizePipeline.run(input: input, output: output, options: options)
         #expect(summary.tensorsQuantized == 1 && summary.tensorsKept == 1)
-        #expect(summary.nonFinite.count == 1 && summary.nonFinite.first?.tensor == "a" && summary.nonFinite.first?.count == 2)
+        #expect(
+            summary.nonFinite.count == 1 && summary.nonFinite.first?.tensor == "a"
+                && summary.nonFinite.first?.count == 2)
         let written = try SafetensorsReader.read(path: output)
-        #expect(written.tensors.map(\.name).sorted() == ["a", "a.absmax", "a.quant_map", "a.quant_state.bitsandbytes__nf4", "b"])
+        #expect(
+            written.tensors.map(\.name).sorted() == [
+                "a", "a.absmax", "a.quant_map", "a.quant_state.bitsandbytes__nf4", "b",
+            ])
         let group = try #require(try BnbQuantizedWeight.groups(in: written.tensors).first)
         #expect(group.tensor.shape == [100])
         // CPU rules: the first block holds a NaN -> absmax NaN, every code 15; the partial second block holds -inf.
@@ -141,7 +150,8 @@ import Testing
         let values = (0..<(64 * 1000 + 7)).map { _ in Float(generator.nextNormal()) }
         let input = temp.file("one.safetensors")
         try SafetensorsWriter.write(
-            [ConvertPipelineEdgeTests.f32Tensor("m.weight", values, shape: [1, values.count])], metadata: nil, to: input,
+            [ConvertPipelineEdgeTests.f32Tensor("m.weight", values, shape: [1, values.count])], metadata: nil,
+            to: input,
             overwrite: false)
         var options = QuantizePipeline.Options()
         options.doubleQuantization = doubleQuantization
@@ -187,7 +197,8 @@ import Testing
         _ = try QuantizePipeline.run(input: input, output: temp.file("q.safetensors"), options: toNF4)
         var toF16 = QuantizePipeline.Options()
         toF16.target = .f16
-        _ = try QuantizePipeline.run(input: temp.file("q.safetensors"), output: temp.file("d.safetensors"), options: toF16)
+        _ = try QuantizePipeline.run(
+            input: temp.file("q.safetensors"), output: temp.file("d.safetensors"), options: toF16)
         let quantized = try SafetensorsReader.read(path: temp.file("q.safetensors"))
         let group = try #require(try BnbQuantizedWeight.groups(in: quantized.tensors).first)
         let dequantized = try SafetensorsReader.read(path: temp.file("d.safetensors")).tensorsByName

@@ -5,7 +5,9 @@ import Testing
 
 /// Merges the golden llama-tiny adapter and compares with what PEFT 0.21.2 wrote (Fixtures/files/llama-tiny).
 @Suite struct GoldenMergeTests {
-    private func run(base: String, to target: MergeOptions.Target = .same)
+    private func run(
+        base: String, to target: MergeOptions.Target = .same
+    )
         throws -> (Checkpoint, TemporaryDirectory, MergeSummary)
     {
         let directory = TemporaryDirectory("nf4kit-merge")

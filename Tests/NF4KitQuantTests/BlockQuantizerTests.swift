@@ -24,7 +24,8 @@ import Testing
     func `accepts every bitsandbytes block size from 32 to 4096`(blocksize: Int) throws {
         let input = Self.randomInput(count: 10_001, dtype: .bf16, seed: 7)
         let q = try input.withUnsafeBytes {
-            try BlockQuantizer(blocksize: blocksize).quantize($0, dtype: .bf16, shape: [10_001], doubleQuantization: true)
+            try BlockQuantizer(blocksize: blocksize).quantize(
+                $0, dtype: .bf16, shape: [10_001], doubleQuantization: true)
         }
         #expect(q.blockCount == (10_001 + blocksize - 1) / blocksize)
         #expect(q.packed.count == 5_001)
@@ -36,14 +37,17 @@ import Testing
         let input = Self.randomInput(count: n, dtype: dtype, seed: 11)
         let quantizer = try BlockQuantizer(quantType: type, blocksize: 64)
         let blocks = quantizer.blockCount(elementCount: n)
-        let whole = try input.withUnsafeBytes { try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: false) }
+        let whole = try input.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: false)
+        }
         var packed = [UInt8](repeating: 0xAA, count: BlockQuantizer.packedByteCount(elementCount: n))
         var absmax = [Float](repeating: -1, count: blocks)
         input.withUnsafeBytes { raw in
             packed.withUnsafeMutableBytes { p in
                 absmax.withUnsafeMutableBufferPointer { a in
                     for range in [30..<blocks, 0..<1, 1..<30] {  // out of order, like threads finishing
-                        quantizer.quantizeBlocks(range, of: raw, dtype: dtype, elementCount: n, packedInto: p, absmaxInto: a)
+                        quantizer.quantizeBlocks(
+                            range, of: raw, dtype: dtype, elementCount: n, packedInto: p, absmaxInto: a)
                     }
                 }
             }
@@ -57,9 +61,13 @@ import Testing
         let n = 4096 + 17
         let input = Self.randomInput(count: n, dtype: dtype, seed: 3)
         let quantizer = try BlockQuantizer(quantType: type, blocksize: 64)
-        let first = try input.withUnsafeBytes { try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: false) }
+        let first = try input.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: false)
+        }
         let restored = first.dequantized()
-        let second = try restored.withUnsafeBytes { try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: false) }
+        let second = try restored.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: dtype, shape: [n], doubleQuantization: false)
+        }
         if type == .nf4 {
             #expect(second.packed.array == first.packed.array)
         }  // FP4 CPU: code 8 (tiny positives) decodes to 0.0, which re-quantizes to code 0, the same value
@@ -72,8 +80,12 @@ import Testing
         let f64 = values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } }
         let f32 = Self.f32Bytes(values.map { Float($0) })
         let quantizer = try BlockQuantizer()
-        let a = try f64.withUnsafeBytes { try quantizer.quantize($0, dtype: .f64, shape: [128], doubleQuantization: true) }
-        let b = try f32.withUnsafeBytes { try quantizer.quantize($0, dtype: .f32, shape: [128], doubleQuantization: true) }
+        let a = try f64.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: .f64, shape: [128], doubleQuantization: true)
+        }
+        let b = try f32.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: .f32, shape: [128], doubleQuantization: true)
+        }
         #expect(a.packed.array == b.packed.array)
         #expect(a.absmaxValues() == b.absmaxValues())
         #expect(a.dtype == .f32)
@@ -82,7 +94,9 @@ import Testing
     @Test func `rejects input whose byte count does not match the shape`() throws {
         let bytes = [UInt8](repeating: 0, count: 10)
         let error = #expect(throws: CheckpointError.self) {
-            try bytes.withUnsafeBytes { try BlockQuantizer().quantize($0, dtype: .f16, shape: [2, 3], doubleQuantization: false, name: "w") }
+            try bytes.withUnsafeBytes {
+                try BlockQuantizer().quantize($0, dtype: .f16, shape: [2, 3], doubleQuantization: false, name: "w")
+            }
         }
         #expect(error?.code == .shapeMismatch)
         #expect(error?.tensor == "w")
@@ -91,7 +105,9 @@ import Testing
     @Test func `rejects non-float input`() throws {
         let bytes = [UInt8](repeating: 0, count: 64)
         let error = #expect(throws: CheckpointError.self) {
-            try bytes.withUnsafeBytes { try BlockQuantizer().quantize($0, dtype: .u8, shape: [64], doubleQuantization: false) }
+            try bytes.withUnsafeBytes {
+                try BlockQuantizer().quantize($0, dtype: .u8, shape: [64], doubleQuantization: false)
+            }
         }
         #expect(error?.code == .unsupportedDType)
     }
@@ -100,8 +116,12 @@ import Testing
 
     @Test func `an all-zero block gives codes 7 on CPU and codes 0 on CUDA`() throws {
         let input = Self.f32Bytes([Float](repeating: 0, count: 64))
-        let cpu = try input.withUnsafeBytes { try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false) }
-        let cuda = try input.withUnsafeBytes { try BlockQuantizer(profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false) }
+        let cpu = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+        }
+        let cuda = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+        }
         #expect(cpu.packed.array == [UInt8](repeating: 0x77, count: 32))
         #expect(cuda.packed.array == [UInt8](repeating: 0x00, count: 32))
         #expect(cpu.absmaxValues() == [0])
@@ -110,7 +130,9 @@ import Testing
 
     @Test func `a partial all-zero last block stores the clamped absmax on CPU`() throws {
         let input = Self.f32Bytes([Float](repeating: 0, count: 10))
-        let cpu = try input.withUnsafeBytes { try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [10], doubleQuantization: false) }
+        let cpu = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [10], doubleQuantization: false)
+        }
         #expect(cpu.absmaxValues().map(\.bitPattern) == [0x006C_E3EE])
         #expect(cpu.packed.array == [UInt8](repeating: 0x77, count: 5))
     }
@@ -120,8 +142,12 @@ import Testing
         values[0] = 1
         values[3] = .nan
         let input = Self.f32Bytes(values)
-        let cpu = try input.withUnsafeBytes { try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false) }
-        let cuda = try input.withUnsafeBytes { try BlockQuantizer(profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false) }
+        let cpu = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+        }
+        let cuda = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+        }
         #expect(cpu.absmaxValues()[0].isNaN)
         #expect(cpu.packed.array == [UInt8](repeating: 0xFF, count: 32))
         #expect(cuda.absmaxValues() == [1])
@@ -133,8 +159,12 @@ import Testing
         var values = [Float](repeating: 0.25, count: 64)
         values[1] = .infinity
         let input = Self.f32Bytes(values)
-        let cpu = try input.withUnsafeBytes { try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false) }
-        let cuda = try input.withUnsafeBytes { try BlockQuantizer(profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false) }
+        let cpu = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+        }
+        let cuda = try input.withUnsafeBytes {
+            try BlockQuantizer(profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+        }
         #expect(cpu.packed.array[0] == 0x7F)
         #expect(cuda.packed.array[0] == 0x70)
         #expect(cpu.packed.array[1...].allSatisfy { $0 == 0x77 })
@@ -148,10 +178,12 @@ import Testing
         values[2] = -0.001  // s in (-0.0026, 0): CPU 0, CUDA 8
         let input = Self.f32Bytes(values)
         let cpu = try input.withUnsafeBytes {
-            try BlockQuantizer(quantType: .fp4, profile: .cpu).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+            try BlockQuantizer(quantType: .fp4, profile: .cpu).quantize(
+                $0, dtype: .f32, shape: [64], doubleQuantization: false)
         }
         let cuda = try input.withUnsafeBytes {
-            try BlockQuantizer(quantType: .fp4, profile: .cuda).quantize($0, dtype: .f32, shape: [64], doubleQuantization: false)
+            try BlockQuantizer(quantType: .fp4, profile: .cuda).quantize(
+                $0, dtype: .f32, shape: [64], doubleQuantization: false)
         }
         #expect(Array(cpu.packed.array[0..<2]) == [0x38, 0x00])
         #expect(Array(cuda.packed.array[0..<2]) == [0x30, 0x80])
@@ -163,7 +195,8 @@ import Testing
         #expect(lookup.nearestCode(Float(5.694688661606051e-05)) == 133)
         #expect(lookup.cpuCode(Float(0.06906230002641678)) == 180)
         #expect(lookup.nearestCode(Float(0.06906230002641678)) == 179)
-        #expect([lookup.table[0], lookup.table[32767], lookup.table[32768], lookup.table[65535]] == [0, 123, 131, 255])
+        #expect(
+            [lookup.table[0], lookup.table[32767], lookup.table[32768], lookup.table[65535]] == [0, 123, 131, 255])
         for t: Float in [0.05882353, -0.4117647, -0.64705884, 1.0] {  // example B: both rules agree
             #expect(lookup.cpuCode(t) == lookup.nearestCode(t))
         }
@@ -173,7 +206,9 @@ import Testing
         let small = [Float](repeating: 0.1, count: 32_767)
         let large = (0..<100_000).map { Float($0 % 977) * 0.001 + 0.01 }
         small.withUnsafeBufferPointer { buffer in
-            #expect(DoubleQuantization.offset(of: buffer, threadCount: 1) == DoubleQuantization.offset(of: buffer, threadCount: 8))
+            #expect(
+                DoubleQuantization.offset(of: buffer, threadCount: 1)
+                    == DoubleQuantization.offset(of: buffer, threadCount: 8))
         }
         large.withUnsafeBufferPointer { buffer in
             let exact = large.reduce(0.0) { $0 + Double($1) } / Double(large.count)
@@ -197,7 +232,10 @@ import Testing
             bits = next
         }
         #expect(mismatches == 0)
-        for value: Float in [65504, 65519.99, 65520, 6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08, -0.0, 1e-30] {
+        for value: Float in [
+            65504, 65519.99, 65520, 6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08, -0.0,
+            1e-30,
+        ] {
             #expect(DequantizeKernel.halfBits(value) == Float16(value).bitPattern, "\(value)")
         }
         #expect(DequantizeKernel.halfBits(Float(bitPattern: 0xFFC0_0000)) == 0xFE00)
@@ -225,7 +263,9 @@ import Testing
     /// 16-bit inputs take the planning pass's max on raw halves; blocks with zeros, -0, subnormals, the largest
     /// finite values, inf and NaN (and a partial last block of tiny values) must give the quantizer's absmax bits.
     @Test(arguments: [DType.f16, .bf16], [QuantizationProfile.cpu, .cuda])
-    func `planning absmax equals the quantizer's on special 16-bit values`(dtype: DType, profile: QuantizationProfile)
+    func `planning absmax equals the quantizer's on special 16-bit values`(
+        dtype: DType, profile: QuantizationProfile
+    )
         throws
     {
         let specials: [UInt16] =
@@ -271,10 +311,10 @@ import Testing
 @Suite struct NativeKernelTests {
     @Test func `the native kernel runs on this machine when it has AVX2 and F16C`() {
         #if arch(x86_64)
-            // CI and the project's machines are x86-64 with AVX2 and F16C (docs/performance.md).
-            #expect(QuantizeKernel.hasNativeKernel)
+        // CI and the project's machines are x86-64 with AVX2 and F16C (docs/performance.md).
+        #expect(QuantizeKernel.hasNativeKernel)
         #else
-            #expect(!QuantizeKernel.hasNativeKernel)
+        #expect(!QuantizeKernel.hasNativeKernel)
         #endif
     }
 
@@ -289,7 +329,8 @@ import Testing
         var values = (0..<(64 * 400)).map { _ in Float(generator.nextNormal() * 0.03) }
         // Float(bitPattern: 1) and Float(bitPattern: 713_624) are the subnormals 1e-45 and 1e-39 round to.
         let specials: [Float] = [
-            0, -0.0, Float(bitPattern: 1), -6e-8, Float(bitPattern: 713_624), 65504, 3e38, .infinity, -.infinity, .nan, 1,
+            0, -0.0, Float(bitPattern: 1), -6e-8, Float(bitPattern: 713_624), 65504, 3e38, .infinity, -.infinity, .nan,
+            1,
         ]
         for (k, special) in specials.enumerated() {
             values[64 * (3 * k + 1) + 5] = special

@@ -126,11 +126,13 @@ import Testing
         let cases: [(UInt32, String)] = [
             (0x3F70_0000, "0.9375"), (0x4000_0000, "2.0"), (0x5A0E_1BCA, "1.0000000272564224e+16"),
             (0x3580_0000, "9.5367431640625e-07"), (0x0000_0000, "0.0"), (0x38D1_B717, "9.999999747378752e-05"),
-            (0x3851_B717, "4.999999873689376e-05"), (0x3D55_FAAB, "0.0522410087287426"), (0x47F1_2065, "123456.7890625"),
+            (0x3851_B717, "4.999999873689376e-05"), (0x3D55_FAAB, "0.0522410087287426"),
+            (0x47F1_2065, "123456.7890625"),
         ]
         for (bits, text) in cases {
             let state = BnbQuantState(
-                quantType: .fp4, blocksize: 64, dtype: .f16, shape: [36, 36], nested: .init(offset: Float(bitPattern: bits)))
+                quantType: .fp4, blocksize: 64, dtype: .f16, shape: [36, 36],
+                nested: .init(offset: Float(bitPattern: bits)))
             #expect(
                 state.jsonText
                     == "{\"quant_type\": \"fp4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [36, 36], \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": \(text)}"
@@ -185,10 +187,14 @@ import Testing
     }
 
     @Test func `the layout of a state whose shape is Int.max is computed without overflow`() throws {
-        let json = #"{"quant_type": "nf4", "blocksize": 32, "dtype": "float16", "shape": [9223372036854775807], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 1}"#
+        let json =
+            #"{"quant_type": "nf4", "blocksize": 32, "dtype": "float16", "shape": [9223372036854775807], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 1}"#
         let state = try BnbQuantState(parsing: Array(json.utf8))
         let layout = state.storedTensors
-        #expect(layout.map(\.suffix) == ["", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4"])
+        #expect(
+            layout.map(\.suffix) == [
+                "", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4",
+            ])
         #expect(layout[0].byteCount == Int.max / 2 + 1)
         #expect(layout[1].byteCount == Int.max / 32 + 1)
     }
@@ -205,7 +211,9 @@ import Testing
         }
         #expect(error?.code == .refused)
         #expect(error?.tensor == "w")
-        let q = try bytes.withUnsafeBytes { try quantizer.quantize($0, dtype: .f32, shape: [64], doubleQuantization: true) }
+        let q = try bytes.withUnsafeBytes {
+            try quantizer.quantize($0, dtype: .f32, shape: [64], doubleQuantization: true)
+        }
         #expect(throws: CheckpointError.self) { try q.bnbTensors(weightName: "w") }
     }
 }

@@ -41,7 +41,9 @@ import Testing
             }
             let expected = golden.bytes(of: info).withUnsafeBytes { Array($0.prefix(out.count)) }
             let firstDifference = zip(out, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-            #expect(firstDifference == nil && out.count == expected.count, "\(fileType): \(info.name) (\(info.type)) differs first at byte \(firstDifference ?? -1)")
+            #expect(
+                firstDifference == nil && out.count == expected.count,
+                "\(fileType): \(info.name) (\(info.type)) differs first at byte \(firstDifference ?? -1)")
             checked.insert(info.type.name)
         }
         #expect(!checked.isEmpty)

@@ -55,7 +55,8 @@ import Testing
         defer { scratch.cleanup() }
         let output = scratch.file("Q4_K_M.gguf")
         try GGUFRequantize.run(
-            input: Fixture.path("llama-g/gguf/F16.gguf"), output: output, fileType: #require(LlamaFileType(name: "Q4_K_M")))
+            input: Fixture.path("llama-g/gguf/F16.gguf"), output: output,
+            fileType: #require(LlamaFileType(name: "Q4_K_M")))
         let result = try PythonInterop.run(
             script: "Tests/Interop/gguf_compare.py", arguments: [output, Fixture.path("llama-g/gguf/Q4_K_M.gguf")])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")

@@ -22,7 +22,8 @@ import Testing
         let entry = try #require(models[key] as? [String: Any])
         let model = LlamaQuantMix.Model(
             architecture: "llama", layerCount: try #require(entry["block_count"] as? Int),
-            headCount: try #require(entry["head_count"] as? Int), kvHeadCount: try #require(entry["head_count_kv"] as? Int))
+            headCount: try #require(entry["head_count"] as? Int),
+            kvHeadCount: try #require(entry["head_count_kv"] as? Int))
         let list = try #require(entry["tensors"] as? [[Any]])
         let tensors = try list.map { item in
             let name = try #require(item[0] as? String)
@@ -30,7 +31,9 @@ import Testing
             let type: GGMLType = dimensions.count == 1 ? .f32 : .f16
             return LlamaQuantMix.Tensor(name: name, dimensions: dimensions, type: type)
         }
-        let types = try #require(entry["types"] as? [String: String]).mapValues { $0.split(separator: " ").map(String.init) }
+        let types = try #require(entry["types"] as? [String: String]).mapValues {
+            $0.split(separator: " ").map(String.init)
+        }
         return Reference(model: model, tensors: tensors, types: types)
     }
 

@@ -68,7 +68,8 @@ import Testing
                 let theirs = try #require(golden[ours.name])
                 #expect(ours.bytes.array == theirs.bytes.array, "\(ours.name)")
             }
-            #expect(Set(group.memberNames) == Set(try group.tensor.bnbTensors(weightName: group.weightName).map(\.name)))
+            #expect(
+                Set(group.memberNames) == Set(try group.tensor.bnbTensors(weightName: group.weightName).map(\.name)))
         }
     }
 

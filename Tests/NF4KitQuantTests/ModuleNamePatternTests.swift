@@ -37,7 +37,8 @@ import Testing
     @Test func `patterns that select no tensor are reported, for skip and include apart`() {
         let tensors = ["model.layers.0.mlp.down_proj.weight", "model.norm.weight"].map { name in
             Tensor(
-                descriptor: TensorDescriptor(name: name, dtype: .f16, shape: [2, 2], file: "memory", fileOffset: 0, byteCount: 8),
+                descriptor: TensorDescriptor(
+                    name: name, dtype: .f16, shape: [2, 2], file: "memory", fileOffset: 0, byteCount: 8),
                 bytes: TensorBytes(copyingElementsOf: [UInt16](repeating: 0, count: 4)))
         }
         let plan = BnbQuantizationPlan(include: ["norm", "norms"], skip: ["down_proj", "*zzz*", "proj"])

@@ -20,13 +20,16 @@ import Testing
 
     static func quantize(_ bytes: [UInt8], shape: Shape, doubleQuantization: Bool) throws -> QuantizedTensor {
         try bytes.withUnsafeBytes {
-            try BlockQuantizer(quantType: .nf4, blocksize: 64).quantize($0, dtype: .bf16, shape: shape, doubleQuantization: doubleQuantization)
+            try BlockQuantizer(quantType: .nf4, blocksize: 64).quantize(
+                $0, dtype: .bf16, shape: shape, doubleQuantization: doubleQuantization)
         }
     }
 
     @Test func `example A: two blocks of a bf16 2x64 weight without double quantization`() throws {
         var values = (0..<64).map { Float($0 - 32) / 16 }
-        values += [0.30078125, -0.050048828125, 0, 0.010009765625, -0.30078125, 0.1201171875, -0.2001953125, 0.06982421875]
+        values += [
+            0.30078125, -0.050048828125, 0, 0.010009765625, -0.30078125, 0.1201171875, -0.2001953125, 0.06982421875,
+        ]
         values += [Float](repeating: 0, count: 56)
         let q = try Self.quantize(Self.bf16Bytes(values), shape: [2, 64], doubleQuantization: false)
         #expect(q.absmaxValues() == [2.0, 0.30078125])
@@ -35,9 +38,16 @@ import Testing
                 == "000001111111122222333344455566677788999aaabbbccccddddeeeeeeeffff"
                 + "f5770c1a77777777777777777777777777777777777777777777777777777777")
         let restored = q.dequantized().elements(as: UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
-        #expect(Array(restored[64..<72]) == [0.30078125, -0.0556640625, 0, 0, -0.30078125, 0.1328125, -0.208984375, 0.07421875])
+        #expect(
+            Array(restored[64..<72]) == [
+                0.30078125, -0.0556640625, 0, 0, -0.30078125, 0.1328125, -0.208984375, 0.07421875,
+            ])
         let tensors = try q.bnbTensors(weightName: "layer.weight")
-        #expect(tensors.map(\.name) == ["layer.weight", "layer.weight.absmax", "layer.weight.quant_map", "layer.weight.quant_state.bitsandbytes__nf4"])
+        #expect(
+            tensors.map(\.name) == [
+                "layer.weight", "layer.weight.absmax", "layer.weight.quant_map",
+                "layer.weight.quant_state.bitsandbytes__nf4",
+            ])
         #expect(tensors.map(\.dtype) == [.u8, .f32, .f32, .u8])
         #expect(tensors.map(\.shape) == [[64, 1], [2], [16], [77]])
         #expect(
@@ -90,10 +100,11 @@ import Testing
     @Test func `code tables have the spec's bit patterns`() {
         #expect(NF4Codebook.nf4.map(\.bitPattern)[1] == 0xBF32_39B1)
         #expect(NF4Codebook.nf4.map(\.bitPattern)[14] == 0x3F39_13B3)
-        #expect(NF4Codebook.fp4.map(\.bitPattern) == [
-            0x0000_0000, 0x3BAA_AAAB, 0x3F2A_AAAB, 0x3F80_0000, 0x3EAA_AAAB, 0x3F00_0000, 0x3E2A_AAAB, 0x3E80_0000,
-            0x0000_0000, 0xBBAA_AAAB, 0xBF2A_AAAB, 0xBF80_0000, 0xBEAA_AAAB, 0xBF00_0000, 0xBE2A_AAAB, 0xBE80_0000,
-        ])
+        #expect(
+            NF4Codebook.fp4.map(\.bitPattern) == [
+                0x0000_0000, 0x3BAA_AAAB, 0x3F2A_AAAB, 0x3F80_0000, 0x3EAA_AAAB, 0x3F00_0000, 0x3E2A_AAAB, 0x3E80_0000,
+                0x0000_0000, 0xBBAA_AAAB, 0xBF2A_AAAB, 0xBF80_0000, 0xBEAA_AAAB, 0xBF00_0000, 0xBE2A_AAAB, 0xBE80_0000,
+            ])
         let d = NF4Codebook.dynamic8Bit
         #expect(d.count == 256)
         #expect(d[0].bitPattern == 0xBF7E_3333 && d[127] == 0 && d[255] == 1 && d[128].bitPattern == 0x3513_A3B7)

@@ -41,7 +41,8 @@ public enum PythonInterop {
         script: String, arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> (status: Int32, stdout: String, stderr: String) {
         guard let python = interpreter else {
-            let reason = "Python interop was not run: set \(interpreterVariable) to a Python with numpy and safetensors "
+            let reason =
+                "Python interop was not run: set \(interpreterVariable) to a Python with numpy and safetensors "
                 + "(python3 -m venv /tmp/venv && /tmp/venv/bin/pip install numpy safetensors gguf)"
             if ProcessInfo.processInfo.environment["CI"] != nil {
                 throw NotConfigured(description: reason + "; CI is set, so this is a failure")

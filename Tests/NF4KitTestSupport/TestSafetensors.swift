@@ -23,7 +23,8 @@ public struct TestSafetensors {
             let offsets = (entry["data_offsets"] as! [NSNumber]).map(\.intValue)
             let start = 8 + headerLength + offsets[0]
             let descriptor = TensorDescriptor(
-                name: name, dtype: dtype, shape: shape, file: path, fileOffset: Int64(start), byteCount: offsets[1] - offsets[0])
+                name: name, dtype: dtype, shape: shape, file: path, fileOffset: Int64(start),
+                byteCount: offsets[1] - offsets[0])
             list.append(Tensor(descriptor: descriptor, bytes: all.slice(start..<(8 + headerLength + offsets[1]))))
         }
         list.sort { $0.descriptor.fileOffset < $1.descriptor.fileOffset }

@@ -21,10 +21,22 @@ public struct FixtureGenerator: Sendable {
         /// The architecture of the preset.
         public var architecture: LlamaArchitecture {
             switch self {
-            case .tiny: LlamaArchitecture(hidden: 256, intermediate: 688, layers: 2, heads: 4, kvHeads: 2, vocabulary: 1000, maxPositions: 128)
-            case .llama125m: LlamaArchitecture(hidden: 768, intermediate: 2048, layers: 12, heads: 12, kvHeads: 12, vocabulary: 32000, maxPositions: 2048)
-            case .llama1b: LlamaArchitecture(hidden: 2048, intermediate: 5632, layers: 22, heads: 32, kvHeads: 4, vocabulary: 32000, maxPositions: 2048)
-            case .llama7b: LlamaArchitecture(hidden: 4096, intermediate: 11008, layers: 32, heads: 32, kvHeads: 32, vocabulary: 32000, maxPositions: 4096)
+            case .tiny:
+                LlamaArchitecture(
+                    hidden: 256, intermediate: 688, layers: 2, heads: 4, kvHeads: 2, vocabulary: 1000, maxPositions: 128
+                )
+            case .llama125m:
+                LlamaArchitecture(
+                    hidden: 768, intermediate: 2048, layers: 12, heads: 12, kvHeads: 12, vocabulary: 32000,
+                    maxPositions: 2048)
+            case .llama1b:
+                LlamaArchitecture(
+                    hidden: 2048, intermediate: 5632, layers: 22, heads: 32, kvHeads: 4, vocabulary: 32000,
+                    maxPositions: 2048)
+            case .llama7b:
+                LlamaArchitecture(
+                    hidden: 4096, intermediate: 11008, layers: 32, heads: 32, kvHeads: 32, vocabulary: 32000,
+                    maxPositions: 4096)
             }
         }
     }
@@ -53,13 +65,16 @@ public struct FixtureGenerator: Sendable {
     /// Norm weights are 1. Other weights are normal-like with standard deviation ``initializerRange``: each value is
     /// the centred sum of eight 16-bit uniforms (Irwin-Hall, excess kurtosis -0.15), which needs no transcendental
     /// functions and so no platform math library.
-    public func fill(name: String, elementCount: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+    public func fill(name: String, elementCount: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer)
+    {
         precondition(destination.count == elementCount * dtype.bitWidth / 8, "fill: wrong buffer size for \(name)")
         if name.hasSuffix("norm.weight") {
             fillConstant(1, count: elementCount, as: dtype, into: destination)
             return
         }
-        fillNormal(stream: FixtureGenerator.streamSeed(seed, name), standardDeviation: initializerRange, count: elementCount, as: dtype, into: destination)
+        fillNormal(
+            stream: FixtureGenerator.streamSeed(seed, name), standardDeviation: initializerRange, count: elementCount,
+            as: dtype, into: destination)
     }
 
     /// `config.json` as transformers 5 writes it (sorted keys, two-space indent, final newline).
@@ -71,12 +86,17 @@ public struct FixtureGenerator: Sendable {
             ("bos_token_id", .integer(1)), ("dtype", .string(dtype.torchName!)), ("eos_token_id", .integer(2)),
             ("head_dim", .integer(a.headDim)), ("hidden_act", .string("silu")), ("hidden_size", .integer(a.hidden)),
             ("initializer_range", .double(initializerRange)), ("intermediate_size", .integer(a.intermediate)),
-            ("max_position_embeddings", .integer(a.maxPositions)), ("mlp_bias", .bool(false)), ("model_type", .string("llama")),
+            ("max_position_embeddings", .integer(a.maxPositions)), ("mlp_bias", .bool(false)),
+            ("model_type", .string("llama")),
             ("num_attention_heads", .integer(a.heads)), ("num_hidden_layers", .integer(a.layers)),
             ("num_key_value_heads", .integer(a.kvHeads)), ("pad_token_id", .null), ("pretraining_tp", .integer(1)),
             ("rms_norm_eps", .number("1e-06")),
-            ("rope_parameters", .object(JSONObject([("rope_theta", .number("10000.0")), ("rope_type", .string("default"))]))),
-            ("tie_word_embeddings", .bool(false)), ("transformers_version", .string("5.23.0")), ("use_cache", .bool(true)),
+            (
+                "rope_parameters",
+                .object(JSONObject([("rope_theta", .number("10000.0")), ("rope_type", .string("default"))]))
+            ),
+            ("tie_word_embeddings", .bool(false)), ("transformers_version", .string("5.23.0")),
+            ("use_cache", .bool(true)),
             ("vocab_size", .integer(a.vocabulary)),
         ])
         return JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A]
@@ -91,7 +111,8 @@ public struct FixtureGenerator: Sendable {
     public func adapterTensors(rank: Int) -> [(name: String, dtype: DType, shape: Shape)] {
         var result: [(String, DType, Shape)] = []
         for parameter in architecture.parameterShapes {
-            guard let module = FixtureGenerator.loraTargets.first(where: { parameter.name.hasSuffix(".\($0).weight") }) else { continue }
+            guard let module = FixtureGenerator.loraTargets.first(where: { parameter.name.hasSuffix(".\($0).weight") })
+            else { continue }
             _ = module
             let prefix = "base_model.model." + parameter.name.dropLast(".weight".count)
             let (outFeatures, inFeatures) = (parameter.shape.dimensions[0], parameter.shape.dimensions[1])
@@ -111,7 +132,8 @@ public struct FixtureGenerator: Sendable {
             var state = stream
             for i in 0..<count {
                 let unit = Double(FixtureGenerator.splitMix(&state) >> 11) / Double(1 << 53)  // [0, 1)
-                destination.storeBytes(of: Float((unit * 2 - 1) * bound).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+                destination.storeBytes(
+                    of: Float((unit * 2 - 1) * bound).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
             }
         } else {
             fillNormal(stream: stream, standardDeviation: 0.02, count: count, as: .f32, into: destination)
@@ -121,11 +143,13 @@ public struct FixtureGenerator: Sendable {
     /// `adapter_config.json` for ``adapterTensors(rank:)`` (alpha = 2 r), sorted keys as PEFT writes it.
     public func adapterConfigJSON(rank: Int, baseModel: String) -> [UInt8] {
         let config = JSONObject([
-            ("alpha_pattern", .object(JSONObject())), ("base_model_name_or_path", .string(baseModel)), ("bias", .string("none")),
+            ("alpha_pattern", .object(JSONObject())), ("base_model_name_or_path", .string(baseModel)),
+            ("bias", .string("none")),
             ("fan_in_fan_out", .bool(false)), ("inference_mode", .bool(true)), ("init_lora_weights", .bool(true)),
             ("lora_alpha", .integer(2 * rank)), ("lora_dropout", .number("0.0")), ("modules_to_save", .null),
             ("peft_type", .string("LORA")), ("r", .integer(rank)), ("rank_pattern", .object(JSONObject())),
-            ("target_modules", .array(FixtureGenerator.loraTargets.map { .string($0) })), ("task_type", .string("CAUSAL_LM")),
+            ("target_modules", .array(FixtureGenerator.loraTargets.map { .string($0) })),
+            ("task_type", .string("CAUSAL_LM")),
             ("use_dora", .bool(false)), ("use_rslora", .bool(false)),
         ])
         return JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A]
@@ -153,17 +177,24 @@ public struct FixtureGenerator: Sendable {
         return z ^ (z >> 31)
     }
 
-    private func fillConstant(_ value: Float, count: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+    private func fillConstant(
+        _ value: Float, count: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer
+    ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 1) { one in
             one[0] = value
             let width = dtype.bitWidth / 8
             for i in 0..<count {
-                FloatConversion.narrow(UnsafeBufferPointer(one), to: dtype, into: UnsafeMutableRawBufferPointer(rebasing: destination[(i * width)..<((i + 1) * width)]))
+                FloatConversion.narrow(
+                    UnsafeBufferPointer(one), to: dtype,
+                    into: UnsafeMutableRawBufferPointer(rebasing: destination[(i * width)..<((i + 1) * width)]))
             }
         }
     }
 
-    private func fillNormal(stream: UInt64, standardDeviation: Double, count: Int, as dtype: DType, into destination: UnsafeMutableRawBufferPointer) {
+    private func fillNormal(
+        stream: UInt64, standardDeviation: Double, count: Int, as dtype: DType,
+        into destination: UnsafeMutableRawBufferPointer
+    ) {
         // Sum of 8 uniforms on 0...65535: mean 8 * 32767.5, variance 8 * (65536^2 - 1) / 12.
         let mean = 8 * 32767.5
         let scale = standardDeviation / (8 * (65536.0 * 65536.0 - 1) / 12).squareRoot()

@@ -37,14 +37,19 @@ public enum FixturePipeline {
 
     /// Generates the checkpoint at `output`.
     /// - Throws: ``CheckpointError`` (`.invalidArgument` for a bad layer count or rank, `.outputExists`, `.io`).
-    public static func run(output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws -> Summary {
+    public static func run(
+        output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
+    ) throws -> Summary {
         var architecture = options.preset.architecture
         if let layers = options.layers {
-            guard layers >= 1 else { throw CheckpointError(.invalidArgument, "--layers must be at least 1, not \(layers)") }
+            guard layers >= 1 else {
+                throw CheckpointError(.invalidArgument, "--layers must be at least 1, not \(layers)")
+            }
             architecture.layers = layers
         }
         if let rank = options.loraRank, rank < 1 || rank > architecture.hidden {
-            throw CheckpointError(.invalidArgument, "--lora-rank must be between 1 and \(architecture.hidden), not \(rank)")
+            throw CheckpointError(
+                .invalidArgument, "--lora-rank must be between 1 and \(architecture.hidden), not \(rank)")
         }
         let generator = FixtureGenerator(architecture: architecture, dtype: options.dtype, seed: options.seed)
         let tensors = generator.tensors
@@ -87,7 +92,8 @@ public enum FixturePipeline {
                     try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
                 }
             }
-            try adapterWriter.writeSideFile("adapter_config.json", bytes: generator.adapterConfigJSON(rank: rank, baseModel: output))
+            try adapterWriter.writeSideFile(
+                "adapter_config.json", bytes: generator.adapterConfigJSON(rank: rank, baseModel: output))
             try adapterWriter.finish()
             adapterPath = path
         }

@@ -23,11 +23,13 @@ extension GGUFExport {
     static func exportAdapter(source: ModelSource, output: String, options: Options) throws -> Summary {
         let start = FileAccess.monotonicSeconds
         guard let adapterJSON = source.adapterConfig else {
-            throw CheckpointError(.invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: source.path)
+            throw CheckpointError(
+                .invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: source.path)
         }
         let configPath = source.path + "/adapter_config.json"
         let adapterConfig = try AdapterConfig(json: adapterJSON, file: configPath)
-        let refuseMerge = "llama.cpp LoRA adapters cannot hold it; merge the adapter into the base instead "
+        let refuseMerge =
+            "llama.cpp LoRA adapters cannot hold it; merge the adapter into the base instead "
             + "(nf4kit merge BASE ADAPTER -o merged.gguf)"
         guard !adapterConfig.useDoRA else {
             throw CheckpointError(.refused, "the adapter uses DoRA (use_dora), which \(refuseMerge)", file: configPath)
@@ -78,7 +80,8 @@ extension GGUFExport {
             }
             if module.isEmbedding {
                 throw CheckpointError(
-                    .refused, "module '\(module.path)' is an embedding LoRA, which nf4kit does not export; merge instead",
+                    .refused,
+                    "module '\(module.path)' is an embedding LoRA, which nf4kit does not export; merge instead",
                     file: source.path, tensor: a.name)
             }
             let weightName = module.path + ".weight"
@@ -110,7 +113,8 @@ extension GGUFExport {
             let fold: Float? = peft == llama ? nil : Float(peft / llama)
             var permutation: LlamaRowPermutation?
             if let heads = config.heads(for: LlamaTensorNames.permutation(ggufName: ggufName)) {
-                permutation = try LlamaRowPermutation(rows: target[0], heads: heads, tensor: b.name, file: baseConfigPath)
+                permutation = try LlamaRowPermutation(
+                    rows: target[0], heads: heads, tensor: b.name, file: baseConfigPath)
             }
             let aType: GGMLType = outType.fileType.matrixType(rowLength: target[1])
             let bType: GGMLType = outType.fileType.matrixType(rowLength: rank)
@@ -175,6 +179,7 @@ extension GGUFExport {
             "the base model's config.json is needed for the llama.cpp layout (architecture and head counts); "
                 + "give the base model folder (--base)"
                 + (adapterConfig.baseModelNameOrPath.map { "; base_model_name_or_path '\($0)' is not a local folder" }
-                    ?? ""), file: adapter)
+                    ?? ""),
+            file: adapter)
     }
 }

@@ -90,7 +90,8 @@ public enum GGUFExport {
         progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
         let source = try ModelSource.open(input)
-        try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
+        try CheckpointOutput.checkDestination(
+            output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
         if source.isAdapter { return try exportAdapter(source: source, output: output, options: options) }
         return try exportModel(source: source, output: output, options: options, progress: progress)
     }
@@ -222,7 +223,9 @@ public enum GGUFExport {
         let count = item.shape.reduce(1, *)
         // F16 to F16 and F32 to F32 round-trip exactly through f32, so the bytes are copied (rows moved as wholes).
         let dtype = item.tensor.dtype
-        if item.quantized == nil, item.scale == nil, (dtype == .f16 && item.type == .f16) || (dtype == .f32 && item.type == .f32) {
+        if item.quantized == nil, item.scale == nil,
+            (dtype == .f16 && item.type == .f16) || (dtype == .f32 && item.type == .f32)
+        {
             defer { item.tensor.bytes.releasePages() }
             guard let permutation = item.permutation else {
                 try item.tensor.bytes.withUnsafeBytes { raw in try write(raw) }

@@ -83,7 +83,9 @@ public enum GGUFImport {
     ///   tokenizer other than SentencePiece (`tokenizer.ggml.model` = `llama`); `.malformedHeader` for a missing or
     ///   mistyped hyperparameter or a tensor name outside the Llama map; `.unsupportedDType`/`.truncated` for a
     ///   tensor that cannot be decoded (naming the file, byte offset and tensor); `.outputExists`/`.io` from writing.
-    public static func run(ggufPath: String, outputPath: String, options: Options = Options()) throws(CheckpointError)
+    public static func run(
+        ggufPath: String, outputPath: String, options: Options = Options()
+    ) throws(CheckpointError)
         -> Summary
     {
         guard [.f32, .f16, .bf16].contains(options.dtype) else {

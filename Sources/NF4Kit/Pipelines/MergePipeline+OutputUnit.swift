@@ -66,8 +66,7 @@ struct OutputUnit {
     }
 
     /// Computes this unit's output tensors and hands them to `sink`, using `scratch` for the f32 values.
-    func produce(form: OutputForm, options: MergeOptions, sink: TensorSink, scratch: MergeScratch) throws -> Result
-    {
+    func produce(form: OutputForm, options: MergeOptions, sink: TensorSink, scratch: MergeScratch) throws -> Result {
         switch entry.storage {
         case .plain(let tensor):
             let source = action?.replacement ?? tensor
@@ -157,7 +156,9 @@ struct OutputUnit {
         }
     }
 
-    private func merge(_ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions)
+    private func merge(
+        _ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions
+    )
         throws
     {
         try LoRAMerger.apply(action, to: values, threadCount: options.threadCount)
@@ -169,7 +170,8 @@ struct OutputUnit {
         let index = values.firstIndex { !FloatConversion.isFinite($0, as: dtype) } ?? 0
         let value = values.isEmpty ? Float.nan : values[index]
         let what =
-            value.isFinite ? "a value that is non-finite in \(dtype) (\(value) overflows it)" : "a non-finite value (\(value))"
+            value.isFinite
+            ? "a value that is non-finite in \(dtype) (\(value) overflows it)" : "a non-finite value (\(value))"
         return CheckpointError(
             .nonFinite,
             "merged tensor '\(entry.name)' has \(what) at element \(index); the adapter seems broken (use --allow-nonfinite to write it anyway)",

@@ -25,7 +25,9 @@ enum OutputPlanning {
         let marker = ".quant_state.bitsandbytes__"
         var quantized = Set<String>()
         for tensor in tensors {
-            if let range = tensor.name.firstRange(of: marker) { quantized.insert(String(tensor.name[..<range.lowerBound])) }
+            if let range = tensor.name.firstRange(of: marker) {
+                quantized.insert(String(tensor.name[..<range.lowerBound]))
+            }
         }
         var total = 0
         for tensor in tensors {

@@ -16,7 +16,9 @@ public struct ProgressEvent: Sendable {
     /// The tensor just finished.
     public var lastTensor: String
 
-    public init(tensorsDone: Int, tensorsTotal: Int, bytesDone: Int, bytesTotal: Int, elapsedSeconds: Double, lastTensor: String) {
+    public init(
+        tensorsDone: Int, tensorsTotal: Int, bytesDone: Int, bytesTotal: Int, elapsedSeconds: Double, lastTensor: String
+    ) {
         self.tensorsDone = tensorsDone
         self.tensorsTotal = tensorsTotal
         self.bytesDone = bytesDone
@@ -64,6 +66,9 @@ package final class ProgressTracker: Sendable {
             state.bytesDone += bytes
             return state
         }
-        report?(ProgressEvent(tensorsDone: snapshot.tensorsDone, tensorsTotal: tensorsTotal, bytesDone: snapshot.bytesDone, bytesTotal: bytesTotal, elapsedSeconds: elapsedSeconds, lastTensor: tensor))
+        report?(
+            ProgressEvent(
+                tensorsDone: snapshot.tensorsDone, tensorsTotal: tensorsTotal, bytesDone: snapshot.bytesDone,
+                bytesTotal: bytesTotal, elapsedSeconds: elapsedSeconds, lastTensor: tensor))
     }
 }

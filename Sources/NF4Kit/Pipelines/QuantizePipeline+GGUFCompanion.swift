@@ -1,4 +1,4 @@
-public import NF4KitCore
+import NF4KitCore
 import NF4KitFormats
 import NF4KitQuant
 
@@ -16,7 +16,8 @@ extension QuantizePipeline {
         input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)?
     ) throws -> Summary {
         let source = try ModelSource.open(input)
-        try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
+        try CheckpointOutput.checkDestination(
+            output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
         let scratch = try OutputDirectory(path: output + "-quantize", overwrite: false, inputs: source.inputPaths)
         var folderOptions = options
         folderOptions.format = nil

@@ -102,7 +102,9 @@ public enum QuantizePipeline {
     public static func run(
         input: String, output: String, options: Options, progress: (@Sendable (ProgressEvent) -> Void)? = nil
     ) throws -> Summary {
-        if options.target.quantType != nil, try CheckpointOutput.Form.choose(for: output, format: options.format) == .gguf {
+        if options.target.quantType != nil,
+            try CheckpointOutput.Form.choose(for: output, format: options.format) == .gguf
+        {
             return try runCompanionGGUF(input: input, output: output, options: options, progress: progress)
         }
         let start = FileAccess.monotonicSeconds
@@ -124,10 +126,12 @@ public enum QuantizePipeline {
         let adapter = convertsAdapter(source, form: form)
         if options.target.quantType != nil {
             let unmatched = options.plan.unmatchedPatterns(in: tensors)
-            summary.warnings = unmatched.skip.map { "--skip '\($0)' selects no tensor of the input" }
+            summary.warnings =
+                unmatched.skip.map { "--skip '\($0)' selects no tensor of the input" }
                 + unmatched.include.map { "--include '\($0)' selects no tensor of the input" }
         }
-        try CheckpointOutput.checkDestination(output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
+        try CheckpointOutput.checkDestination(
+            output, form: form, overwrite: options.overwrite, inputs: source.inputPaths)
 
         if let quantType = options.target.quantType {
             if let first = groups.first {
@@ -136,7 +140,8 @@ public enum QuantizePipeline {
                     "the input is already quantized with bitsandbytes (\(groups.count) 4-bit weights, first '\(first.weightName)'); convert it to f16/bf16/f32 first",
                     file: source.path, tensor: first.weightName)
             }
-            let quantizer = try BlockQuantizer(quantType: quantType, blocksize: options.blocksize, profile: options.profile)
+            let quantizer = try BlockQuantizer(
+                quantType: quantType, blocksize: options.blocksize, profile: options.profile)
             let selected = try options.plan.selectedNames(in: tensors)
             quantizedNames = Set(selected)
             // Planning pass: quant states (their JSON length depends on the double-quantization offset).
@@ -146,7 +151,8 @@ public enum QuantizePipeline {
                 let state = try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
                     do throws(CheckpointError) {
                         return try quantizer.plannedQuantState(
-                            raw, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: options.doubleQuantization,
+                            raw, dtype: tensor.dtype, shape: tensor.shape,
+                            doubleQuantization: options.doubleQuantization,
                             name: tensor.name)
                     } catch {
                         throw error.inFile(tensor.bytes.region.path)  // the message names the tensor, this the file
@@ -191,15 +197,19 @@ public enum QuantizePipeline {
                     .refused,
                     "the output would hold two tensors named '\(o.name)' (from input tensors '\(first.owner)' and "
                         + "'\(o.owner)'): the input has a tensor named like a companion of a weight it quantizes",
-                    file: input?.descriptor.file ?? source.path, byteOffset: input?.descriptor.fileOffset, tensor: o.name)
+                    file: input?.descriptor.file ?? source.path, byteOffset: input?.descriptor.fileOffset,
+                    tensor: o.name)
             }
             outputByName[o.name] = o
         }
-        let config = adapter ? nil : source.config.map { config in
-            var edited = config
-            editConfig(&edited, options: options, tensors: tensors)
-            return edited
-        }
+        let config =
+            adapter
+            ? nil
+            : source.config.map { config in
+                var edited = config
+                editConfig(&edited, options: options, tensors: tensors)
+                return edited
+            }
         let planned = outputs.map { (name: $0.name, dtype: $0.dtype, shape: $0.shape) }
         let destination = try CheckpointOutput(
             path: output, form: form, tensors: planned, metadata: [("format", "pt")],
@@ -209,7 +219,8 @@ public enum QuantizePipeline {
             ggufMetadata: CheckpointOutput.huggingFaceGGUFMetadata(config: config), overwrite: options.overwrite,
             inputs: source.inputPaths)
 
-        let tracker = ProgressTracker(tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
+        let tracker = ProgressTracker(
+            tensorsTotal: jobs.count, bytesTotal: jobs.reduce(0) { $0 + $1.inputBytes }, report: progress)
         let finalJobs = jobs
         // Splitting a tensor's blocks across threads only pays when there are fewer tensors to quantize than
         // threads; nested inside the per-tensor workers it oversubscribed the cores and ran slower (measured).
@@ -226,10 +237,12 @@ public enum QuantizePipeline {
         }
         if destination.holdsSideFiles {
             if let config {
-                try destination.writeSideFile("config.json", bytes: JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A])
+                try destination.writeSideFile(
+                    "config.json", bytes: JSONWriter.pythonPretty.bytes(.object(config)) + [0x0A])
             }
             // An adapter's files are carried as they are (adapter_config.json, README.md, a config.json of its own).
-            for name in source.sideFileNames where adapter ? !adapterWeightFileNames.contains(name) : name != "config.json" {
+            for name in source.sideFileNames
+            where adapter ? !adapterWeightFileNames.contains(name) : name != "config.json" {
                 try destination.copySideFile(from: source.path + "/" + name, as: name)
             }
         }
@@ -278,15 +291,24 @@ public enum QuantizePipeline {
         switch dtype {
         case .f16, .bf16:
             let exponentMask: UInt16 = dtype == .f16 ? 0x7C00 : 0x7F80
-            for i in 0..<(raw.count / 2) where UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) & exponentMask == exponentMask {
+            for i in 0..<(raw.count / 2)
+            where UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) & exponentMask
+                == exponentMask
+            {
                 count += 1
             }
         case .f32:
-            for i in 0..<(raw.count / 4) where UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) & 0x7F80_0000 == 0x7F80_0000 {
+            for i in 0..<(raw.count / 4)
+            where UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) & 0x7F80_0000
+                == 0x7F80_0000
+            {
                 count += 1
             }
         case .f64:
-            for i in 0..<(raw.count / 8) where !Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))).isFinite {
+            for i in 0..<(raw.count / 8)
+            where !Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
+                .isFinite
+            {
                 count += 1
             }
         default: break
@@ -328,12 +350,22 @@ public enum QuantizePipeline {
             switch self {
             case .quantize(let t, let state, _):
                 return state.storedTensors.map {
-                    Output(name: t.name + $0.suffix, dtype: $0.dtype, shape: $0.shape, byteCount: $0.byteCount, owner: t.name)
+                    Output(
+                        name: t.name + $0.suffix, dtype: $0.dtype, shape: $0.shape, byteCount: $0.byteCount,
+                        owner: t.name)
                 }
             case .dequantize(let t, let q, let dtype):
-                return [Output(name: t.name, dtype: dtype, shape: q.shape, byteCount: q.elementCount * dtype.bitWidth / 8, owner: t.name)]
+                return [
+                    Output(
+                        name: t.name, dtype: dtype, shape: q.shape, byteCount: q.elementCount * dtype.bitWidth / 8,
+                        owner: t.name)
+                ]
             case .cast(let t, let dtype):
-                return [Output(name: t.name, dtype: dtype, shape: t.shape, byteCount: t.shape.elementCount * dtype.bitWidth / 8, owner: t.name)]
+                return [
+                    Output(
+                        name: t.name, dtype: dtype, shape: t.shape,
+                        byteCount: t.shape.elementCount * dtype.bitWidth / 8, owner: t.name)
+                ]
             case .copy(let t):
                 return [Output(name: t.name, dtype: t.dtype, shape: t.shape, byteCount: t.bytes.count, owner: t.name)]
             }
@@ -366,7 +398,8 @@ public enum QuantizePipeline {
                 guard produced.last?.bytes.array == state.jsonBytes else {
                     // The planning pass and the quantizer share one kernel; a difference is a bug, not bad input.
                     throw CheckpointError(
-                        .internalInconsistency, "internal error: planned and computed quant state of '\(t.name)' differ",
+                        .internalInconsistency,
+                        "internal error: planned and computed quant state of '\(t.name)' differ",
                         tensor: t.name)
                 }
                 for member in produced { try output.write(member.name, bytes: member.bytes) }
@@ -391,7 +424,8 @@ public enum QuantizePipeline {
                             let count = min(blocks.upperBound * q.blocksize, q.elementCount) - start
                             q.dequantizeBlocks(blocks, absmax: table, as: dtype, intoSlice: buffer)
                             try writer.write(
-                                t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * width)]), at: start * width,
+                                t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * width)]),
+                                at: start * width,
                                 completes: blocks.upperBound == q.blockCount)
                             block = blocks.upperBound
                         } while block < q.blockCount
@@ -409,7 +443,8 @@ public enum QuantizePipeline {
                         var start = 0
                         repeat {
                             let count = min(Self.streamElements, n - start)
-                            let piece = UnsafeRawBufferPointer(rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
+                            let piece = UnsafeRawBufferPointer(
+                                rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
                             FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count, into: buffer)
                             try writer.write(
                                 t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * outWidth)]),

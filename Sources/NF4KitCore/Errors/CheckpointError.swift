@@ -45,7 +45,9 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
         /// Whether the error means an input file is malformed or hostile (exit code 65).
         public var isDataError: Bool {
             switch storage {
-            case .truncated, .malformedHeader, .unsupportedDType, .limitExceeded, .refused, .shapeMismatch, .unsupported: true
+            case .truncated, .malformedHeader, .unsupportedDType, .limitExceeded, .refused, .shapeMismatch,
+                .unsupported:
+                true
             default: false
             }
         }

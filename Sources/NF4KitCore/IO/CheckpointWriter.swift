@@ -32,10 +32,13 @@ package final class OutputFile: @unchecked Sendable {
         var created: (String, Int32, Int)?
         for _ in 0..<16 {
             let candidate = temporaryName(for: path, suffix: "partial")
-            if let (fd, token) = OutputRegistry.create(candidate, { () -> Int32? in
-                let fd = Platform.createExclusive(candidate)
-                return fd >= 0 ? fd : nil
-            }) {
+            if let (fd, token) = OutputRegistry.create(
+                candidate,
+                { () -> Int32? in
+                    let fd = Platform.createExclusive(candidate)
+                    return fd >= 0 ? fd : nil
+                })
+            {
                 created = (candidate, fd, token)
                 break
             }
@@ -75,7 +78,8 @@ package final class OutputFile: @unchecked Sendable {
     package func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(CheckpointError) {
         guard bytes.count > 0 else { return }
         guard Platform.writeAll(fd, bytes, at: offset) else {
-            throw CheckpointError(.io, "write failed: \(Platform.errnoDescription)", file: partialPath, byteOffset: offset)
+            throw CheckpointError(
+                .io, "write failed: \(Platform.errnoDescription)", file: partialPath, byteOffset: offset)
         }
     }
 
@@ -165,12 +169,15 @@ package final class OutputDirectory: @unchecked Sendable {
         var created: (String, Int32, Int)?
         for _ in 0..<16 {
             let candidate = temporaryName(for: path, suffix: "partial")
-            if let (fd, token) = OutputRegistry.create(candidate, { () -> Int32? in
-                guard Platform.makeDirectoryExclusive(candidate) else { return nil }
-                let fd = Platform.openDirectory(candidate)
-                if fd < 0 { _ = Platform.removeDirectory(candidate) }
-                return fd >= 0 ? fd : nil
-            }) {
+            if let (fd, token) = OutputRegistry.create(
+                candidate,
+                { () -> Int32? in
+                    guard Platform.makeDirectoryExclusive(candidate) else { return nil }
+                    let fd = Platform.openDirectory(candidate)
+                    if fd < 0 { _ = Platform.removeDirectory(candidate) }
+                    return fd >= 0 ? fd : nil
+                })
+            {
                 created = (candidate, fd, token)
                 break
             }
@@ -260,15 +267,17 @@ package final class OutputDirectory: @unchecked Sendable {
                 if Platform.rename(path, aside) {
                     if let refusal = checkMovedAside(aside) {
                         if !Platform.renameNoReplace(aside, path) {
-                            return .failure(CheckpointError(
-                                refusal.code, refusal.message + "; it was left at '\(aside)'", file: path))
+                            return .failure(
+                                CheckpointError(
+                                    refusal.code, refusal.message + "; it was left at '\(aside)'", file: path))
                         }
                         return .failure(refusal)
                     }
                     moved = true
                 } else if Platform.errorNumber != Platform.noEntryError {
-                    return .failure(CheckpointError(
-                        .io, "cannot move the old output aside: \(Platform.errnoDescription)", file: path))
+                    return .failure(
+                        CheckpointError(
+                            .io, "cannot move the old output aside: \(Platform.errnoDescription)", file: path))
                 }
                 let renamed = Platform.renameNoReplace(partialPath, path)
                 let error = Platform.errorNumber
@@ -285,7 +294,8 @@ package final class OutputDirectory: @unchecked Sendable {
                 if result.moved { Platform.removeTree(aside) }
                 if result.renamed { return done() }
                 guard result.error == Platform.fileExistsError || result.error == Platform.notEmptyError else {
-                    throw CheckpointError(.io, "cannot rename to the final name: \(Platform.errnoDescription)", file: path)
+                    throw CheckpointError(
+                        .io, "cannot rename to the final name: \(Platform.errnoDescription)", file: path)
                 }
                 continue  // another run put its folder there meanwhile: move that one aside too
             }

@@ -16,14 +16,16 @@ struct InputFile: ~Copyable {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let reason = Platform.errnoDescription
-            throw CheckpointError(Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
+            throw CheckpointError(
+                Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
         }
         try InputFile.requireRegular(info.st_mode, path)
         // O_NONBLOCK: if the path was replaced by a FIFO since stat, open returns at once instead of waiting.
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             let reason = Platform.errnoDescription
-            throw CheckpointError(Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
+            throw CheckpointError(
+                Platform.exists(path) ? .io : .notFound, "cannot open the file: \(reason)", file: path)
         }
         guard fstat(fd, &info) == 0 else {
             let reason = Platform.errnoDescription

@@ -87,7 +87,9 @@ public final class MappedRegion: @unchecked Sendable {
     /// at headers never pays for them, and a pipeline that releases each tensor after writing it holds one copy
     /// at a time, however many views a file declares over one storage. `fill` must write all `count` bytes and
     /// give the same bytes every time.
-    package init(deferred count: Int, description: String, _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
+    package init(
+        deferred count: Int, description: String, _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void
+    ) {
         path = description
         self.count = count
         isMapped = false

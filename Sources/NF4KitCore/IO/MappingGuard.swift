@@ -13,9 +13,11 @@ package enum InputIntegrity {
     package static func check() throws(CheckpointError) {
         let shrunk = MappingGuard.shrunkPaths()
         guard let first = shrunk.first else { return }
-        let others = shrunk.count > 1 ? " (and \(shrunk.count - 1) more: \(shrunk.dropFirst().joined(separator: ", ")))" : ""
+        let others =
+            shrunk.count > 1 ? " (and \(shrunk.count - 1) more: \(shrunk.dropFirst().joined(separator: ", ")))" : ""
         throw CheckpointError(
-            .io, "the file became shorter while it was being read (was it modified or truncated?)\(others)", file: first)
+            .io, "the file became shorter while it was being read (was it modified or truncated?)\(others)", file: first
+        )
     }
 
     /// Forgets that `path` shrank (tests that provoke the fault on purpose call this at once, so the rest of the
@@ -33,7 +35,8 @@ enum MappingGuard {
     /// Read before the handler is installed, so the handler calls nothing but `mmap` and `signal`.
     static let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
     /// The path of each slot, and the paths of unmapped regions that had faulted.
-    static let registry = Mutex<(paths: [String?], shrunkAndGone: [String])>(([String?](repeating: nil, count: slotCount), []))
+    static let registry = Mutex<(paths: [String?], shrunkAndGone: [String])>(
+        ([String?](repeating: nil, count: slotCount), []))
 
     static let installed: Bool = {
         starts.initialize(repeating: 0, count: slotCount)

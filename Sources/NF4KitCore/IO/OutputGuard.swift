@@ -68,7 +68,8 @@ package struct OutputGuard: Sendable {
         guard let found = Platform.entry(path) else { return false }
         if let input = input(at: path) ?? input(identity: (found.device, found.inode)) {
             throw CheckpointError(
-                .outputExists, "the output is the input '\(input)'; nf4kit never overwrites an input, even with --force",
+                .outputExists,
+                "the output is the input '\(input)'; nf4kit never overwrites an input, even with --force",
                 file: path)
         }
         switch found.kind {
@@ -93,7 +94,8 @@ package struct OutputGuard: Sendable {
         if isFolder {
             guard found.kind == .directory else {
                 throw CheckpointError(
-                    .outputExists, "the output exists and is a file; a folder output replaces only a folder", file: path)
+                    .outputExists, "the output exists and is a file; a folder output replaces only a folder", file: path
+                )
             }
             try OutputGuard.checkReplaceableFolder(path)
         } else {
@@ -109,11 +111,13 @@ package struct OutputGuard: Sendable {
     package static func checkReplaceableFolder(_ path: String) throws(CheckpointError) {
         let fd = Platform.openDirectory(path)
         guard fd >= 0 else {
-            throw CheckpointError(.io, "cannot open the existing output folder: \(Platform.errnoDescription)", file: path)
+            throw CheckpointError(
+                .io, "cannot open the existing output folder: \(Platform.errnoDescription)", file: path)
         }
         defer { Platform.close(fd) }
         guard let names = Platform.listDirectory(fd: fd) else {
-            throw CheckpointError(.io, "cannot list the existing output folder: \(Platform.errnoDescription)", file: path)
+            throw CheckpointError(
+                .io, "cannot list the existing output folder: \(Platform.errnoDescription)", file: path)
         }
         for name in names where Platform.entry(in: fd, name)?.kind != .file {
             throw CheckpointError(

@@ -54,7 +54,8 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     public init(_ members: [(key: String, value: JSONValue)] = []) { self.members = members }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
-        lhs.members.count == rhs.members.count && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        lhs.members.count == rhs.members.count
+            && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }
     public func hash(into hasher: inout Hasher) {
         for member in members {

@@ -8,7 +8,10 @@ public struct JSONWriter: Sendable {
     /// Escape every character outside printable ASCII as `\uXXXX` (Python's `ensure_ascii=True`).
     public var asciiOnly: Bool
 
-    public init(indent: Int? = nil, sortKeys: Bool = false, itemSeparator: String = ",", keySeparator: String = ":", asciiOnly: Bool = false) {
+    public init(
+        indent: Int? = nil, sortKeys: Bool = false, itemSeparator: String = ",", keySeparator: String = ":",
+        asciiOnly: Bool = false
+    ) {
         self.indent = indent
         self.sortKeys = sortKeys
         self.itemSeparator = itemSeparator
@@ -21,7 +24,8 @@ public struct JSONWriter: Sendable {
     /// Python `json.dumps(obj)` defaults: `", "`, `": "`, ASCII only (bitsandbytes' quant_state blob).
     public static let pythonDefault = JSONWriter(itemSeparator: ", ", keySeparator: ": ", asciiOnly: true)
     /// Python `json.dumps(obj, indent=2, sort_keys=True)` (transformers' config.json, before its final newline).
-    public static let pythonPretty = JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ", asciiOnly: true)
+    public static let pythonPretty = JSONWriter(
+        indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ", asciiOnly: true)
     /// Python `json.dumps(obj, indent=2)` without sorting (huggingface_hub's index files, PEFT's adapter_config).
     public static let pythonIndented = JSONWriter(indent: 2, itemSeparator: ",", keySeparator: ": ", asciiOnly: true)
 
@@ -65,7 +69,10 @@ public struct JSONWriter: Sendable {
                 return
             }
             out += "{"
-            let members = sortKeys ? object.members.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) } : object.members
+            let members =
+                sortKeys
+                ? object.members.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
+                : object.members
             for (i, member) in members.enumerated() {
                 if i > 0 { out += itemSeparator }
                 newline(level + 1, into: &out)
@@ -82,7 +89,9 @@ public struct JSONWriter: Sendable {
 
     private func hex4(_ value: UInt32, into out: inout String) {
         out += "\\u"
-        for shift in stride(from: 12, through: 0, by: -4) { out.append(JSONWriter.hexDigits[Int((value >> UInt32(shift)) & 0xF)]) }
+        for shift in stride(from: 12, through: 0, by: -4) {
+            out.append(JSONWriter.hexDigits[Int((value >> UInt32(shift)) & 0xF)])
+        }
     }
 
     private func writeString(_ s: String, into out: inout String) {

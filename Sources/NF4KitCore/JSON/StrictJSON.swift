@@ -85,9 +85,13 @@ public struct StrictJSON {
     }
 
     /// Parses a byte array as one JSON document.
-    public static func parse(_ bytes: [UInt8], file: String? = nil, what: String = "JSON") throws(CheckpointError) -> JSONValue {
+    public static func parse(
+        _ bytes: [UInt8], file: String? = nil, what: String = "JSON"
+    ) throws(CheckpointError) -> JSONValue {
         let result: Result<JSONValue, CheckpointError> = bytes.withUnsafeBytes { raw in
-            do throws(CheckpointError) { return .success(try parse(raw, file: file, what: what)) } catch { return .failure(error) }
+            do throws(CheckpointError) { return .success(try parse(raw, file: file, what: what)) } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }
@@ -114,7 +118,8 @@ public struct StrictJSON {
 
     private func fail(_ message: String, at offset: Int? = nil) -> CheckpointError {
         let tensor = keysNameTensors && topLevelKey != "__metadata__" ? topLevelKey : nil
-        return CheckpointError(.malformedHeader, message, file: file, byteOffset: baseOffset + Int64(offset ?? position), tensor: tensor)
+        return CheckpointError(
+            .malformedHeader, message, file: file, byteOffset: baseOffset + Int64(offset ?? position), tensor: tensor)
     }
 
     private var current: UInt8? { position < bytes.count ? bytes[position] : nil }
@@ -138,7 +143,8 @@ public struct StrictJSON {
         guard let c = current else { throw fail("unexpected end of the \(what)") }
         if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
             guard depth + 1 < StrictJSON.maxDepth else {
-                throw fail("the \(what) nests \(depth + 1) arrays or objects; at most \(StrictJSON.maxDepth - 1) are allowed")
+                throw fail(
+                    "the \(what) nests \(depth + 1) arrays or objects; at most \(StrictJSON.maxDepth - 1) are allowed")
             }
         }
         switch c {
@@ -161,7 +167,8 @@ public struct StrictJSON {
             guard keep else { return .number("0") }
             return .number(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self))
         default:
-            let shown = c >= 0x21 && c < 0x7F ? "'\(Unicode.Scalar(c))'" : "byte 0x\(String(c, radix: 16, uppercase: true))"
+            let shown =
+                c >= 0x21 && c < 0x7F ? "'\(Unicode.Scalar(c))'" : "byte 0x\(String(c, radix: 16, uppercase: true))"
             throw fail("unexpected \(shown) where a value should start in the \(what)")
         }
     }
@@ -339,7 +346,9 @@ public struct StrictJSON {
                         else { throw fail("lone surrogate escape in the \(what)", at: escape) }
                         position += 2
                         let low = try parseHex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw fail("lone surrogate escape in the \(what)", at: escape) }
+                        guard (0xDC00..<0xE000).contains(low) else {
+                            throw fail("lone surrogate escape in the \(what)", at: escape)
+                        }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00..<0xE000).contains(code) {
                         throw fail("lone surrogate escape in the \(what)", at: escape)

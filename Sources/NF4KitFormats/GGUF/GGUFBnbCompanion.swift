@@ -236,7 +236,8 @@ package enum GGUFBnbCompanion {
             quantMap = floats(map)
             if w.nestedBlocksize != nil {
                 guard let nested = member(".nested_absmax"), let nestedMap = member(".nested_quant_map") else {
-                    preconditionFailure("GGUFBnbCompanion.Weight '\(w.name)' is double-quantized without nested members")
+                    preconditionFailure(
+                        "GGUFBnbCompanion.Weight '\(w.name)' is double-quantized without nested members")
                 }
                 nestedAbsmax = nested
                 nestedQuantMap = floats(nestedMap)
@@ -353,7 +354,8 @@ package enum GGUFBnbCompanion {
             throw fail("NF4 weight '\(weight)' has no BOOL bnb.double_quant")
         }
         guard case .string(let quantType) = value("quant_type")?.0, quantType == "nf4" || quantType == "fp4" else {
-            throw fail("NF4 weight '\(weight)' has no bnb.quant_type of \"nf4\" or \"fp4\"", key: value("quant_type")?.1)
+            throw fail(
+                "NF4 weight '\(weight)' has no bnb.quant_type of \"nf4\" or \"fp4\"", key: value("quant_type")?.1)
         }
         // The stored tensors are rebuilt from the records alone; whether their sizes agree with the quant state is
         // checked by whoever reads the result as bitsandbytes weights (BnbQuantizedWeight.groups), as for safetensors.

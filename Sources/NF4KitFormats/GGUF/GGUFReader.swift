@@ -402,7 +402,8 @@ private struct Parser {
             parsed.tensors[index].fileOffset = start
             if !info.type.isKnown {
                 // The bytes up to the next tensor's data (or the end of the file), padding included.
-                let next = index + 1 < parsed.tensors.count ? parsed.tensors[index + 1].relativeOffset : fileSize - padded
+                let next =
+                    index + 1 < parsed.tensors.count ? parsed.tensors[index + 1].relativeOffset : fileSize - padded
                 parsed.tensors[index].byteCount = Int(max(0, next - info.relativeOffset))
             }
             previousEnd = info.relativeOffset + Int64(info.byteCount)
@@ -467,7 +468,8 @@ private struct Parser {
         case .string:
             let offset = reader.fileOffset
             let text = try readString(what: "string value of '\(key)'", limit: Int.max)
-            if text.utf8.count > 15 { try charge(text.utf8.count + 32, key: key, at: offset) }  // longer ones are on the heap
+            // Strings longer than 15 bytes are on the heap.
+            if text.utf8.count > 15 { try charge(text.utf8.count + 32, key: key, at: offset) }
             return .string(text)
         case .uint64: return .uint64(try reader.read(UInt64.self, what))
         case .int64: return .int64(try reader.read(Int64.self, what))

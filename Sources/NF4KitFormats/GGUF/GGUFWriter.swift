@@ -158,7 +158,9 @@ public final class GGUFWriter: Sendable {
     ///   - overwrite: Whether an existing file at `path` may be replaced.
     ///   - inputs: Files this run reads; `path` may never be one of them.
     /// - Throws: ``CheckpointError`` `.outputExists` or `.io`.
-    public convenience init(path: String, layout: GGUFLayout, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    public convenience init(
+        path: String, layout: GGUFLayout, overwrite: Bool, inputs: [String] = []
+    ) throws(CheckpointError) {
         try self.init(file: try OutputFile(path: path, overwrite: overwrite, inputs: inputs), layout: layout)
     }
 

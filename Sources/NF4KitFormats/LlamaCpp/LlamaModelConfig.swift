@@ -107,7 +107,8 @@ package struct LlamaModelConfig: Sendable, Hashable {
         }
         guard headCount % headCountKV == 0 else {
             throw fail(
-                "config.json's num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(headCountKV)")
+                "config.json's num_attention_heads \(headCount) is not a multiple of num_key_value_heads \(headCountKV)"
+            )
         }
         rmsNormEpsilon = try number(json["rms_norm_eps"], "rms_norm_eps", default: 1e-6)
         if let tie = json["tie_word_embeddings"], !tie.isNull {
@@ -125,7 +126,9 @@ package struct LlamaModelConfig: Sendable, Hashable {
         let ropeType = rope["rope_type"]?.stringValue ?? rope["type"]?.stringValue
         if let ropeType {
             let factor = rope["factor"].flatMap(\.doubleValue)
-            func put(_ key: String, _ value: GGUFValue) { scaling.append(GGUFMetadataEntry(key: "llama." + key, value: value)) }
+            func put(_ key: String, _ value: GGUFValue) {
+                scaling.append(GGUFMetadataEntry(key: "llama." + key, value: value))
+            }
             switch ropeType {
             case "linear" where factor != nil:
                 put("rope.scaling.type", .string("linear"))
@@ -133,8 +136,11 @@ package struct LlamaModelConfig: Sendable, Hashable {
             case "yarn" where factor != nil:
                 put("rope.scaling.type", .string("yarn"))
                 put("rope.scaling.factor", .float32(Float(factor!)))
-                guard let original = (rope["original_max_position_embeddings"]
-                    ?? json["original_max_position_embeddings"])?.intValue, original > 0, original <= Int(UInt32.max)
+                guard
+                    let original =
+                        (rope["original_max_position_embeddings"]
+                        ?? json["original_max_position_embeddings"])?.intValue, original > 0,
+                    original <= Int(UInt32.max)
                 else { throw fail("config.json's yarn rope scaling has no original_max_position_embeddings") }
                 put("rope.scaling.original_context_length", .uint32(UInt32(original)))
                 let optional: [(String, [String])] = [

@@ -16,7 +16,9 @@ package enum LlamaVocabulary {
     /// - Returns: The entries in the converter's order.
     /// - Throws: ``CheckpointError`` `.malformedHeader` for a bad `tokenizer.model` or JSON side file (file and byte
     ///   offset), `.unsupported` for a folder without `tokenizer.model`.
-    package static func metadata(folder: String, config: LlamaModelConfig) throws(CheckpointError) -> [GGUFMetadataEntry] {
+    package static func metadata(
+        folder: String, config: LlamaModelConfig
+    ) throws(CheckpointError) -> [GGUFMetadataEntry] {
         let dir = folder.hasSuffix("/") ? folder : folder + "/"
         let modelPath = dir + "tokenizer.model"
         guard FileAccess.exists(modelPath) else {
@@ -40,7 +42,8 @@ package enum LlamaVocabulary {
             }
         }
         let tokenizerConfigPath = dir + "tokenizer_config.json"
-        let tokenizerConfig = FileAccess.exists(tokenizerConfigPath)
+        let tokenizerConfig =
+            FileAccess.exists(tokenizerConfigPath)
             ? try ModelSource.readJSONObject(tokenizerConfigPath) : nil
         if let prefix = tokenizerConfig?["add_prefix_space"]?.boolValue {
             put("tokenizer.ggml.add_space_prefix", .bool(prefix))
@@ -78,7 +81,8 @@ package enum LlamaVocabulary {
             for (key, entry) in decoder {
                 guard let id = Int(key), id >= 0, let content = entry["content"]?.stringValue else {
                     throw CheckpointError(
-                        .malformedHeader, "added_tokens_decoder entry '\(key)' needs an integer id and a content string",
+                        .malformedHeader,
+                        "added_tokens_decoder entry '\(key)' needs an integer id and a content string",
                         file: tokenizerConfigPath)
                 }
                 guard id < vocabSize else { continue }
@@ -175,10 +179,14 @@ struct SpecialVocab {
         return value?["content"]?.stringValue
     }
 
-    mutating func load(folder dir: String, tokenizerConfig original: JSONObject?, config: LlamaModelConfig)
+    mutating func load(
+        folder dir: String, tokenizerConfig original: JSONObject?, config: LlamaModelConfig
+    )
         throws(CheckpointError)
     {
-        var tokenizerConfig = original.map { Dictionary($0.members.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+        var tokenizerConfig = original.map {
+            Dictionary($0.members.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        }
         var addedTokens: [JSONValue] = []
         let tokenizerPath = dir + "tokenizer.json"
         if FileAccess.exists(tokenizerPath) {
@@ -253,7 +261,8 @@ struct SpecialVocab {
                         }
                         if !pair.isEmpty {
                             let start = first != nil && pair[0]["SpecialToken"]?["id"]?.stringValue == first ? 1 : 0
-                            let stop = last != nil && pair[pair.count - 1]["SpecialToken"]?["id"]?.stringValue == last
+                            let stop =
+                                last != nil && pair[pair.count - 1]["SpecialToken"]?["id"]?.stringValue == last
                                 ? pair.count - 1 : pair.count
                             pair = start < stop ? Array(pair[start..<stop]) : []
                             if !pair.isEmpty {
@@ -291,7 +300,8 @@ struct SpecialVocab {
             if FileAccess.exists(jinja) {
                 let text = try Self.readText(jinja)
                 let extraDir = dir + "additional_chat_templates"
-                let extras = FileAccess.isDirectory(extraDir)
+                let extras =
+                    FileAccess.isDirectory(extraDir)
                     ? try FileAccess.list(extraDir).filter { $0.hasSuffix(".jinja") } : []
                 if extras.isEmpty {
                     alternative = .single(text)

@@ -54,27 +54,29 @@ package struct SentencePieceModel: Sendable, Hashable {
         var pieces: [Piece] = []
         var seen = Set<String>()
         let result: Result<Void, CheckpointError> = bytes.withUnsafeBytes { raw in
-          do throws(CheckpointError) {
-            var reader = ProtoReader(raw: raw, base: 0, end: raw.count, file: file)
-            while !reader.atEnd {
-                let (field, wire, start) = try reader.key()
-                if field == 1 && wire == 2 {
-                    let (pieceStart, pieceEnd) = try reader.lengthDelimited()
-                    var inner = ProtoReader(raw: raw, base: pieceStart, end: pieceEnd, file: file)
-                    let piece = try Self.piece(&inner, at: start)
-                    guard seen.insert(piece.text).inserted else {
+            do throws(CheckpointError) {
+                var reader = ProtoReader(raw: raw, base: 0, end: raw.count, file: file)
+                while !reader.atEnd {
+                    let (field, wire, start) = try reader.key()
+                    if field == 1 && wire == 2 {
+                        let (pieceStart, pieceEnd) = try reader.lengthDelimited()
+                        var inner = ProtoReader(raw: raw, base: pieceStart, end: pieceEnd, file: file)
+                        let piece = try Self.piece(&inner, at: start)
+                        guard seen.insert(piece.text).inserted else {
+                            throw reader.failure(
+                                "piece \(pieces.count) '\(piece.text)' is already defined (pieces must be unique)",
+                                at: start)
+                        }
+                        pieces.append(piece)
+                    } else if field == 1 {
                         throw reader.failure(
-                            "piece \(pieces.count) '\(piece.text)' is already defined (pieces must be unique)", at: start)
+                            "field 1 (pieces) has wire type \(wire); expected 2 (a message)", at: start)
+                    } else {
+                        try reader.skip(wire: wire, at: start)
                     }
-                    pieces.append(piece)
-                } else if field == 1 {
-                    throw reader.failure("field 1 (pieces) has wire type \(wire); expected 2 (a message)", at: start)
-                } else {
-                    try reader.skip(wire: wire, at: start)
                 }
-            }
-            return .success(())
-          } catch { return .failure(error) }
+                return .success(())
+            } catch { return .failure(error) }
         }
         try result.get()
         guard !pieces.isEmpty else {
@@ -149,7 +151,9 @@ private struct ProtoReader {
             guard position < end else { throw failure("a varint runs past the end of its message", at: start) }
             let byte = raw[position]
             position += 1
-            guard shift < 64, shift < 63 || byte <= 1 else { throw failure("a varint is longer than 10 bytes", at: start) }
+            guard shift < 64, shift < 63 || byte <= 1 else {
+                throw failure("a varint is longer than 10 bytes", at: start)
+            }
             value |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 { return value }
             shift += 7

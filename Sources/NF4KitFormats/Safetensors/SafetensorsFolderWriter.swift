@@ -57,9 +57,11 @@ package final class SafetensorsFolderWriter: @unchecked Sendable {
             var elements = 0
             for tensor in tensors {
                 guard byName.updateValue((tensor.dtype, tensor.shape), forKey: tensor.name) == nil else {
-                    throw CheckpointError(.invalidArgument, "tensor name '\(tensor.name)' appears twice", tensor: tensor.name)
+                    throw CheckpointError(
+                        .invalidArgument, "tensor name '\(tensor.name)' appears twice", tensor: tensor.name)
                 }
-                guard let count = tensor.shape.checkedElementCount, let bytes = tensor.dtype.byteCount(elementCount: count)
+                guard let count = tensor.shape.checkedElementCount,
+                    let bytes = tensor.dtype.byteCount(elementCount: count)
                 else {
                     throw CheckpointError(
                         .invalidArgument,
@@ -69,7 +71,8 @@ package final class SafetensorsFolderWriter: @unchecked Sendable {
                 let (newTotal, o1) = total.addingReportingOverflow(bytes)
                 let (newElements, o2) = elements.addingReportingOverflow(count)
                 guard !o1, !o2 else {
-                    throw CheckpointError(.invalidArgument, "the checkpoint's total size overflows", tensor: tensor.name)
+                    throw CheckpointError(
+                        .invalidArgument, "the checkpoint's total size overflows", tensor: tensor.name)
                 }
                 total = newTotal
                 elements = newElements
@@ -132,7 +135,8 @@ package final class SafetensorsFolderWriter: @unchecked Sendable {
     /// - Throws: ``CheckpointError`` `.invalidArgument` for an unplanned name or a wrong byte count, `.io`.
     package func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
         guard let shard = plan.shardOfTensor[name] else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned folder", file: directory.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)' is not in the planned folder", file: directory.path, tensor: name)
         }
         try writers[shard].write(name, bytes: bytes)
     }
@@ -143,7 +147,8 @@ package final class SafetensorsFolderWriter: @unchecked Sendable {
         _ name: String, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
     ) throws(CheckpointError) {
         guard let shard = plan.shardOfTensor[name] else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned folder", file: directory.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)' is not in the planned folder", file: directory.path, tensor: name)
         }
         try writers[shard].write(name, part: bytes, at: offset, completes: completes)
     }
@@ -171,7 +176,8 @@ package final class SafetensorsFolderWriter: @unchecked Sendable {
     private func checkSideFileName(_ name: String) throws(CheckpointError) {
         let weightNames = plan.shardPlan.shards.map(\.fileName) + [plan.indexFileName]
         guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !weightNames.contains(name) else {
-            throw CheckpointError(.invalidArgument, "'\(name)' cannot be a side file of the output folder", file: directory.path)
+            throw CheckpointError(
+                .invalidArgument, "'\(name)' cannot be a side file of the output folder", file: directory.path)
         }
     }
 
@@ -199,7 +205,8 @@ package final class SafetensorsFolderWriter: @unchecked Sendable {
         _ tensors: [Tensor], metadata: [(String, String)]?, to path: String, maxShardBytes: Int, overwrite: Bool,
         inputs: [String] = []
     ) throws(CheckpointError) {
-        let plan = try Plan(tensors: tensors.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, maxShardBytes: maxShardBytes)
+        let plan = try Plan(
+            tensors: tensors.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata, maxShardBytes: maxShardBytes)
         let writer = try SafetensorsFolderWriter(path: path, plan: plan, overwrite: overwrite, inputs: inputs)
         for tensor in tensors { try writer.write(tensor.name, bytes: tensor.bytes) }
         try writer.finish()

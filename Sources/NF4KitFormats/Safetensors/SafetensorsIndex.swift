@@ -19,7 +19,9 @@ public struct SafetensorsIndex: Sendable {
     ///
     /// Shard names must be plain relative names with the extension `expectedExtension` (no absolute paths, no
     /// `..`, no separators of either kind): huggingface_hub refuses the same, since an index is untrusted.
-    public static func read(path: String, expectedExtension: String = ".safetensors") throws(CheckpointError) -> SafetensorsIndex {
+    public static func read(
+        path: String, expectedExtension: String = ".safetensors"
+    ) throws(CheckpointError) -> SafetensorsIndex {
         let json = try StrictJSON.parse(try FileAccess.readSmallFile(path), file: path, what: "index")
         guard case .object(let top) = json, case .object(let map)? = top["weight_map"] else {
             throw CheckpointError(.malformedHeader, "the index has no 'weight_map' object", file: path, byteOffset: 0)
@@ -27,23 +29,34 @@ public struct SafetensorsIndex: Sendable {
         var weightMap: [(name: String, file: String)] = []
         for (name, value) in map {
             guard case .string(let file) = value else {
-                throw CheckpointError(.malformedHeader, "weight_map entry for '\(name)' is not a file name", file: path, tensor: name)
+                throw CheckpointError(
+                    .malformedHeader, "weight_map entry for '\(name)' is not a file name", file: path, tensor: name)
             }
             try validateShardName(file, expectedExtension: expectedExtension, index: path, tensor: name)
             weightMap.append((name, file))
         }
         let metadata = top["metadata"]?.objectValue
-        return SafetensorsIndex(weightMap: weightMap, totalSize: metadata?["total_size"]?.intValue, totalParameters: metadata?["total_parameters"]?.intValue)
+        return SafetensorsIndex(
+            weightMap: weightMap, totalSize: metadata?["total_size"]?.intValue,
+            totalParameters: metadata?["total_parameters"]?.intValue)
     }
 
-    static func validateShardName(_ file: String, expectedExtension: String, index: String, tensor: String) throws(CheckpointError) {
-        let badPath = file.isEmpty || file.hasPrefix("/") || file.contains("\\") || file.contains("/") || file == ".." || file == "."
+    static func validateShardName(
+        _ file: String, expectedExtension: String, index: String, tensor: String
+    ) throws(CheckpointError) {
+        let badPath =
+            file.isEmpty || file.hasPrefix("/") || file.contains("\\") || file.contains("/") || file == ".."
+            || file == "."
             || file.contains(":") || file.utf8.contains(0)
         guard !badPath else {
-            throw CheckpointError(.refused, "weight_map sends '\(tensor)' to '\(file)', which is not a plain file name beside the index", file: index, tensor: tensor)
+            throw CheckpointError(
+                .refused, "weight_map sends '\(tensor)' to '\(file)', which is not a plain file name beside the index",
+                file: index, tensor: tensor)
         }
         guard file.hasSuffix(expectedExtension) else {
-            throw CheckpointError(.refused, "weight_map sends '\(tensor)' to '\(file)', which is not a \(expectedExtension) file", file: index, tensor: tensor)
+            throw CheckpointError(
+                .refused, "weight_map sends '\(tensor)' to '\(file)', which is not a \(expectedExtension) file",
+                file: index, tensor: tensor)
         }
     }
 
@@ -80,10 +93,14 @@ public struct SafetensorsIndex: Sendable {
             let expected = byFile[file]!
             let actual = Set(shard.tensors.map(\.name))
             if let missing = expected.subtracting(actual).sorted().first {
-                throw CheckpointError(.malformedHeader, "the index puts '\(missing)' in this shard, but the shard has no such tensor", file: shardPath, tensor: missing)
+                throw CheckpointError(
+                    .malformedHeader, "the index puts '\(missing)' in this shard, but the shard has no such tensor",
+                    file: shardPath, tensor: missing)
             }
             if let extra = actual.subtracting(expected).sorted().first {
-                throw CheckpointError(.malformedHeader, "the shard holds '\(extra)', which the index assigns elsewhere or not at all", file: shardPath, tensor: extra)
+                throw CheckpointError(
+                    .malformedHeader, "the shard holds '\(extra)', which the index assigns elsewhere or not at all",
+                    file: shardPath, tensor: extra)
             }
             if paths.isEmpty { metadata = shard.metadata }
             paths.append(shardPath)
@@ -111,7 +128,10 @@ package struct ShardPlan: Sendable {
     ///
     /// A tensor larger than the limit gets a shard of its own; a single shard is named `prefix.safetensors`
     /// (no index needed), several are `prefix-0000i-of-0000N.safetensors`.
-    package init(tensors: [(name: String, byteCount: Int)], maxShardBytes: Int, prefix: String = "model", fileExtension: String = "safetensors") {
+    package init(
+        tensors: [(name: String, byteCount: Int)], maxShardBytes: Int, prefix: String = "model",
+        fileExtension: String = "safetensors"
+    ) {
         var groups: [[String]] = []
         var current: [String] = []
         var currentSize = 0
@@ -134,7 +154,9 @@ package struct ShardPlan: Sendable {
         } else {
             let total = groups.count
             shards = groups.enumerated().map { i, names in
-                Shard(fileName: "\(prefix)-\(ShardPlan.pad(i + 1))-of-\(ShardPlan.pad(total)).\(fileExtension)", tensorNames: names)
+                Shard(
+                    fileName: "\(prefix)-\(ShardPlan.pad(i + 1))-of-\(ShardPlan.pad(total)).\(fileExtension)",
+                    tensorNames: names)
             }
         }
     }

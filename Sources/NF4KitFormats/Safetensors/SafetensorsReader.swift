@@ -54,7 +54,8 @@ public enum SafetensorsReader {
         let printable = lead.allSatisfy { (0x20..<0x7F).contains($0) || [0x09, 0x0A, 0x0D].contains($0) }
         if raw.count >= 8, printable {
             let shown = String(decoding: raw.prefix(24).map { $0 < 0x20 ? 0x20 : $0 }, as: UTF8.self)
-            return "the file starts with text ('\(shown)'), not a safetensors header length: it is not a safetensors file"
+            return
+                "the file starts with text ('\(shown)'), not a safetensors header length: it is not a safetensors file"
         }
         return nil
     }
@@ -69,20 +70,31 @@ public enum SafetensorsReader {
         var keyOffset: Int64
     }
 
-    private static func parse(_ raw: UnsafeRawBufferPointer, region: MappedRegion, path: String) throws(CheckpointError) -> Checkpoint {
+    private static func parse(
+        _ raw: UnsafeRawBufferPointer, region: MappedRegion, path: String
+    ) throws(CheckpointError) -> Checkpoint {
         let fileSize = raw.count
         guard fileSize >= 8 else {
-            throw CheckpointError(.truncated, "the file has \(fileSize) bytes; a safetensors file starts with an 8-byte header length (HeaderTooSmall)", file: path, byteOffset: 0)
+            throw CheckpointError(
+                .truncated,
+                "the file has \(fileSize) bytes; a safetensors file starts with an 8-byte header length (HeaderTooSmall)",
+                file: path, byteOffset: 0)
         }
         let headerLength = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
         if headerLength > maxHeaderBytes || 8 + Int(headerLength) > fileSize, let other = notSafetensors(raw) {
             throw CheckpointError(.malformedHeader, other, file: path, byteOffset: 0)
         }
         guard headerLength <= maxHeaderBytes else {
-            throw CheckpointError(.limitExceeded, "the header length \(headerLength) exceeds the limit of \(maxHeaderBytes) bytes (HeaderTooLarge)", file: path, byteOffset: 0)
+            throw CheckpointError(
+                .limitExceeded,
+                "the header length \(headerLength) exceeds the limit of \(maxHeaderBytes) bytes (HeaderTooLarge)",
+                file: path, byteOffset: 0)
         }
         guard 8 + Int(headerLength) <= fileSize else {
-            throw CheckpointError(.truncated, "the header length \(headerLength) runs past the end of the file (\(fileSize) bytes) (InvalidHeaderLength)", file: path, byteOffset: 0)
+            throw CheckpointError(
+                .truncated,
+                "the header length \(headerLength) runs past the end of the file (\(fileSize) bytes) (InvalidHeaderLength)",
+                file: path, byteOffset: 0)
         }
         let headerBytes = UnsafeRawBufferPointer(rebasing: raw[8..<(8 + Int(headerLength))])
         // One pass over the header: each member becomes a compact entry as soon as it is parsed, so a header of
@@ -102,12 +114,15 @@ public enum SafetensorsReader {
             case .object(let object):
                 for (metaKey, metaValue) in object {
                     guard case .string(let text) = metaValue else {
-                        throw CheckpointError(.malformedHeader, "metadata value of '\(metaKey)' is not a string", file: path, byteOffset: keyOffset)
+                        throw CheckpointError(
+                            .malformedHeader, "metadata value of '\(metaKey)' is not a string", file: path,
+                            byteOffset: keyOffset)
                     }
                     metadata[metaKey] = text
                 }
             default:
-                throw CheckpointError(.malformedHeader, "__metadata__ must be an object of strings", file: path, byteOffset: keyOffset)
+                throw CheckpointError(
+                    .malformedHeader, "__metadata__ must be an object of strings", file: path, byteOffset: keyOffset)
             }
         }
         guard isObject else {
@@ -120,22 +135,40 @@ public enum SafetensorsReader {
         var cursor = 0
         for entry in entries {
             guard entry.begin == cursor, entry.end >= entry.begin else {
-                let problem = entry.end < entry.begin ? "ends before it begins" : entry.begin < cursor ? "overlaps the previous tensor" : "leaves a gap after the previous tensor"
-                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)' has data_offsets [\(entry.begin), \(entry.end)] and \(problem) (expected begin \(cursor)) (InvalidOffset)", file: path, byteOffset: at(entry), tensor: entry.name)
+                let problem =
+                    entry.end < entry.begin
+                    ? "ends before it begins"
+                    : entry.begin < cursor ? "overlaps the previous tensor" : "leaves a gap after the previous tensor"
+                throw CheckpointError(
+                    .malformedHeader,
+                    "tensor '\(entry.name)' has data_offsets [\(entry.begin), \(entry.end)] and \(problem) (expected begin \(cursor)) (InvalidOffset)",
+                    file: path, byteOffset: at(entry), tensor: entry.name)
             }
             cursor = entry.end
             guard let elements = entry.shape.checkedElementCount else {
-                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the element count of shape \(entry.shape) overflows (ValidationOverflow)", file: path, byteOffset: at(entry), tensor: entry.name)
+                throw CheckpointError(
+                    .limitExceeded,
+                    "tensor '\(entry.name)': the element count of shape \(entry.shape) overflows (ValidationOverflow)",
+                    file: path, byteOffset: at(entry), tensor: entry.name)
             }
             let (bits, overflow) = elements.multipliedReportingOverflow(by: entry.dtype.bitWidth)
             guard !overflow else {
-                throw CheckpointError(.limitExceeded, "tensor '\(entry.name)': the bit count of shape \(entry.shape) × \(entry.dtype) overflows (ValidationOverflow)", file: path, byteOffset: at(entry), tensor: entry.name)
+                throw CheckpointError(
+                    .limitExceeded,
+                    "tensor '\(entry.name)': the bit count of shape \(entry.shape) × \(entry.dtype) overflows (ValidationOverflow)",
+                    file: path, byteOffset: at(entry), tensor: entry.name)
             }
             guard bits % 8 == 0 else {
-                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': \(elements) elements of \(entry.dtype) are not a whole number of bytes (MisalignedSlice)", file: path, byteOffset: at(entry), tensor: entry.name)
+                throw CheckpointError(
+                    .malformedHeader,
+                    "tensor '\(entry.name)': \(elements) elements of \(entry.dtype) are not a whole number of bytes (MisalignedSlice)",
+                    file: path, byteOffset: at(entry), tensor: entry.name)
             }
             guard entry.end - entry.begin == bits / 8 else {
-                throw CheckpointError(.malformedHeader, "tensor '\(entry.name)': shape \(entry.shape) of \(entry.dtype) needs \(bits / 8) bytes but data_offsets span \(entry.end - entry.begin) (TensorInvalidInfo)", file: path, byteOffset: at(entry), tensor: entry.name)
+                throw CheckpointError(
+                    .malformedHeader,
+                    "tensor '\(entry.name)': shape \(entry.shape) of \(entry.dtype) needs \(bits / 8) bytes but data_offsets span \(entry.end - entry.begin) (TensorInvalidInfo)",
+                    file: path, byteOffset: at(entry), tensor: entry.name)
             }
         }
         let dataStart = 8 + Int(headerLength)
@@ -145,51 +178,75 @@ public enum SafetensorsReader {
                 // Name the first tensor that does not fit; its data is cut off at the end of the file.
                 let available = fileSize - dataStart
                 let cut = entries.first { $0.end > available }
-                let what = cut.map { "tensor '\($0.name)' has data_offsets [\($0.begin), \($0.end)], but" } ?? "the tensors need \(cursor) bytes of data and"
-                throw CheckpointError(.truncated, "\(what) the data buffer has only \(available) bytes (the file ends at byte \(fileSize)) (MetadataIncompleteBuffer)", file: path, byteOffset: Int64(fileSize), tensor: cut?.name)
+                let what =
+                    cut.map { "tensor '\($0.name)' has data_offsets [\($0.begin), \($0.end)], but" }
+                    ?? "the tensors need \(cursor) bytes of data and"
+                throw CheckpointError(
+                    .truncated,
+                    "\(what) the data buffer has only \(available) bytes (the file ends at byte \(fileSize)) (MetadataIncompleteBuffer)",
+                    file: path, byteOffset: Int64(fileSize), tensor: cut?.name)
             }
-            throw CheckpointError(.malformedHeader, "\(fileSize - expected) bytes follow the last tensor, which ends at byte \(expected) (MetadataIncompleteBuffer)", file: path, byteOffset: Int64(expected))
+            throw CheckpointError(
+                .malformedHeader,
+                "\(fileSize - expected) bytes follow the last tensor, which ends at byte \(expected) (MetadataIncompleteBuffer)",
+                file: path, byteOffset: Int64(expected))
         }
 
         let tensors = entries.map { entry in
             Tensor(
-                descriptor: TensorDescriptor(name: entry.name, dtype: entry.dtype, shape: entry.shape, file: path, fileOffset: Int64(dataStart + entry.begin), byteCount: entry.end - entry.begin),
+                descriptor: TensorDescriptor(
+                    name: entry.name, dtype: entry.dtype, shape: entry.shape, file: path,
+                    fileOffset: Int64(dataStart + entry.begin), byteCount: entry.end - entry.begin),
                 bytes: TensorBytes(region: region, range: (dataStart + entry.begin)..<(dataStart + entry.end)))
         }
         return Checkpoint(format: .safetensors, files: [path], tensors: tensors, metadata: metadata)
     }
 
-    private static func entry(_ name: String, _ value: JSONValue, offset: Int64, path: String) throws(CheckpointError) -> Entry {
+    private static func entry(
+        _ name: String, _ value: JSONValue, offset: Int64, path: String
+    ) throws(CheckpointError) -> Entry {
         func at(_: String) -> Int64 { offset }
         func bad(_ message: String) -> CheckpointError {
-            CheckpointError(.malformedHeader, "tensor '\(name)': \(message)", file: path, byteOffset: at(name), tensor: name)
+            CheckpointError(
+                .malformedHeader, "tensor '\(name)': \(message)", file: path, byteOffset: at(name), tensor: name)
         }
         guard case .object(let info) = value else { throw bad("the tensor info is not an object") }
         guard let dtypeValue = info["dtype"] else { throw bad("missing field 'dtype'") }
         guard case .string(let dtypeName) = dtypeValue else { throw bad("'dtype' is not a string") }
         guard let dtype = DType(safetensorsName: dtypeName) else {
-            throw CheckpointError(.unsupportedDType, "tensor '\(name)': unknown dtype '\(dtypeName)'", file: path, byteOffset: at(name), tensor: name)
+            throw CheckpointError(
+                .unsupportedDType, "tensor '\(name)': unknown dtype '\(dtypeName)'", file: path, byteOffset: at(name),
+                tensor: name)
         }
         guard let shapeValue = info["shape"] else { throw bad("missing field 'shape'") }
         guard case .array(let dims) = shapeValue else { throw bad("'shape' is not an array") }
         var dimensions: [Int] = []
         dimensions.reserveCapacity(dims.count)
         for dim in dims {
-            guard let d = dim.uint64Value else { throw bad("shape entry \(describe(dim)) is not a non-negative integer") }
+            guard let d = dim.uint64Value else {
+                throw bad("shape entry \(describe(dim)) is not a non-negative integer")
+            }
             guard d <= UInt64(Int.max) else {
-                throw CheckpointError(.limitExceeded, "tensor '\(name)': shape entry \(d) is too large (ValidationOverflow)", file: path, byteOffset: at(name), tensor: name)
+                throw CheckpointError(
+                    .limitExceeded, "tensor '\(name)': shape entry \(d) is too large (ValidationOverflow)", file: path,
+                    byteOffset: at(name), tensor: name)
             }
             dimensions.append(Int(d))
         }
         guard let offsetsValue = info["data_offsets"] else { throw bad("missing field 'data_offsets'") }
-        guard case .array(let offsets) = offsetsValue, offsets.count == 2 else { throw bad("'data_offsets' must be an array of 2 integers") }
+        guard case .array(let offsets) = offsetsValue, offsets.count == 2 else {
+            throw bad("'data_offsets' must be an array of 2 integers")
+        }
         guard let begin = offsets[0].uint64Value, let end = offsets[1].uint64Value else {
             throw bad("'data_offsets' entries must be non-negative integers")
         }
         guard begin <= UInt64(Int.max), end <= UInt64(Int.max) else {
-            throw CheckpointError(.truncated, "tensor '\(name)': data_offsets [\(begin), \(end)] lie past the end of the file", file: path, byteOffset: at(name), tensor: name)
+            throw CheckpointError(
+                .truncated, "tensor '\(name)': data_offsets [\(begin), \(end)] lie past the end of the file",
+                file: path, byteOffset: at(name), tensor: name)
         }
-        return Entry(name: name, dtype: dtype, shape: Shape(dimensions), begin: Int(begin), end: Int(end), keyOffset: offset)
+        return Entry(
+            name: name, dtype: dtype, shape: Shape(dimensions), begin: Int(begin), end: Int(end), keyOffset: offset)
     }
 
     private static func describe(_ value: JSONValue) -> String {

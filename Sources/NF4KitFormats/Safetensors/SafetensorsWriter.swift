@@ -28,18 +28,23 @@ public struct SafetensorsLayout: Sendable {
     ///
     /// - Throws: ``CheckpointError`` `.invalidArgument` for a duplicate or reserved name, a shape whose size
     ///   overflows or is not whole bytes, or a header over the 100 MB limit.
-    public init(tensors: [(name: String, dtype: DType, shape: Shape)], metadata: [(String, String)]?) throws(CheckpointError) {
+    public init(
+        tensors: [(name: String, dtype: DType, shape: Shape)], metadata: [(String, String)]?
+    ) throws(CheckpointError) {
         var seen = Set<String>()
         for tensor in tensors {
             guard tensor.name != "__metadata__" else {
                 throw CheckpointError(.invalidArgument, "a tensor may not be named __metadata__", tensor: tensor.name)
             }
             guard seen.insert(tensor.name).inserted else {
-                throw CheckpointError(.invalidArgument, "tensor name '\(tensor.name)' appears twice", tensor: tensor.name)
+                throw CheckpointError(
+                    .invalidArgument, "tensor name '\(tensor.name)' appears twice", tensor: tensor.name)
             }
         }
         let sorted = tensors.sorted { a, b in
-            if a.dtype.safetensorsRank != b.dtype.safetensorsRank { return a.dtype.safetensorsRank > b.dtype.safetensorsRank }
+            if a.dtype.safetensorsRank != b.dtype.safetensorsRank {
+                return a.dtype.safetensorsRank > b.dtype.safetensorsRank
+            }
             return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
         }
         var members: [(key: String, value: JSONValue)] = []
@@ -49,8 +54,12 @@ public struct SafetensorsLayout: Sendable {
         var offset = 0
         var planned: [(String, DType, Shape, Int, Int)] = []
         for tensor in sorted {
-            guard let count = tensor.shape.checkedElementCount, let bytes = tensor.dtype.byteCount(elementCount: count) else {
-                throw CheckpointError(.invalidArgument, "tensor '\(tensor.name)': shape \(tensor.shape) of \(tensor.dtype) is not a whole number of bytes or overflows", tensor: tensor.name)
+            guard let count = tensor.shape.checkedElementCount, let bytes = tensor.dtype.byteCount(elementCount: count)
+            else {
+                throw CheckpointError(
+                    .invalidArgument,
+                    "tensor '\(tensor.name)': shape \(tensor.shape) of \(tensor.dtype) is not a whole number of bytes or overflows",
+                    tensor: tensor.name)
             }
             let info = JSONObject([
                 ("dtype", .string(tensor.dtype.safetensorsName)),
@@ -64,13 +73,16 @@ public struct SafetensorsLayout: Sendable {
         var json = JSONWriter.compact.bytes(.object(JSONObject(members)))
         while json.count % 8 != 0 { json.append(0x20) }
         guard UInt64(json.count) <= SafetensorsReader.maxHeaderBytes else {
-            throw CheckpointError(.invalidArgument, "the header would be \(json.count) bytes, over the 100 MB limit of safetensors")
+            throw CheckpointError(
+                .invalidArgument, "the header would be \(json.count) bytes, over the 100 MB limit of safetensors")
         }
         var header = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
         header += json
         headerBytes = header
         let dataStart = header.count
-        entries = planned.map { Entry(name: $0.0, dtype: $0.1, shape: $0.2, byteCount: $0.3, fileOffset: Int64(dataStart + $0.4)) }
+        entries = planned.map {
+            Entry(name: $0.0, dtype: $0.1, shape: $0.2, byteCount: $0.3, fileOffset: Int64(dataStart + $0.4))
+        }
         fileSize = Int64(dataStart + offset)
         index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
     }
@@ -94,7 +106,9 @@ public final class SafetensorsWriter: @unchecked Sendable {
     /// - Parameters:
     ///   - overwrite: Replace an existing `path` (never an input).
     ///   - inputs: Paths read by this run, which the output may not be.
-    public convenience init(path: String, layout: SafetensorsLayout, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    public convenience init(
+        path: String, layout: SafetensorsLayout, overwrite: Bool, inputs: [String] = []
+    ) throws(CheckpointError) {
         try self.init(file: try OutputFile(path: path, overwrite: overwrite, inputs: inputs), layout: layout)
     }
 
@@ -118,10 +132,13 @@ public final class SafetensorsWriter: @unchecked Sendable {
     /// Writes the bytes of tensor `name` (exactly its planned size, little-endian, row-major).
     public func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
         guard let entry = layout.entry(named: name) else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned layout", file: file.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)' is not in the planned layout", file: file.path, tensor: name)
         }
         guard bytes.count == entry.byteCount else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)': got \(bytes.count) bytes, planned \(entry.byteCount)", file: file.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)': got \(bytes.count) bytes, planned \(entry.byteCount)",
+                file: file.path, tensor: name)
         }
         try file.write(bytes, at: entry.fileOffset)
         written.insert(name)
@@ -133,10 +150,14 @@ public final class SafetensorsWriter: @unchecked Sendable {
         _ name: String, part bytes: UnsafeRawBufferPointer, at offset: Int, completes: Bool
     ) throws(CheckpointError) {
         guard let entry = layout.entry(named: name) else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)' is not in the planned layout", file: file.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument, "tensor '\(name)' is not in the planned layout", file: file.path, tensor: name)
         }
         guard offset >= 0, offset + bytes.count <= entry.byteCount else {
-            throw CheckpointError(.invalidArgument, "tensor '\(name)': bytes \(offset)..<\(offset + bytes.count) outside its \(entry.byteCount)", file: file.path, tensor: name)
+            throw CheckpointError(
+                .invalidArgument,
+                "tensor '\(name)': bytes \(offset)..<\(offset + bytes.count) outside its \(entry.byteCount)",
+                file: file.path, tensor: name)
         }
         try file.write(bytes, at: entry.fileOffset + Int64(offset))
         if completes { written.insert(name) }
@@ -151,13 +172,17 @@ public final class SafetensorsWriter: @unchecked Sendable {
     public func finish() throws(CheckpointError) {
         let missing = layout.entries.map(\.name).filter { !written.contains($0) }
         guard missing.isEmpty else {
-            throw CheckpointError(.invalidArgument, "\(missing.count) planned tensors were not written (first: '\(missing[0])')", file: file.path, tensor: missing[0])
+            throw CheckpointError(
+                .invalidArgument, "\(missing.count) planned tensors were not written (first: '\(missing[0])')",
+                file: file.path, tensor: missing[0])
         }
         try file.finish()
     }
 
     /// Writes a whole checkpoint's tensors unchanged (a plain copy in reference order).
-    public static func write(_ tensors: [Tensor], metadata: [(String, String)]?, to path: String, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
+    public static func write(
+        _ tensors: [Tensor], metadata: [(String, String)]?, to path: String, overwrite: Bool, inputs: [String] = []
+    ) throws(CheckpointError) {
         let layout = try SafetensorsLayout(tensors: tensors.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
         let writer = try SafetensorsWriter(path: path, layout: layout, overwrite: overwrite, inputs: inputs)
         for tensor in tensors { try writer.write(tensor.name, bytes: tensor.bytes) }

@@ -79,7 +79,8 @@ enum DequantizeKernel {
     /// Writes element e = outputs[nibble e] at `outputIndex + (e - start)` of `destination` for the block's elements (little-endian, `T`-sized).
     @inline(__always)
     private static func scatter<T: FixedWidthInteger>(
-        _ type: T.Type, _ outputs: UnsafeMutablePointer<UInt64>, _ source: UnsafePointer<UInt8>, _ start: Int, _ count: Int,
+        _ type: T.Type, _ outputs: UnsafeMutablePointer<UInt64>, _ source: UnsafePointer<UInt8>, _ start: Int,
+        _ count: Int,
         _ destination: UnsafeMutableRawPointer, _ outputIndex: Int
     ) {
         let width = MemoryLayout<T>.size
@@ -94,7 +95,9 @@ enum DequantizeKernel {
         }
         if count & 1 == 1 {
             let byte = bytes[count >> 1]
-            out.storeBytes(of: T(truncatingIfNeeded: outputs[Int(byte >> 4)]).littleEndian, toByteOffset: (count &- 1) &* width, as: T.self)
+            out.storeBytes(
+                of: T(truncatingIfNeeded: outputs[Int(byte >> 4)]).littleEndian, toByteOffset: (count &- 1) &* width,
+                as: T.self)
         }
     }
 }

@@ -25,7 +25,8 @@ enum QuantizeKernel {
                 widen(input, dtype: dtype, from: start, count: count, into: buffer)
                 let out = packed.baseAddress! + (start >> 1)
                 if count == blocksize {
-                    absmax[block] = fullBlock(buffer, codes: codes, count: count, rule: rule, profile: profile, out: out)
+                    absmax[block] = fullBlock(
+                        buffer, codes: codes, count: count, rule: rule, profile: profile, out: out)
                 } else {
                     absmax[block] = partialBlock(buffer, count: count, rule: rule, profile: profile, out: out)
                 }
@@ -96,7 +97,8 @@ enum QuantizeKernel {
                     value = finite
                 } else {
                     widen(input, dtype: dtype, from: start, count: count, into: buffer)
-                    value = Float(bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
+                    value = Float(
+                        bitPattern: magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda) & 0x7FFF_FFFF)
                 }
                 if count < blocksize && profile == .cpu && value < clampFloor { value = clampFloor }
                 absmax[block] = value
@@ -124,7 +126,8 @@ enum QuantizeKernel {
     /// Converts `count` input values starting at element `start` to float32.
     @inline(__always)
     private static func widen(
-        _ input: UnsafeRawBufferPointer, dtype: DType, from start: Int, count: Int, into buffer: UnsafeMutablePointer<Float>
+        _ input: UnsafeRawBufferPointer, dtype: DType, from start: Int, count: Int,
+        into buffer: UnsafeMutablePointer<Float>
     ) {
         let base = input.baseAddress!
         switch dtype {
@@ -145,7 +148,10 @@ enum QuantizeKernel {
         case .f64:
             let source = base + start &* 8
             for i in 0..<count {
-                buffer[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))))
+                buffer[i] = Float(
+                    Double(
+                        bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self)))
+                )
             }
         default:
             preconditionFailure("QuantizeKernel: \(dtype) is not a float input")
@@ -197,7 +203,8 @@ enum QuantizeKernel {
     /// A full block: s = x * (1/absmax) (spec 2.4); the CPU divisor is clamped to >= 1e-38, the stored absmax is not.
     @inline(__always)
     private static func fullBlock(
-        _ buffer: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>, count: Int, rule: CodeRule, profile: QuantizationProfile,
+        _ buffer: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>, count: Int, rule: CodeRule,
+        profile: QuantizationProfile,
         out: UnsafeMutableRawPointer
     ) -> Float {
         let maxBits = magnitudeMax(buffer, count: count, ignoringNaN: profile == .cuda)

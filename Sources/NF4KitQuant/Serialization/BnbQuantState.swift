@@ -43,8 +43,12 @@ public struct BnbQuantState: Sendable, Hashable {
     /// The quant state that describes `tensor`.
     public init(_ tensor: QuantizedTensor) {
         var nested: Nested? = nil
-        if case .double(let dq) = tensor.statistics { nested = Nested(blocksize: dq.nestedBlocksize, offset: dq.offset) }
-        self.init(quantType: tensor.quantType, blocksize: tensor.blocksize, dtype: tensor.dtype, shape: tensor.shape, nested: nested)
+        if case .double(let dq) = tensor.statistics {
+            nested = Nested(blocksize: dq.nestedBlocksize, offset: dq.offset)
+        }
+        self.init(
+            quantType: tensor.quantType, blocksize: tensor.blocksize, dtype: tensor.dtype, shape: tensor.shape,
+            nested: nested)
     }
 
     /// The blob's tensor-name suffix: `quant_state.bitsandbytes__nf4` or `__fp4`.
@@ -82,7 +86,9 @@ public struct BnbQuantState: Sendable, Hashable {
     ///     names the byte where it starts.
     /// - Throws: ``CheckpointError`` `.malformedHeader` naming the tensor and the problem, `.limitExceeded` for a blob
     ///   over ``maxJSONBytes``.
-    public init(parsing bytes: [UInt8], tensor: String? = nil, file: String? = nil, baseOffset: Int64? = nil)
+    public init(
+        parsing bytes: [UInt8], tensor: String? = nil, file: String? = nil, baseOffset: Int64? = nil
+    )
         throws(CheckpointError)
     {
         func fail(_ message: String, _ code: CheckpointError.Code = .malformedHeader) -> CheckpointError {
@@ -95,8 +101,10 @@ public struct BnbQuantState: Sendable, Hashable {
         }
         let parsed: Result<JSONValue, CheckpointError> = bytes.withUnsafeBytes { raw in
             do throws(CheckpointError) {
-                return .success(try StrictJSON.parse(
-                    raw, file: file, baseOffset: baseOffset ?? 0, what: "quant state" + (tensor.map { " '\($0)'" } ?? "")))
+                return .success(
+                    try StrictJSON.parse(
+                        raw, file: file, baseOffset: baseOffset ?? 0,
+                        what: "quant state" + (tensor.map { " '\($0)'" } ?? "")))
             } catch {
                 return .failure(error)
             }
@@ -113,18 +121,23 @@ public struct BnbQuantState: Sendable, Hashable {
         guard let typeName = object["quant_type"]?.stringValue, let type = QuantType(rawValue: typeName) else {
             throw fail("has no \"quant_type\" of \"nf4\" or \"fp4\"")
         }
-        guard let blocksize = object["blocksize"]?.intValue, BlockQuantizer.supportedBlocksizes.contains(blocksize) else {
+        guard let blocksize = object["blocksize"]?.intValue, BlockQuantizer.supportedBlocksizes.contains(blocksize)
+        else {
             throw fail(
-                "has no \"blocksize\" that bitsandbytes writes (\(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", ")))")
+                "has no \"blocksize\" that bitsandbytes writes (\(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", ")))"
+            )
         }
-        guard let dtypeName = object["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName), dtype.isConvertibleFloat
+        guard let dtypeName = object["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName),
+            dtype.isConvertibleFloat
         else {
             throw fail("has no \"dtype\" naming a float dtype (float16, bfloat16, float32)")
         }
         guard let dimValues = object["shape"]?.arrayValue else { throw fail("has no \"shape\" array of integers") }
         var dims: [Int] = []
         for d in dimValues {
-            guard let dim = d.intValue, dim >= 0 else { throw fail("has a \"shape\" entry that is not a non-negative integer") }
+            guard let dim = d.intValue, dim >= 0 else {
+                throw fail("has a \"shape\" entry that is not a non-negative integer")
+            }
             dims.append(dim)
         }
         guard Shape(dims).checkedElementCount != nil else {
@@ -135,15 +148,20 @@ public struct BnbQuantState: Sendable, Hashable {
         if nestedKeys.count == 3 {
             guard let nb = object["nested_blocksize"]?.intValue, BlockQuantizer.supportedBlocksizes.contains(nb) else {
                 throw fail(
-                    "has a \"nested_blocksize\" that is not one of \(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", "))")
+                    "has a \"nested_blocksize\" that is not one of \(BlockQuantizer.supportedBlocksizes.map(String.init).joined(separator: ", "))"
+                )
             }
-            guard object["nested_dtype"]?.stringValue == "float32" else { throw fail("has a \"nested_dtype\" other than \"float32\"") }
+            guard object["nested_dtype"]?.stringValue == "float32" else {
+                throw fail("has a \"nested_dtype\" other than \"float32\"")
+            }
             guard let offset = object["nested_offset"]?.doubleValue, Float(offset).isFinite else {
                 throw fail("has a \"nested_offset\" that is not a finite float32 number")
             }
             nested = Nested(blocksize: nb, offset: Float(offset))
         } else if !nestedKeys.isEmpty {
-            throw fail("has \(nestedKeys.joined(separator: ", ")) but not all of nested_blocksize, nested_dtype, nested_offset")
+            throw fail(
+                "has \(nestedKeys.joined(separator: ", ")) but not all of nested_blocksize, nested_dtype, nested_offset"
+            )
         }
         self.init(quantType: type, blocksize: blocksize, dtype: dtype, shape: Shape(dims), nested: nested)
     }
@@ -174,7 +192,8 @@ public struct BnbQuantState: Sendable, Hashable {
             let nestedCount = blocks / nested.blocksize + (blocks % nested.blocksize == 0 ? 0 : 1)
             list.append(StoredTensor(suffix: ".absmax", dtype: .u8, shape: [blocks], byteCount: blocks))
             list.append(StoredTensor(suffix: ".quant_map", dtype: .f32, shape: [16], byteCount: 64))
-            list.append(StoredTensor(suffix: ".nested_absmax", dtype: .f32, shape: [nestedCount], byteCount: nestedCount * 4))
+            list.append(
+                StoredTensor(suffix: ".nested_absmax", dtype: .f32, shape: [nestedCount], byteCount: nestedCount * 4))
             list.append(StoredTensor(suffix: ".nested_quant_map", dtype: .f32, shape: [256], byteCount: 1024))
         } else {
             list.append(StoredTensor(suffix: ".absmax", dtype: .f32, shape: [blocks], byteCount: blocks * 4))

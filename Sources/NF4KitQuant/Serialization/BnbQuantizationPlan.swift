@@ -65,7 +65,8 @@ public struct BnbQuantizationPlan: Sendable, Hashable {
         for t in tensors where shouldQuantize(name: t.name, dtype: t.dtype, shape: t.shape) {
             guard t.dtype.isConvertibleFloat else {
                 throw CheckpointError(
-                    .invalidArgument, "tensor '\(t.name)' matches an include pattern but has dtype \(t.dtype); only F16, BF16, F32 and F64 can be quantized",
+                    .invalidArgument,
+                    "tensor '\(t.name)' matches an include pattern but has dtype \(t.dtype); only F16, BF16, F32 and F64 can be quantized",
                     file: t.descriptor.file, byteOffset: t.descriptor.fileOffset, tensor: t.name)
             }
             names.append(t.name)

@@ -63,16 +63,21 @@ public struct BnbQuantizedWeight: Sendable {
         for name in tensors.keys.sorted() {
             guard let weight = weightName(ofQuantState: name) else { continue }
             if let other = blobsByWeight[weight] {
-                throw error(.malformedHeader, tensors[name]!, "weight '\(weight)' has two quant states ('\(other)' and this one)")
+                throw error(
+                    .malformedHeader, tensors[name]!,
+                    "weight '\(weight)' has two quant states ('\(other)' and this one)")
             }
             blobsByWeight[weight] = name
         }
         // Statistics without a blob mean the group lost its quant state: loaders would build a broken layer.
         for name in tensors.keys.sorted() {
-            for suffix in [".quant_map", ".nested_absmax", ".nested_quant_map"] where name.hasSuffix(".weight" + suffix) {
+            for suffix in [".quant_map", ".nested_absmax", ".nested_quant_map"] where name.hasSuffix(".weight" + suffix)
+            {
                 let weight = String(name.dropLast(suffix.count))
                 if blobsByWeight[weight] == nil {
-                    throw error(.malformedHeader, tensors[name]!, "bitsandbytes statistics without a quant_state blob for '\(weight)'")
+                    throw error(
+                        .malformedHeader, tensors[name]!,
+                        "bitsandbytes statistics without a quant_state blob for '\(weight)'")
                 }
             }
         }
@@ -102,12 +107,16 @@ public struct BnbQuantizedWeight: Sendable {
         return companionSuffixes.contains { name.hasSuffix(".weight" + $0) }
     }
 
-    private static func group(weight: String, blobName: String, in tensors: [String: Tensor]) throws(CheckpointError)
+    private static func group(
+        weight: String, blobName: String, in tensors: [String: Tensor]
+    ) throws(CheckpointError)
         -> BnbQuantizedWeight
     {
         let blobTensor = tensors[blobName]!
         guard blobTensor.dtype == .u8, blobTensor.shape.rank == 1 else {
-            throw error(.malformedHeader, blobTensor, "quant state must be a 1-D U8 tensor, found \(blobTensor.dtype) \(blobTensor.shape)")
+            throw error(
+                .malformedHeader, blobTensor,
+                "quant state must be a 1-D U8 tensor, found \(blobTensor.dtype) \(blobTensor.shape)")
         }
         guard blobTensor.bytes.count <= BnbQuantState.maxJSONBytes else {
             throw error(
@@ -123,7 +132,9 @@ public struct BnbQuantizedWeight: Sendable {
             throw located(error, blobTensor)
         }
         guard blobName.hasSuffix(state.keySuffix) else {
-            throw error(.malformedHeader, blobTensor, "blob says quant_type \"\(state.quantType.rawValue)\" but its name ends in another type")
+            throw error(
+                .malformedHeader, blobTensor,
+                "blob says quant_type \"\(state.quantType.rawValue)\" but its name ends in another type")
         }
 
         // Every member must be where, and the size, the one layout derived from the state says.
@@ -131,27 +142,32 @@ public struct BnbQuantizedWeight: Sendable {
         for expected in state.storedTensors.dropLast() {
             let name = weight + expected.suffix
             guard let t = tensors[name] else {
-                throw error(.malformedHeader, blobTensor, "4-bit weight '\(weight)' has a quant state but no '\(name)' tensor")
+                throw error(
+                    .malformedHeader, blobTensor, "4-bit weight '\(weight)' has a quant state but no '\(name)' tensor")
             }
             if expected.suffix.isEmpty {
                 // The packed codes: bitsandbytes may store them in another dtype (quant_storage); the bytes count.
                 guard t.descriptor.byteCount == expected.byteCount, t.bytes.count == expected.byteCount else {
                     throw error(
                         .shapeMismatch, t,
-                        "4-bit weight of shape \(state.shape) needs \(expected.byteCount) bytes of packed codes, the tensor has \(t.descriptor.byteCount)")
+                        "4-bit weight of shape \(state.shape) needs \(expected.byteCount) bytes of packed codes, the tensor has \(t.descriptor.byteCount)"
+                    )
                 }
             } else {
                 guard t.dtype == expected.dtype, t.shape.checkedElementCount == expected.shape.elementCount else {
                     throw error(
                         .shapeMismatch, t,
-                        "must be \(expected.dtype) with \(expected.shape.elementCount) elements for shape \(state.shape), blocksize \(state.blocksize); found \(t.dtype) \(t.shape)")
+                        "must be \(expected.dtype) with \(expected.shape.elementCount) elements for shape \(state.shape), blocksize \(state.blocksize); found \(t.dtype) \(t.shape)"
+                    )
                 }
             }
             members.append(t)
         }
         if state.nested == nil {
             for suffix in [".nested_absmax", ".nested_quant_map"] where tensors[weight + suffix] != nil {
-                throw error(.malformedHeader, tensors[weight + suffix]!, "double-quantization tensor present but the quant state has no nested fields")
+                throw error(
+                    .malformedHeader, tensors[weight + suffix]!,
+                    "double-quantization tensor present but the quant state has no nested fields")
             }
         }
         members.append(blobTensor)
@@ -163,7 +179,8 @@ public struct BnbQuantizedWeight: Sendable {
         if let nested = state.nested {
             statistics = .double(
                 .init(
-                    codes: absmax.bytes, nestedAbsmax: members[3].bytes, offset: nested.offset, nestedBlocksize: nested.blocksize,
+                    codes: absmax.bytes, nestedAbsmax: members[3].bytes, offset: nested.offset,
+                    nestedBlocksize: nested.blocksize,
                     nestedCodebook: floats(members[4])))
         } else {
             statistics = .plain(absmax: absmax.bytes)
@@ -180,7 +197,8 @@ public struct BnbQuantizedWeight: Sendable {
 
     private static func error(_ code: CheckpointError.Code, _ tensor: Tensor, _ message: String) -> CheckpointError {
         CheckpointError(
-            code, "tensor '\(tensor.name)': \(message)", file: tensor.descriptor.file, byteOffset: tensor.descriptor.fileOffset,
+            code, "tensor '\(tensor.name)': \(message)", file: tensor.descriptor.file,
+            byteOffset: tensor.descriptor.fileOffset,
             tensor: tensor.name)
     }
 
@@ -212,7 +230,9 @@ extension QuantizedTensor {
         }
         let state = BnbQuantState(self)
         let blob = state.jsonBytes
-        var bytesBySuffix: [String: TensorBytes] = ["": packed, "." + state.keySuffix: TensorBytes(copyingElementsOf: blob, description: "quant state")]
+        var bytesBySuffix: [String: TensorBytes] = [
+            "": packed, "." + state.keySuffix: TensorBytes(copyingElementsOf: blob, description: "quant state"),
+        ]
         bytesBySuffix[".quant_map"] = littleEndianBytes(codebook)
         switch statistics {
         case .plain(let absmax):

@@ -17,7 +17,9 @@ extension Convert {
         outputOptions.format == .gguf || outputOptions.output.lowercased().hasSuffix(".gguf")
     }
 
-    private func isGGUF(_ path: String) -> Bool { path.lowercased().hasSuffix(".gguf") && !FileAccess.isDirectory(path) }
+    private func isGGUF(_ path: String) -> Bool {
+        path.lowercased().hasSuffix(".gguf") && !FileAccess.isDirectory(path)
+    }
 
     /// Runs the conversion if it is one of this file's; `false` leaves it to ``QuantizePipeline``.
     func runGGUFRoute() async throws -> Bool {
@@ -28,17 +30,21 @@ extension Convert {
             guard writesGGUF else {
                 FileAccess.writeStandardError(
                     "Error: --to \(target.format.rawValue) is a llama.cpp file type, written only to a .gguf output (or "
-                        + "--format gguf); this output takes \(ConvertTarget.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }.joined(separator: ", "))\n")
+                        + "--format gguf); this output takes \(ConvertTarget.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }.joined(separator: ", "))\n"
+                )
                 throw ExitCode(64)
             }
             try await reportingErrors {
                 let start = FileAccess.monotonicSeconds
-                let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
+                let renderer = ProgressRenderer(
+                    enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
                 if fromGGUF {
                     let summary = try GGUFRequantize.run(
                         input: input, output: outputOptions.output, fileType: fileType, overwrite: outputOptions.force,
                         threads: threads ?? FileAccess.processorCount, progress: renderer.callback)
-                    report("\(summary.tensors.count) tensors as \(fileType.name)", bytes: Int(summary.outputByteCount), start)
+                    report(
+                        "\(summary.tensors.count) tensors as \(fileType.name)", bytes: Int(summary.outputByteCount),
+                        start)
                 } else {
                     var options = GGUFExport.Options(overwrite: outputOptions.force)
                     // convert_hf_to_gguf.py writes q8_0 itself (--outtype q8_0); the other types are llama-quantize's.
@@ -46,7 +52,8 @@ extension Convert {
                     if let threads { options.threads = threads } else { options.threads = FileAccess.processorCount }
                     let summary = try GGUFExport.convert(
                         input: input, output: outputOptions.output, options: options, progress: renderer.callback)
-                    report("\(summary.tensorCount) tensors as \(fileType.name)", bytes: Int(summary.fileByteCount), start)
+                    report(
+                        "\(summary.tensorCount) tensors as \(fileType.name)", bytes: Int(summary.fileByteCount), start)
                 }
             }
             return true
@@ -83,7 +90,9 @@ extension Convert {
             if let threads { quantize.threads = threads }
             quantize.overwrite = outputOptions.force
             let summary = try QuantizePipeline.run(input: scratch, output: outputOptions.output, options: quantize)
-            report("\(summary.tensorsQuantized) tensors quantized, \(summary.tensorsKept) kept", bytes: Int(summary.bytesOut), start)
+            report(
+                "\(summary.tensorsQuantized) tensors quantized, \(summary.tensorsKept) kept",
+                bytes: Int(summary.bytesOut), start)
         }
         return true
     }

@@ -21,7 +21,8 @@ struct Convert: AsyncParsableCommand {
             """ + "\n\n" + ExitCodes.helpText
     )
 
-    @Argument(help: "The checkpoint to convert: a Hugging Face model folder, or a .safetensors, .gguf or PyTorch .bin file.")
+    @Argument(
+        help: "The checkpoint to convert: a Hugging Face model folder, or a .safetensors, .gguf or PyTorch .bin file.")
     var input: String
 
     @OptionGroup var outputOptions: OutputOptions
@@ -56,15 +57,20 @@ struct Convert: AsyncParsableCommand {
         help: "bnb_4bit_compute_dtype written to config.json: \(NumberFormat.spellings(FloatTypeArgument.accepted)).")
     var computeDType = FloatTypeArgument(.bf16)
 
-    @Option(help: "Rounding rules to reproduce: cpu (bitsandbytes on CPU, the default) or cuda (see docs/nf4-layout.md).")
+    @Option(
+        help: "Rounding rules to reproduce: cpu (bitsandbytes on CPU, the default) or cuda (see docs/nf4-layout.md).")
     var profile = ProfileArgument(.cpu)
 
     @Option(
         name: .customLong("skip"),
-        help: "Leave these modules unquantized: a module name as in llm_int8_skip_modules (down_proj, mlp, model.layers.0) or a glob ('*down_proj*') (repeatable).")
+        help:
+            "Leave these modules unquantized: a module name as in llm_int8_skip_modules (down_proj, mlp, model.layers.0) or a glob ('*down_proj*') (repeatable)."
+    )
     var skip: [String] = []
 
-    @Option(name: .customLong("include"), help: "Quantize tensors of this module name or glob whatever their rank (repeatable).")
+    @Option(
+        name: .customLong("include"),
+        help: "Quantize tensors of this module name or glob whatever their rank (repeatable).")
     var include: [String] = []
 
     @Option(
@@ -80,7 +86,9 @@ struct Convert: AsyncParsableCommand {
     private func writesLlamaLayout() throws -> Bool {
         let form = try? CheckpointOutput.Form.choose(for: outputOptions.output, format: outputOptions.format?.format)
         guard form == .gguf else {
-            if layout != nil { throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).") }
+            if layout != nil {
+                throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).")
+            }
             return false
         }
         if to?.isQuantized == true {
@@ -128,7 +136,8 @@ struct Convert: AsyncParsableCommand {
                 guard !outputOptions.quiet else { return }
                 FileAccess.writeStandardError(
                     "\(summary.tensorsKept) tensors written with Hugging Face names (\(to.format.rawValue)); "
-                        + "\(Format.bytes(summary.bytesOut)) out; \(Format.fixed(summary.seconds, 2)) s -> \(summary.outputPath)\n")
+                        + "\(Format.bytes(summary.bytesOut)) out; \(Format.fixed(summary.seconds, 2)) s -> \(summary.outputPath)\n"
+                )
             }
             return
         }
@@ -143,19 +152,25 @@ struct Convert: AsyncParsableCommand {
             if let maxShardSize { options.maxShardBytes = maxShardSize.byteCount }
             if let threads { options.threads = threads }
             options.overwrite = outputOptions.force
-        options.format = outputOptions.format?.format
-            let renderer = ProgressRenderer(enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
+            options.format = outputOptions.format?.format
+            let renderer = ProgressRenderer(
+                enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
             let summary = try QuantizePipeline.run(
                 input: input, output: outputOptions.output, options: options, progress: renderer.callback)
             guard !outputOptions.quiet else { return }
             for warning in summary.warnings { FileAccess.writeStandardError("warning: \(warning)\n") }
             for (tensor, count) in summary.nonFinite {
-                FileAccess.writeStandardError("warning: tensor '\(tensor)' has \(count) NaN/Inf values, coded by the \(profile.profile.rawValue) profile's rules\n")
+                FileAccess.writeStandardError(
+                    "warning: tensor '\(tensor)' has \(count) NaN/Inf values, coded by the \(profile.profile.rawValue) profile's rules\n"
+                )
             }
             var line = "\(summary.tensorsQuantized) tensors quantized"
             if summary.tensorsDequantized > 0 { line = "\(summary.tensorsDequantized) tensors dequantized" }
-            line += ", \(summary.tensorsKept) kept; \(Format.bytes(summary.bytesIn)) in, \(Format.bytes(summary.bytesOut)) out"
-            if let bits = summary.bitsPerQuantizedParameter { line += "; \(Format.fixed(bits, 3)) bits per quantized parameter" }
+            line +=
+                ", \(summary.tensorsKept) kept; \(Format.bytes(summary.bytesIn)) in, \(Format.bytes(summary.bytesOut)) out"
+            if let bits = summary.bitsPerQuantizedParameter {
+                line += "; \(Format.fixed(bits, 3)) bits per quantized parameter"
+            }
             line += "; \(Format.fixed(summary.seconds, 2)) s -> \(summary.outputPath)\n"
             FileAccess.writeStandardError(line)
         }

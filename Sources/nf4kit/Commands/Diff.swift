@@ -20,7 +20,8 @@ struct Diff: AsyncParsableCommand {
     @Argument(help: "The checkpoint compared with it.")
     var b: String
 
-    @Flag(help: "Write one JSON document (sorted keys, raw numbers, schemaVersion; SNR is null when there is no error).")
+    @Flag(
+        help: "Write one JSON document (sorted keys, raw numbers, schemaVersion; SNR is null when there is no error).")
     var json = false
 
     @Option(help: "Tensors compared at once (default: all cores).")
@@ -42,7 +43,10 @@ struct Diff: AsyncParsableCommand {
                 left.checkpoint, right.checkpoint, threads: threads ?? FileAccess.processorCount,
                 progress: renderer.analysisCallback)
         }
-        let text = json ? JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(diff.jsonValue(a: a, b: b)) + "\n" : render(diff)
+        let text =
+            json
+            ? JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(
+                diff.jsonValue(a: a, b: b)) + "\n" : render(diff)
         print(text, terminator: "")
     }
 
@@ -57,12 +61,16 @@ struct Diff: AsyncParsableCommand {
             case .compared:
                 let s = row.statistics!
                 rows.append([
-                    row.name, row.dtypeA, row.dtypeB, shape, Self.scientific(s.maxAbsoluteError), Self.scientific(s.rootMeanSquaredError),
-                    Self.scientific(s.relativeFrobeniusError), s.signalToNoiseDecibels.isInfinite ? "inf" : F.fixed(s.signalToNoiseDecibels, 1),
+                    row.name, row.dtypeA, row.dtypeB, shape, Self.scientific(s.maxAbsoluteError),
+                    Self.scientific(s.rootMeanSquaredError),
+                    Self.scientific(s.relativeFrobeniusError),
+                    s.signalToNoiseDecibels.isInfinite ? "inf" : F.fixed(s.signalToNoiseDecibels, 1),
                     F.fixed(100 * row.equalShare, 2) + "%",
                 ])
             case .comparedBytes:
-                rows.append([row.name, row.dtypeA, row.dtypeB, shape, "", "", "", "", F.fixed(100 * row.equalShare, 2) + "%"])
+                rows.append([
+                    row.name, row.dtypeA, row.dtypeB, shape, "", "", "", "", F.fixed(100 * row.equalShare, 2) + "%",
+                ])
             case .shapeMismatch:
                 rows.append([row.name, row.dtypeA, row.dtypeB, shape, "shape mismatch", "", "", "", ""])
             case .notComparable:
@@ -81,11 +89,16 @@ struct Diff: AsyncParsableCommand {
         let mismatched = diff.rows.filter { $0.status == .shapeMismatch || $0.status == .notComparable }.count
         let dtypes = diff.rows.filter { $0.dtypeA != $0.dtypeB }.count
         let overall = diff.overall
-        var text = "\(diff.rows.count) tensors in both, \(identical) identical, \(diff.rows.count - identical - mismatched) differ"
-        text += ", \(mismatched) not comparable, \(dtypes) with other dtypes; \(diff.onlyInA.count) only in A, \(diff.onlyInB.count) only in B"
+        var text =
+            "\(diff.rows.count) tensors in both, \(identical) identical, \(diff.rows.count - identical - mismatched) differ"
+        text +=
+            ", \(mismatched) not comparable, \(dtypes) with other dtypes; \(diff.onlyInA.count) only in A, \(diff.onlyInB.count) only in B"
         if overall.elementCount > 0 {
-            text += "; overall max |err| \(Self.scientific(overall.maxAbsoluteError)), RMSE \(Self.scientific(overall.rootMeanSquaredError))"
-            text += ", SNR " + (overall.signalToNoiseDecibels.isInfinite ? "inf" : F.fixed(overall.signalToNoiseDecibels, 1)) + " dB"
+            text +=
+                "; overall max |err| \(Self.scientific(overall.maxAbsoluteError)), RMSE \(Self.scientific(overall.rootMeanSquaredError))"
+            text +=
+                ", SNR "
+                + (overall.signalToNoiseDecibels.isInfinite ? "inf" : F.fixed(overall.signalToNoiseDecibels, 1)) + " dB"
         }
         return text
     }

@@ -65,7 +65,8 @@ struct Fixture: AsyncParsableCommand {
         }
         guard !output.quiet else { return }
         var text = "wrote \(summary.modelPath): \(summary.tensorCount) tensors, \(summary.parameterCount) parameters, "
-        text += "\(TextFormatting.bytes(summary.byteCount)) in \(summary.files.joined(separator: ", ")) (\(TextFormatting.fixed(summary.seconds, 2)) s)\n"
+        text +=
+            "\(TextFormatting.bytes(summary.byteCount)) in \(summary.files.joined(separator: ", ")) (\(TextFormatting.fixed(summary.seconds, 2)) s)\n"
         if let adapter = summary.adapterPath { text += "wrote adapter \(adapter)\n" }
         FileAccess.writeStandardError(text)
     }

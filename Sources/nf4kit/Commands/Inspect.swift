@@ -46,7 +46,10 @@ struct Inspect: AsyncParsableCommand {
     @Flag(help: "Quantize each weight in memory with every scheme and report the error and bytes per scheme.")
     var sensitivity = false
 
-    @Option(help: "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16.")
+    @Option(
+        help:
+            "Comma-separated schemes for --sensitivity: nf4, fp4 (each also with double quant), int4, q4_0, q8_0, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16."
+    )
     var schemes: String?
 
     @Option(help: "Block size of NF4, FP4 and INT4 for --sensitivity.")
@@ -85,7 +88,8 @@ struct Inspect: AsyncParsableCommand {
             throw ValidationError("--what-if: " + message)
         }
         if whatIf != nil && (loraTargets != nil || loraDType.format != .f32) {
-            throw ValidationError("--what-if puts LoRA on every Linear layer in F32; --lora-targets and --lora-dtype do not apply.")
+            throw ValidationError(
+                "--what-if puts LoRA on every Linear layer in F32; --lora-targets and --lora-dtype do not apply.")
         }
         if loraRank == nil && (loraTargets != nil || loraDType.format != .f32) {
             throw ValidationError("--lora-targets and --lora-dtype need --lora-rank.")
@@ -144,7 +148,9 @@ struct Inspect: AsyncParsableCommand {
         if let path, !isConfigFile { source = try ModelSource.open(path) }
         if sensitivity, let source {
             guard !source.isAdapter else {
-                throw CheckpointError(.invalidArgument, "--sensitivity quantizes a base model, and this is a LoRA adapter", file: source.path)
+                throw CheckpointError(
+                    .invalidArgument, "--sensitivity quantizes a base model, and this is a LoRA adapter",
+                    file: source.path)
             }
             let options = SensitivityOptions(
                 schemes: try schemes.map(QuantizationScheme.parseList) ?? QuantizationScheme.defaultSchemes,
@@ -158,12 +164,16 @@ struct Inspect: AsyncParsableCommand {
             var models: [WhatIfReport.Model] = []
             if let source {
                 guard !source.isAdapter else {
-                    throw CheckpointError(.invalidArgument, "--what-if sizes a base model, and this is a LoRA adapter", file: source.path)
+                    throw CheckpointError(
+                        .invalidArgument, "--what-if sizes a base model, and this is a LoRA adapter", file: source.path)
                 }
-                models.append(try WhatIfReport.model(label: Self.label(source.path), checkpoint: source.checkpoint, loraRank: rank))
+                models.append(
+                    try WhatIfReport.model(
+                        label: Self.label(source.path), checkpoint: source.checkpoint, loraRank: rank))
             } else if let path {
                 let architecture = try LlamaArchitecture(config: try ModelSource.readJSONObject(path), file: path)
-                models.append(try WhatIfReport.model(label: Self.label(path), architecture: architecture, loraRank: rank))
+                models.append(
+                    try WhatIfReport.model(label: Self.label(path), architecture: architecture, loraRank: rank))
             }
             for request in try WhatIfReport.requests(in: whatIf) {
                 switch request {
@@ -190,7 +200,9 @@ struct Inspect: AsyncParsableCommand {
         }
         var lines: [String] = []
         if let path { lines += ["path  \(path)", ""] }
-        if let sensitivityReport { lines += SensitivityTextRenderer(report: sensitivityReport, showTensors: tensors).render() }
+        if let sensitivityReport {
+            lines += SensitivityTextRenderer(report: sensitivityReport, showTensors: tensors).render()
+        }
         if let whatIfReport {
             if !lines.isEmpty && sensitivityReport != nil { lines.append("") }
             lines += WhatIfTextRenderer(report: whatIfReport).render()

@@ -11,7 +11,8 @@ extension Merge {
         guard outputOptions.format == .gguf || output.lowercased().hasSuffix(".gguf") else {
             FileAccess.writeStandardError(
                 "Error: --to \(fileType.name.lowercased()) is a llama.cpp file type, written only to a .gguf output (or "
-                    + "--format gguf); this output takes 'same', \(MergeTargetArgument.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }.joined(separator: ", "))\n")
+                    + "--format gguf); this output takes 'same', \(MergeTargetArgument.accepted.filter { $0.llamaFileType == nil }.map { "'\($0.rawValue)'" }.joined(separator: ", "))\n"
+            )
             throw ExitCode(64)
         }
         var mergeOptions = MergeOptions()

@@ -27,7 +27,9 @@ struct Merge: AsyncParsableCommand {
     var weights: String?
 
     @Option(
-        help: "The output form, any case: same (keep the base's form), \(NumberFormat.spellings(MergeTargetArgument.accepted)).")
+        help:
+            "The output form, any case: same (keep the base's form), \(NumberFormat.spellings(MergeTargetArgument.accepted))."
+    )
     var to = MergeTargetArgument(nil)
 
     @Option(
@@ -82,7 +84,9 @@ struct Merge: AsyncParsableCommand {
     private func writesLlamaLayout() throws -> Bool {
         let form = try? CheckpointOutput.Form.choose(for: outputOptions.output, format: outputOptions.format?.format)
         guard form == .gguf else {
-            if layout != nil { throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).") }
+            if layout != nil {
+                throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).")
+            }
             return false
         }
         if to.format == .nf4 || to.format == .fp4 {

@@ -52,10 +52,14 @@ enum NumberFormat: String, CaseIterable, Sendable {
     }
 
     /// The llama.cpp file type of a llama-quantize name (`q8_0` included), or `nil`.
-    var llamaFileType: LlamaFileType? { LlamaFileType.all.contains { $0.name.lowercased() == rawValue } ? LlamaFileType(name: rawValue) : nil }
+    var llamaFileType: LlamaFileType? {
+        LlamaFileType.all.contains { $0.name.lowercased() == rawValue } ? LlamaFileType(name: rawValue) : nil
+    }
 
     /// The llama-quantize file types, in `LLAMA_FTYPE` order.
-    static let llamaFileTypes: [NumberFormat] = LlamaFileType.all.compactMap { NumberFormat(rawValue: $0.name.lowercased()) }
+    static let llamaFileTypes: [NumberFormat] = LlamaFileType.all.compactMap {
+        NumberFormat(rawValue: $0.name.lowercased())
+    }
 
     /// How help texts list the accepted spellings of `formats`: `f16 (fp16, float16, half), bf16 (bfloat16)`.
     static func spellings(_ formats: [NumberFormat]) -> String {

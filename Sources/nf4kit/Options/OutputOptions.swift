@@ -20,7 +20,9 @@ struct OutputOptions: ParsableArguments {
     @Option(help: "safetensors or gguf, for an output name that does not say it (a name never holds the other).")
     var format: OutputFormatArgument?
 
-    @Flag(help: "Replace an existing output file, or a folder nf4kit could have written (never an input, link or device).")
+    @Flag(
+        help: "Replace an existing output file, or a folder nf4kit could have written (never an input, link or device)."
+    )
     var force = false
 
     @Flag(name: .shortAndLong, help: "Print nothing but errors: no progress, no summary.")

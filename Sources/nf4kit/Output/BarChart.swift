@@ -23,7 +23,8 @@ enum BarChart {
         let maximum = rows.map(\.value).max() ?? 0
         let labelWidth = rows.map { $0.label.unicodeScalars.count }.max() ?? 0
         return rows.map { row in
-            "  " + TextFormatting.pad(row.label, labelWidth) + "  " + bar(row.value, maximum: maximum, width: width) + "  "
+            "  " + TextFormatting.pad(row.label, labelWidth) + "  " + bar(row.value, maximum: maximum, width: width)
+                + "  "
                 + row.annotation
         }
     }

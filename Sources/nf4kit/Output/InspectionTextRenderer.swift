@@ -34,9 +34,15 @@ struct InspectionTextRenderer {
         ]
         if s.quantizedTensorCount > 0 {
             let blocks = s.blockSizes.map(String.init).joined(separator: ", ")
-            let dq = s.doubleQuantizedTensorCount == s.quantizedTensorCount
-                ? "double quant" : (s.doubleQuantizedTensorCount == 0 ? "no double quant" : "double quant on \(s.doubleQuantizedTensorCount)")
-            rows.append(["4-bit weights", "\(s.quantizedTensorCount) (\(s.quantTypes.joined(separator: ", ")), block \(blocks), \(dq))"])
+            let dq =
+                s.doubleQuantizedTensorCount == s.quantizedTensorCount
+                ? "double quant"
+                : (s.doubleQuantizedTensorCount == 0
+                    ? "no double quant" : "double quant on \(s.doubleQuantizedTensorCount)")
+            rows.append([
+                "4-bit weights",
+                "\(s.quantizedTensorCount) (\(s.quantTypes.joined(separator: ", ")), block \(blocks), \(dq))",
+            ])
         }
         return ["Summary"] + F.table(rows)
     }
@@ -46,11 +52,25 @@ struct InspectionTextRenderer {
         if a.targetModulesIsRegex { targets = "regex " + targets }
         var rows: [[String]] = [
             ["type", a.peftType ?? "(not given)"],
-            ["rank", "\(a.rank)" + (a.tensorRanks == [a.rank] || a.tensorRanks.isEmpty ? "" : " (tensors: \(a.tensorRanks.map(String.init).joined(separator: ", ")))")],
-            ["alpha", F.fixed(a.alpha, a.alpha == a.alpha.rounded() ? 0 : 3) + " (scaling \(F.fixed(a.scaling, 4))\(a.usesRSLoRA ? ", rsLoRA" : ""))"],
+            [
+                "rank",
+                "\(a.rank)"
+                    + (a.tensorRanks == [a.rank] || a.tensorRanks.isEmpty
+                        ? "" : " (tensors: \(a.tensorRanks.map(String.init).joined(separator: ", ")))"),
+            ],
+            [
+                "alpha",
+                F.fixed(a.alpha, a.alpha == a.alpha.rounded() ? 0 : 3)
+                    + " (scaling \(F.fixed(a.scaling, 4))\(a.usesRSLoRA ? ", rsLoRA" : ""))",
+            ],
             ["targets", targets.isEmpty ? "(not given)" : targets],
             ["LoRA modules", "\(a.loraModuleCount) (\(a.loraModuleNames.joined(separator: ", ")))"],
-            ["trainable params", F.grouped(a.trainableParameterCount) + (a.trainableParameterCount == a.loraParameterCount ? "" : " (LoRA \(F.grouped(a.loraParameterCount)))")],
+            [
+                "trainable params",
+                F.grouped(a.trainableParameterCount)
+                    + (a.trainableParameterCount == a.loraParameterCount
+                        ? "" : " (LoRA \(F.grouped(a.loraParameterCount)))"),
+            ],
             ["bytes", "\(F.grouped(a.byteCount)) (\(F.bytes(a.byteCount)))"],
         ]
         if a.usesDoRA { rows.append(["DoRA", "yes"]) }
@@ -66,15 +86,20 @@ struct InspectionTextRenderer {
         for t in report.tensors {
             if let q = t.fourBit {
                 rows.append([
-                    t.name, DType(torchName: q.weightDType)?.rawValue ?? q.weightDType, t.shape.description, F.grouped(t.parameterCount), F.grouped(t.byteCount),
+                    t.name, DType(torchName: q.weightDType)?.rawValue ?? q.weightDType, t.shape.description,
+                    F.grouped(t.parameterCount), F.grouped(t.byteCount),
                     q.quantType, String(q.blockSize), q.isDoubleQuantized ? "yes" : "no", F.grouped(q.codeByteCount),
                     F.grouped(q.absmaxByteCount), F.grouped(q.nestedByteCount),
                 ])
             } else {
-                rows.append([t.name, t.dtype.rawValue, t.shape.description, F.grouped(t.parameterCount), F.grouped(t.byteCount)])
+                rows.append([
+                    t.name, t.dtype.rawValue, t.shape.description, F.grouped(t.parameterCount), F.grouped(t.byteCount),
+                ])
             }
         }
-        let title = hasFourBit ? "Tensors (4-bit weights: logical shape, dtype before quantization; bytes include companions)" : "Tensors"
+        let title =
+            hasFourBit
+            ? "Tensors (4-bit weights: logical shape, dtype before quantization; bytes include companions)" : "Tensors"
         return [title]
             + F.table(rows, rightAligned: [3, 4, 6, 8, 9, 10])
     }
@@ -86,9 +111,13 @@ struct InspectionTextRenderer {
         var rows: [[String]] = [["role", "bytes", "", "share"]]
         if m.quantizedTensorCount > 0 {
             rows.append(["4-bit codes", F.grouped(m.codeByteCount), F.bytes(m.codeByteCount), share(m.codeByteCount)])
-            rows.append(["first-level constants (absmax)", F.grouped(m.absmaxByteCount), F.bytes(m.absmaxByteCount), share(m.absmaxByteCount)])
             rows.append([
-                "nested constants and code maps", F.grouped(m.nestedConstantByteCount), F.bytes(m.nestedConstantByteCount),
+                "first-level constants (absmax)", F.grouped(m.absmaxByteCount), F.bytes(m.absmaxByteCount),
+                share(m.absmaxByteCount),
+            ])
+            rows.append([
+                "nested constants and code maps", F.grouped(m.nestedConstantByteCount),
+                F.bytes(m.nestedConstantByteCount),
                 share(m.nestedConstantByteCount),
             ])
         }
@@ -101,7 +130,9 @@ struct InspectionTextRenderer {
         var lines = ["Memory breakdown"] + F.table(rows, rightAligned: [1, 2, 3])
         if let bits = m.bitsPerQuantizedParameter, let all = m.bitsPerQuantizedParameterWithTables {
             lines.append("")
-            lines.append("  bits per quantized parameter: \(F.fixed(bits, 3)) (codes + absmax + nested absmax); \(F.fixed(all, 3)) with code maps and quant-state JSON")
+            lines.append(
+                "  bits per quantized parameter: \(F.fixed(bits, 3)) (codes + absmax + nested absmax); \(F.fixed(all, 3)) with code maps and quant-state JSON"
+            )
         }
         lines.append("")
         let basis = m.costBasis
@@ -110,10 +141,13 @@ struct InspectionTextRenderer {
             shown.removeAll { $0.representation == .nf4 || $0.representation == .nf4DoubleQuant }
             lines.append("  Same tensors stored as (nothing here is quantized)")
         } else {
-            let what = basis.fromFourBitWeights
+            let what =
+                basis.fromFourBitWeights
                 ? "the \(basis.quantizableTensorCount) 4-bit weights"
                 : "\(basis.quantizableTensorCount) Linear weights (not embeddings, norms or lm_head)"
-            lines.append("  Same model stored as (NF4 rows quantize \(what), \(F.grouped(basis.quantizableParameterCount)) parameters; other tensors 16-bit)")
+            lines.append(
+                "  Same model stored as (NF4 rows quantize \(what), \(F.grouped(basis.quantizableParameterCount)) parameters; other tensors 16-bit)"
+            )
         }
         let names: [MemoryBreakdown.Representation: String] = [
             .checkpoint: "this checkpoint", .fp32: "FP32", .fp16: "FP16/BF16", .nf4: "NF4 (block \(basis.blockSize))",
@@ -135,7 +169,8 @@ struct InspectionTextRenderer {
             return (names[cost.representation] ?? cost.representation.rawValue, Double(cost.byteCount), note)
         }
         lines += BarChart.render(chartRows)
-        lines.append("  (Nx: how many times smaller than FP16; NF4 rows count code maps, not the ~80-170 B quant-state JSON)")
+        lines.append(
+            "  (Nx: how many times smaller than FP16; NF4 rows count code maps, not the ~80-170 B quant-state JSON)")
         return lines
     }
 
@@ -150,10 +185,16 @@ struct InspectionTextRenderer {
             .fullFP32: "full fine-tuning, FP32", .fullMixedFP16: "full fine-tuning, mixed FP16",
             .loraFP16Base: "LoRA, FP16 base", .qlora: "QLoRA, 4-bit base",
         ]
-        var rows: [[String]] = [["method", "trainable", "weights", "extra", "gradients", "AdamW", "total", "8-bit AdamW", "total (8-bit/paged)"]]
+        var rows: [[String]] = [
+            [
+                "method", "trainable", "weights", "extra", "gradients", "AdamW", "total", "8-bit AdamW",
+                "total (8-bit/paged)",
+            ]
+        ]
         for row in t.rows {
             rows.append([
-                names[row.method] ?? row.method.rawValue, F.grouped(row.trainableParameterCount), F.bytes(row.weightByteCount),
+                names[row.method] ?? row.method.rawValue, F.grouped(row.trainableParameterCount),
+                F.bytes(row.weightByteCount),
                 F.bytes(row.trainableByteCount), F.bytes(row.gradientByteCount), F.bytes(row.optimizerStateByteCount),
                 F.bytes(row.totalByteCount), F.bytes(row.optimizerState8BitByteCount), F.bytes(row.total8BitByteCount),
             ])

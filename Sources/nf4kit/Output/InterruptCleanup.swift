@@ -2,7 +2,7 @@ import Dispatch
 import NF4Kit
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Removes this run's partial outputs on SIGINT, SIGTERM and SIGHUP, then exits with 128 + the signal number

@@ -60,8 +60,10 @@ final class ProgressRenderer: Sendable {
         return { [self] progress in
             self.render(
                 ProgressEvent(
-                    tensorsDone: progress.tensorsDone, tensorsTotal: progress.tensorsTotal, bytesDone: progress.bytesDone,
-                    bytesTotal: progress.bytesTotal, elapsedSeconds: FileAccess.monotonicSeconds - self.start, lastTensor: ""))
+                    tensorsDone: progress.tensorsDone, tensorsTotal: progress.tensorsTotal,
+                    bytesDone: progress.bytesDone,
+                    bytesTotal: progress.bytesTotal, elapsedSeconds: FileAccess.monotonicSeconds - self.start,
+                    lastTensor: ""))
         }
     }
 
@@ -73,7 +75,8 @@ final class ProgressRenderer: Sendable {
                 if state.drawn { FileAccess.writeStandardError("\r\u{1B}[K") }
                 return
             }
-            guard event.elapsedSeconds >= Self.firstFrameSeconds, event.elapsedSeconds - state.lastDrawn >= Self.frameInterval
+            guard event.elapsedSeconds >= Self.firstFrameSeconds,
+                event.elapsedSeconds - state.lastDrawn >= Self.frameInterval
             else { return }
             state.lastDrawn = event.elapsedSeconds
             state.drawn = true
@@ -86,8 +89,10 @@ final class ProgressRenderer: Sendable {
         typealias F = TextFormatting
         let share = event.bytesTotal > 0 ? Double(event.bytesDone) / Double(event.bytesTotal) : 0
         var line = label.isEmpty ? "" : label + ": "
-        line += "\(event.tensorsDone)/\(event.tensorsTotal) tensors, \(F.bytes(event.bytesDone)) of \(F.bytes(event.bytesTotal))"
-        line += " (\(F.fixed(100 * share, 1))%), \(F.bytes(Self.wholeBytes(event.throughput)))/s, \(F.fixed(event.elapsedSeconds, 1)) s elapsed"
+        line +=
+            "\(event.tensorsDone)/\(event.tensorsTotal) tensors, \(F.bytes(event.bytesDone)) of \(F.bytes(event.bytesTotal))"
+        line +=
+            " (\(F.fixed(100 * share, 1))%), \(F.bytes(Self.wholeBytes(event.throughput)))/s, \(F.fixed(event.elapsedSeconds, 1)) s elapsed"
         if let eta = eta(event) { line += ", ETA " + duration(eta) }
         return line
     }

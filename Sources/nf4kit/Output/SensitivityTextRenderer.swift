@@ -33,7 +33,9 @@ struct SensitivityTextRenderer {
             lines += [""] + ["Per tensor (RMSE / SNR dB)"] + tensorTable()
         }
         lines.append("")
-        lines.append("  bytes: codes + per-block constants (code tables and quant-state JSON not counted); SNR = 10·log10(Σx²/Σe²)")
+        lines.append(
+            "  bytes: codes + per-block constants (code tables and quant-state JSON not counted); SNR = 10·log10(Σx²/Σe²)"
+        )
         return lines
     }
 
@@ -42,8 +44,10 @@ struct SensitivityTextRenderer {
     private func row(_ r: SensitivityReport.SchemeResult) -> [String] {
         let e = r.error
         return [
-            r.scheme.rawValue, F.bytes(r.byteCount), F.fixed(r.bitsPerParameter, 3), Self.scientific(e.rootMeanSquaredError),
-            Self.scientific(e.maxAbsoluteError), Self.decibels(e.signalToNoiseDecibels), Self.scientific(e.relativeFrobeniusError),
+            r.scheme.rawValue, F.bytes(r.byteCount), F.fixed(r.bitsPerParameter, 3),
+            Self.scientific(e.rootMeanSquaredError),
+            Self.scientific(e.maxAbsoluteError), Self.decibels(e.signalToNoiseDecibels),
+            Self.scientific(e.relativeFrobeniusError),
         ]
     }
 
@@ -56,7 +60,10 @@ struct SensitivityTextRenderer {
         var rows: [[String]] = [["group", "tensors", "params"] + Self.header]
         for aggregate in aggregates {
             for (i, result) in aggregate.schemes.enumerated() {
-                let lead = i == 0 ? [aggregate.label, String(aggregate.tensorCount), F.grouped(aggregate.parameterCount)] : ["", "", ""]
+                let lead =
+                    i == 0
+                    ? [aggregate.label, String(aggregate.tensorCount), F.grouped(aggregate.parameterCount)]
+                    : ["", "", ""]
                 rows.append(lead + row(result))
             }
         }
@@ -65,12 +72,17 @@ struct SensitivityTextRenderer {
 
     private func chart(_ m: SensitivityReport.Aggregate) -> [String] {
         let errorRows = m.schemes.map { r in
-            (label: r.scheme.rawValue, value: r.error.relativeFrobeniusError,
-             annotation: F.pad(Self.scientific(r.error.relativeFrobeniusError), 9, right: true))
+            (
+                label: r.scheme.rawValue, value: r.error.relativeFrobeniusError,
+                annotation: F.pad(Self.scientific(r.error.relativeFrobeniusError), 9, right: true)
+            )
         }
         let byteRows = m.schemes.map { r in
-            (label: r.scheme.rawValue, value: Double(r.byteCount),
-             annotation: F.pad(F.bytes(r.byteCount), 9, right: true) + "  " + F.fixed(r.bitsPerParameter, 3) + " bits/param")
+            (
+                label: r.scheme.rawValue, value: Double(r.byteCount),
+                annotation: F.pad(F.bytes(r.byteCount), 9, right: true) + "  " + F.fixed(r.bitsPerParameter, 3)
+                    + " bits/param"
+            )
         }
         return ["  Relative error (‖decoded − original‖ / ‖original‖)"] + BarChart.render(errorRows)
             + ["", "  Bytes of the quantized weights"] + BarChart.render(byteRows)
@@ -81,7 +93,8 @@ struct SensitivityTextRenderer {
         for t in report.tensors {
             let cells = report.schemes.map { scheme -> String in
                 guard let r = t.schemes.first(where: { $0.scheme == scheme }) else { return "-" }
-                return Self.scientific(r.error.rootMeanSquaredError) + " / " + Self.decibels(r.error.signalToNoiseDecibels)
+                return Self.scientific(r.error.rootMeanSquaredError) + " / "
+                    + Self.decibels(r.error.signalToNoiseDecibels)
             }
             rows.append([t.name, t.shape.description, t.layerType] + cells)
         }

@@ -62,7 +62,8 @@ enum TextFormatting {
             var line = indent
             for (i, cell) in row.enumerated() {
                 let isLast = i == row.count - 1
-                let cellText = isLast && !rightAligned.contains(i) ? cell : pad(cell, widths[i], right: rightAligned.contains(i))
+                let cellText =
+                    isLast && !rightAligned.contains(i) ? cell : pad(cell, widths[i], right: rightAligned.contains(i))
                 line += cellText + (isLast ? "" : "  ")
             }
             while line.hasSuffix(" ") { line.removeLast() }

@@ -8,8 +8,10 @@ struct WhatIfTextRenderer {
     typealias F = TextFormatting
 
     private static let useNames: [WhatIfReport.Use: String] = [
-        .inferenceFP16: "inference FP16", .inferenceInt8: "inference 8-bit (int8)", .inferenceNF4: "inference 4-bit (NF4+DQ)",
-        .trainingFull: "full fine-tuning (mixed FP16)", .trainingLoRA: "LoRA on FP16", .trainingQLoRA: "QLoRA (NF4+DQ base)",
+        .inferenceFP16: "inference FP16", .inferenceInt8: "inference 8-bit (int8)",
+        .inferenceNF4: "inference 4-bit (NF4+DQ)",
+        .trainingFull: "full fine-tuning (mixed FP16)", .trainingLoRA: "LoRA on FP16",
+        .trainingQLoRA: "QLoRA (NF4+DQ base)",
     ]
 
     func render() -> [String] {
@@ -31,7 +33,8 @@ struct WhatIfTextRenderer {
         }
         lines += F.table(rows, rightAligned: Set(3..<(4 + gpus.count)))
         lines.append(
-            "  GB columns: a card of N GB taken as N GiB; \"yes\" when the memory fits (a lower bound: activations not counted)")
+            "  GB columns: a card of N GB taken as N GiB; \"yes\" when the memory fits (a lower bound: activations not counted)"
+        )
         return lines
     }
 

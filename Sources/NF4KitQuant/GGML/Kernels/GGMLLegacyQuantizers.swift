@@ -50,8 +50,10 @@ enum GGMLLegacyQuantizers {
             for j in 0..<16 {
                 let x0 = xb[j] * id
                 let x1 = xb[j + 16] * id
-                let c0 = UInt8(truncatingIfNeeded: min(31, Int(Int8(truncatingIfNeeded: M.truncatingConversion(x0 + 16.5)))))
-                let c1 = UInt8(truncatingIfNeeded: min(31, Int(Int8(truncatingIfNeeded: M.truncatingConversion(x1 + 16.5)))))
+                let c0 = UInt8(
+                    truncatingIfNeeded: min(31, Int(Int8(truncatingIfNeeded: M.truncatingConversion(x0 + 16.5)))))
+                let c1 = UInt8(
+                    truncatingIfNeeded: min(31, Int(Int8(truncatingIfNeeded: M.truncatingConversion(x1 + 16.5)))))
                 qs[j] = (c0 & 0x0F) | ((c1 & 0x0F) << 4)
                 qh |= UInt32((c0 & 0x10) >> 4) << UInt32(j)
                 qh |= UInt32((c1 & 0x10) >> 4) << UInt32(j + 16)

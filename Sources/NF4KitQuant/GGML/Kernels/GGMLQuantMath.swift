@@ -104,7 +104,9 @@ enum GGMLQuantMath {
     }
 
     /// ggml's `make_q3_quants` with `do_rmse` true (Q3_K): codes `0..<2*nmax`, returns the scale.
-    static func makeQ3Quants(count n: Int, nmax: Int, _ x: UnsafePointer<Float>, codes: UnsafeMutablePointer<Int8>)
+    static func makeQ3Quants(
+        count n: Int, nmax: Int, _ x: UnsafePointer<Float>, codes: UnsafeMutablePointer<Int8>
+    )
         -> Float
     {
         var maxValue: Float = 0
