@@ -72,24 +72,18 @@ extension Convert {
                 return
             }
             // nf4/fp4: the f32 Hugging Face folder is written beside the output, converted, then removed, so the
-            // result is by construction the dequantize-then-convert one.
-            let scratch = trimmedOutput + ".nf4kit-import"
-            try? FileManager.default.removeItem(atPath: scratch)
-            defer { try? FileManager.default.removeItem(atPath: scratch) }
-            options.overwrite = true
+            // result is by construction the dequantize-then-convert one. The scratch folder lives inside a temporary
+            // output that is never finished: its deinit, or the interrupt handler, removes it with what it holds, and
+            // it never replaces or deletes anything that was there before.
+            let temporary = try OutputDirectory(
+                path: trimmedOutput + "-import", overwrite: false, inputs: [input, outputOptions.output])
+            let scratch = temporary.partialFile("f32")
+            options.overwrite = false
             options.dtype = .f32
             _ = try GGUFImport.run(ggufPath: input, outputPath: scratch, options: options)
-            var quantize = QuantizePipeline.Options()
-            quantize.target = target.target ?? .nf4
-            quantize.blocksize = blocksize.value
-            quantize.doubleQuantization = !noDoubleQuant
-            quantize.computeDType = computeDType.dtype
-            quantize.profile = profile.profile
-            quantize.plan = BnbQuantizationPlan(include: include, skip: skip)
-            if let maxShardSize { quantize.maxShardBytes = maxShardSize.byteCount }
-            if let threads { quantize.threads = threads }
-            quantize.overwrite = outputOptions.force
-            let summary = try QuantizePipeline.run(input: scratch, output: outputOptions.output, options: quantize)
+            let summary = try QuantizePipeline.run(
+                input: scratch, output: outputOptions.output, options: quantizeOptions(target: target.target ?? .nf4))
+            withExtendedLifetime(temporary) {}
             report(
                 "\(summary.tensorsQuantized) tensors quantized, \(summary.tensorsKept) kept",
                 bytes: Int(summary.bytesOut), start)

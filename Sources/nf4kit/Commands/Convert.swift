@@ -102,6 +102,21 @@ struct Convert: AsyncParsableCommand {
         return layout != .hf
     }
 
+    /// The ``QuantizePipeline`` options these arguments give (the one place they are read).
+    func quantizeOptions(target: QuantizePipeline.Target) -> QuantizePipeline.Options {
+        var options = QuantizePipeline.Options()
+        options.target = target
+        options.blocksize = blocksize.value
+        options.doubleQuantization = !noDoubleQuant
+        options.computeDType = computeDType.dtype
+        options.profile = profile.profile
+        options.plan = BnbQuantizationPlan(include: include, skip: skip)
+        if let maxShardSize { options.maxShardBytes = maxShardSize.byteCount }
+        if let threads { options.threads = threads }
+        options.overwrite = outputOptions.force
+        return options
+    }
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         let quantized = to?.isQuantized ?? true
@@ -142,16 +157,7 @@ struct Convert: AsyncParsableCommand {
             return
         }
         try await reportingErrors {
-            var options = QuantizePipeline.Options()
-            options.target = to?.target ?? .nf4
-            options.blocksize = blocksize.value
-            options.doubleQuantization = !noDoubleQuant
-            options.computeDType = computeDType.dtype
-            options.profile = profile.profile
-            options.plan = BnbQuantizationPlan(include: include, skip: skip)
-            if let maxShardSize { options.maxShardBytes = maxShardSize.byteCount }
-            if let threads { options.threads = threads }
-            options.overwrite = outputOptions.force
+            var options = quantizeOptions(target: to?.target ?? .nf4)
             options.format = outputOptions.format?.format
             let renderer = ProgressRenderer(
                 enabled: !outputOptions.quiet && !outputOptions.noProgress, label: "convert")
