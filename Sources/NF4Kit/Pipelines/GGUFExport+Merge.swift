@@ -25,9 +25,19 @@ extension GGUFExport {
     ) throws -> Summary {
         let inputs = [base] + adapters
         try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: inputs)
+        // What the export needs of the base (a Llama-family config.json and tokenizer.model), checked before the
+        // merge so that an error names the base, not the scratch folder.
+        let source = try ModelSource.open(base)
+        guard source.isFolder, let json = source.config else {
+            throw CheckpointError(
+                .unsupported,
+                "llama.cpp's GGUF layout needs a Hugging Face folder with config.json and the tokenizer as the base; "
+                    + "use --layout hf for a bare weight file", file: source.path)
+        }
+        _ = try LlamaVocabulary.metadata(
+            folder: source.path, config: LlamaModelConfig(json: json, file: source.path + "/config.json"))
         var merge = mergeOptions
         if merge.target == .same || merge.target == .nf4 || merge.target == .fp4 {
-            let source = try ModelSource.open(base)
             let fourBit = try !BnbQuantizedWeight.groups(in: source.checkpoint.tensors).isEmpty
             if fourBit || merge.target != .same { merge.target = .f32 }
         }

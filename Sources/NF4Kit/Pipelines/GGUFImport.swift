@@ -374,9 +374,14 @@ extension GGUFImport {
     /// - Throws: ``CheckpointError`` from parsing and decoding.
     public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         let file = try GGUFFile.read(path: path)
-        guard file["general.architecture"]?.stringValue == "llama",
-            file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil })
-        else { return try GGUFBridge.checkpoint(from: file) }
+        guard isLlamaLayout(file) else { return try GGUFBridge.checkpoint(from: file) }
         return try model(ggufPath: path).checkpoint
+    }
+
+    /// Whether `file` is a Llama GGUF in llama.cpp's layout (what the import reads back), not a GGUF with Hugging
+    /// Face names (`--layout hf`, `fixture`, the NF4 companion convention) or another architecture.
+    public static func isLlamaLayout(_ file: GGUFFile) -> Bool {
+        file["general.architecture"]?.stringValue == "llama"
+            && file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil })
     }
 }

@@ -60,7 +60,8 @@ extension Convert {
         }
         guard fromGGUF, !writesGGUF, !outputOptions.output.lowercased().hasSuffix(".safetensors") else { return false }
         let file = try await reportingErrors { try GGUFFile.read(path: input) }
-        guard file["general.architecture"]?.stringValue == "llama" else { return false }
+        // A GGUF with Hugging Face names (--layout hf, fixture, NF4 companions) reads back through the pipeline.
+        guard GGUFImport.isLlamaLayout(file) else { return false }
         try await reportingErrors {
             let start = FileAccess.monotonicSeconds
             var options = GGUFImport.Options(overwrite: outputOptions.force)
