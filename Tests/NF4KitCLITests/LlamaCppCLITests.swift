@@ -26,6 +26,35 @@ import Testing
         try expectEqual(out, Fixture.path("llama-g/gguf/\(golden).gguf"))
     }
 
+    @Test func `a GGUF with Hugging Face names converts back to a folder equal to the original`() throws {
+        let dir = TemporaryDirectory("cli-llama")
+        defer { dir.cleanup() }
+        let gguf = dir.file("nf4.gguf")
+        let folder = dir.file("nf4")
+        #expect(
+            try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", gguf, "--to", "nf4", "-q"]).status == 0)
+        #expect(
+            try NF4KitCLI.run(["convert", Fixture.path("llama-g/hf"), "-o", folder, "--to", "nf4", "-q"]).status == 0)
+        let back = dir.file("back")
+        let result = try NF4KitCLI.run(["convert", gguf, "-o", back, "--to", "f16"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let expected = dir.file("expected")
+        #expect(try NF4KitCLI.run(["convert", folder, "-o", expected, "--to", "f16", "-q"]).status == 0)
+        let ours = try [UInt8](contentsOf: back + "/model.safetensors")
+        #expect(ours == (try [UInt8](contentsOf: expected + "/model.safetensors")))
+    }
+
+    @Test func `merge -o x.gguf refuses a base without tokenizer.model before merging, naming the base`() throws {
+        let dir = TemporaryDirectory("cli-llama")
+        defer { dir.cleanup() }
+        let out = dir.file("merged.gguf")
+        let base = Fixture.path("llama-tiny/fp16")
+        let result = try NF4KitCLI.run(["merge", base, Fixture.path("llama-tiny/lora"), "-o", out])
+        #expect(result.status == 65, "\(result.stderr)")
+        #expect(result.stderr.contains("llama-tiny/fp16: the folder has no tokenizer.model"), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
     @Test func `default --to of an f16 folder is f16, as the converter's auto`() throws {
         let dir = TemporaryDirectory("cli-llama")
         defer { dir.cleanup() }
