@@ -96,9 +96,11 @@ public enum LoRAMerger {
         return nil
     }
 
-    /// A float tensor's values as f32 (F16/BF16/F32/F64, widened exactly; F64 rounded).
-    /// - Throws: ``CheckpointError`` `.unsupportedDType` / `.shapeMismatch` when the bytes do not hold the shape.
-    public static func floats(_ tensor: Tensor, threadCount: Int = 1) throws(CheckpointError) -> [Float] {
+    /// The element count of a float tensor whose bytes hold its shape: what ``floats(_:threadCount:)`` and the merge's
+    /// scratch loader check before widening.
+    /// - Throws: ``CheckpointError`` `.unsupportedDType` for a non-float tensor, `.shapeMismatch` when the bytes do not
+    ///   hold the shape.
+    package static func floatElementCount(_ tensor: Tensor) throws(CheckpointError) -> Int {
         guard tensor.dtype.isConvertibleFloat else {
             throw CheckpointError(
                 .unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
@@ -111,6 +113,13 @@ public enum LoRAMerger {
                 "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)",
                 tensor: tensor.name)
         }
+        return count
+    }
+
+    /// A float tensor's values as f32 (F16/BF16/F32/F64, widened exactly; F64 rounded).
+    /// - Throws: ``CheckpointError`` `.unsupportedDType` / `.shapeMismatch` when the bytes do not hold the shape.
+    public static func floats(_ tensor: Tensor, threadCount: Int = 1) throws(CheckpointError) -> [Float] {
+        let count = try floatElementCount(tensor)
         var result = [Float](repeating: 0, count: count)
         tensor.bytes.withUnsafeBytes { raw in
             result.withUnsafeMutableBufferPointer {

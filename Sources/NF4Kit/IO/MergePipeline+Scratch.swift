@@ -17,18 +17,7 @@ final class MergeScratch {
 
     /// A float tensor's values widened to f32 into ``floats(_:)``.
     func load(_ tensor: Tensor, threadCount: Int) throws(CheckpointError) -> UnsafeMutableBufferPointer<Float> {
-        guard tensor.dtype.isConvertibleFloat else {
-            throw CheckpointError(
-                .unsupportedDType, "tensor '\(tensor.name)' is \(tensor.dtype), not a float type", tensor: tensor.name)
-        }
-        guard let count = tensor.shape.checkedElementCount,
-            tensor.dtype.byteCount(elementCount: count) == tensor.bytes.count
-        else {
-            throw CheckpointError(
-                .shapeMismatch,
-                "tensor '\(tensor.name)': \(tensor.bytes.count) bytes do not hold \(tensor.shape) of \(tensor.dtype)",
-                tensor: tensor.name)
-        }
+        let count = try LoRAMerger.floatElementCount(tensor)
         let values = floats(count)
         tensor.bytes.withUnsafeBytes {
             FloatConversion.widen($0, from: tensor.dtype, into: values, threadCount: threadCount)
