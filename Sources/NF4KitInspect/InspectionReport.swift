@@ -120,10 +120,13 @@ public struct InspectionReport: Sendable, Hashable {
         let adapterConfigPath = source.isFolder ? source.path + "/adapter_config.json" : source.path
         var blockTypes: [String: String] = [:]
         for info in source.gguf?.tensors ?? [] where info.type.dtype == nil { blockTypes[info.name] = info.type.name }
+        // A llama.cpp LoRA adapter (convert_lora_to_gguf.py, `convert ADAPTER -o x.gguf`) says so in its header.
+        var isGGUFAdapter = false
+        if case .string(let type)? = source.gguf?["general.type"] { isGGUFAdapter = type == "adapter" }
         var report = try InspectionReport(
             checkpoint: source.checkpoint, path: source.path, fileByteCount: fileBytes, config: source.config,
-            adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, training: training,
-            ggmlBlockTypes: blockTypes)
+            adapterConfig: source.adapterConfig, adapterConfigPath: adapterConfigPath, isAdapter: isGGUFAdapter,
+            training: training, ggmlBlockTypes: blockTypes)
         if let file = source.gguf {
             report.gguf = GGUFSection(file: file)
             if report.summary.architecture == nil, case .string(let name)? = file["general.architecture"] {
@@ -138,13 +141,14 @@ public struct InspectionReport: Sendable, Hashable {
     /// - Parameters:
     ///   - adapterConfig: the parsed `adapter_config.json` when the checkpoint is a PEFT adapter.
     ///   - adapterConfigPath: where it was read from, for error messages.
+    ///   - isAdapter: the checkpoint is an adapter without `adapter_config.json` (a llama.cpp LoRA GGUF).
     /// - Throws: as ``inspect(_:training:)``.
     public init(
         checkpoint: Checkpoint, path: String, fileByteCount: Int64, config: JSONObject? = nil,
-        adapterConfig: JSONObject? = nil, adapterConfigPath: String = "adapter_config.json",
+        adapterConfig: JSONObject? = nil, adapterConfigPath: String = "adapter_config.json", isAdapter: Bool = false,
         training: TrainingMemoryOptions? = nil, ggmlBlockTypes: [String: String] = [:]
     ) throws(CheckpointError) {
-        let isAdapter = adapterConfig != nil
+        let isAdapter = isAdapter || adapterConfig != nil
         let analysis = try CheckpointAnalysis(
             checkpoint: checkpoint, isAdapter: isAdapter, ggmlBlockTypes: ggmlBlockTypes)
         let breakdown = MemoryBreakdown(analysis: analysis, totalByteCount: checkpoint.totalByteCount)

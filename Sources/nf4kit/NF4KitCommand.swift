@@ -14,6 +14,21 @@ struct NF4KitCommand: AsyncParsableCommand {
     /// Installs the interrupt cleanup, then parses and runs the command.
     static func main() async {
         InterruptCleanup.install()
+        if let topic = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
+            let names = configuration.subcommands.map { $0._commandName }
+            FileAccess.writeStandardError(
+                "Error: 'help \(topic)': no such command (commands: \(names.joined(separator: ", ")))\n"
+            )
+            exit(withError: ExitCode(ExitCodes.usage))
+        }
         await main(nil)
+    }
+
+    /// The topic of `nf4kit help TOPIC` when TOPIC names no command. swift-argument-parser prints the root help
+    /// and exits 0 for it, which hides a typo from a script.
+    static func unknownHelpTopic(_ arguments: [String]) -> String? {
+        guard arguments.count >= 2, arguments[0] == "help", !arguments[1].hasPrefix("-") else { return nil }
+        let names = configuration.subcommands.map { $0._commandName }
+        return names.contains(arguments[1]) ? nil : arguments[1]
     }
 }

@@ -81,7 +81,7 @@ import Testing
             "convert", Fixture.path("llama-tiny/lora"), "-o", out, "--to", dtype.lowercased(),
         ])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("0 tensors quantized, 28 kept"), "\(result.stderr)")
+        #expect(result.stderr.contains("28 tensors written as \(dtype.lowercased())"), "\(result.stderr)")
         let python = try PythonInterop.run(
             script: "Tests/Interop/peft_adapter_folder_check.py",
             arguments: [Fixture.path("llama-tiny/lora"), out, dtype])

@@ -31,6 +31,18 @@ import Testing
         #expect(Set(tensors.map { $0["type"] as! String }) == ["F32", "F16", "Q8_0", "Q4_0", "BF16"])
     }
 
+    @Test func `inspect calls a llama.cpp LoRA GGUF an adapter`() throws {
+        // lora-F16.gguf was written by convert_lora_to_gguf.py (general.type = 'adapter').
+        let text = try NF4KitCLI.run(["inspect", Fixture.path("llama-g/gguf/lora-F16.gguf")])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("kind          adapter (llama)"), "\(text.stdout)")
+        let json = try NF4KitCLI.run(["inspect", Fixture.path("llama-g/gguf/lora-F16.gguf"), "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["summary"] as? [String: Any])?["kind"] as? String == "adapter")
+        let model = try NF4KitCLI.run(["inspect", Fixture.path("llama-g/gguf/F16.gguf")])
+        #expect(model.stdout.contains("kind          model (llama)"), "\(model.stdout)")
+    }
+
     @Test func `inspect reads a PyTorch .bin model and adapter without running a pickle`() throws {
         let model = try NF4KitCLI.run(["inspect", Fixture.path("torch/llama-tiny")])
         #expect(model.status == 0, "\(model.stderr)")

@@ -22,4 +22,12 @@ import Testing
             separator: " ")
         #expect(merge.contains("adapter_model.bin"))
     }
+
+    @Test func `help for a command that does not exist is a usage error`() throws {
+        let result = try NF4KitCLI.run(["help", "nope"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("'help nope': no such command"))
+        #expect(result.stderr.contains("convert, merge, inspect, diff, fixture"))
+        #expect(try NF4KitCLI.run(["help"]).status == 0)
+    }
 }

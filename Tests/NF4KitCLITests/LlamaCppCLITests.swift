@@ -55,6 +55,23 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
 
+    @Test func `merge names the problem when the base or the adapter is a llama.cpp GGUF`() throws {
+        let dir = TemporaryDirectory("cli-llama")
+        defer { dir.cleanup() }
+        let ggufBase = try NF4KitCLI.run([
+            "merge", Fixture.path("llama-g/gguf/F16.gguf"), Fixture.path("llama-g/lora"), "-o", dir.file("m"),
+        ])
+        #expect(ggufBase.status == 65, "\(ggufBase.stderr)")
+        #expect(ggufBase.stderr.contains("F16.gguf: the base is a GGUF in llama.cpp's layout"), "\(ggufBase.stderr)")
+        #expect(ggufBase.stderr.contains("nf4kit convert"), "\(ggufBase.stderr)")
+        let ggufAdapter = try NF4KitCLI.run([
+            "merge", Fixture.path("llama-g/hf"), Fixture.path("llama-g/gguf/lora-F16.gguf"), "-o", dir.file("m"),
+        ])
+        #expect(ggufAdapter.status == 65, "\(ggufAdapter.stderr)")
+        #expect(ggufAdapter.stderr.contains("lora-F16.gguf: this is a llama.cpp LoRA GGUF"), "\(ggufAdapter.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
     @Test func `default --to of an f16 folder is f16, as the converter's auto`() throws {
         let dir = TemporaryDirectory("cli-llama")
         defer { dir.cleanup() }

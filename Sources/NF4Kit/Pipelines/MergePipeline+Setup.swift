@@ -33,11 +33,26 @@ struct MergeSetup {
                 .invalidArgument, "the base is a PEFT adapter folder; give the base model first, then the adapter(s)",
                 file: base)
         }
+        if let file = baseSource.gguf, GGUFImport.isLlamaLayout(file) {
+            // PEFT adapters name Hugging Face modules; llama.cpp's names and row order would match none of them.
+            throw CheckpointError(
+                .unsupported,
+                "the base is a GGUF in llama.cpp's layout, and PEFT adapters name Hugging Face modules; "
+                    + "convert it first (`nf4kit convert \(base) -o base-folder`), then merge into that folder",
+                file: base)
+        }
         var loaded: [LoRAAdapter] = []
         var adapterSources: [ModelSource] = []
         for path in adapters {
             let source = try ModelSource.open(path)
             guard let json = source.adapterConfig else {
+                if case .string("adapter")? = source.gguf?["general.type"] {
+                    throw CheckpointError(
+                        .unsupported,
+                        "this is a llama.cpp LoRA GGUF; merge takes PEFT adapter folders (adapter_config.json): "
+                            + "give the PEFT folder it was converted from, or apply it in llama.cpp with --lora",
+                        file: path)
+                }
                 throw CheckpointError(
                     .invalidArgument, "not a PEFT adapter folder (no adapter_config.json)", file: path)
             }

@@ -29,21 +29,12 @@ package final class OutputFile: @unchecked Sendable {
     package init(path: String, overwrite: Bool, inputs: [String] = []) throws(CheckpointError) {
         let rules = OutputGuard(inputs: inputs)
         try rules.check(path, isFolder: false, overwrite: overwrite)
-        var created: (String, Int32, Int)?
-        for _ in 0..<16 {
-            let candidate = temporaryName(for: path, suffix: "partial")
-            if let (fd, token) = OutputRegistry.create(
-                candidate,
-                { () -> Int32? in
-                    let fd = Platform.createExclusive(candidate)
-                    return fd >= 0 ? fd : nil
-                })
-            {
-                created = (candidate, fd, token)
-                break
-            }
-            if Platform.errorNumber != Platform.fileExistsError { break }
-        }
+        let created = createTemporary(
+            for: path,
+            { candidate -> Int32? in
+                let fd = Platform.createExclusive(candidate)
+                return fd >= 0 ? fd : nil
+            })
         guard let (temporary, fd, token) = created else {
             throw CheckpointError(
                 .io, "cannot create the output file: \(Platform.errnoDescription)", file: path)
@@ -166,23 +157,14 @@ package final class OutputDirectory: @unchecked Sendable {
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         let rules = OutputGuard(inputs: inputs)
         try rules.check(path, isFolder: true, overwrite: overwrite)
-        var created: (String, Int32, Int)?
-        for _ in 0..<16 {
-            let candidate = temporaryName(for: path, suffix: "partial")
-            if let (fd, token) = OutputRegistry.create(
-                candidate,
-                { () -> Int32? in
-                    guard Platform.makeDirectoryExclusive(candidate) else { return nil }
-                    let fd = Platform.openDirectory(candidate)
-                    if fd < 0 { _ = Platform.removeDirectory(candidate) }
-                    return fd >= 0 ? fd : nil
-                })
-            {
-                created = (candidate, fd, token)
-                break
-            }
-            if Platform.errorNumber != Platform.fileExistsError { break }
-        }
+        let created = createTemporary(
+            for: path,
+            { candidate -> Int32? in
+                guard Platform.makeDirectoryExclusive(candidate) else { return nil }
+                let fd = Platform.openDirectory(candidate)
+                if fd < 0 { _ = Platform.removeDirectory(candidate) }
+                return fd >= 0 ? fd : nil
+            })
         guard let (temporary, fd, token) = created else {
             throw CheckpointError(.io, "cannot create the output folder: \(Platform.errnoDescription)", file: path)
         }
@@ -404,4 +386,19 @@ package enum FileAccess {
     package static func writeStandardError(_ text: String) { Platform.writeStandardError(text) }
     package static var peakResidentBytes: Int { Platform.peakResidentBytes }
     package static var monotonicSeconds: Double { Platform.monotonicSeconds }
+}
+
+/// Creates a fresh temporary beside `path` under a unique random name (``temporaryName(for:suffix:)``) with `create`
+/// (which must fail on an existing name, never follow a link, and return a descriptor or `nil`), registered for
+/// interrupt cleanup. Tries another name when one exists already; gives up after 16 tries or on any other error.
+/// - Returns: the temporary's path, descriptor and ``OutputRegistry`` token, or `nil` (errno says why).
+private func createTemporary(
+    for path: String, _ create: (String) -> Int32?
+) -> (path: String, fd: Int32, token: Int)? {
+    for _ in 0..<16 {
+        let candidate = temporaryName(for: path, suffix: "partial")
+        if let (fd, token) = OutputRegistry.create(candidate, { create(candidate) }) { return (candidate, fd, token) }
+        if Platform.errorNumber != Platform.fileExistsError { break }
+    }
+    return nil
 }

@@ -84,13 +84,7 @@ struct Convert: AsyncParsableCommand {
 
     /// Whether the output is a GGUF file in llama.cpp's layout (``GGUFExport``) rather than a Hugging Face checkpoint.
     private func writesLlamaLayout() throws -> Bool {
-        let form = try? CheckpointOutput.Form.choose(for: outputOptions.output, format: outputOptions.format?.format)
-        guard form == .gguf else {
-            if layout != nil {
-                throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).")
-            }
-            return false
-        }
+        guard try outputOptions.isGGUF(layout: layout) else { return false }
         if to?.isQuantized == true {
             if layout == .llama {
                 throw ValidationError(
@@ -170,10 +164,15 @@ struct Convert: AsyncParsableCommand {
                     "warning: tensor '\(tensor)' has \(count) NaN/Inf values, coded by the \(profile.profile.rawValue) profile's rules\n"
                 )
             }
-            var line = "\(summary.tensorsQuantized) tensors quantized"
-            if summary.tensorsDequantized > 0 { line = "\(summary.tensorsDequantized) tensors dequantized" }
-            line +=
-                ", \(summary.tensorsKept) kept; \(Format.bytes(summary.bytesIn)) in, \(Format.bytes(summary.bytesOut)) out"
+            var line: String
+            if summary.tensorsDequantized > 0 {
+                line = "\(summary.tensorsDequantized) tensors dequantized, \(summary.tensorsKept) kept"
+            } else if let to, !to.isQuantized {
+                line = "\(summary.tensorsKept) tensors written as \(to.format.rawValue)"
+            } else {
+                line = "\(summary.tensorsQuantized) tensors quantized, \(summary.tensorsKept) kept"
+            }
+            line += "; \(Format.bytes(summary.bytesIn)) in, \(Format.bytes(summary.bytesOut)) out"
             if let bits = summary.bitsPerQuantizedParameter {
                 line += "; \(Format.fixed(bits, 3)) bits per quantized parameter"
             }

@@ -82,13 +82,7 @@ struct Merge: AsyncParsableCommand {
 
     /// Whether the output is a GGUF file in llama.cpp's layout (``GGUFExport/mergeAndExport``).
     private func writesLlamaLayout() throws -> Bool {
-        let form = try? CheckpointOutput.Form.choose(for: outputOptions.output, format: outputOptions.format?.format)
-        guard form == .gguf else {
-            if layout != nil {
-                throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).")
-            }
-            return false
-        }
+        guard try outputOptions.isGGUF(layout: layout) else { return false }
         if to.format == .nf4 || to.format == .fp4 {
             if layout == .llama {
                 throw ValidationError("--to \(to.format!.rawValue) has no llama.cpp form; use --to f16|bf16|f32|q8_0.")

@@ -68,18 +68,28 @@ enum NumberFormat: String, CaseIterable, Sendable {
     }
 }
 
+/// An option whose value is one of some number formats (`accepted`), in any of the spellings ``NumberFormat`` knows.
+protocol NumberFormatArgument: ExpressibleByArgument {
+    static var accepted: [NumberFormat] { get }
+    var format: NumberFormat { get }
+    init(_ format: NumberFormat)
+}
+
+extension NumberFormatArgument {
+    init?(argument: String) {
+        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
+        self.init(format)
+    }
+    static var allValueStrings: [String] { accepted.map(\.rawValue) }
+    var defaultValueDescription: String { format.rawValue }
+}
+
 /// `convert --to`: a bitsandbytes 4-bit format, a plain float type or (to a .gguf output) a llama-quantize file type.
-struct ConvertTarget: ExpressibleByArgument, Sendable, Equatable {
+struct ConvertTarget: NumberFormatArgument, Sendable, Equatable {
     static let accepted: [NumberFormat] = [.nf4, .fp4, .f16, .bf16, .f32] + NumberFormat.llamaFileTypes
     let format: NumberFormat
 
     init(_ format: NumberFormat) { self.format = format }
-    init?(argument: String) {
-        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
-        self.format = format
-    }
-    static var allValueStrings: [String] { accepted.map(\.rawValue) }
-    var defaultValueDescription: String { format.rawValue }
 
     /// The bitsandbytes or float target of a safetensors/folder output or a GGUF with Hugging Face names; `nil` for a
     /// GGUF-only type (`q8_0`).
@@ -112,17 +122,11 @@ struct MergeTargetArgument: ExpressibleByArgument, Sendable, Equatable {
 }
 
 /// A plain float element type (`--compute-dtype`, `fixture --dtype`, `inspect --lora-dtype`).
-struct FloatTypeArgument: ExpressibleByArgument, Sendable, Equatable {
+struct FloatTypeArgument: NumberFormatArgument, Sendable, Equatable {
     static let accepted: [NumberFormat] = [.f16, .bf16, .f32]
     let format: NumberFormat
 
     init(_ format: NumberFormat) { self.format = format }
-    init?(argument: String) {
-        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
-        self.format = format
-    }
-    static var allValueStrings: [String] { accepted.map(\.rawValue) }
-    var defaultValueDescription: String { format.rawValue }
 
     var dtype: DType { format.floatDType! }
 }
@@ -172,17 +176,11 @@ struct ByteSizeArgument: Sendable, Equatable {
 }
 
 /// `inspect --lora-dtype`: the element type of LoRA parameters (f32 or bf16, any spelling of them).
-struct LoRADTypeArgument: ExpressibleByArgument, Sendable, Equatable {
+struct LoRADTypeArgument: NumberFormatArgument, Sendable, Equatable {
     static let accepted: [NumberFormat] = [.f32, .bf16]
     let format: NumberFormat
 
     init(_ format: NumberFormat) { self.format = format }
-    init?(argument: String) {
-        guard let format = NumberFormat(spelling: argument), Self.accepted.contains(format) else { return nil }
-        self.format = format
-    }
-    static var allValueStrings: [String] { accepted.map(\.rawValue) }
-    var defaultValueDescription: String { format.rawValue }
 
     var dtype: LoRAParameterDType { format == .bf16 ? .bf16 : .f32 }
 }

@@ -31,3 +31,18 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "Print the summary but no progress lines.")
     var noProgress = false
 }
+
+extension OutputOptions {
+    /// Whether the output is a GGUF file (by its name or `--format`); `--layout` given for any other output is a usage
+    /// error.
+    func isGGUF(layout: GGUFLayoutArgument?) throws -> Bool {
+        let form = try? CheckpointOutput.Form.choose(for: output, format: format?.format)
+        guard form == .gguf else {
+            if layout != nil {
+                throw ValidationError("--layout applies to a GGUF output (-o NAME.gguf or --format gguf).")
+            }
+            return false
+        }
+        return true
+    }
+}
