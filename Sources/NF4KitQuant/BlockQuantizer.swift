@@ -112,6 +112,16 @@ public struct BlockQuantizer: Sendable {
             tensor: name)
     }
 
+    /// The quant state of a checkpoint tensor (see
+    /// ``plannedQuantState(_:dtype:shape:doubleQuantization:name:offsetThreadCount:)``).
+    public func plannedQuantState(
+        _ tensor: Tensor, doubleQuantization: Bool, offsetThreadCount: Int = 1
+    ) throws(CheckpointError) -> BnbQuantState {
+        try plannedQuantState(
+            tensor.bytes, dtype: tensor.dtype, shape: tensor.shape, doubleQuantization: doubleQuantization,
+            name: tensor.name, offsetThreadCount: offsetThreadCount)
+    }
+
     /// Quantizes a checkpoint tensor (see ``quantize(_:dtype:shape:doubleQuantization:name:threads:)``).
     public func quantize(
         _ tensor: Tensor, doubleQuantization: Bool, threads: Int = 1

@@ -145,6 +145,18 @@ extension BlockQuantizer {
         }
     }
 
+    /// ``plannedQuantState(_:dtype:shape:doubleQuantization:name:offsetThreadCount:)`` over a tensor's bytes.
+    func plannedQuantState(
+        _ bytes: TensorBytes, dtype: DType, shape: Shape, doubleQuantization: Bool, name: String?,
+        offsetThreadCount: Int
+    ) throws(CheckpointError) -> BnbQuantState {
+        try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
+            try plannedQuantState(
+                raw, dtype: dtype, shape: shape, doubleQuantization: doubleQuantization, name: name,
+                offsetThreadCount: offsetThreadCount)
+        }
+    }
+
     /// ``quantize(_:dtype:shape:doubleQuantization:name:threads:)`` over a tensor's bytes.
     func quantize(
         _ bytes: TensorBytes, dtype: DType, shape: Shape, doubleQuantization: Bool, name: String?, threads: Int
