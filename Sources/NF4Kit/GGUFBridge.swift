@@ -91,17 +91,13 @@ package enum GGUFBridge {
                     + "\(format.typeSize)-byte blocks, but \(bytes.count) bytes are there",
                 file: file, byteOffset: info.fileOffset, tensor: info.name)
         }
-        let region = MappedRegion(filling: count * 4, description: "\(info.name) dequantized from \(format.name)") {
-            out in
-            bytes.withUnsafeBytes { raw in
-                GGMLBlockCodec.dequantize(raw, as: format, into: out.bindMemory(to: Float.self))
-            }
-        }
+        let values = decoded(
+            bytes, as: format, count: count, description: "\(info.name) dequantized from \(format.name)")
         return Tensor(
             descriptor: TensorDescriptor(
                 name: info.name, dtype: .f32, shape: info.shape, file: file, fileOffset: info.fileOffset,
                 byteCount: count * 4),
-            bytes: region.all)
+            bytes: values)
     }
 
     /// Encodes a float tensor (F16, BF16, F32, F64) as ggml type `type` (F32, F16, BF16, F64, Q8_0 or Q4_0).
@@ -136,19 +132,12 @@ package enum GGUFBridge {
                     + "dimension must be a multiple of \(type.blockSize)",
                 file: tensor.descriptor.file, tensor: tensor.name)
         }
-        let count = tensor.shape.elementCount
-        let region = MappedRegion(filling: byteCount, description: "\(tensor.name) encoded as \(type.name)") { out in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { values in
-                tensor.bytes.withUnsafeBytes { raw in FloatConversion.widen(raw, from: tensor.dtype, into: values) }
-                let source = UnsafeBufferPointer(values)
-                if let format {
-                    GGMLBlockCodec.quantize(source, as: format, into: out)
-                } else if let dtype = type.dtype {
-                    GGMLBlockCodec.encode(source, as: dtype, into: out)
-                }
-            }
-        }
-        return (plan, region.all)
+        return (
+            plan,
+            encoded(
+                tensor, count: tensor.shape.elementCount, as: type, byteCount: byteCount,
+                description: "\(tensor.name) encoded as \(type.name)")
+        )
     }
 
     /// The ggml type a tensor gets when a whole checkpoint is exported as `requested` (llama.cpp's conventions).

@@ -93,17 +93,10 @@ public struct CheckpointDiff: Sendable {
         }
         let count = l.shape.elementCount
         if l.isFloatValued && r.isFloatValued {
-            let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: 2 * max(count, 1))
-            defer { scratch.deallocate() }
-            let x = UnsafeMutableBufferPointer(rebasing: scratch[0..<count])
-            let y = UnsafeMutableBufferPointer(rebasing: scratch[count..<(2 * count)])
-            l.widen(into: x)
-            r.widen(into: y)
-            var equal = 0
-            for i in 0..<count where x[i].bitPattern == y[i].bitPattern || (x[i].isNaN && y[i].isNaN) { equal += 1 }
+            let (equal, statistics) = compareValues(l, r, count: count)
             row.elementCount = count
             row.equalCount = equal
-            row.statistics = ErrorStatistics.measure(reference: UnsafeBufferPointer(x), decoded: UnsafeBufferPointer(y))
+            row.statistics = statistics
             return row
         }
         guard case .plain(let lt) = l.source, case .plain(let rt) = r.source, lt.dtype == rt.dtype, !l.isFloatValued
@@ -115,13 +108,7 @@ public struct CheckpointDiff: Sendable {
         let width = max(1, lt.dtype.bitWidth / 8)
         let units = lt.dtype.bitWidth >= 8 ? count : lt.bytes.count
         row.elementCount = units
-        row.equalCount = lt.bytes.withUnsafeBytes { p in
-            rt.bytes.withUnsafeBytes { q in
-                (0..<units).reduce(0) { n, i in
-                    n + ((0..<width).allSatisfy { p[i * width + $0] == q[i * width + $0] } ? 1 : 0)
-                }
-            }
-        }
+        row.equalCount = equalUnitCount(lt.bytes, rt.bytes, units: units, width: width)
         return row
     }
 }
@@ -175,20 +162,6 @@ struct LogicalTensor: Sendable {
         switch source {
         case .plain(let t): t.dtype.isConvertibleFloat
         case .quantized: true
-        }
-    }
-
-    /// The values as f32. Precondition: ``isFloatValued`` and `destination.count` is the element count.
-    func widen(into destination: UnsafeMutableBufferPointer<Float>) {
-        switch source {
-        case .plain(let t):
-            t.bytes.withUnsafeBytes { FloatConversion.widen($0, from: t.dtype, into: destination) }
-        case .quantized(let q):
-            let blocks = (q.elementCount + q.blocksize - 1) / q.blocksize
-            q.absmaxValues().withUnsafeBufferPointer { absmax in
-                q.dequantizeBlocks(
-                    0..<blocks, absmax: absmax, as: .f32, into: UnsafeMutableRawBufferPointer(destination))
-            }
         }
     }
 }

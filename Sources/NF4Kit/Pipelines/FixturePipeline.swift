@@ -65,10 +65,7 @@ public enum FixturePipeline {
             let tensor = tensors[index]
             let count = tensor.shape.elementCount
             let byteCount = count * tensor.dtype.bitWidth / 8
-            try ScratchBuffer().withBytes(byteCount) { buffer in
-                generator.fill(name: tensor.name, elementCount: count, as: tensor.dtype, into: buffer)
-                try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
-            }
+            try generator.write(tensor.name, elementCount: count, as: tensor.dtype, to: writer)
             tracker.finished(tensor.name, bytes: byteCount)
         }
         if writer.holdsSideFiles {
@@ -86,11 +83,7 @@ public enum FixturePipeline {
                 prefix: "adapter_model", overwrite: options.overwrite, inputs: [writer.path])
             try ParallelRunner.map(count: adapterTensors.count, threads: options.threads) { index in
                 let tensor = adapterTensors[index]
-                let byteCount = tensor.shape.elementCount * 4
-                try ScratchBuffer().withBytes(byteCount) { buffer in
-                    generator.fillAdapter(name: tensor.name, shape: tensor.shape, into: buffer)
-                    try adapterWriter.write(tensor.name, bytes: UnsafeRawBufferPointer(buffer))
-                }
+                try generator.writeAdapter(tensor.name, shape: tensor.shape, to: adapterWriter)
             }
             try adapterWriter.writeSideFile(
                 "adapter_config.json", bytes: generator.adapterConfigJSON(rank: rank, baseModel: output))

@@ -32,11 +32,4 @@ extension GGUFExport {
         }
         metadata = GGUFRequantize.requantizedMetadata(metadata, fileType: fileType)
     }
-
-    /// Rounds every value to the nearest f16 (ties to even), in place.
-    static func roundToHalf(_ values: UnsafeMutableBufferPointer<Float>) {
-        for i in values.indices {
-            values[i] = FloatConversion.float(fromHalfBits: FloatConversion.halfBits(from: values[i]))
-        }
-    }
 }

@@ -237,25 +237,16 @@ public enum GGUFImport {
                     .unsupportedDType, "tensor '\(info.name)' holds \(dtype) integers, not weights", file: file.path,
                     byteOffset: info.typeFieldOffset, tensor: info.name)
             }
-            values = [Float](repeating: 0, count: info.elementCount)
-            values.withUnsafeMutableBufferPointer { out in
-                bytes.withUnsafeBytes { FloatConversion.widen($0, from: dtype, into: out) }
-            }
+            values = widened(bytes, from: dtype, count: info.elementCount)
         } else {
             let tensor = try GGUFBridge.dequantize(info, bytes: bytes, file: file.path)
-            values = tensor.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            values = floats(of: tensor.bytes)
         }
         guard entry.target.permutation != .none else { return values }
         let heads = entry.target.permutation == .query ? hyper.headCount : hyper.headCountKV
         let rows = info.dimensions[1]
         let permutation = try LlamaRowPermutation(rows: rows, heads: heads, tensor: info.name, file: file.path)
-        var unpermuted = [Float](repeating: 0, count: values.count)
-        values.withUnsafeBytes { source in
-            unpermuted.withUnsafeMutableBytes { target in
-                permutation.apply(source, into: target, rowByteCount: source.count / rows, toGGUF: false)
-            }
-        }
-        return unpermuted
+        return unpermuted(values, by: permutation, rows: rows)
     }
 
     /// The tensor of `entry` under its Hugging Face name and PyTorch shape, as `dtype` (f32, or f16/bf16 rounded to
@@ -264,15 +255,7 @@ public enum GGUFImport {
         _ entry: Entry, in file: GGUFFile, _ hyper: Hyperparameters, dtype: DType
     ) throws(CheckpointError) -> Tensor {
         let values = try values(of: entry, in: file, hyper)
-        let bytes: TensorBytes
-        if dtype == .f32 {
-            bytes = values.withUnsafeBytes { TensorBytes(copying: $0, description: entry.target.name) }
-        } else {
-            let region = MappedRegion(filling: values.count * 2, description: entry.target.name) { out in
-                _ = values.withUnsafeBufferPointer { FloatConversion.narrow($0, to: dtype, into: out) }
-            }
-            bytes = region.all
-        }
+        let bytes = encoded(values, as: dtype, description: entry.target.name)
         return Tensor(
             descriptor: TensorDescriptor(
                 name: entry.target.name, dtype: dtype, shape: entry.source.shape, file: file.path,

@@ -97,11 +97,7 @@ public enum GGUFRequantize {
                 try writer.write(tensorAt: index, bytes)
             } else {
                 let encoded = try convert(info, bytes, to: assignment.type, file: file.path, threads: threads)
-                let failure: CheckpointError? = encoded.withUnsafeBytes { raw in
-                    do throws(CheckpointError) { try writer.write(tensorAt: index, raw) } catch { return error }
-                    return nil
-                }
-                if let failure { throw failure }
+                try writer.write(tensorAt: index, encoded)
             }
             tracker.finished(info.name, bytes: layout.byteCounts[index])
         }
@@ -127,67 +123,4 @@ public enum GGUFRequantize {
             architecture: architecture, layerCount: layers, headCount: heads,
             kvHeadCount: integer("attention.head_count_kv") ?? heads, expertCount: integer("expert_count") ?? 0)
     }
-
-    // Decodes `info` to f32 and encodes it as `type`, in row chunks on `threads` threads.
-    private static func convert(
-        _ info: GGUFTensorInfo, _ bytes: TensorBytes, to type: GGMLType, file: String, threads: Int
-    ) throws(CheckpointError) -> [UInt8] {
-        let source = info.type
-        guard source.dtype != nil || GGMLBlockCodec.canDequantize(source) else {
-            throw CheckpointError(
-                .unsupportedDType,
-                "tensor '\(info.name)' has ggml type \(source.name), which nf4kit cannot decode to requantize it "
-                    + "as \(type.name)",
-                file: file, byteOffset: info.recordOffset, tensor: info.name)
-        }
-        let rowLength = info.dimensions.first ?? 1
-        guard
-            let sourceRowBytes = source.rowByteCount(elementCount: rowLength),
-            let targetRowBytes = type.rowByteCount(elementCount: rowLength),
-            let totalBytes = type.byteCount(dimensions: info.dimensions)
-        else {
-            throw CheckpointError(
-                .shapeMismatch, "tensor '\(info.name)' rows of \(rowLength) cannot be stored as \(type.name)",
-                file: file, byteOffset: info.recordOffset, tensor: info.name)
-        }
-        let rows = rowLength == 0 ? 0 : info.elementCount / rowLength
-        let rowsPerChunk = max(1, chunkElementCount / max(1, rowLength))
-        let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
-        var result = [UInt8](repeating: 0, count: totalBytes)
-        result.withUnsafeMutableBytes { outRaw in
-            let target = SharedOutput(base: outRaw)
-            _ = ParallelRunner.map(count: chunks, threads: threads) { chunk in
-                let firstRow = chunk * rowsPerChunk
-                let rowCount = min(rowsPerChunk, rows - firstRow)
-                let count = rowCount * rowLength
-                var values = [Float](repeating: 0, count: count)
-                bytes.withUnsafeBytes { raw in
-                    let slice = UnsafeRawBufferPointer(
-                        rebasing: raw[(firstRow * sourceRowBytes)..<((firstRow + rowCount) * sourceRowBytes)])
-                    values.withUnsafeMutableBufferPointer { decoded in
-                        if let dtype = source.dtype {
-                            GGMLBlockCodec.decode(slice, as: dtype, into: decoded)
-                        } else {
-                            GGMLBlockCodec.dequantize(slice, as: source, into: decoded)
-                        }
-                    }
-                }
-                let destination = UnsafeMutableRawBufferPointer(
-                    rebasing: target.base[(firstRow * targetRowBytes)..<((firstRow + rowCount) * targetRowBytes)])
-                values.withUnsafeBufferPointer { decoded in
-                    if let dtype = type.dtype {
-                        GGMLBlockCodec.encode(decoded, as: dtype, into: destination)
-                    } else {
-                        GGMLBlockCodec.quantize(decoded, as: type, into: destination)
-                    }
-                }
-            }
-        }
-        return result
-    }
-}
-
-// @unchecked Sendable because chunk jobs write disjoint byte ranges of one buffer that outlives the parallel run.
-private struct SharedOutput: @unchecked Sendable {
-    let base: UnsafeMutableRawBufferPointer
 }

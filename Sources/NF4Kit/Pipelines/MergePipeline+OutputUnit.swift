@@ -97,9 +97,7 @@ struct OutputUnit {
         case .quantized(let group, let members):
             if let outputs, outputs.count == members.count, form.plainDType == nil {
                 for member in members {
-                    try member.bytes.withUnsafeBytes { raw in
-                        try sink.put(name: member.name, dtype: member.dtype, shape: member.shape, bytes: raw)
-                    }
+                    try sink.put(name: member.name, dtype: member.dtype, shape: member.shape, bytes: member.bytes)
                 }
                 return .copied
             }
@@ -107,14 +105,7 @@ struct OutputUnit {
             // Re-quantizing (`same`, nf4, fp4) follows PEFT: dequantize to the recorded dtype first, as
             // bitsandbytes' dequantize_4bit does; a plain output dequantizes straight to f32 (one rounding less).
             let requantize = form.plainDType == nil
-            let values: UnsafeMutableBufferPointer<Float>
-            if let replacement = action?.replacement {
-                values = try scratch.load(replacement, threadCount: options.threadCount)
-            } else {
-                values = scratch.floats(group.tensor.elementCount)
-                QuantizedWeightMerge.dequantize(
-                    group.tensor, roundingThrough: requantize ? group.tensor.dtype : .f32, into: values)
-            }
+            let values = try startingValues(group.tensor, requantize: requantize, scratch: scratch, options: options)
             if let action, action.needsArithmetic {
                 try merge(action, values: values, options: options)
                 if form.plainDType == nil { try checkFinite(values, options: options) }
@@ -137,89 +128,6 @@ struct OutputUnit {
                     threadCount: options.threadCount)
             }
             return result
-        }
-    }
-
-    private func quantize(
-        _ values: UnsafeMutableBufferPointer<Float>, settings: QuantizationSettings, recordedDType: DType,
-        sink: TensorSink, threadCount: Int
-    ) throws {
-        let quantizer = try BlockQuantizer(quantType: settings.quantType, blocksize: settings.blocksize)
-        let quantized = try QuantizedWeightMerge.quantize(
-            UnsafeBufferPointer(values), shape: action?.shape ?? entry.shape, with: quantizer,
-            doubleQuantization: settings.doubleQuantization, recordedDType: recordedDType, name: entry.name,
-            threads: threadCount)
-        for tensor in try quantized.bnbTensors(weightName: entry.name) {
-            try tensor.bytes.withUnsafeBytes { raw in
-                try sink.put(name: tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: raw)
-            }
-        }
-    }
-
-    private func merge(
-        _ action: MergePlan.Action, values: UnsafeMutableBufferPointer<Float>, options: MergeOptions
-    )
-        throws
-    {
-        try LoRAMerger.apply(action, to: values, threadCount: options.threadCount)
-    }
-
-    /// The error for a merged value that is not finite in `dtype` (found after the fact: the check rides on the
-    /// output conversion, after rounding, so a finite f32 that overflows an f16 output counts).
-    private func nonFiniteError(_ values: UnsafeMutableBufferPointer<Float>, dtype: DType = .f32) -> CheckpointError {
-        let index = values.firstIndex { !FloatConversion.isFinite($0, as: dtype) } ?? 0
-        let value = values.isEmpty ? Float.nan : values[index]
-        let what =
-            value.isFinite
-            ? "a value that is non-finite in \(dtype) (\(value) overflows it)" : "a non-finite value (\(value))"
-        return CheckpointError(
-            .nonFinite,
-            "merged tensor '\(entry.name)' has \(what) at element \(index); the adapter seems broken (use --allow-nonfinite to write it anyway)",
-            tensor: entry.name)
-    }
-
-    private func checkFinite(_ values: UnsafeMutableBufferPointer<Float>, options: MergeOptions) throws {
-        if !options.allowNonFinite && LoRAMerger.firstNonFiniteIndex(UnsafeBufferPointer(values)) != nil {
-            throw nonFiniteError(values)
-        }
-    }
-
-    private func putNarrowed(
-        _ values: UnsafeMutableBufferPointer<Float>, as output: Output, sink: TensorSink, scratch: MergeScratch,
-        options: MergeOptions
-    ) throws {
-        let byteCount = output.dtype.byteCount(elementCount: values.count) ?? 0
-        if case .planned(let writerSink) = sink {
-            // The final file: narrow into a write-behind buffer and let the writer thread put it while the next
-            // tensor is merged (the write is a third of a merge's time on this machine, docs/performance.md).
-            let bytes = try scratch.writeBehindBuffer(byteCount)
-            let finite = FloatConversion.narrow(
-                UnsafeBufferPointer(values), to: output.dtype, into: bytes.buffer, threadCount: options.threadCount)
-            if !finite && !options.allowNonFinite { throw nonFiniteError(values, dtype: output.dtype) }
-            scratch.writeBehind(bytes) { raw in
-                try writerSink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
-            }
-            return
-        }
-        let bytes = scratch.bytes(byteCount)
-        let finite = FloatConversion.narrow(
-            UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
-        if !finite && !options.allowNonFinite { throw nonFiniteError(values, dtype: output.dtype) }
-        try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: UnsafeRawBufferPointer(bytes))
-    }
-
-    private func putConverted(_ tensor: Tensor, as output: Output, sink: TensorSink) throws {
-        if tensor.dtype == output.dtype {
-            try tensor.bytes.withUnsafeBytes { raw in
-                try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
-            }
-            return
-        }
-        let converted = tensor.bytes.withUnsafeBytes { raw in
-            FloatConversion.convert(raw, from: tensor.dtype, to: output.dtype, count: tensor.shape.elementCount)
-        }
-        try converted.withUnsafeBytes { raw in
-            try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
         }
     }
 }

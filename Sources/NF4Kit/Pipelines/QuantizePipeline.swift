@@ -148,15 +148,11 @@ public enum QuantizePipeline {
             let byName = source.checkpoint.tensorsByName
             let states = try ParallelRunner.map(count: selected.count, threads: options.threads) { i in
                 let tensor = byName[selected[i]]!
-                let state = try tensor.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
-                    do throws(CheckpointError) {
-                        return try quantizer.plannedQuantState(
-                            raw, dtype: tensor.dtype, shape: tensor.shape,
-                            doubleQuantization: options.doubleQuantization,
-                            name: tensor.name)
-                    } catch {
-                        throw error.inFile(tensor.bytes.region.path)  // the message names the tensor, this the file
-                    }
+                let state: BnbQuantState
+                do throws(CheckpointError) {
+                    state = try quantizer.plannedQuantState(tensor, doubleQuantization: options.doubleQuantization)
+                } catch {
+                    throw error.inFile(tensor.bytes.region.path)  // the message names the tensor, this the file
                 }
                 tensor.bytes.releasePages()  // read again by the work pass; not held resident meanwhile
                 return state
@@ -285,37 +281,6 @@ public enum QuantizePipeline {
         config["quantization_config"] = .object(settings.jsonObject)
     }
 
-    /// NaN and infinite values among a tensor's elements.
-    static func countNonFinite(_ raw: UnsafeRawBufferPointer, dtype: DType) -> Int {
-        var count = 0
-        switch dtype {
-        case .f16, .bf16:
-            let exponentMask: UInt16 = dtype == .f16 ? 0x7C00 : 0x7F80
-            for i in 0..<(raw.count / 2)
-            where UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) & exponentMask
-                == exponentMask
-            {
-                count += 1
-            }
-        case .f32:
-            for i in 0..<(raw.count / 4)
-            where UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) & 0x7F80_0000
-                == 0x7F80_0000
-            {
-                count += 1
-            }
-        case .f64:
-            for i in 0..<(raw.count / 8)
-            where !Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
-                .isFinite
-            {
-                count += 1
-            }
-        default: break
-        }
-        return count
-    }
-
     /// One planned output tensor.
     struct Output {
         let name: String
@@ -327,7 +292,7 @@ public enum QuantizePipeline {
     }
 
     /// The work for one input tensor.
-    enum Job: @unchecked Sendable {  // holds Sendable values only; enum payload tuples need the annotation
+    enum Job: Sendable {
         case quantize(Tensor, BnbQuantState, BlockQuantizer)
         case dequantize(Tensor, QuantizedTensor, DType)
         case cast(Tensor, DType)
@@ -406,53 +371,14 @@ public enum QuantizePipeline {
                 // CPU rules make a block's absmax NaN or inf exactly when it holds a NaN or inf, so the full count is
                 // needed only then; the CUDA rules ignore NaN in the absmax, so count always.
                 if profile == .cuda || q.absmaxValues().contains(where: { !$0.isFinite }) {
-                    return t.bytes.withUnsafeBytes { countNonFinite($0, dtype: t.dtype) }
+                    return countNonFinite(t.bytes, dtype: t.dtype)
                 }
                 return 0
             case .dequantize(let t, let q, let dtype):
-                let writer = output
-                let width = dtype.bitWidth / 8
-                let blocksPerPiece = max(1, Self.streamElements / q.blocksize)
-                let absmax = q.absmaxValues()
-                let scratch = ScratchBuffer()
-                try scratch.withBytes(blocksPerPiece * q.blocksize * width) { (buffer) throws(CheckpointError) in
-                    try absmax.withUnsafeBufferPointer { (table) throws(CheckpointError) in
-                        var block = 0
-                        repeat {
-                            let blocks = block..<min(block + blocksPerPiece, q.blockCount)
-                            let start = blocks.lowerBound * q.blocksize
-                            let count = min(blocks.upperBound * q.blocksize, q.elementCount) - start
-                            q.dequantizeBlocks(blocks, absmax: table, as: dtype, intoSlice: buffer)
-                            try writer.write(
-                                t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * width)]),
-                                at: start * width,
-                                completes: blocks.upperBound == q.blockCount)
-                            block = blocks.upperBound
-                        } while block < q.blockCount
-                    }
-                }
+                try writeDequantized(q, as: dtype, name: t.name, to: output)
                 return 0
             case .cast(let t, let dtype):
-                let writer = output
-                let n = t.shape.elementCount
-                let inWidth = t.dtype.bitWidth / 8
-                let outWidth = dtype.bitWidth / 8
-                let scratch = ScratchBuffer()
-                try scratch.withBytes(min(n, Self.streamElements) * outWidth) { (buffer) throws(CheckpointError) in
-                    try t.bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
-                        var start = 0
-                        repeat {
-                            let count = min(Self.streamElements, n - start)
-                            let piece = UnsafeRawBufferPointer(
-                                rebasing: raw[(start * inWidth)..<((start + count) * inWidth)])
-                            FloatConversion.convert(piece, from: t.dtype, to: dtype, count: count, into: buffer)
-                            try writer.write(
-                                t.name, part: UnsafeRawBufferPointer(rebasing: buffer[0..<(count * outWidth)]),
-                                at: start * outWidth, completes: start + count == n)
-                            start += count
-                        } while start < n
-                    }
-                }
+                try writeCast(t, as: dtype, to: output)
                 return 0
             case .copy(let t):
                 try output.write(t.name, bytes: t.bytes)

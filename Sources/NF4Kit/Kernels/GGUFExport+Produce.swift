@@ -1,0 +1,74 @@
+import NF4KitCore
+import NF4KitFormats
+import NF4KitQuant
+
+// The export's per-tensor conversion over f32 buffers: widen or dequantize, scale, permute rows, round, encode.
+extension GGUFExport {
+    /// Converts one item to its output bytes and hands them to `write`.
+    static func produce(_ item: Item, write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let count = item.shape.reduce(1, *)
+        // F16 to F16 and F32 to F32 round-trip exactly through f32, so the bytes are copied (rows moved as wholes).
+        let dtype = item.tensor.dtype
+        if item.quantized == nil, item.scale == nil,
+            (dtype == .f16 && item.type == .f16) || (dtype == .f32 && item.type == .f32)
+        {
+            defer { item.tensor.bytes.releasePages() }
+            guard let permutation = item.permutation else {
+                try item.tensor.bytes.withUnsafeBytes { raw in try write(raw) }
+                return
+            }
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(item.tensor.bytes.count, 1), alignment: 64)
+            defer { out.deallocate() }
+            let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<item.tensor.bytes.count])
+            item.tensor.bytes.withUnsafeBytes { raw in
+                permutation.apply(raw, into: target, rowByteCount: raw.count / permutation.rows)
+            }
+            try write(UnsafeRawBufferPointer(target))
+            return
+        }
+        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
+        defer { values.deallocate() }
+        if let q = item.quantized {
+            let bytes = q.dequantized(as: q.dtype)
+            bytes.withUnsafeBytes { FloatConversion.widen($0, from: q.dtype, into: values) }
+        } else {
+            item.tensor.bytes.withUnsafeBytes { raw in
+                // PyTorch rounds F64 to F32 once, as the converter's `.to(torch.float32)` does.
+                FloatConversion.widen(raw, from: dtype, into: values)
+            }
+            item.tensor.bytes.releasePages()
+        }
+        if let scale = item.scale {
+            for i in 0..<count { values[i] *= scale }
+        }
+        var source = UnsafeBufferPointer(rebasing: values[0..<count])
+        let permuted = UnsafeMutableBufferPointer<Float>.allocate(capacity: item.permutation == nil ? 0 : count)
+        defer { permuted.deallocate() }
+        if let permutation = item.permutation {
+            permutation.apply(
+                UnsafeRawBufferPointer(source), into: UnsafeMutableRawBufferPointer(permuted),
+                rowByteCount: count / permutation.rows * 4)
+            source = UnsafeBufferPointer(permuted)
+        }
+        if item.roundsToHalf { roundToHalf(UnsafeMutableBufferPointer(mutating: source)) }
+        let byteCount = GGUFTensorPlan(name: item.ggufName, type: item.type, shape: Shape(item.shape)).byteCount!
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        defer { out.deallocate() }
+        let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<byteCount])
+        switch item.type {
+        case .q8_0: GGMLBlockCodec.quantize(source, as: .q8_0, into: target)
+        case let type where type.isQuantized: GGMLBlockCodec.quantize(source, as: type, into: target)
+        case .f16: FloatConversion.narrow(source, to: .f16, into: target)
+        case .bf16: FloatConversion.narrow(source, to: .bf16, into: target)
+        default: FloatConversion.narrow(source, to: .f32, into: target)
+        }
+        try write(UnsafeRawBufferPointer(target))
+    }
+
+    /// Rounds every value to the nearest f16 (ties to even), in place.
+    static func roundToHalf(_ values: UnsafeMutableBufferPointer<Float>) {
+        for i in values.indices {
+            values[i] = FloatConversion.float(fromHalfBits: FloatConversion.halfBits(from: values[i]))
+        }
+    }
+}
