@@ -158,7 +158,12 @@ public struct InspectionReport: Sendable, Hashable {
             quantizedTensorCount: groups.count, quantTypes: Set(groups.map(\.tensor.quantType.rawValue)).sorted(),
             blockSizes: Set(groups.map(\.tensor.blocksize)).sorted(),
             doubleQuantizedTensorCount: groups.filter(\.tensor.isDoubleQuantized).count)
-        tensors = analysis.entries.map { entry in
+        // Sorted as indices first, so that the rows (millions in a hostile header) exist once, not in a mapped and
+        // a sorted copy plus the sort's buffer.
+        let entries = analysis.entries
+        let order = entries.indices.sorted { NaturalOrder.precedes(entries[$0].name, entries[$1].name) }
+        tensors = order.map { index in
+            let entry = entries[index]
             var row = TensorRow(
                 name: entry.name, dtype: entry.dtype, shape: entry.shape, parameterCount: entry.parameterCount,
                 byteCount: entry.storedByteCount, fourBit: nil)
@@ -178,7 +183,6 @@ public struct InspectionReport: Sendable, Hashable {
             }
             return row
         }
-        .sorted { NaturalOrder.precedes($0.name, $1.name) }
         memory = breakdown
         if let adapterConfig {
             adapter = try AdapterSummary(config: adapterConfig, configPath: adapterConfigPath, checkpoint: checkpoint)
