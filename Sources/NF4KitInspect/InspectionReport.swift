@@ -87,7 +87,31 @@ public struct InspectionReport: Sendable, Hashable {
         /// Bytes stored for this tensor, 4-bit companions included.
         public var byteCount: Int
         /// Present for bitsandbytes 4-bit weights.
-        public var fourBit: FourBitDetails?
+        public var fourBit: FourBitDetails? {
+            get { fourBitBox?.details }
+            set { fourBitBox = newValue.map(FourBitBox.init) }
+        }
+        /// Boxed: inline, the details made every row (millions in a hostile header) about 100 bytes larger.
+        private var fourBitBox: FourBitBox?
+
+        init(
+            name: String, dtype: DType, shape: Shape, parameterCount: Int, byteCount: Int,
+            fourBit: FourBitDetails?
+        ) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.parameterCount = parameterCount
+            self.byteCount = byteCount
+            self.fourBit = fourBit
+        }
+    }
+
+    private final class FourBitBox: Sendable, Hashable {
+        let details: FourBitDetails
+        init(_ details: FourBitDetails) { self.details = details }
+        static func == (lhs: FourBitBox, rhs: FourBitBox) -> Bool { lhs.details == rhs.details }
+        func hash(into hasher: inout Hasher) { hasher.combine(details) }
     }
 
     /// The headline numbers.
