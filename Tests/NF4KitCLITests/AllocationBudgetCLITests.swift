@@ -15,7 +15,9 @@ import Testing
         return text + "]"
     }
 
-    static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+    static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
 
     /// Runs `nf4kit arguments` under a 1 GB address-space limit and checks exit 65 naming `file` and the budget.
     static func expectRefused(_ arguments: [String], naming file: String, what: String) throws {
@@ -36,7 +38,8 @@ import Testing
         header += #"],"data_offsets":[0,0]}}"#
         let path = directory.file("shape.safetensors")
         try (Self.le(UInt64(header.utf8.count)) + Array(header.utf8)).write(to: path)
-        try Self.expectRefused(["inspect", path], naming: path, what: "the values of the safetensors header")
+        try Self.expectRefused(
+            ["inspect", path], naming: path, what: "the values of the safetensors header (tensor 'w')")
     }
 
     @Test func `a 2 MB config.json of nested arrays is refused naming it`() throws {
@@ -82,22 +85,30 @@ import Testing
         let directory = TemporaryDirectory("nf4kit-budget-inflate")
         defer { directory.cleanup() }
         // 512 KiB of deflate stream declaring 40 MiB: within the 100:1 bomb ratio, past 8 x 0.5 MiB + 16 MiB.
-        let name = "archive/data.pkl"
-        let compressed = [UInt8](repeating: 0, count: 512 << 10)
-        let declared = UInt32(40 << 20)
-        let common =
-            Self.le(UInt16(20)) + Self.le(UInt16(0)) + Self.le(UInt16(8)) + Self.le(UInt16(0)) + Self.le(UInt16(0))
-            + Self.le(UInt32(0)) + Self.le(UInt32(compressed.count)) + Self.le(declared)
-            + Self.le(UInt16(name.utf8.count))
-        var file = Self.le(UInt32(0x0403_4B50)) + common + Self.le(UInt16(0)) + Array(name.utf8) + compressed
-        let central =
-            Self.le(UInt32(0x0201_4B50)) + Self.le(UInt16(20)) + common + Self.le(UInt16(0)) + Self.le(UInt16(0))
-            + Self.le(UInt16(0)) + Self.le(UInt16(0)) + Self.le(UInt32(0)) + Self.le(UInt32(0)) + Array(name.utf8)
+        let records: [(name: String, data: [UInt8], method: UInt16, declared: Int)] = [
+            ("archive/version", Array("3\n".utf8), 0, 2),
+            ("archive/data.pkl", [UInt8](repeating: 0, count: 512 << 10), 8, 40 << 20),
+        ]
+        var file: [UInt8] = []
+        var central: [UInt8] = []
+        for record in records {
+            let offset = UInt32(file.count)
+            let common =
+                Self.le(UInt16(20)) + Self.le(UInt16(0)) + Self.le(record.method) + Self.le(UInt16(0))
+                + Self.le(UInt16(0)) + Self.le(UInt32(0)) + Self.le(UInt32(record.data.count))
+                + Self.le(UInt32(record.declared)) + Self.le(UInt16(record.name.utf8.count))
+            file += Self.le(UInt32(0x0403_4B50)) + common + Self.le(UInt16(0)) + Array(record.name.utf8) + record.data
+            central +=
+                Self.le(UInt32(0x0201_4B50)) + Self.le(UInt16(20)) + common + Self.le(UInt16(0)) + Self.le(UInt16(0))
+                + Self.le(UInt16(0)) + Self.le(UInt16(0)) + Self.le(UInt32(0)) + Self.le(offset)
+                + Array(record.name.utf8)
+        }
         let centralOffset = UInt32(file.count)
         file += central
         file +=
-            Self.le(UInt32(0x0605_4B50)) + Self.le(UInt16(0)) + Self.le(UInt16(0)) + Self.le(UInt16(1))
-            + Self.le(UInt16(1)) + Self.le(UInt32(central.count)) + Self.le(centralOffset) + Self.le(UInt16(0))
+            Self.le(UInt32(0x0605_4B50)) + Self.le(UInt16(0)) + Self.le(UInt16(0)) + Self.le(UInt16(records.count))
+            + Self.le(UInt16(records.count)) + Self.le(UInt32(central.count)) + Self.le(centralOffset)
+            + Self.le(UInt16(0))
         let path = directory.file("inflate.bin")
         try file.write(to: path)
         try Self.expectRefused(["inspect", path], naming: path, what: "inflating zip entry 'archive/data.pkl'")

@@ -34,9 +34,9 @@ public struct AllocationBudget: Sendable {
     ///
     /// - Throws: `.limitExceeded` naming the file, the offset and `what` once the charges would exceed ``limit``
     ///   (the charge is then not recorded).
-    public mutating func charge(_ byteCount: Int, for what: @autoclosure () -> String, at byteOffset: Int64)
-        throws(CheckpointError)
-    {
+    public mutating func charge(
+        _ byteCount: Int, for what: @autoclosure () -> String, at byteOffset: Int64
+    ) throws(CheckpointError) {
         let (total, overflow) = charged.addingReportingOverflow(max(0, byteCount))
         guard !overflow, total <= limit else {
             throw CheckpointError(

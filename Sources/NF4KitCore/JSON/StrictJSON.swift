@@ -130,7 +130,16 @@ public struct StrictJSON {
     private static let valueByteCount = 48
 
     private mutating func charge(_ byteCount: Int) throws(CheckpointError) {
-        try budget.charge(byteCount, for: "the values of the \(what)", at: baseOffset + Int64(position))
+        let tensor = keysNameTensors && topLevelKey != "__metadata__" ? topLevelKey : nil
+        do throws(CheckpointError) {
+            try budget.charge(
+                byteCount, for: "the values of the \(what)\(tensor.map { " (tensor '\($0)')" } ?? "")",
+                at: baseOffset + Int64(position))
+        } catch {
+            var located = error
+            located.tensor = tensor
+            throw located
+        }
     }
 
     private func fail(_ message: String, at offset: Int? = nil) -> CheckpointError {

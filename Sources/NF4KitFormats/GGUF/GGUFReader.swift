@@ -268,9 +268,11 @@ private struct Parser {
                 }
                 parsed.alignment = Int(alignment)
             }
+            // The record and its key, twice while the array grows, plus the key index.
+            let keyBytes = AllocationBudget.stringByteCount(utf8Count: key.utf8.count)
             try budget.charge(
-                2 * MemoryLayout<GGUFMetadataEntry>.stride + 2 * AllocationBudget.stringByteCount(utf8Count: key.utf8.count),
-                for: "the metadata record '\(key)'", at: recordOffset)
+                2 * (MemoryLayout<GGUFMetadataEntry>.stride + keyBytes), for: "the metadata record '\(key)'",
+                at: recordOffset)
             parsed.keyIndex[key] = parsed.metadata.count
             parsed.metadata.append(GGUFMetadataEntry(key: key, value: value, recordOffset: recordOffset))
         }

@@ -274,8 +274,8 @@ package struct Unpickler {
     ///   ends the pickle without ending `bytes` (see ``consumedByteCount``).
     /// - Parameter budget: the budget of the file `bytes` come from (by default one for `bytes` alone).
     package init(
-        _ bytes: UnsafeRawBufferPointer, file: String, fileOffset: Int?, limits: TorchReadLimits, isLegacy: Bool = false,
-        budget: AllocationBudget? = nil
+        _ bytes: UnsafeRawBufferPointer, file: String, fileOffset: Int?, limits: TorchReadLimits,
+        isLegacy: Bool = false, budget: AllocationBudget? = nil
     ) {
         self.bytes = bytes
         self.file = file

@@ -46,9 +46,10 @@ public struct BnbQuantizedWeight: Sendable {
 
     /// The weight name a quant-state blob name belongs to, or `nil` if `name` is not a blob name.
     public static func weightName(ofQuantState name: String) -> String? {
-        // The short suffix first: most names are not blobs, and the concatenation allocates.
-        for type in QuantType.allCases where name.hasSuffix(type.rawValue) && name.hasSuffix(stateMarker + type.rawValue) {
-            return String(name.dropLast((stateMarker + type.rawValue).count))
+        for type in QuantType.allCases where name.hasSuffix(type.rawValue) {
+            // Checked after the short suffix: most names are not blobs, and the concatenation allocates.
+            let suffix = stateMarker + type.rawValue
+            if name.hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
         }
         return nil
     }
