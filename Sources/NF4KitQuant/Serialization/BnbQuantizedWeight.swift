@@ -104,7 +104,14 @@ public struct BnbQuantizedWeight: Sendable {
         }
         names = []
         var byName: [String: Tensor] = [:]
-        for t in tensors where weights.contains(t.name) || isCompanionName(t.name) { byName[t.name] = t }
+        func takesPart(_ name: String) -> Bool {
+            if weights.contains(name) || isCompanionName(name) { return true }
+            // Companions of a weight whose name does not end in `.weight`.
+            return companionSuffixes.contains { suffix in
+                name.hasSuffix(suffix) && weights.contains(String(name.dropLast(suffix.count)))
+            }
+        }
+        for t in tensors where takesPart(t.name) { byName[t.name] = t }
         let found = try groups(in: byName)
         var position: [String: Int] = [:]
         for (i, t) in tensors.enumerated() where weights.contains(t.name) && position[t.name] == nil {
