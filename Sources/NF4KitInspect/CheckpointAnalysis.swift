@@ -15,7 +15,10 @@ struct CheckpointAnalysis: Sendable {
         var parameterCount: Int
         /// Bytes stored for this tensor, companions included.
         var storedByteCount: Int
-        var group: BnbQuantizedWeight?
+        /// The 4-bit group, boxed: stored inline it would make every entry (millions in a hostile header) about
+        /// 250 bytes larger.
+        var group: BnbQuantizedWeight? { groupBox?.group }
+        private var groupBox: GroupBox?
         /// The ggml block type a GGUF file stores it in (`Q8_0`, `Q4_K`; ``dtype`` is then `U8`), `nil` otherwise.
         var ggmlType: String? = nil
         /// Whether the memory comparison quantizes it (a 4-bit group, or a Linear weight of a plain checkpoint).
@@ -24,6 +27,25 @@ struct CheckpointAnalysis: Sendable {
         var isFloatingPoint: Bool { ggmlType != nil || (dtype.isFloatingPoint && dtype != .c64) }
         /// The module path: the name without its final `.weight`.
         var modulePath: String { name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name }
+
+        init(
+            name: String, dtype: DType, shape: Shape, parameterCount: Int, storedByteCount: Int,
+            group: BnbQuantizedWeight?, ggmlType: String? = nil, isQuantizable: Bool
+        ) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.parameterCount = parameterCount
+            self.storedByteCount = storedByteCount
+            self.groupBox = group.map(GroupBox.init)
+            self.ggmlType = ggmlType
+            self.isQuantizable = isQuantizable
+        }
+    }
+
+    final class GroupBox: Sendable {
+        let group: BnbQuantizedWeight
+        init(_ group: BnbQuantizedWeight) { self.group = group }
     }
 
     var entries: [Entry]
@@ -41,6 +63,7 @@ struct CheckpointAnalysis: Sendable {
         let members = Set(groups.flatMap(\.memberNames))
         let groupByName = Dictionary(groups.map { ($0.weightName, $0) }, uniquingKeysWith: { first, _ in first })
         var entries: [Entry] = []
+        entries.reserveCapacity(checkpoint.tensors.count)
         for tensor in checkpoint.tensors {
             if let group = groupByName[tensor.name] {
                 let stored = group.members.reduce(0) { $0 + $1.descriptor.byteCount }

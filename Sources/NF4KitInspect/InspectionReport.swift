@@ -87,7 +87,31 @@ public struct InspectionReport: Sendable, Hashable {
         /// Bytes stored for this tensor, 4-bit companions included.
         public var byteCount: Int
         /// Present for bitsandbytes 4-bit weights.
-        public var fourBit: FourBitDetails?
+        public var fourBit: FourBitDetails? {
+            get { fourBitBox?.details }
+            set { fourBitBox = newValue.map(FourBitBox.init) }
+        }
+        /// Boxed: inline, the details made every row (millions in a hostile header) about 100 bytes larger.
+        private var fourBitBox: FourBitBox?
+
+        init(
+            name: String, dtype: DType, shape: Shape, parameterCount: Int, byteCount: Int,
+            fourBit: FourBitDetails?
+        ) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.parameterCount = parameterCount
+            self.byteCount = byteCount
+            self.fourBit = fourBit
+        }
+    }
+
+    private final class FourBitBox: Sendable, Hashable {
+        let details: FourBitDetails
+        init(_ details: FourBitDetails) { self.details = details }
+        static func == (lhs: FourBitBox, rhs: FourBitBox) -> Bool { lhs.details == rhs.details }
+        func hash(into hasher: inout Hasher) { hasher.combine(details) }
     }
 
     /// The headline numbers.
@@ -162,7 +186,12 @@ public struct InspectionReport: Sendable, Hashable {
             quantizedTensorCount: groups.count, quantTypes: Set(groups.map(\.tensor.quantType.rawValue)).sorted(),
             blockSizes: Set(groups.map(\.tensor.blocksize)).sorted(),
             doubleQuantizedTensorCount: groups.filter(\.tensor.isDoubleQuantized).count)
-        tensors = analysis.entries.map { entry in
+        // Sorted as indices first, so that the rows (millions in a hostile header) exist once, not in a mapped and
+        // a sorted copy plus the sort's buffer.
+        let entries = analysis.entries
+        let order = entries.indices.sorted { NaturalOrder.precedes(entries[$0].name, entries[$1].name) }
+        tensors = order.map { index in
+            let entry = entries[index]
             var row = TensorRow(
                 name: entry.name, dtype: entry.dtype, shape: entry.shape, parameterCount: entry.parameterCount,
                 byteCount: entry.storedByteCount, fourBit: nil)
@@ -182,7 +211,6 @@ public struct InspectionReport: Sendable, Hashable {
             }
             return row
         }
-        .sorted { NaturalOrder.precedes($0.name, $1.name) }
         memory = breakdown
         if let adapterConfig {
             adapter = try AdapterSummary(config: adapterConfig, configPath: adapterConfigPath, checkpoint: checkpoint)

@@ -59,10 +59,13 @@ public struct StrictJSON {
     /// - Returns: `false` if the document is valid JSON but not an object (`visit` was not called).
     public static func forEachMember(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, baseOffset: Int64 = 0, what: String = "JSON",
-        keysNameTensors: Bool = false, retainedFields: Set<String>,
-        _ visit: (_ key: String, _ keyOffset: Int64, _ value: JSONValue) throws(CheckpointError) -> Void
+        keysNameTensors: Bool = false, retainedFields: Set<String>, budget: inout AllocationBudget,
+        _ visit: (
+            _ key: String, _ keyOffset: Int64, _ value: JSONValue, _ budget: inout AllocationBudget
+        ) throws(CheckpointError) -> Void
     ) throws(CheckpointError) -> Bool {
-        var parser = StrictJSON(bytes: bytes, file: file, baseOffset: baseOffset, what: what)
+        var parser = StrictJSON(bytes: bytes, file: file, baseOffset: baseOffset, what: what, budget: budget)
+        defer { budget = parser.budget }
         parser.keysNameTensors = keysNameTensors
         parser.retainedFields = retainedFields
         parser.recordKeyOffsets = false
@@ -70,9 +73,9 @@ public struct StrictJSON {
         var deferred: CheckpointError?
         let isObject = parser.current == UInt8(ascii: "{")
         if isObject {
-            try parser.parseTopObject { (key, offset, value) throws(CheckpointError) in
+            try parser.parseTopObject { (key, offset, value, budget) throws(CheckpointError) in
                 guard deferred == nil else { return }
-                do throws(CheckpointError) { try visit(key, offset, value) } catch { deferred = error }
+                do throws(CheckpointError) { try visit(key, offset, value, &budget) } catch { deferred = error }
             }
         } else {
             _ = try parser.parseValue(depth: 0, keep: false)
@@ -109,11 +112,34 @@ public struct StrictJSON {
     /// In ``forEachMember``: the fields of a member's object whose arrays and objects are built.
     private var retainedFields: Set<String>?
 
-    private init(bytes: UnsafeRawBufferPointer, file: String?, baseOffset: Int64, what: String) {
+    /// What the values built may cost: the budget of the file the text comes from (the text's own size when the
+    /// caller gives none). Values that are only checked, not kept, cost nothing.
+    private var budget: AllocationBudget
+
+    private init(
+        bytes: UnsafeRawBufferPointer, file: String?, baseOffset: Int64, what: String, budget: AllocationBudget? = nil
+    ) {
         self.bytes = bytes
         self.file = file
         self.baseOffset = baseOffset
         self.what = what
+        self.budget = budget ?? AllocationBudget(file: file, fileByteCount: bytes.count)
+    }
+
+    /// A kept value: its box in the indirect enum and its slot in the parent (rounded up to malloc's sizes).
+    private static let valueByteCount = 48
+
+    private mutating func charge(_ byteCount: Int) throws(CheckpointError) {
+        let tensor = keysNameTensors && topLevelKey != "__metadata__" ? topLevelKey : nil
+        do throws(CheckpointError) {
+            try budget.charge(
+                byteCount, for: "the values of the \(what)\(tensor.map { " (tensor '\($0)')" } ?? "")",
+                at: baseOffset + Int64(position))
+        } catch {
+            var located = error
+            located.tensor = tensor
+            throw located
+        }
     }
 
     private func fail(_ message: String, at offset: Int? = nil) -> CheckpointError {
@@ -147,10 +173,14 @@ public struct StrictJSON {
                     "the \(what) nests \(depth + 1) arrays or objects; at most \(StrictJSON.maxDepth - 1) are allowed")
             }
         }
+        if keep { try charge(Self.valueByteCount) }
         switch c {
         case UInt8(ascii: "{"): return try parseObject(depth: depth, keep: keep)
         case UInt8(ascii: "["): return try parseArray(depth: depth, keep: keep)
-        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "\""):
+            let text = try parseString()
+            if keep { try charge(AllocationBudget.stringByteCount(utf8Count: text.utf8.count)) }
+            return .string(text)
         case UInt8(ascii: "t"):
             try expect("true")
             return .bool(true)
@@ -175,7 +205,7 @@ public struct StrictJSON {
 
     /// The top-level object of ``forEachMember``: members go to `visit` instead of into a tree.
     private mutating func parseTopObject(
-        _ visit: (String, Int64, JSONValue) throws(CheckpointError) -> Void
+        _ visit: (String, Int64, JSONValue, inout AllocationBudget) throws(CheckpointError) -> Void
     ) throws(CheckpointError) {
         position += 1
         var seen = Set<String>()
@@ -198,8 +228,12 @@ public struct StrictJSON {
             guard current == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
             position += 1
             skipWhitespace()
+            // The member's values are dropped after `visit`: what they cost is given back, what `visit` keeps stays.
+            let chargedBefore = budget.charged
             let value = try parseValue(depth: 1, keep: current == UInt8(ascii: "{"))
-            try visit(key, baseOffset + Int64(keyOffset), value)
+            let valueCost = budget.charged - chargedBefore
+            try visit(key, baseOffset + Int64(keyOffset), value, &budget)
+            budget.release(valueCost)
             skipWhitespace()
             if current == UInt8(ascii: ",") {
                 position += 1
@@ -238,6 +272,8 @@ public struct StrictJSON {
             guard current == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
             position += 1
             skipWhitespace()
+            // A kept member: its (key, value) slot, the key twice (members and `seen`) and the set's slot.
+            if keep { try charge(48 + 2 * AllocationBudget.stringByteCount(utf8Count: key.utf8.count)) }
             let keepValue = keep && (depth != 1 || retainedFields?.contains(key) ?? true)
             let value = try parseValue(depth: depth + 1, keep: keepValue)
             if keep { members.append((key, value)) }

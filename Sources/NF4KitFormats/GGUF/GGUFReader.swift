@@ -66,11 +66,6 @@ public struct GGUFFile: Sendable {
     /// becomes a ``GGUFValue`` (24 bytes), so the lower cap bounds memory at about 400 MB; real tokenizer arrays
     /// (vocabularies, merges) stay below 2^19.
     public static let maxArrayCount = 1 << 24
-    /// Parsed metadata may take at most this many times the file's size in memory, plus
-    /// ``metadataMemoryConstant`` (real files use a fraction of it: their tensor data dwarfs their metadata).
-    public static let metadataMemoryFactor = 8
-    /// See ``metadataMemoryFactor``.
-    public static let metadataMemoryConstant = 64 << 20
     /// Longest tensor name, in bytes (ggml `GGML_MAX_NAME` = 64 including the terminating NUL).
     public static let maxTensorNameByteCount = 63
     /// Most dimensions per tensor (ggml `GGML_MAX_DIMS`).
@@ -198,25 +193,18 @@ private struct Parsed {
 
 private struct Parser {
     var reader: ByteReader
-    /// Bytes the parsed metadata may occupy in memory: a small multiple of the file's size plus a constant, so a
-    /// file cannot make us allocate far more than it holds (a one-byte UINT8 element becomes a 24-byte value).
-    var memoryBudget: Int
+    /// What the parsed header may make us allocate: the file's ``AllocationBudget`` (a one-byte UINT8 element
+    /// becomes a 24-byte value).
+    var budget: AllocationBudget
 
     init(reader: ByteReader) {
         self.reader = reader
-        memoryBudget = GGUFFile.metadataMemoryConstant + GGUFFile.metadataMemoryFactor * reader.remaining
+        budget = AllocationBudget(file: reader.file, fileByteCount: reader.remaining)
     }
 
     /// Charges `bytes` of memory for metadata parsed at `offset`, refusing the file once the budget is spent.
     private mutating func charge(_ bytes: Int, key: String, at offset: Int64) throws(CheckpointError) {
-        memoryBudget -= bytes
-        guard memoryBudget >= 0 else {
-            throw fail(
-                .limitExceeded,
-                "the metadata would need more than \(GGUFFile.metadataMemoryFactor) times the file's size plus "
-                    + "\(GGUFFile.metadataMemoryConstant >> 20) MiB of memory (reached at '\(key)'); refused",
-                at: offset)
-        }
+        try budget.charge(bytes, for: "the metadata value of '\(key)'", at: offset)
     }
 
     private func fail(
@@ -280,6 +268,11 @@ private struct Parser {
                 }
                 parsed.alignment = Int(alignment)
             }
+            // The record and its key, twice while the array grows, plus the key index.
+            let keyBytes = AllocationBudget.stringByteCount(utf8Count: key.utf8.count)
+            try budget.charge(
+                2 * (MemoryLayout<GGUFMetadataEntry>.stride + keyBytes), for: "the metadata record '\(key)'",
+                at: recordOffset)
             parsed.keyIndex[key] = parsed.metadata.count
             parsed.metadata.append(GGUFMetadataEntry(key: key, value: value, recordOffset: recordOffset))
         }
@@ -356,6 +349,10 @@ private struct Parser {
                         + "\(parsed.alignment)",
                     at: offsetField, tensor: name)
             }
+            try budget.charge(
+                MemoryLayout<GGUFTensorInfo>.stride + 2 * AllocationBudget.stringByteCount(utf8Count: name.utf8.count)
+                    + AllocationBudget.arrayByteCount(count: dimensions.count, stride: 8) + 24,
+                for: "the info of tensor '\(name)'", at: recordOffset)
             offsetFields.append(offsetField)
             parsed.tensors.append(
                 GGUFTensorInfo(

@@ -51,6 +51,12 @@ package enum LlamaVocabulary {
 
         let model = try SentencePieceModel.read(path: modelPath)
         let vocabSize = config.vocabSize
+        // Padding to config.json's vocab_size is tied to the size of the tokenizer files, not to that number.
+        var budget = AllocationBudget(
+            file: dir + "config.json", fileByteCount: Int(try FileAccess.fileSize(modelPath)))
+        try budget.charge(
+            vocabSize * (2 * MemoryLayout<String>.stride + 2 * MemoryLayout<GGUFValue>.stride + 8),
+            for: "padding the vocabulary to its vocab_size \(vocabSize)", at: 0)
         var tokens = (0..<vocabSize).map { "[PAD\($0)]" }
         var scores = [Float](repeating: -10000, count: vocabSize)
         var types = [Int32](repeating: SentencePieceModel.PieceType.unused.rawValue, count: vocabSize)

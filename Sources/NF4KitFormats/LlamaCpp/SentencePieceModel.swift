@@ -49,10 +49,15 @@ package struct SentencePieceModel: Sendable, Hashable {
 
     /// Parses the bytes of a `ModelProto`.
     ///
-    /// - Throws: ``CheckpointError`` `.malformedHeader` naming `file` and the byte offset.
-    package init(parsing bytes: [UInt8], file: String? = nil) throws(CheckpointError) {
+    /// - Parameter budget: what the pieces may cost (by default the budget of a file of `bytes.count` bytes).
+    /// - Throws: ``CheckpointError`` `.malformedHeader` naming `file` and the byte offset, `.limitExceeded` once the
+    ///   pieces would cost more than the budget.
+    package init(
+        parsing bytes: [UInt8], file: String? = nil, budget: AllocationBudget? = nil
+    ) throws(CheckpointError) {
         var pieces: [Piece] = []
         var seen = Set<String>()
+        var budget = budget ?? AllocationBudget(file: file, fileByteCount: bytes.count)
         let result: Result<Void, CheckpointError> = bytes.withUnsafeBytes { raw in
             do throws(CheckpointError) {
                 var reader = ProtoReader(raw: raw, base: 0, end: raw.count, file: file)
@@ -62,6 +67,11 @@ package struct SentencePieceModel: Sendable, Hashable {
                         let (pieceStart, pieceEnd) = try reader.lengthDelimited()
                         var inner = ProtoReader(raw: raw, base: pieceStart, end: pieceEnd, file: file)
                         let piece = try Self.piece(&inner, at: start)
+                        // The piece (twice while the array grows), its text in it and in `seen`, the set's slot.
+                        try budget.charge(
+                            2 * MemoryLayout<Piece>.stride + 2 * MemoryLayout<String>.stride
+                                + 2 * AllocationBudget.stringByteCount(utf8Count: piece.text.utf8.count),
+                            for: "piece \(pieces.count) of the SentencePiece model", at: Int64(start))
                         guard seen.insert(piece.text).inserted else {
                             throw reader.failure(
                                 "piece \(pieces.count) '\(piece.text)' is already defined (pieces must be unique)",

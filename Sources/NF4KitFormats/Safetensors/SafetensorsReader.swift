@@ -101,12 +101,21 @@ public enum SafetensorsReader {
         // millions of tensors never exists as a JSON tree (memory is a small multiple of the header's size).
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
+        // Each entry and, later, its tensor are charged to the file's budget before they exist.
+        var budget = AllocationBudget(file: path, fileByteCount: fileSize)
         let isObject = try StrictJSON.forEachMember(
             headerBytes, file: path, baseOffset: 8, what: "safetensors header", keysNameTensors: true,
-            retainedFields: ["dtype", "shape", "data_offsets"]
-        ) { (key, keyOffset, value) throws(CheckpointError) in
+            retainedFields: ["dtype", "shape", "data_offsets"], budget: &budget
+        ) { (key, keyOffset, value, budget) throws(CheckpointError) in
             guard key == "__metadata__" else {
-                entries.append(try entry(key, value, offset: keyOffset, path: path))
+                let entry = try entry(key, value, offset: keyOffset, path: path)
+                // The entry (twice while the array grows) and its tensor: name, shape and descriptor.
+                let name = AllocationBudget.stringByteCount(utf8Count: key.utf8.count)
+                let shape = AllocationBudget.arrayByteCount(count: entry.shape.rank, stride: 8)
+                try budget.charge(
+                    2 * MemoryLayout<Entry>.stride + MemoryLayout<Tensor>.stride + name + shape,
+                    for: "the table entry of tensor '\(key)'", at: keyOffset)
+                entries.append(entry)
                 return
             }
             switch value {
@@ -118,6 +127,10 @@ public enum SafetensorsReader {
                             .malformedHeader, "metadata value of '\(metaKey)' is not a string", file: path,
                             byteOffset: keyOffset)
                     }
+                    try budget.charge(
+                        64 + AllocationBudget.stringByteCount(utf8Count: metaKey.utf8.count)
+                            + AllocationBudget.stringByteCount(utf8Count: text.utf8.count),
+                        for: "the metadata entry '\(metaKey)'", at: keyOffset)
                     metadata[metaKey] = text
                 }
             default:

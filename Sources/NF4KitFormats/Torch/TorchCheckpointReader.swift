@@ -105,12 +105,13 @@ public enum TorchCheckpointReader {
     package static func readDetailed(
         region: MappedRegion, path: String, limits: TorchReadLimits = .default
     ) throws(CheckpointError) -> TorchCheckpoint {
+        var budget = AllocationBudget(file: path, fileByteCount: region.count)
         if try checkContainer(region, file: path) == .legacy {
-            var reader = StateDictReader(archive: nil, file: path, limits: limits)
+            var reader = StateDictReader(archive: nil, file: path, limits: limits, budget: budget)
             return try reader.readLegacy(region)
         }
-        let archive = try ZipArchive(region: region, file: path, limits: limits)
-        var reader = StateDictReader(archive: archive, file: path, limits: limits)
+        let archive = try ZipArchive(region: region, file: path, limits: limits, budget: &budget)
+        var reader = StateDictReader(archive: archive, file: path, limits: limits, budget: budget)
         return try reader.read()
     }
 
@@ -237,14 +238,19 @@ private struct StateDictReader {
     let file: String
     let limits: TorchReadLimits
     var inflated = 0
+    /// The file's allocation budget: the zip directory, inflated records, pickle values and the tensor table.
+    var budget: AllocationBudget
+    /// Where `data.pkl` starts in the file, when it is stored there uncompressed.
+    var pickleFileOffset: Int?
     /// Storage records already read, by key, with the storage type and count that first referenced them.
     var storages: [String: (record: StorageRecord, ref: PickleStorageRef)] = [:]
     var bigEndian = false
 
-    init(archive: ZipArchive?, file: String, limits: TorchReadLimits) {
+    init(archive: ZipArchive?, file: String, limits: TorchReadLimits, budget: AllocationBudget) {
         self.archive = archive
         self.file = file
         self.limits = limits
+        self.budget = budget
     }
 
     func fail(_ code: CheckpointError.Code, _ message: String, tensor: String? = nil, at: Int? = nil) -> CheckpointError
@@ -254,7 +260,7 @@ private struct StateDictReader {
 
     mutating func record(_ name: String) throws(CheckpointError) -> (ZipArchive.Entry, TensorBytes)? {
         guard let archive, let entry = archive.entry(record: name) else { return nil }
-        return (entry, try archive.contents(of: entry, inflatedSoFar: &inflated))
+        return (entry, try archive.contents(of: entry, inflatedSoFar: &inflated, budget: &budget))
     }
 
     mutating func read() throws(CheckpointError) -> TorchCheckpoint {
@@ -296,10 +302,13 @@ private struct StateDictReader {
             throw fail(.malformedHeader, "the archive '\(prefix)/' has no 'data.pkl' record", at: 0)
         }
         let stored = pickleEntry.method == 0 ? pickleEntry.dataOffset : nil
-        let root = try pickleBytes.withUnsafeBytes { bytes throws(CheckpointError) in
-            var unpickler = Unpickler(bytes, file: file, fileOffset: stored, limits: limits)
-            return try unpickler.run()
+        pickleFileOffset = stored
+        let start = budget
+        let (root, spent) = try pickleBytes.withUnsafeBytes { bytes throws(CheckpointError) in
+            var unpickler = Unpickler(bytes, file: file, fileOffset: stored, limits: limits, budget: start)
+            return (try unpickler.run(), unpickler.budget)
         }
+        budget = spent
         let refs = try stateDict(root, pickleOffset: stored)
         return try makeCheckpoint(refs.tensors, skipped: refs.skipped)
     }
@@ -344,6 +353,12 @@ private struct StateDictReader {
         var tensors: [Tensor] = []
         var layouts: [(name: String, ref: PickleTensorRef, coversStorage: Bool)] = []
         for (name, ref) in refs {
+            // The tensor, its layout record, name, shape and strides (twice: the ref and the descriptor).
+            try budget.charge(
+                MemoryLayout<Tensor>.stride + 2 * MemoryLayout<PickleTensorRef>.stride
+                    + AllocationBudget.stringByteCount(utf8Count: name.utf8.count)
+                    + 3 * AllocationBudget.arrayByteCount(count: ref.shape.count, stride: 8),
+                for: "the table entry of tensor '\(name)'", at: Int64((pickleFileOffset ?? 0) + ref.pickleOffset))
             let (tensor, covers) = try makeTensor(name, ref)
             tensors.append(tensor)
             layouts.append((name, ref, covers))

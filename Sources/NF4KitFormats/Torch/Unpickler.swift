@@ -262,20 +262,27 @@ package struct Unpickler {
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [UInt32: PickleValue] = [:]
+    /// What the values built may cost: the budget of the file the pickle comes from. Every value is charged when
+    /// it is pushed and never given back (values move from the stack into containers), so the sum bounds what the
+    /// stack, the memo, the containers and the strings hold at any time.
+    package private(set) var budget: AllocationBudget
 
     /// Prepares to interpret `bytes` (the contents of `data.pkl`).
     ///
     /// - Parameter fileOffset: where `bytes` start in `file`, if they are stored there uncompressed.
     /// - Parameter isLegacy: read a legacy (pre-1.6) stream: persistent ids have a 6th item (`None`), and STOP
     ///   ends the pickle without ending `bytes` (see ``consumedByteCount``).
+    /// - Parameter budget: the budget of the file `bytes` come from (by default one for `bytes` alone).
     package init(
-        _ bytes: UnsafeRawBufferPointer, file: String, fileOffset: Int?, limits: TorchReadLimits, isLegacy: Bool = false
+        _ bytes: UnsafeRawBufferPointer, file: String, fileOffset: Int?, limits: TorchReadLimits,
+        isLegacy: Bool = false, budget: AllocationBudget? = nil
     ) {
         self.bytes = bytes
         self.file = file
         self.fileOffset = fileOffset
         self.limits = limits
         self.isLegacy = isLegacy
+        self.budget = budget ?? AllocationBudget(file: file, fileByteCount: bytes.count)
     }
 
     /// Bytes read so far (after ``run()``, the length of the pickle up to and including STOP).
@@ -426,10 +433,35 @@ package struct Unpickler {
 
     // MARK: Stack and memo
 
+    /// Charges `byteCount` for `what` at the current opcode.
+    private mutating func charge(_ byteCount: Int, _ what: @autoclosure () -> String) throws(CheckpointError) {
+        do throws(CheckpointError) {
+            try budget.charge(byteCount, for: what(), at: Int64((fileOffset ?? 0) + opcodeStart))
+        } catch {
+            throw self.error(.limitExceeded, error.message)
+        }
+    }
+
+    /// What a value costs beyond its slot: its box or object and, for a string, the characters.
+    private static func heapByteCount(_ value: PickleValue) -> Int {
+        switch value {
+        case .none, .bool, .int, .double: 0
+        case .string(let text): AllocationBudget.stringByteCount(utf8Count: text.utf8.count)
+        case .bytes(let data): AllocationBudget.arrayByteCount(count: data.count, stride: 1)
+        case .tuple(let tuple): 48 + AllocationBudget.arrayByteCount(count: tuple.items.count, stride: slotByteCount)
+        case .list, .dict: 128
+        case .global, .storage, .tensor: 192
+        }
+    }
+
+    /// A value's slot in the stack, a container or the memo (a container keeps the value, the stack's slot goes).
+    private static let slotByteCount = MemoryLayout<PickleValue>.stride
+
     private mutating func push(_ value: PickleValue) throws(CheckpointError) {
         guard stack.count < limits.maxStackCount else {
             throw error(.limitExceeded, "the pickle stack grows past the limit of \(limits.maxStackCount) values")
         }
+        try charge(2 * Self.slotByteCount + Self.heapByteCount(value), "the pickle's \(value.kind) values")
         stack.append(value)
     }
 
@@ -454,8 +486,12 @@ package struct Unpickler {
 
     private mutating func memoize(_ index: UInt32) throws(CheckpointError) {
         let value = try top()
-        if memo[index] == nil && memo.count >= limits.maxMemoCount {
-            throw error(.limitExceeded, "more than \(limits.maxMemoCount) memo entries")
+        if memo[index] == nil {
+            guard memo.count < limits.maxMemoCount else {
+                throw error(.limitExceeded, "more than \(limits.maxMemoCount) memo entries")
+            }
+            // Key and value in a hash table kept at most three quarters full.
+            try charge(2 * (8 + Self.slotByteCount), "the pickle's memo entries")
         }
         memo[index] = value
     }

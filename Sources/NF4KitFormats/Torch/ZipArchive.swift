@@ -50,13 +50,18 @@ package struct ZipArchive {
     ///
     /// - Throws: ``CheckpointError`` `.truncated`, `.malformedHeader`, `.refused` or `.limitExceeded` naming
     ///   the entry and the byte offset.
-    package init(region: MappedRegion, file: String, limits: TorchReadLimits) throws(CheckpointError) {
+    /// - Parameter budget: the file's allocation budget, charged for the directory before it is built.
+    package init(
+        region: MappedRegion, file: String, limits: TorchReadLimits, budget: inout AllocationBudget
+    ) throws(CheckpointError) {
         self.region = region
         self.file = file
         self.limits = limits
+        var parseBudget = budget
         let parsed: ([Entry], String) = try region.withUnsafeBytes { bytes throws(CheckpointError) in
-            try Self.parse(bytes, file: file, limits: limits)
+            try Self.parse(bytes, file: file, limits: limits, budget: &parseBudget)
         }
+        budget = parseBudget
         entries = parsed.0
         prefix = parsed.1
         var index: [String: Int] = [:]
@@ -75,13 +80,15 @@ package struct ZipArchive {
     /// is set (PyTorch writes 0 when its CRC setting is off).
     /// - Throws: ``CheckpointError`` `.malformedHeader` on a CRC mismatch or a corrupt deflate stream,
     ///   `.limitExceeded` when inflating would pass a cap, `.refused` when the stream's size disagrees.
-    package func contents(of entry: Entry, inflatedSoFar: inout Int) throws(CheckpointError) -> TensorBytes {
+    package func contents(
+        of entry: Entry, inflatedSoFar: inout Int, budget: inout AllocationBudget
+    ) throws(CheckpointError) -> TensorBytes {
         let data: TensorBytes
         switch entry.method {
         case 0:
             data = TensorBytes(region: region, range: entry.dataOffset..<(entry.dataOffset + entry.compressedSize))
         case 8:
-            data = try inflate(entry, inflatedSoFar: &inflatedSoFar)
+            data = try inflate(entry, inflatedSoFar: &inflatedSoFar, budget: &budget)
         default:
             throw CheckpointError(
                 .unsupported,
@@ -103,7 +110,7 @@ package struct ZipArchive {
     // MARK: - Directory parsing
 
     private static func parse(
-        _ bytes: UnsafeRawBufferPointer, file: String, limits: TorchReadLimits
+        _ bytes: UnsafeRawBufferPointer, file: String, limits: TorchReadLimits, budget: inout AllocationBudget
     ) throws(CheckpointError) -> ([Entry], String) {
         let size = bytes.count
         func fail(_ code: CheckpointError.Code, _ message: String, at offset: Int?) -> CheckpointError {
@@ -301,6 +308,10 @@ package struct ZipArchive {
                     .refused,
                     "is stored but its sizes disagree (compressed \(compressed), uncompressed \(uncompressed))")
             }
+            // The entry, its name in `entries`, `seen` and the index, and the index's slot.
+            try budget.charge(
+                2 * MemoryLayout<Entry>.stride + 3 * AllocationBudget.stringByteCount(utf8Count: name.utf8.count) + 48,
+                for: "the central directory entry '\(name)'", at: Int64(start))
             entries.append(
                 Entry(
                     name: name, method: method, flags: flags, crc32: crc, compressedSize: Int(compressed),
@@ -423,7 +434,9 @@ package struct ZipArchive {
 
     // MARK: - Inflate
 
-    private func inflate(_ entry: Entry, inflatedSoFar: inout Int) throws(CheckpointError) -> TensorBytes {
+    private func inflate(
+        _ entry: Entry, inflatedSoFar: inout Int, budget: inout AllocationBudget
+    ) throws(CheckpointError) -> TensorBytes {
         let declared = entry.uncompressedSize
         func fail(_ code: CheckpointError.Code, _ message: String) -> CheckpointError {
             CheckpointError(
@@ -446,6 +459,10 @@ package struct ZipArchive {
                 "deflate bomb refused: inflating \(declared) bytes would bring the archive's "
                     + "inflated total past the limit of \(limits.maxInflatedBytes) bytes")
         }
+        // The declared size is charged first; the stream may not inflate to more (checked while inflating).
+        try budget.charge(
+            declared, for: "inflating zip entry '\(entry.name)' (\(declared) bytes declared)",
+            at: Int64(entry.dataOffset))
         let source = TensorBytes(region: region, range: entry.dataOffset..<(entry.dataOffset + entry.compressedSize))
         let output = try MappedRegion(filling: declared, description: "\(file) (inflated \(entry.name))") {
             (destination: UnsafeMutableRawBufferPointer) throws(CheckpointError) in

@@ -46,8 +46,10 @@ public struct BnbQuantizedWeight: Sendable {
 
     /// The weight name a quant-state blob name belongs to, or `nil` if `name` is not a blob name.
     public static func weightName(ofQuantState name: String) -> String? {
-        for type in QuantType.allCases where name.hasSuffix(stateMarker + type.rawValue) {
-            return String(name.dropLast((stateMarker + type.rawValue).count))
+        for type in QuantType.allCases where name.hasSuffix(type.rawValue) {
+            // Checked after the short suffix: most names are not blobs, and the concatenation allocates.
+            let suffix = stateMarker + type.rawValue
+            if name.hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
         }
         return nil
     }
@@ -90,21 +92,38 @@ public struct BnbQuantizedWeight: Sendable {
 
     /// Every 4-bit group among `tensors` (see ``groups(in:)-swift.type.method``), in the order their weights appear.
     public static func groups(in tensors: [Tensor]) throws(CheckpointError) -> [BnbQuantizedWeight] {
-        var byName: [String: Tensor] = [:]
+        // Only blobs, companions and the weights of blobs take part: a dictionary of every tensor would cost a
+        // hash entry per tensor (millions in a hostile header) for names that are never looked up.
+        var names = Set<String>(minimumCapacity: tensors.count)
+        var weights = Set<String>()
         for t in tensors {
-            if byName[t.name] != nil { throw error(.malformedHeader, t, "tensor name '\(t.name)' appears twice") }
-            byName[t.name] = t
+            guard names.insert(t.name).inserted else {
+                throw error(.malformedHeader, t, "tensor name '\(t.name)' appears twice")
+            }
+            if let weight = weightName(ofQuantState: t.name) { weights.insert(weight) }
         }
+        names = []
+        var byName: [String: Tensor] = [:]
+        func takesPart(_ name: String) -> Bool {
+            if weights.contains(name) || isCompanionName(name) { return true }
+            // Companions of a weight whose name does not end in `.weight`.
+            return companionSuffixes.contains { suffix in
+                name.hasSuffix(suffix) && weights.contains(String(name.dropLast(suffix.count)))
+            }
+        }
+        for t in tensors where takesPart(t.name) { byName[t.name] = t }
         let found = try groups(in: byName)
         var position: [String: Int] = [:]
-        for (i, t) in tensors.enumerated() where position[t.name] == nil { position[t.name] = i }
+        for (i, t) in tensors.enumerated() where weights.contains(t.name) && position[t.name] == nil {
+            position[t.name] = i
+        }
         return found.sorted { (position[$0.weightName] ?? 0) < (position[$1.weightName] ?? 0) }
     }
 
     /// Whether `name` is any member of a 4-bit group's companions (not the packed weight itself).
     public static func isCompanionName(_ name: String) -> Bool {
         if weightName(ofQuantState: name) != nil { return true }
-        return companionSuffixes.contains { name.hasSuffix(".weight" + $0) }
+        return companionSuffixes.contains { name.hasSuffix($0) && name.hasSuffix(".weight" + $0) }
     }
 
     private static func group(
