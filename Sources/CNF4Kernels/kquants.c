@@ -80,10 +80,13 @@ KQ_INLINE void kq_store_bytes32(uint8_t *out, __m256i a, __m256i b, __m256i c, _
 }
 
 // ---- Q4_K / Q5_K: make_qkx2_quants(32, nmax, x, av_x + |x|, ..., rmin, 0.1, nstep, false) on 8 groups at once.
+//
+// The codes of a pass are not kept: a lane remembers the iscale and min of its best pass, and the codes are made
+// again from them only where the block needs them (a group whose 6-bit scale rounds to 0).
 
 typedef struct {
-    __m256 x[32], w[32], xm[32], best[32], cur[32];  // row i: element i of the 8 groups; codes as floats
-    __m256 min, max, range, sum_w, sum_x, scale, best_error, degenerate;
+    __m256 x[32], w[32], cur[32];  // row i: element i of the 8 groups; the current pass's codes as floats
+    __m256 min, max, data_min, range, bound, sum_w, sum_x, scale, best_error, best_iscale, best_min, degenerate;
 } kq_fit8;
 
 KQ_INLINE void kq_fit8_load(kq_fit8 *s, const float *x) {
@@ -100,9 +103,35 @@ KQ_INLINE void kq_fit8_load(kq_fit8 *s, const float *x) {
     for (int i = 0; i < 32; i++) s->w[i] = _mm256_add_ps(av_x, _mm256_and_ps(s->x[i], magnitude));
 }
 
+// After min moved: max - min (1 in a constant group, whose results are not used) and a bound on |x - min|.
 KQ_INLINE void kq_fit8_moved_min(kq_fit8 *s) {
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     s->range = kq_select(_mm256_sub_ps(s->max, s->min), _mm256_set1_ps(1.f), s->degenerate);
-    for (int i = 0; i < 32; i++) s->xm[i] = _mm256_sub_ps(s->x[i], s->min);
+    // x - min rounds monotonically in x, so the largest |x - min| is at the largest or the smallest x.
+    s->bound = _mm256_max_ps(
+        _mm256_and_ps(_mm256_sub_ps(s->max, s->min), magnitude),
+        _mm256_and_ps(_mm256_sub_ps(s->data_min, s->min), magnitude));
+}
+
+// 1 when every lane's |iscale * (x - min)| is at most 4194303 (so nearest_int is round-to-nearest-even, which
+// _mm256_round_ps does in one step); NaN fails.
+KQ_INLINE int kq_fit8_rounds(const kq_fit8 *s, __m256 iscale) {
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 top = _mm256_mul_ps(_mm256_and_ps(iscale, magnitude), s->bound);
+    return _mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_set1_ps(4194303.f), _CMP_LE_OQ)) == 0xFF;
+}
+
+// Codes of a pass as floats: clamp(nearest_int(iscale * (x - min)), 0, nmax).
+KQ_INLINE __m256 kq_fit8_code(__m256 iscale, __m256 x, __m256 min, __m256 nmax, int exact) {
+    const __m256 v = _mm256_mul_ps(iscale, _mm256_sub_ps(x, min));
+    if (exact) {
+        const __m256i l = _mm256_min_epi32(
+            _mm256_max_epi32(kq_nearest(v), _mm256_setzero_si256()), _mm256_cvtps_epi32(nmax));
+        return _mm256_cvtepi32_ps(l);
+    }
+    // max(r, 0) also turns a -0 from rounding into the +0 of the integer path.
+    const __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_min_ps(_mm256_max_ps(r, _mm256_setzero_ps()), nmax);
 }
 
 KQ_INLINE void kq_fit8_start(kq_fit8 *s, float nmax) {
@@ -116,21 +145,21 @@ KQ_INLINE void kq_fit8_start(kq_fit8 *s, float nmax) {
         sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(s->w[i], s->x[i]));
     }
     const __m256 zero = _mm256_setzero_ps();
+    s->data_min = min;
     s->min = kq_select(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
     s->max = max;
     s->sum_w = sum_w;
     s->sum_x = sum_x;
     s->degenerate = _mm256_cmp_ps(max, s->min, _CMP_EQ_OQ);
     kq_fit8_moved_min(s);
-    const __m256 iscale = _mm256_div_ps(_mm256_set1_ps(nmax), s->range);
+    const __m256 top = _mm256_set1_ps(nmax);
+    const __m256 iscale = _mm256_div_ps(top, s->range);
     s->scale = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
-    const __m256i top = _mm256_set1_epi32((int)nmax);
+    s->best_iscale = iscale;
+    s->best_min = s->min;
     __m256 error = zero;
     for (int i = 0; i < 32; i++) {
-        __m256i l = kq_nearest(_mm256_mul_ps(iscale, s->xm[i]));
-        l = _mm256_min_epi32(_mm256_max_epi32(l, _mm256_setzero_si256()), top);
-        const __m256 lf = _mm256_cvtepi32_ps(l);
-        s->best[i] = lf;
+        const __m256 lf = kq_fit8_code(iscale, s->x[i], s->min, top, 1);
         __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(s->scale, lf), s->min), s->x[i]);
         diff = _mm256_mul_ps(diff, diff);
         error = _mm256_add_ps(error, _mm256_mul_ps(s->w[i], diff));
@@ -138,28 +167,39 @@ KQ_INLINE void kq_fit8_start(kq_fit8 *s, float nmax) {
     s->best_error = error;
 }
 
+// One candidate pass for `count` super-blocks: the codes into cur, the three weighted sums.
+KQ_INLINE void kq_fit8_pass(
+    kq_fit8 *s, const int count, const __m256 *iscale, __m256 top, int exact, __m256 *sum_l, __m256 *sum_l2,
+    __m256 *sum_xl) {
+    for (int k = 0; k < count; k++) sum_l[k] = sum_l2[k] = sum_xl[k] = _mm256_setzero_ps();
+    for (int i = 0; i < 32; i++) {
+        for (int k = 0; k < count; k++) {
+            const __m256 lf = kq_fit8_code(iscale[k], s[k].x[i], s[k].min, top, exact);
+            s[k].cur[i] = lf;
+            const __m256 wl = _mm256_mul_ps(s[k].w[i], lf);
+            sum_l[k] = _mm256_add_ps(sum_l[k], wl);
+            sum_l2[k] = _mm256_add_ps(sum_l2[k], _mm256_mul_ps(wl, lf));
+            sum_xl[k] = _mm256_add_ps(sum_xl[k], _mm256_mul_ps(wl, s[k].x[i]));
+        }
+    }
+}
+
 // The candidate scales of make_qkx2_quants for `count` (1 or 2) super-blocks in lockstep.
 KQ_INLINE void kq_fit8_search(kq_fit8 *s, const int count, float nmax, float rmin, float rdelta, int nstep) {
-    const __m256i top = _mm256_set1_epi32((int)nmax);
+    const __m256 top = _mm256_set1_ps(nmax);
     const __m256 zero = _mm256_setzero_ps();
     for (int is = 0; is <= nstep; ++is) {
         const __m256 shifted = _mm256_set1_ps(rmin + rdelta * (float)is + nmax);
         __m256 iscale[2], sum_l[2], sum_l2[2], sum_xl[2];
+        int rounds = 1;
         for (int k = 0; k < count; k++) {
             iscale[k] = _mm256_div_ps(shifted, s[k].range);
-            sum_l[k] = sum_l2[k] = sum_xl[k] = zero;
+            rounds &= kq_fit8_rounds(&s[k], iscale[k]);
         }
-        for (int i = 0; i < 32; i++) {
-            for (int k = 0; k < count; k++) {
-                __m256i l = kq_nearest(_mm256_mul_ps(iscale[k], s[k].xm[i]));
-                l = _mm256_min_epi32(_mm256_max_epi32(l, _mm256_setzero_si256()), top);
-                const __m256 lf = _mm256_cvtepi32_ps(l);
-                s[k].cur[i] = lf;
-                const __m256 wl = _mm256_mul_ps(s[k].w[i], lf);
-                sum_l[k] = _mm256_add_ps(sum_l[k], wl);
-                sum_l2[k] = _mm256_add_ps(sum_l2[k], _mm256_mul_ps(wl, lf));
-                sum_xl[k] = _mm256_add_ps(sum_xl[k], _mm256_mul_ps(wl, s[k].x[i]));
-            }
+        if (rounds) {
+            kq_fit8_pass(s, count, iscale, top, 0, sum_l, sum_l2, sum_xl);
+        } else {
+            kq_fit8_pass(s, count, iscale, top, 1, sum_l, sum_l2, sum_xl);
         }
         __m256 valid[2], this_scale[2], this_min[2];
         int any_valid = 0;
@@ -190,7 +230,8 @@ KQ_INLINE void kq_fit8_search(kq_fit8 *s, const int count, float nmax, float rmi
             const __m256 better = _mm256_andnot_ps(
                 s[k].degenerate, _mm256_and_ps(valid[k], _mm256_cmp_ps(error[k], s[k].best_error, _CMP_LT_OQ)));
             if (!_mm256_movemask_ps(better)) continue;
-            for (int i = 0; i < 32; i++) s[k].best[i] = kq_select(s[k].best[i], s[k].cur[i], better);
+            s[k].best_iscale = kq_select(s[k].best_iscale, iscale[k], better);
+            s[k].best_min = kq_select(s[k].best_min, s[k].min, better);  // the min this pass used
             s[k].best_error = kq_select(s[k].best_error, error[k], better);
             s[k].scale = kq_select(s[k].scale, this_scale[k], better);
             s[k].min = kq_select(s[k].min, this_min[k], better);
@@ -244,11 +285,14 @@ KQ_INLINE void kq_q45k_finish(const kq_fit8 *s, const float *x, int bits, uint8_
             mj = (uint8_t)((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4));
         }
         const float d = d_all * (float)sj;
-        if (!d) {  // the fit's codes stay (zero for a constant group)
+        if (!d) {  // the fit's codes stay: made again from its best pass (zero for a constant group)
+            float best_iscale[8], best_min[8], constant[8];
+            _mm256_storeu_ps(best_iscale, s->best_iscale);
+            _mm256_storeu_ps(best_min, s->best_min);
+            _mm256_storeu_ps(constant, degenerate);
             for (int i = 0; i < 32; i++) {
-                float lanes[8];
-                _mm256_storeu_ps(lanes, kq_select(s->best[i], _mm256_setzero_ps(), degenerate));
-                L[32 * j + i] = (uint8_t)(int)lanes[j];
+                const int l = kq_nearest1(best_iscale[j] * (x[32 * j + i] - best_min[j]));
+                L[32 * j + i] = constant[j] != 0 ? 0 : (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
             }
             continue;
         }
@@ -316,11 +360,37 @@ void nf4k_quantize_q45k_avx2(const float *x, size_t block_count, int bits, uint8
     }
 }
 
-// ---- Q6_K: make_qx_quants(16, 32, x, L, 1, NULL) on 16 groups at once (groups 8h..8h+7 in half h).
+// ---- Q6_K: make_qx_quants(16, 32, x, L, 1, NULL) on 16 groups at once (groups 8h..8h+7 in half h). As for
+// Q4_K, a lane keeps the iscale of its best pass and its codes are made again only where the block needs them.
+
+// clamp(nearest_int(iscale * x), -32, 31) as floats; `exact` the integer trick, else one rounding (the same for
+// |iscale * x| <= 4194303; a -0 it may give adds and multiplies into the sums as the +0 of C does).
+KQ_INLINE __m256 kq_q6_code(__m256 iscale, __m256 x, int exact) {
+    const __m256 v = _mm256_mul_ps(iscale, x);
+    if (exact) {
+        const __m256i l = _mm256_min_epi32(
+            _mm256_max_epi32(kq_nearest(v), _mm256_set1_epi32(-32)), _mm256_set1_epi32(31));
+        return _mm256_cvtepi32_ps(l);
+    }
+    const __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-32.f)), _mm256_set1_ps(31.f));
+}
+
+KQ_INLINE void kq_q6_pass(
+    __m256 (*xs)[16], __m256 (*w)[16], __m256 (*wx)[16], const __m256 *iscale, int exact, __m256 *sumlx,
+    __m256 *suml2) {
+    for (int h = 0; h < 2; h++) sumlx[h] = suml2[h] = _mm256_setzero_ps();
+    for (int i = 0; i < 16; i++) {
+        for (int h = 0; h < 2; h++) {
+            const __m256 lf = kq_q6_code(iscale[h], xs[h][i], exact);
+            sumlx[h] = _mm256_add_ps(sumlx[h], _mm256_mul_ps(wx[h][i], lf));
+            suml2[h] = _mm256_add_ps(suml2[h], _mm256_mul_ps(_mm256_mul_ps(w[h][i], lf), lf));
+        }
+    }
+}
 
 KQ_INLINE void kq_q6k_block(const float *x, uint8_t *y) {
     __m256 xs[2][16], w[2][16], wx[2][16];
-    __m256i best[2][16], cur[2][16];
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 2; k++) {
             __m256 r[8];
@@ -330,8 +400,8 @@ KQ_INLINE void kq_q6k_block(const float *x, uint8_t *y) {
         }
     const __m256 zero = _mm256_setzero_ps();
     const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    const __m256i low = _mm256_set1_epi32(-32), high = _mm256_set1_epi32(31);
-    __m256 maxs[2], empty[2], scale[2], best_value[2];
+    const __m256 limit = _mm256_set1_ps(4194303.f);
+    __m256 maxs[2], amaxs[2], empty[2], scale[2], best_value[2], best_iscale[2];
     for (int h = 0; h < 2; h++) {
         __m256 amax = zero, max = zero;
         for (int i = 0; i < 16; i++) {
@@ -342,40 +412,33 @@ KQ_INLINE void kq_q6k_block(const float *x, uint8_t *y) {
             w[h][i] = _mm256_mul_ps(xs[h][i], xs[h][i]);
             wx[h][i] = _mm256_mul_ps(w[h][i], xs[h][i]);
         }
+        amaxs[h] = amax;
         empty[h] = _mm256_cmp_ps(amax, _mm256_set1_ps(1e-15f), _CMP_LT_OQ);
         maxs[h] = kq_select(max, _mm256_set1_ps(1.f), empty[h]);  // the empty lanes' results are not used
-        const __m256 iscale = _mm256_div_ps(_mm256_set1_ps(-32.f), maxs[h]);
-        __m256 sumlx = zero, suml2 = zero;
-        for (int i = 0; i < 16; i++) {
-            __m256i l = kq_nearest(_mm256_mul_ps(iscale, xs[h][i]));
-            l = _mm256_min_epi32(_mm256_max_epi32(l, low), high);
-            best[h][i] = l;
-            const __m256 lf = _mm256_cvtepi32_ps(l);
-            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[h][i], lf));
-            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[h][i], lf), lf));
-        }
-        scale[h] = kq_select(_mm256_div_ps(sumlx, suml2), zero, _mm256_cmp_ps(suml2, zero, _CMP_EQ_OQ));
-        best_value[h] = _mm256_mul_ps(scale[h], sumlx);
+        best_iscale[h] = _mm256_div_ps(_mm256_set1_ps(-32.f), maxs[h]);
     }
-    for (int is = -9; is <= 9; ++is) {
+    for (int is = -10; is <= 9; ++is) {  // -10: the first fit with iscale = -nmax / max
         if (is == 0) continue;
-        const __m256 numerator = _mm256_set1_ps(-(32.f + 0.1f * (float)is));
         __m256 iscale[2], sumlx[2], suml2[2];
+        int rounds = 1;
         for (int h = 0; h < 2; h++) {
-            iscale[h] = _mm256_div_ps(numerator, maxs[h]);
-            sumlx[h] = suml2[h] = zero;
+            iscale[h] = is == -10 ? best_iscale[h]
+                                  : _mm256_div_ps(_mm256_set1_ps(-(32.f + 0.1f * (float)is)), maxs[h]);
+            const __m256 top = _mm256_mul_ps(_mm256_and_ps(iscale[h], magnitude), amaxs[h]);
+            rounds &= _mm256_movemask_ps(_mm256_cmp_ps(top, limit, _CMP_LE_OQ)) == 0xFF;
         }
-        for (int i = 0; i < 16; i++) {
-            for (int h = 0; h < 2; h++) {
-                __m256i l = kq_nearest(_mm256_mul_ps(iscale[h], xs[h][i]));
-                l = _mm256_min_epi32(_mm256_max_epi32(l, low), high);
-                cur[h][i] = l;
-                const __m256 lf = _mm256_cvtepi32_ps(l);
-                sumlx[h] = _mm256_add_ps(sumlx[h], _mm256_mul_ps(wx[h][i], lf));
-                suml2[h] = _mm256_add_ps(suml2[h], _mm256_mul_ps(_mm256_mul_ps(w[h][i], lf), lf));
+        if (rounds) {
+            kq_q6_pass(xs, w, wx, iscale, 0, sumlx, suml2);
+        } else {
+            kq_q6_pass(xs, w, wx, iscale, 1, sumlx, suml2);
+        }
+        for (int h = 0; h < 2; h++) {
+            if (is == -10) {
+                scale[h] = kq_select(
+                    _mm256_div_ps(sumlx[h], suml2[h]), zero, _mm256_cmp_ps(suml2[h], zero, _CMP_EQ_OQ));
+                best_value[h] = _mm256_mul_ps(scale[h], sumlx[h]);
+                continue;
             }
-        }
-        for (int h = 0; h < 2; h++) {
             const __m256 better = _mm256_andnot_ps(
                 empty[h],
                 _mm256_and_ps(
@@ -383,8 +446,7 @@ KQ_INLINE void kq_q6k_block(const float *x, uint8_t *y) {
                     _mm256_cmp_ps(
                         _mm256_mul_ps(sumlx[h], sumlx[h]), _mm256_mul_ps(best_value[h], suml2[h]), _CMP_GT_OQ)));
             if (!_mm256_movemask_ps(better)) continue;
-            const __m256i mask = _mm256_castps_si256(better);
-            for (int i = 0; i < 16; i++) best[h][i] = _mm256_blendv_epi8(best[h][i], cur[h][i], mask);
+            best_iscale[h] = kq_select(best_iscale[h], iscale[h], better);
             scale[h] = kq_select(scale[h], _mm256_div_ps(sumlx[h], suml2[h]), better);
             best_value[h] = kq_select(best_value[h], _mm256_mul_ps(scale[h], sumlx[h]), better);
         }
@@ -414,16 +476,16 @@ KQ_INLINE void kq_q6k_block(const float *x, uint8_t *y) {
     }
     const float d_all = kq_float(d_bits);
     uint8_t L[256];
-    const __m256i offset = _mm256_set1_epi32(32);
+    const __m256i offset = _mm256_set1_epi32(32), low = _mm256_set1_epi32(-32), high = _mm256_set1_epi32(31);
     for (int j = 0; j < 16; j++) {
         const float d = d_all * (float)sc[j];
-        if (!d) {  // the fit's codes stay (zero for an all-zero group)
+        if (!d) {  // the fit's codes stay: made again from its best pass (zero for an all-zero group)
+            float lane_iscale[8], lane_empty[8];
+            _mm256_storeu_ps(lane_iscale, best_iscale[j / 8]);
+            _mm256_storeu_ps(lane_empty, empty[j / 8]);
             for (int i = 0; i < 16; i++) {
-                int lanes[8];
-                const __m256i code = _mm256_andnot_si256(
-                    _mm256_castps_si256(empty[j / 8]), _mm256_add_epi32(best[j / 8][i], offset));
-                _mm256_storeu_si256((__m256i *)lanes, code);
-                L[16 * j + i] = (uint8_t)lanes[j % 8];
+                const int l = kq_nearest1(lane_iscale[j % 8] * x[16 * j + i]);
+                L[16 * j + i] = lane_empty[j % 8] != 0 ? 0 : (uint8_t)((l < -32 ? -32 : (l > 31 ? 31 : l)) + 32);
             }
             continue;
         }
