@@ -75,8 +75,8 @@ while let argument = arguments.next() {
         }
     default:
         FileHandle.standardError.write(
-            "usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32] [--ggml TYPE,...|all] [--portable]\n".data(
-                using: .utf8)!)
+            ("usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]"
+                + " [--ggml TYPE,...|all] [--portable]\n").data(using: .utf8)!)
         exit(64)
     }
 }
@@ -125,7 +125,8 @@ if !ggmlTypes.isEmpty {
             String(
                 format:
                     "ggml %@ reference quantizer%@, 1 core, %d values: best of %d %.4f s = %.4f G values/s (checksum %016llx)",
-                type.name, ggmlKernel == .portable ? " (portable)" : "", count, runs, bestTime, Double(count) / bestTime / 1e9, sum))
+                type.name, ggmlKernel == .portable ? " (portable)" : "", count, runs, bestTime,
+                Double(count) / bestTime / 1e9, sum))
     }
     exit(0)
 }

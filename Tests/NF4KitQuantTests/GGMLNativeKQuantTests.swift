@@ -39,7 +39,7 @@ import Testing
 
     @Test func `the native kernel runs on this machine`() {
         #if arch(x86_64)
-            #expect(QuantizeKernel.hasNativeKernel, "this x86-64 CPU has no AVX2 + F16C: the native k-quants are untested")
+        #expect(QuantizeKernel.hasNativeKernel, "this x86-64 CPU has no AVX2 + F16C: the native k-quants are untested")
         #endif
     }
 
