@@ -3,9 +3,10 @@
 //
 //   nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]
 //   nf4kit-kernel-bench --merge [--runs R]    the merge's rank-r kernel (native, portable), 2048 x 5632, r = 16
-//   nf4kit-kernel-bench --ggml Q4_K[,Q6_K,...|all] [--elements N] [--runs R]
+//   nf4kit-kernel-bench --ggml Q4_K[,Q6_K,...|all] [--elements N] [--runs R] [--portable]
 // `--ggml` times ggml's reference quantizers (GGMLBlockCodec.quantize, what llama-quantize runs) on the same
-// weights rounded to f16 and decoded to f32, as llama-quantize decodes an F16 GGUF before quantizing.
+// weights rounded to f16 and decoded to f32, as llama-quantize decodes an F16 GGUF before quantizing;
+// `--portable` runs the Swift kernels only (the AVX2 k-quant kernel's reference; same checksums).
 import Foundation
 import NF4KitCore
 import NF4KitMerge
@@ -53,6 +54,7 @@ var elements = 16 << 20
 var runs = 20
 var dtype = DType.f16
 var ggmlTypes: [GGMLType] = []
+var ggmlKernel = BlockQuantizer.Kernel.automatic
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -64,6 +66,7 @@ while let argument = arguments.next() {
         case "f32": dtype = .f32
         default: dtype = .f16
         }
+    case "--portable": ggmlKernel = .portable
     case "--ggml":
         let names = (arguments.next() ?? "").uppercased()
         let all = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]
@@ -72,8 +75,8 @@ while let argument = arguments.next() {
         }
     default:
         FileHandle.standardError.write(
-            "usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32] [--ggml TYPE,...|all]\n".data(
-                using: .utf8)!)
+            ("usage: nf4kit-kernel-bench [--elements N] [--runs R] [--dtype f16|bf16|f32]"
+                + " [--ggml TYPE,...|all] [--portable]\n").data(using: .utf8)!)
         exit(64)
     }
 }
@@ -111,7 +114,8 @@ if !ggmlTypes.isEmpty {
             let start = DispatchTime.now().uptimeNanoseconds
             values.withUnsafeBufferPointer { source in
                 out.withUnsafeMutableBytes {
-                    GGMLBlockCodec.quantize(UnsafeBufferPointer(rebasing: source[0..<count]), as: type, into: $0)
+                    GGMLBlockCodec.quantize(
+                        UnsafeBufferPointer(rebasing: source[0..<count]), as: type, into: $0, kernel: ggmlKernel)
                 }
             }
             bestTime = min(bestTime, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
@@ -120,8 +124,9 @@ if !ggmlTypes.isEmpty {
         print(
             String(
                 format:
-                    "ggml %@ reference quantizer, 1 core, %d values: best of %d %.4f s = %.4f G values/s (checksum %016llx)",
-                type.name, count, runs, bestTime, Double(count) / bestTime / 1e9, sum))
+                    "ggml %@ reference quantizer%@, 1 core, %d values: best of %d %.4f s = %.4f G values/s (checksum %016llx)",
+                type.name, ggmlKernel == .portable ? " (portable)" : "", count, runs, bestTime,
+                Double(count) / bestTime / 1e9, sum))
     }
     exit(0)
 }

@@ -31,4 +31,13 @@ void nf4k_lora_accumulate_fma(
     const float *left, const float *right, size_t rank, size_t columns, float scale, float weight, int apply_weight,
     float *out, size_t row_begin, size_t row_end);
 
+/// ggml's quantize_row_q4_K_ref (bits 4, 144-byte blocks) or quantize_row_q5_K_ref (bits 5, 176 bytes) over
+/// `block_count` super-blocks of 256 float32 values at `x`, with AVX2 + F16C (call only when nf4k_has_avx2_f16c() is
+/// 1); byte-identical to the reference. A super-block holding a non-finite value or one of magnitude above 2^32 is
+/// left to the caller: fallback[b] = 1 and its bytes are not written (fallback[b] = 0 otherwise).
+void nf4k_quantize_q45k_avx2(const float *x, size_t block_count, int bits, uint8_t *out, uint8_t *fallback);
+
+/// ggml's quantize_row_q6_K_ref (210-byte blocks), as nf4k_quantize_q45k_avx2.
+void nf4k_quantize_q6k_avx2(const float *x, size_t block_count, uint8_t *out, uint8_t *fallback);
+
 #endif

@@ -50,7 +50,9 @@ extension GGUFExport {
                 rowByteCount: count / permutation.rows * 4)
             source = UnsafeBufferPointer(permuted)
         }
-        if item.roundsToHalf { roundToHalf(UnsafeMutableBufferPointer(mutating: source)) }
+        // Values widened from f16 without a scale are f16 values already (rounding them again changes nothing).
+        let widenedFromHalf = (item.quantized?.dtype ?? dtype) == .f16 && item.scale == nil
+        if item.roundsToHalf && !widenedFromHalf { roundToHalf(UnsafeMutableBufferPointer(mutating: source)) }
         let byteCount = GGUFTensorPlan(name: item.ggufName, type: item.type, shape: Shape(item.shape)).byteCount!
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
         defer { out.deallocate() }

@@ -29,10 +29,12 @@ public enum GGMLBlockCodec {
     ///   - source: The values, `ne[0]`-contiguous; the count must be a multiple of the block size.
     ///   - type: A type for which ``canQuantize(_:)`` is true.
     ///   - destination: Exactly `source.count / type.blockSize * type.typeSize` bytes.
+    ///   - kernel: `.automatic` (default) runs Q4_K, Q5_K and Q6_K on the AVX2 kernel when the CPU has it;
+    ///     `.portable` runs the Swift kernels only. Both give the same bytes.
     /// - Complexity: O(n), no allocation.
     public static func quantize(
         _ source: UnsafeBufferPointer<Float>, as type: GGMLType,
-        into destination: UnsafeMutableRawBufferPointer
+        into destination: UnsafeMutableRawBufferPointer, kernel: BlockQuantizer.Kernel = .automatic
     ) {
         precondition(canQuantize(type), "GGMLBlockCodec.quantize: nf4kit cannot encode \(type)")
         precondition(
@@ -41,7 +43,7 @@ public enum GGMLBlockCodec {
         switch type {
         case .q8_0: quantizeQ8(source, into: destination)
         case .q4_0: quantizeQ4(source, into: destination)
-        default: GGMLQuantizers.quantize(source, as: type, into: destination)
+        default: GGMLQuantizers.quantize(source, as: type, into: destination, native: kernel == .automatic)
         }
     }
 

@@ -1,3 +1,5 @@
+internal import CNF4Kernels
+
 /// ggml's reference k-quant quantizers (`quantize_row_q{2,3,4,5,6}_K_ref`, what llama-quantize runs without an
 /// importance matrix), over whole 256-value super-blocks.
 ///
@@ -11,14 +13,20 @@ enum GGMLKQuantizers {
     typealias M = GGMLQuantMath
 
     /// Quantizes whole super-blocks of `type` (Q2_K ... Q6_K).
-    static func quantize(_ x: UnsafeBufferPointer<Float>, q: Int, into out: UnsafeMutableRawBufferPointer) {
+    ///
+    /// With `native` (and a CPU with AVX2 + F16C), Q4_K, Q5_K and Q6_K run the C kernel of CNF4Kernels (the same
+    /// operations in the same order, the groups of a super-block as vector lanes); super-blocks it leaves
+    /// (non-finite or huge values) and every other type run the Swift code below, the reference it is tested against.
+    static func quantize(
+        _ x: UnsafeBufferPointer<Float>, q: Int, into out: UnsafeMutableRawBufferPointer, native: Bool = true
+    ) {
         guard let source = x.baseAddress, let destination = out.baseAddress else { return }
         let blocks = x.count / 256
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { codes in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 80) { floats in
                 let codes = codes.baseAddress!
                 let floats = floats.baseAddress!
-                for block in 0..<blocks {
+                func swiftBlock(_ block: Int) {
                     let xb = source + block * 256
                     switch q {
                     case 2: q2K(xb, destination + block * 84, codes, floats)
@@ -26,6 +34,27 @@ enum GGMLKQuantizers {
                     case 4: q45K(xb, destination + block * 144, codes, floats, bits: 4)
                     case 5: q45K(xb, destination + block * 176, codes, floats, bits: 5)
                     default: q6K(xb, destination + block * 210, codes, floats)
+                    }
+                }
+                guard native, q >= 4, QuantizeKernel.hasNativeKernel else {
+                    for block in 0..<blocks { swiftBlock(block) }
+                    return
+                }
+                let blockSize = q == 4 ? 144 : (q == 5 ? 176 : 210)
+                let out = destination.assumingMemoryBound(to: UInt8.self)
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { fallback in
+                    let fallback = fallback.baseAddress!
+                    var start = 0
+                    while start < blocks {
+                        let count = min(64, blocks - start)
+                        if q == 6 {
+                            nf4k_quantize_q6k_avx2(source + start * 256, count, out + start * blockSize, fallback)
+                        } else {
+                            nf4k_quantize_q45k_avx2(
+                                source + start * 256, count, Int32(q), out + start * blockSize, fallback)
+                        }
+                        for k in 0..<count where fallback[k] != 0 { swiftBlock(start + k) }
+                        start += count
                     }
                 }
             }

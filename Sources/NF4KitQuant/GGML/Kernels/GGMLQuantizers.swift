@@ -14,8 +14,11 @@ enum GGMLQuantizers {
     }
 
     /// Quantizes whole blocks of `type`; sizes are checked by ``GGMLBlockCodec/quantize(_:as:into:)``.
+    ///
+    /// `native` lets Q4_K, Q5_K and Q6_K use the native kernel (same bytes); false runs the Swift reference only.
     static func quantize(
-        _ source: UnsafeBufferPointer<Float>, as type: GGMLType, into destination: UnsafeMutableRawBufferPointer
+        _ source: UnsafeBufferPointer<Float>, as type: GGMLType, into destination: UnsafeMutableRawBufferPointer,
+        native: Bool = true
     ) {
         switch type {
         case .q4_1: GGMLLegacyQuantizers.quantizeQ4_1(source, into: destination)
@@ -23,9 +26,9 @@ enum GGMLQuantizers {
         case .q5_1: GGMLLegacyQuantizers.quantizeQ5_1(source, into: destination)
         case .q2_K: GGMLKQuantizers.quantize(source, q: 2, into: destination)
         case .q3_K: GGMLKQuantizers.quantize(source, q: 3, into: destination)
-        case .q4_K: GGMLKQuantizers.quantize(source, q: 4, into: destination)
-        case .q5_K: GGMLKQuantizers.quantize(source, q: 5, into: destination)
-        case .q6_K: GGMLKQuantizers.quantize(source, q: 6, into: destination)
+        case .q4_K: GGMLKQuantizers.quantize(source, q: 4, into: destination, native: native)
+        case .q5_K: GGMLKQuantizers.quantize(source, q: 5, into: destination, native: native)
+        case .q6_K: GGMLKQuantizers.quantize(source, q: 6, into: destination, native: native)
         case .iq4_nl: GGMLIQ4Quantizers.quantize(source, superBlock: 32, into: destination)
         case .iq4_xs: GGMLIQ4Quantizers.quantize(source, superBlock: 256, into: destination)
         default: preconditionFailure("GGMLQuantizers: no quantizer for \(type)")
