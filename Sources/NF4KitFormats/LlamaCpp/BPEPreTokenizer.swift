@@ -78,7 +78,7 @@ package enum BPEPreTokenizer {
     }
 
     /// The steps of a `pre_tokenizer` value (a `Sequence` flattened), or nil for one with an unknown kind or setting.
-    static func steps(_ value: JSONValue?) -> [Step]? {
+    package static func steps(_ value: JSONValue?) -> [Step]? {
         guard let value, value.objectValue != nil else { return nil }
         switch value["type"]?.stringValue {
         case "Sequence":

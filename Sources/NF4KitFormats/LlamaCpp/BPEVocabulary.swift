@@ -129,7 +129,7 @@ package enum BPEVocabulary {
     }
 
     /// `model.merges` as gguf-py's `SpecialVocab` writes them.
-    static func merges(_ value: JSONValue?, file: String) throws(CheckpointError) -> [GGUFValue] {
+    package static func merges(_ value: JSONValue?, file: String) throws(CheckpointError) -> [GGUFValue] {
         guard let list = value?.arrayValue, let first = list.first else { return [] }
         var out: [GGUFValue] = []
         out.reserveCapacity(list.count)
