@@ -119,7 +119,7 @@ package enum BPEVocabulary {
         if !merges.isEmpty { put("tokenizer.ggml.merges", .array(.string, merges)) }
 
         var special = SpecialVocab(vocabCount: Int.max, types: SpecialVocab.defaultTypes)
-        try special.load(folder: dir, tokenizerConfig: tokenizerConfig, config: config)
+        try special.load(folder: dir, tokenizerConfig: tokenizerConfig, config: config, parsedTokenizer: tokenizer)
         special.write(into: put)
         if vocabSize == 49152 {
             // convert_hf_to_gguf.py's LlamaModel turns add_bos off for this vocabulary size (granite small models).

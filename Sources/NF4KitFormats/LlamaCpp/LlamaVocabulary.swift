@@ -177,8 +177,10 @@ struct SpecialVocab {
         return value?["content"]?.stringValue
     }
 
+    /// - Parameter parsedTokenizer: `tokenizer.json` when the caller has parsed it already (else it is read here).
     mutating func load(
-        folder dir: String, tokenizerConfig original: JSONObject?, config: LlamaModelConfig
+        folder dir: String, tokenizerConfig original: JSONObject?, config: LlamaModelConfig,
+        parsedTokenizer: JSONObject? = nil
     )
         throws(CheckpointError)
     {
@@ -187,8 +189,9 @@ struct SpecialVocab {
         }
         var addedTokens: [JSONValue] = []
         let tokenizerPath = dir + "tokenizer.json"
-        if FileAccess.exists(tokenizerPath) {
-            let tokenizer = try ModelSource.readJSONObject(tokenizerPath)
+        var parsed = parsedTokenizer
+        if parsed == nil, FileAccess.exists(tokenizerPath) { parsed = try ModelSource.readJSONObject(tokenizerPath) }
+        if let tokenizer = parsed {
             if let normalizer = tokenizer["normalizer"], case .object = normalizer { parseNormalizer(normalizer) }
             addedTokens = tokenizer["added_tokens"]?.arrayValue ?? []
             var bos = tokenizerConfig?["bos_token"]?.stringValue
