@@ -18,6 +18,24 @@ import Testing
         #expect(compare.stdout.hasPrefix("OK: 11/11 tensors identical"), "\(compare.stdout)")
     }
 
+    @Test func `merge -o x.gguf of a BPE base writes convert_hf_to_gguf.py's metadata (gguf_compare.py --keys-only)`()
+        throws
+    {
+        let dir = TemporaryDirectory("cli-llama3-bpe")
+        defer { dir.cleanup() }
+        let folder = try LlamaBPEFixture.folder(in: dir)
+        let reference = try LlamaBPEFixture.reference(in: dir)
+        let out = dir.file("merged.gguf")
+        let result = try NF4KitCLI.run(
+            ["merge", folder, Fixture.path("llama3-bpe/lora"), "-o", out, "--to", "bf16", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        // Merging changes attn_q/attn_v only; every key (tokenizer included) is the base's.
+        let compare = try PythonInterop.run(
+            script: "Tests/Interop/gguf_compare.py", arguments: [out, reference, "--keys-only"])
+        #expect(compare.status == 0, "\(compare.stdout)\(compare.stderr)")
+        #expect(compare.stdout.hasPrefix("OK:"), "\(compare.stdout)")
+    }
+
     /// Replaces `old` by `new` once in the folder's tokenizer.json.
     func edit(_ folder: String, _ old: String, _ new: String) throws {
         let path = folder + "/tokenizer.json"
