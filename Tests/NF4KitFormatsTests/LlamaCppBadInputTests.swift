@@ -270,16 +270,24 @@ import Testing
         #expect(value(entries, "tokenizer.ggml.add_bos_token") == .bool(false))
     }
 
-    @Test func `a folder with only tokenizer.json is refused naming --layout hf`() throws {
+    @Test func `a folder with only a tokenizer.json that is not byte-level BPE is refused naming --layout hf`() throws {
         let dir = TemporaryDirectory("llama-vocab")
         defer { dir.cleanup() }
         let input = dir.file("bpe")
         try FileManager.default.createDirectory(atPath: input, withIntermediateDirectories: true)
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: input + "/tokenizer.json"))
+        try Data(#"{"model": {"type": "Unigram", "vocab": []}}"#.utf8)
+            .write(to: URL(fileURLWithPath: input + "/tokenizer.json"))
         let error = #expect(throws: CheckpointError.self) {
             _ = try LlamaVocabulary.metadata(folder: input, config: config(vocabSize: 1000))
         }
         #expect(error?.code == .unsupported)
         #expect(error?.message.contains("--layout hf") == true)
+
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: input + "/tokenizer.json"))
+        let empty = #expect(throws: CheckpointError.self) {
+            _ = try LlamaVocabulary.metadata(folder: input, config: config(vocabSize: 1000))
+        }
+        #expect(empty?.code == .malformedHeader)
+        #expect(empty?.file?.hasSuffix("bpe/tokenizer.json") == true)
     }
 }

@@ -5,8 +5,8 @@ package import NF4KitCore
 /// Supported: a SentencePiece `tokenizer.model` (Llama 1/2, Mistral, TinyLlama), with `added_tokens.json`,
 /// `tokenizer_config.json`'s `added_tokens_decoder`, and the special tokens, add-BOS/EOS flags, normalizer flags and chat
 /// template that gguf-py's `SpecialVocab` finds in `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` /
-/// `chat_template.json` and `config.json`. A folder with only a BPE `tokenizer.json` (Llama 3 style) is refused: its
-/// `tokenizer.ggml.pre` name comes from hashing the tokenizer's output, which needs the tokenizer itself.
+/// `chat_template.json` and `config.json`. A folder with only a byte-level BPE `tokenizer.json` (Llama 3, SmolLM) gets
+/// the `gpt2` keys of ``BPEVocabulary``.
 package enum LlamaVocabulary {
     /// Builds the tokenizer keys for the model folder `folder`.
     ///
@@ -15,22 +15,20 @@ package enum LlamaVocabulary {
     ///   - config: The parsed `config.json` (its `vocab_size` pads the vocabulary; its `*_token_id` give ids).
     /// - Returns: The entries in the converter's order.
     /// - Throws: ``CheckpointError`` `.malformedHeader` for a bad `tokenizer.model` or JSON side file (file and byte
-    ///   offset), `.unsupported` for a folder without `tokenizer.model`.
+    ///   offset), `.unsupported` for a folder with neither `tokenizer.model` nor a supported `tokenizer.json`.
     package static func metadata(
         folder: String, config: LlamaModelConfig
     ) throws(CheckpointError) -> [GGUFMetadataEntry] {
         let dir = folder.hasSuffix("/") ? folder : folder + "/"
         let modelPath = dir + "tokenizer.model"
         guard FileAccess.exists(modelPath) else {
-            let hasJSON = FileAccess.exists(dir + "tokenizer.json")
+            if FileAccess.exists(dir + "tokenizer.json") {
+                return try BPEVocabulary.metadata(folder: dir, config: config)
+            }
             throw CheckpointError(
                 .unsupported,
-                hasJSON
-                    ? "the folder has a tokenizer.json but no SentencePiece tokenizer.model; nf4kit writes llama.cpp's "
-                        + "tokenizer keys only from tokenizer.model (BPE tokenizers need the llama.cpp converter), so use "
-                        + "--layout hf or convert_hf_to_gguf.py"
-                    : "the folder has no tokenizer.model, so llama.cpp could not tokenize with the GGUF; add the "
-                        + "tokenizer files or use --layout hf",
+                "the folder has no tokenizer.model or tokenizer.json, so llama.cpp could not tokenize with the "
+                    + "GGUF; add the tokenizer files or use --layout hf",
                 file: folder)
         }
         var out: [GGUFMetadataEntry] = []
@@ -185,8 +183,10 @@ struct SpecialVocab {
         return value?["content"]?.stringValue
     }
 
+    /// - Parameter parsedTokenizer: `tokenizer.json` when the caller has parsed it already (else it is read here).
     mutating func load(
-        folder dir: String, tokenizerConfig original: JSONObject?, config: LlamaModelConfig
+        folder dir: String, tokenizerConfig original: JSONObject?, config: LlamaModelConfig,
+        parsedTokenizer: JSONObject? = nil
     )
         throws(CheckpointError)
     {
@@ -195,8 +195,9 @@ struct SpecialVocab {
         }
         var addedTokens: [JSONValue] = []
         let tokenizerPath = dir + "tokenizer.json"
-        if FileAccess.exists(tokenizerPath) {
-            let tokenizer = try ModelSource.readJSONObject(tokenizerPath)
+        var parsed = parsedTokenizer
+        if parsed == nil, FileAccess.exists(tokenizerPath) { parsed = try ModelSource.readJSONObject(tokenizerPath) }
+        if let tokenizer = parsed {
             if let normalizer = tokenizer["normalizer"], case .object = normalizer { parseNormalizer(normalizer) }
             addedTokens = tokenizer["added_tokens"]?.arrayValue ?? []
             var bos = tokenizerConfig?["bos_token"]?.stringValue
