@@ -201,10 +201,14 @@ struct OutputUnit {
             }
             return
         }
-        let bytes = scratch.bytes(byteCount)
+        // A tensor computed on demand is narrowed straight into its storage.
+        let direct = sink.memory
+        precondition(direct == nil || direct!.count == byteCount, "tensor '\(output.name)': storage of another size")
+        let bytes = direct ?? scratch.bytes(byteCount)
         let finite = FloatConversion.narrow(
             UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
         if !finite && !options.allowNonFinite { throw nonFiniteError(values, dtype: output.dtype) }
+        if direct != nil { return }
         try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: UnsafeRawBufferPointer(bytes))
     }
 

@@ -83,12 +83,15 @@ public final class MappedRegion: @unchecked Sendable {
 
     /// `count` bytes that `fill` computes when they are first read, and that ``releasePages(_:)`` frees again.
     ///
-    /// For bytes derived from other bytes (a strided view copied to row-major order): a reader that only looks
-    /// at headers never pays for them, and a pipeline that releases each tensor after writing it holds one copy
-    /// at a time, however many views a file declares over one storage. `fill` must write all `count` bytes and
-    /// give the same bytes every time.
+    /// For bytes derived from other bytes (a strided view copied to row-major order, a merged weight): a reader
+    /// that only looks at headers never pays for them, and a pipeline that releases each tensor after writing it
+    /// holds one copy at a time, however many views a file declares over one storage. `fill` must write all `count`
+    /// bytes and give the same bytes every time. A `fill` that can throw (a merge that finds a non-finite value) is
+    /// run through ``materialize()`` before the bytes are read, which throws its error and keeps nothing; reading
+    /// the bytes when the fill throws is a programming error and traps.
     package init(
-        deferred count: Int, description: String, _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void
+        deferred count: Int, description: String,
+        _ fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Void
     ) {
         path = description
         self.count = count
@@ -96,6 +99,10 @@ public final class MappedRegion: @unchecked Sendable {
         base = nil
         deferred = count == 0 ? nil : Deferred(count: count, fill: fill)
     }
+
+    /// Computes a deferred region's bytes now if they are not there, so that the fill's error is thrown here; a
+    /// no-op for any other region.
+    package func materialize() throws { try deferred?.materialize() }
 
     /// Drops this process's resident pages of `range` (a file mapping only; owned bytes are left alone).
     ///
@@ -140,24 +147,44 @@ public final class MappedRegion: @unchecked Sendable {
             var readers = 0
         }
         let count: Int
-        let fill: @Sendable (UnsafeMutableRawBufferPointer) -> Void
+        let fill: @Sendable (UnsafeMutableRawBufferPointer) throws -> Void
         let state = Mutex(State())
 
-        init(count: Int, fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Void) {
+        init(count: Int, fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Void) {
             self.count = count
             self.fill = fill
+        }
+
+        func materialize() throws {
+            try state.withLock { (state) throws -> Void in
+                if state.pointer == nil { state.pointer = try computed() }
+            }
         }
 
         func acquire() -> UnsafeRawPointer {
             state.withLock { state in
                 if state.pointer == nil {
-                    let storage = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
-                    fill(UnsafeMutableRawBufferPointer(start: storage, count: count))
-                    state.pointer = storage
+                    do {
+                        state.pointer = try computed()
+                    } catch {
+                        preconditionFailure("a deferred region's fill threw outside materialize(): \(error)")
+                    }
                 }
                 state.readers += 1
                 return UnsafeRawPointer(state.pointer!)
             }
+        }
+
+        /// Newly allocated storage filled by `fill`; nothing is kept when it throws.
+        private func computed() throws -> UnsafeMutableRawPointer {
+            let storage = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+            do {
+                try fill(UnsafeMutableRawBufferPointer(start: storage, count: count))
+            } catch {
+                storage.deallocate()
+                throw error
+            }
+            return storage
         }
 
         func relinquish() { state.withLock { $0.readers -= 1 } }
