@@ -1,3 +1,4 @@
+import Dispatch
 import NF4KitCore
 import Synchronization
 
@@ -19,16 +20,26 @@ extension OutputUnit {
     }
 }
 
-/// Scratch buffer sets for merges that run on several threads at once (tensors computed on demand by the GGUF
-/// export's workers): a merge takes a set to itself and gives it back, so there are as many sets as merges ever ran
-/// at once, each as large as the largest tensor it merged.
+/// The scratch buffers of merges computed on demand by the GGUF export's workers: one merge runs at a time, since a
+/// merge already spreads over `MergeOptions.threadCount` threads and the export's other workers convert and write
+/// meanwhile. So at most one tensor is being merged in f32, however many tensors the export has in flight, and the
+/// buffers are reused from one merge to the next.
 final class MergeScratchPool: Sendable {
-    private let free = Mutex<[MergeScratch]>([])
+    private let scratch = Mutex<MergeScratch?>(MergeScratch())
+    private let turn = DispatchSemaphore(value: 1)
 
-    /// Calls `body` with a set no other caller holds until it returns.
+    /// Allocates the buffers for merges of up to `floatCount` values before any merge runs, so that they never grow
+    /// (a freed block raises malloc's mmap threshold, after which it keeps the export's own buffers resident).
+    func reserve(floatCount: Int) {
+        try? withScratch { _ = $0.floats(floatCount) }
+    }
+
+    /// Calls `body` with the scratch buffers, once no other merge holds them.
     func withScratch<R>(_ body: (MergeScratch) throws -> R) throws -> R {
-        let scratch = free.withLock { $0.popLast() } ?? MergeScratch()
-        defer { free.withLock { $0.append(scratch) } }
-        return try body(scratch)
+        turn.wait()
+        defer { turn.signal() }
+        let held = scratch.withLock { $0.take() }!
+        defer { scratch.withLock { $0 = held } }
+        return try body(held)
     }
 }

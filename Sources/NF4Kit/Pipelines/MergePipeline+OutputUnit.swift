@@ -219,6 +219,14 @@ struct OutputUnit {
             }
             return
         }
+        if let direct = sink.memory {
+            // A tensor computed on demand is converted straight into its storage.
+            tensor.bytes.withUnsafeBytes { raw in
+                FloatConversion.convert(
+                    raw, from: tensor.dtype, to: output.dtype, count: tensor.shape.elementCount, into: direct)
+            }
+            return
+        }
         let converted = tensor.bytes.withUnsafeBytes { raw in
             FloatConversion.convert(raw, from: tensor.dtype, to: output.dtype, count: tensor.shape.elementCount)
         }

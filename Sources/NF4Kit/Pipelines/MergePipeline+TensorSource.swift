@@ -30,6 +30,7 @@ extension MergePipeline {
                 file: base)
         }
         let pool = MergeScratchPool()
+        var largest = 0
         var tensors: [Tensor] = []
         for unit in try setup.outputUnits() {
             guard let output = unit.outputs?.first, unit.outputs?.count == 1 else {
@@ -41,11 +42,15 @@ extension MergePipeline {
             let file: String
             let fileOffset: Int64
             if let unchanged = unit.unchangedSource(as: output.dtype) {
-                (bytes, file, fileOffset) = (unchanged.bytes, unchanged.descriptor.file, unchanged.descriptor.fileOffset)
+                bytes = unchanged.bytes
+                file = unchanged.descriptor.file
+                fileOffset = unchanged.descriptor.fileOffset
             } else {
                 let byteCount = output.dtype.byteCount(elementCount: output.shape.elementCount) ?? 0
                 bytes = unit.onDemandBytes(byteCount: byteCount, form: target, options: options, pool: pool)
-                (file, fileOffset) = (bytes.region.path, 0)
+                largest = max(largest, unit.entry.shape.elementCount)
+                file = bytes.region.path
+                fileOffset = 0
             }
             tensors.append(
                 Tensor(
@@ -54,6 +59,7 @@ extension MergePipeline {
                         fileOffset: fileOffset, byteCount: bytes.count),
                     bytes: bytes))
         }
+        pool.reserve(floatCount: largest)
         var source = setup.baseSource
         let checkpoint = source.checkpoint
         source.checkpoint = Checkpoint(

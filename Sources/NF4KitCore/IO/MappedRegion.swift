@@ -144,8 +144,14 @@ public final class MappedRegion: @unchecked Sendable {
     private final class Deferred: Sendable {
         struct State: ~Copyable {
             var pointer: UnsafeMutableRawPointer?
+            /// Whether `pointer` is pages of our own (`Platform.mapAnonymous`) rather than a heap block.
+            var ownPages = false
             var readers = 0
         }
+        /// Storage of at least this many bytes is mapped pages of its own, given back to the system when released:
+        /// malloc keeps a large block it has freed once its mmap threshold has grown to that size, so per-tensor
+        /// storage from it stays resident (measured: a merge streamed into the GGUF export held 140 MB more).
+        static let ownPagesByteCount = 1 << 20
         let count: Int
         let fill: @Sendable (UnsafeMutableRawBufferPointer) throws -> Void
         let state = Mutex(State())
@@ -157,7 +163,7 @@ public final class MappedRegion: @unchecked Sendable {
 
         func materialize() throws {
             try state.withLock { (state) throws -> Void in
-                if state.pointer == nil { state.pointer = try computed() }
+                if state.pointer == nil { (state.pointer, state.ownPages) = try computed() }
             }
         }
 
@@ -165,7 +171,7 @@ public final class MappedRegion: @unchecked Sendable {
             state.withLock { state in
                 if state.pointer == nil {
                     do {
-                        state.pointer = try computed()
+                        (state.pointer, state.ownPages) = try computed()
                     } catch {
                         preconditionFailure("a deferred region's fill threw outside materialize(): \(error)")
                     }
@@ -175,28 +181,37 @@ public final class MappedRegion: @unchecked Sendable {
             }
         }
 
-        /// Newly allocated storage filled by `fill`; nothing is kept when it throws.
-        private func computed() throws -> UnsafeMutableRawPointer {
-            let storage = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
-            do {
-                try fill(UnsafeMutableRawBufferPointer(start: storage, count: count))
-            } catch {
-                storage.deallocate()
-                throw error
-            }
-            return storage
-        }
-
         func relinquish() { state.withLock { $0.readers -= 1 } }
 
         func release() {
             state.withLock { state in
                 guard state.readers == 0, let pointer = state.pointer else { return }
-                pointer.deallocate()
+                free(pointer, ownPages: state.ownPages)
                 state.pointer = nil
             }
         }
 
-        deinit { state.withLock { $0.pointer?.deallocate() } }
+        deinit {
+            state.withLock { state in
+                if let pointer = state.pointer { free(pointer, ownPages: state.ownPages) }
+            }
+        }
+
+        /// Newly allocated storage filled by `fill`; nothing is kept when it throws.
+        private func computed() throws -> (UnsafeMutableRawPointer, ownPages: Bool) {
+            let pages = count >= Self.ownPagesByteCount ? Platform.mapAnonymous(count: count) : nil
+            let storage = pages ?? UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+            do {
+                try fill(UnsafeMutableRawBufferPointer(start: storage, count: count))
+            } catch {
+                free(storage, ownPages: pages != nil)
+                throw error
+            }
+            return (storage, pages != nil)
+        }
+
+        private func free(_ pointer: UnsafeMutableRawPointer, ownPages: Bool) {
+            if ownPages { Platform.unmap(pointer, count: count) } else { pointer.deallocate() }
+        }
     }
 }
