@@ -51,6 +51,13 @@ enum Platform {
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
     }
 
+    /// `count` bytes of fresh pages of our own (an anonymous private mapping), to give back with ``unmap(_:count:)``.
+    static func mapAnonymous(count: Int) -> UnsafeMutableRawPointer? {
+        let pointer = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let pointer, pointer != MAP_FAILED else { return nil }
+        return pointer
+    }
+
     static func unmap(_ pointer: UnsafeRawPointer, count: Int) {
         _ = munmap(UnsafeMutableRawPointer(mutating: pointer), count)
     }

@@ -79,10 +79,14 @@ extension OutputUnit {
             }
             return
         }
-        let bytes = scratch.bytes(byteCount)
+        // A tensor computed on demand is narrowed straight into its storage.
+        let direct = sink.memory
+        precondition(direct == nil || direct!.count == byteCount, "tensor '\(output.name)': storage of another size")
+        let bytes = direct ?? scratch.bytes(byteCount)
         let finite = FloatConversion.narrow(
             UnsafeBufferPointer(values), to: output.dtype, into: bytes, threadCount: options.threadCount)
         if !finite && !options.allowNonFinite { throw nonFiniteError(values, dtype: output.dtype) }
+        if direct != nil { return }
         try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: UnsafeRawBufferPointer(bytes))
     }
 
@@ -90,6 +94,14 @@ extension OutputUnit {
         if tensor.dtype == output.dtype {
             try tensor.bytes.withUnsafeBytes { raw in
                 try sink.put(name: output.name, dtype: output.dtype, shape: output.shape, bytes: raw)
+            }
+            return
+        }
+        if let direct = sink.memory {
+            // A tensor computed on demand is converted straight into its storage.
+            tensor.bytes.withUnsafeBytes { raw in
+                FloatConversion.convert(
+                    raw, from: tensor.dtype, to: output.dtype, count: tensor.shape.elementCount, into: direct)
             }
             return
         }

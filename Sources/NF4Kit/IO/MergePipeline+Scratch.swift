@@ -5,7 +5,9 @@ import Synchronization
 /// Reusable buffers for one tensor's f32 values and its output bytes, so the pipeline does not allocate (and the
 /// kernel does not fault in fresh zeroed pages) per tensor. Peak size: the largest merged tensor in f32 plus its
 /// output bytes.
-final class MergeScratch {
+// @unchecked Sendable because one thread uses it at a time: the merge pipeline's loop, or a merge computed on demand
+// that took it from a `MergeScratchPool`.
+final class MergeScratch: @unchecked Sendable {
     private let floatBuffer = ScratchBuffer()
     private let byteBuffer = ScratchBuffer()
 

@@ -1,17 +1,28 @@
 import NF4KitCore
 import NF4KitFormats
 
-/// Where a unit's output tensors go: the planned output files, or the spill file of freshly quantized tensors
-/// (whose sizes are known only after computing them). Only the planned files take write-behind buffers.
+/// Where a unit's output tensors go: the planned output files, the spill file of freshly quantized tensors
+/// (whose sizes are known only after computing them), or the storage of a tensor computed on demand
+/// (``OutputUnit/onDemandBytes(byteCount:form:options:pool:)``). Only the planned files take write-behind buffers.
 enum TensorSink {
     case planned(WriterSink)
     case spill(SpillSink)
+    /// Exactly the bytes of the unit's one output tensor.
+    case memory(UnsafeMutableRawBufferPointer)
 
     func put(name: String, dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
         switch self {
         case .planned(let writers): try writers.put(name: name, dtype: dtype, shape: shape, bytes: bytes)
         case .spill(let file): try file.put(name: name, dtype: dtype, shape: shape, bytes: bytes)
+        case .memory(let destination):
+            precondition(destination.count == bytes.count, "tensor '\(name)' does not fill its computed bytes")
+            destination.copyMemory(from: bytes)
         }
+    }
+
+    /// The storage of a `.memory` sink, which a conversion writes straight into.
+    var memory: UnsafeMutableRawBufferPointer? {
+        if case .memory(let destination) = self { destination } else { nil }
     }
 }
 

@@ -6,6 +6,9 @@ import NF4KitQuant
 extension GGUFExport {
     /// Converts one item to its output bytes and hands them to `write`.
     static func produce(_ item: Item, write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        // A tensor computed on demand (a merge's, ``MergePipeline/tensorSource(base:adapters:options:)``) is computed
+        // here, so that its error stops the export.
+        try item.tensor.bytes.materialize()
         let count = item.shape.reduce(1, *)
         // F16 to F16 and F32 to F32 round-trip exactly through f32, so the bytes are copied (rows moved as wholes).
         let dtype = item.tensor.dtype

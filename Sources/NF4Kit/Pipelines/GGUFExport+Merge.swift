@@ -4,19 +4,20 @@ import NF4KitFormats
 import NF4KitQuant
 
 extension GGUFExport {
-    /// Merges PEFT adapters into a base model folder and writes the result as a llama.cpp-layout GGUF.
+    /// Merges PEFT adapters into a base model folder and writes the result as a llama.cpp-layout GGUF, in one pass.
     ///
-    /// The merge runs through ``MergePipeline`` into a scratch folder inside a temporary output folder beside `output`
-    /// (`NAME-merge.nf4kit-<hex>.partial`, registered with the output layer, so a failure or an interrupt removes it),
-    /// which is then exported with ``exportModel(input:output:options:progress:)``: the result equals PEFT's merge
-    /// saved and then converted. A float base is merged in its own dtype; a bitsandbytes 4-bit base is dequantized and
-    /// merged in f32 (the QLoRA user's last step), unless `mergeOptions.target` already asks for a float type.
+    /// The merge is a tensor source (``MergePipeline/tensorSource(base:adapters:options:)``) that the export reads
+    /// as it reads a folder for ``convert(input:output:options:progress:)``: each merged tensor is computed when the
+    /// export takes it, permuted, converted or quantized, written, and released, so no merged folder is written and
+    /// memory holds a few tensors. The result equals PEFT's merge saved and then converted. A float base is merged in
+    /// its own dtype; a bitsandbytes 4-bit base is dequantized and merged in f32 (the QLoRA user's last step), unless
+    /// `mergeOptions.target` already asks for a float type.
     ///
     /// - Parameters:
     ///   - base: The base model folder (Llama family, with its tokenizer files).
     ///   - adapters: PEFT adapter folders.
     ///   - output: The `.gguf` file to write.
-    ///   - mergeOptions: Merge options (its `overwrite` and `format` are ignored: the scratch folder is always new).
+    ///   - mergeOptions: Merge options (its `overwrite` and `format` are ignored: `options` decides the output).
     ///   - options: Export options (output type, name, overwrite).
     /// - Throws: ``CheckpointError`` from the merge or the export; nothing is left at `output` on failure.
     public static func mergeAndExport(
@@ -26,7 +27,7 @@ extension GGUFExport {
         let inputs = [base] + adapters
         try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: inputs)
         // What the export needs of the base (a Llama-family config.json and tokenizer.model), checked before the
-        // merge so that an error names the base, not the scratch folder.
+        // adapters are opened and planned, so that these errors come first.
         let source = try ModelSource.open(base)
         guard source.isFolder, let json = source.config else {
             throw CheckpointError(
@@ -41,17 +42,11 @@ extension GGUFExport {
             let fourBit = try !BnbQuantizedWeight.groups(in: source.checkpoint.tensors).isEmpty
             if fourBit || merge.target != .same { merge.target = .f32 }
         }
-        // Never finished: its deinit (or the interrupt handler) removes it with the merged folder inside.
-        let scratch = try OutputDirectory(path: output + "-merge", overwrite: false, inputs: inputs)
-        let merged = scratch.partialFile("merged")
         merge.overwrite = false
         merge.format = nil
-        _ = try MergePipeline.run(base: base, adapters: adapters, output: merged, options: merge)
+        let merged = try MergePipeline.tensorSource(base: base, adapters: adapters, options: merge)
         var exportOptions = options
         if exportOptions.name == nil { exportOptions.name = lastComponent(base) }
-        var summary = try exportModel(input: merged, output: output, options: exportOptions, progress: progress)
-        summary.outputPath = output
-        withExtendedLifetime(scratch) {}
-        return summary
+        return try exportModel(source: merged, output: output, options: exportOptions, progress: progress)
     }
 }

@@ -102,10 +102,7 @@ public enum MergePipeline {
         let (target, plan, warnings) = (setup.target, setup.plan, setup.warnings)
 
         // Plan the output tensors from shapes, in base order.
-        var units: [OutputUnit] = []
-        for entry in baseModel.entries {
-            units.append(try OutputUnit(entry: entry, action: plan.actions[entry.name], form: target))
-        }
+        let units = try setup.outputUnits()
 
         let inputs = baseSource.inputPaths + adapterSources.flatMap(\.inputPaths)
         let form = try CheckpointOutput.Form.choose(for: output, format: options.format)

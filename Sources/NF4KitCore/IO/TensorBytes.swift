@@ -33,6 +33,10 @@ public struct TensorBytes: Sendable {
         }
     }
 
+    /// Computes the bytes now when they are computed on first read (a deferred ``MappedRegion``), so that an error
+    /// of that computation is thrown here rather than trapping the read; a no-op for mapped or owned bytes.
+    package func materialize() throws { try region.materialize() }
+
     /// Drops the resident pages under this view when it is part of a file mapping (see
     /// ``MappedRegion/releasePages(_:)``); the bytes stay readable.
     package func releasePages() { region.releasePages(range) }
