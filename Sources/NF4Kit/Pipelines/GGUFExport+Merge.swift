@@ -26,7 +26,7 @@ extension GGUFExport {
     ) throws -> Summary {
         let inputs = [base] + adapters
         try CheckpointOutput.checkDestination(output, form: .gguf, overwrite: options.overwrite, inputs: inputs)
-        // What the export needs of the base (a Llama-family config.json and tokenizer.model), checked before the
+        // What the export needs of the base (a Llama-family config.json and a tokenizer), checked before the
         // adapters are opened and planned, so that these errors come first.
         let source = try ModelSource.open(base)
         guard source.isFolder, let json = source.config else {

@@ -79,7 +79,8 @@ public enum GGUFExport {
     /// Converts a Hugging Face folder (model or PEFT LoRA adapter) to a GGUF file in llama.cpp's layout.
     ///
     /// A model folder needs `config.json` (LlamaForCausalLM or MistralForCausalLM), its weights (F16, BF16, F32 or
-    /// bitsandbytes 4-bit, which are dequantized first) and a SentencePiece `tokenizer.model`. An adapter folder is
+    /// bitsandbytes 4-bit, which are dequantized first) and its tokenizer: a SentencePiece `tokenizer.model` or a
+    /// byte-level BPE `tokenizer.json`. An adapter folder is
     /// written as a llama.cpp LoRA adapter (see ``exportAdapter(adapter:output:options:)``).
     ///
     /// - Throws: ``CheckpointError``: `.unsupported` for another architecture or tokenizer (the message names
