@@ -144,7 +144,7 @@ import Testing
         #expect(convert.status == 0)
         // The frames, the erase, then the summary line.
         let erase = try #require(convert.tty.range(of: "\r\u{1B}[K", options: .backwards))
-        #expect(convert.tty[erase.upperBound...].contains(" kept; "))
+        #expect(convert.tty[erase.upperBound...].contains(" tensors written as f32; "))
         Self.checkFrames(String(convert.tty[..<erase.upperBound]), seconds: convert.seconds, label: "convert")
 
         let piped = try NF4KitCLI.run([
@@ -152,6 +152,6 @@ import Testing
         ])
         #expect(piped.status == 0)
         #expect(piped.stderr.split(separator: "\n").count == 1, "\(piped.stderr)")
-        #expect(piped.stderr.contains(" kept; "), "\(piped.stderr)")
+        #expect(piped.stderr.contains(" tensors written as f32; "), "\(piped.stderr)")
     }
 }
