@@ -199,6 +199,9 @@ public enum GGUFImport {
     public static func plan(_ file: GGUFFile, _ hyper: Hyperparameters) throws(CheckpointError) -> [Entry] {
         var entries: [Entry] = []
         for info in file.tensors {
+            // Llama 3.1's rope factors are no weight; transformers' GGUF loader skips them too (and keeps no
+            // rope_scaling for llama).
+            if info.name == Llama3RopeScaling.tensorName { continue }
             guard let target = Target(ggufName: info.name) else {
                 throw CheckpointError(
                     .malformedHeader, "tensor '\(info.name)' is not part of llama.cpp's Llama layout",
@@ -365,6 +368,6 @@ extension GGUFImport {
     /// Face names (`--layout hf`, `fixture`, the NF4 companion convention) or another architecture.
     public static func isLlamaLayout(_ file: GGUFFile) -> Bool {
         file["general.architecture"]?.stringValue == "llama"
-            && file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil })
+            && file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil || $0.name == Llama3RopeScaling.tensorName })
     }
 }
