@@ -61,3 +61,27 @@ import Testing
         #expect(Set(checkpoint.tensors.map(\.name)) == Set(original.tensors.map(\.name)))
     }
 }
+
+extension Llama3RopeCLITests {
+    @Test func `merge -o x.gguf writes rope_freqs and the converter's keys (gguf_compare.py --keys-only)`() throws {
+        let dir = TemporaryDirectory("cli-llama3-rope")
+        defer { dir.cleanup() }
+        let folder = try Llama3RopeFixture.folder(in: dir)
+        let reference = Llama3RopeFixture.reference("BF16.gguf")
+        let out = dir.file("merged.gguf")
+        let result = try NF4KitCLI.run(
+            ["merge", folder, Fixture.path("llama3-rope/lora"), "-o", out, "--to", "bf16", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let compare = try PythonInterop.run(
+            script: "Tests/Interop/gguf_compare.py", arguments: [out, reference, "--keys-only"])
+        #expect(compare.status == 0 && compare.stdout.hasPrefix("OK:"), "\(compare.stdout)\(compare.stderr)")
+        let ours = try GGUFFile.read(path: out)
+        let golden = try GGUFFile.read(path: reference)
+        #expect(ours.tensors.map(\.name) == golden.tensors.map(\.name))
+        let rope = try #require(ours.tensors.first)
+        let same = ours.bytes(of: rope).withUnsafeBytes { a in
+            golden.bytes(of: golden.tensors[0]).withUnsafeBytes { b in a.elementsEqual(b) }
+        }
+        #expect(rope.name == "rope_freqs.weight" && same)
+    }
+}

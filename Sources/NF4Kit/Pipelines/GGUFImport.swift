@@ -192,7 +192,7 @@ public enum GGUFImport {
         return hyper
     }
 
-    /// Every tensor of the file with its Hugging Face name, in file order.
+    /// Every tensor of the file with its Hugging Face name, in file order (`rope_freqs.weight`, no weight, left out).
     ///
     /// - Throws: ``CheckpointError`` `.malformedHeader` for a name outside the Llama map or a q/k tensor whose rows do
     ///   not split into its heads (naming the tensor and its record).

@@ -163,7 +163,7 @@ package struct LlamaModelConfig: Sendable, Hashable {
                 func positive(_ key: String, _ fallback: Double) throws(CheckpointError) -> Double {
                     let value = try number(rope[key], key, default: fallback)
                     guard value > 0 else {
-                        throw fail("config.json's llama3 rope scaling has '\(key)' \(value), expected a positive number")
+                        throw fail("config.json's llama3 rope scaling has '\(key)' \(value), expected a positive value")
                     }
                     return value
                 }
