@@ -78,10 +78,13 @@ struct CheckpointAnalysis: Sendable {
                 let quantizable =
                     !isAdapter && groups.isEmpty
                     && BnbQuantizationPlan().shouldQuantize(name: tensor.name, dtype: ruleDType, shape: tensor.shape)
+                // llama.cpp's rope_freqs (Llama 3 rope scaling) is a constant computed from config.json, not a weight.
+                let isConstant = checkpoint.format == .gguf && tensor.name == "rope_freqs.weight"
                 entries.append(
                     Entry(
                         name: tensor.name, dtype: tensor.dtype, shape: tensor.shape,
-                        parameterCount: tensor.descriptor.elementCount, storedByteCount: tensor.descriptor.byteCount,
+                        parameterCount: isConstant ? 0 : tensor.descriptor.elementCount,
+                        storedByteCount: tensor.descriptor.byteCount,
                         group: nil, ggmlType: ggmlType, isQuantizable: quantizable))
             }
         }

@@ -33,6 +33,14 @@ import Testing
         #expect(!ours.metadata.contains { $0.key.hasPrefix("llama.rope.scaling") })
     }
 
+    @Test func `inspect does not count rope_freqs as parameters`() throws {
+        // The reference file was written by convert_hf_to_gguf.py; its llama.* keys give 12,504 parameters.
+        let result = try NF4KitCLI.run(["inspect", Llama3RopeFixture.reference("BF16.gguf")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("parameters    12,504\n"), "\(result.stdout)")
+        #expect(result.stdout.contains("parameters from the llama.* keys: 12,504"), "\(result.stdout)")
+    }
+
     @Test func `--to q4_k_m keeps rope_freqs F32 and equals convert_hf_to_gguf f16 + llama-quantize`() throws {
         let dir = TemporaryDirectory("cli-llama3-rope")
         defer { dir.cleanup() }
