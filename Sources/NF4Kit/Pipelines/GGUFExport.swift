@@ -226,7 +226,7 @@ public enum GGUFExport {
     /// The F32 `rope_freqs.weight` of Llama 3.1's rope scaling, computed from config.json.
     static func ropeFrequencies(_ rope: Llama3RopeScaling, file: String) -> Item {
         let factors = rope.factors()
-        let bytes = factors.withUnsafeBytes { TensorBytes(copying: $0, description: Llama3RopeScaling.tensorName) }
+        let bytes = TensorBytes(copyingElementsOf: factors, description: Llama3RopeScaling.tensorName)
         let descriptor = TensorDescriptor(
             name: Llama3RopeScaling.tensorName, dtype: .f32, shape: Shape([factors.count]), file: file, fileOffset: 0,
             byteCount: bytes.count)
