@@ -326,3 +326,9 @@ enum Platform {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
+
+/// libm functions for the modules that do not import the C library.
+package enum PlatformMath {
+    /// `pow(x, y)` in double precision (glibc's is correctly rounded in all but rare cases).
+    package static func pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
+}

@@ -185,6 +185,10 @@ public enum GGUFExport {
                     + "(\(config.blockCount) layers, tie_word_embeddings \(config.tieWordEmbeddings)) requires",
                 file: source.path, tensor: LlamaTensorNames.hfName(ggufName: missing))
         }
+        if let rope = config.llama3Rope {
+            // convert_hf_to_gguf.py yields its generated tensors before the model's.
+            items.insert(ropeFrequencies(rope, file: configPath), at: 0)
+        }
         let chosen = outType ?? options.outType ?? .f16
         for index in items.indices {
             let item = items[index]
@@ -217,6 +221,19 @@ public enum GGUFExport {
             outputPath: output, outType: chosen, tensorCount: items.count, fileByteCount: layout.fileSize,
             tensorsDequantized: items.filter { $0.quantized != nil }.count,
             seconds: FileAccess.monotonicSeconds - start)
+    }
+
+    /// The F32 `rope_freqs.weight` of Llama 3.1's rope scaling, computed from config.json.
+    static func ropeFrequencies(_ rope: Llama3RopeScaling, file: String) -> Item {
+        let factors = rope.factors()
+        let bytes = factors.withUnsafeBytes { TensorBytes(copying: $0, description: Llama3RopeScaling.tensorName) }
+        let descriptor = TensorDescriptor(
+            name: Llama3RopeScaling.tensorName, dtype: .f32, shape: Shape([factors.count]), file: file, fileOffset: 0,
+            byteCount: bytes.count)
+        return Item(
+            ggufName: Llama3RopeScaling.tensorName, shape: [factors.count],
+            tensor: Tensor(descriptor: descriptor, bytes: bytes), quantized: nil, permutation: nil, scale: nil,
+            type: .f32)
     }
 
     static func lastComponent(_ path: String) -> String {

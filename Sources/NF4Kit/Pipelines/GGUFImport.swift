@@ -192,13 +192,16 @@ public enum GGUFImport {
         return hyper
     }
 
-    /// Every tensor of the file with its Hugging Face name, in file order.
+    /// Every tensor of the file with its Hugging Face name, in file order (`rope_freqs.weight`, no weight, left out).
     ///
     /// - Throws: ``CheckpointError`` `.malformedHeader` for a name outside the Llama map or a q/k tensor whose rows do
     ///   not split into its heads (naming the tensor and its record).
     public static func plan(_ file: GGUFFile, _ hyper: Hyperparameters) throws(CheckpointError) -> [Entry] {
         var entries: [Entry] = []
         for info in file.tensors {
+            // Llama 3.1's rope factors are no weight; transformers' GGUF loader skips them too (and keeps no
+            // rope_scaling for llama).
+            if info.name == Llama3RopeScaling.tensorName { continue }
             guard let target = Target(ggufName: info.name) else {
                 throw CheckpointError(
                     .malformedHeader, "tensor '\(info.name)' is not part of llama.cpp's Llama layout",
@@ -365,6 +368,6 @@ extension GGUFImport {
     /// Face names (`--layout hf`, `fixture`, the NF4 companion convention) or another architecture.
     public static func isLlamaLayout(_ file: GGUFFile) -> Bool {
         file["general.architecture"]?.stringValue == "llama"
-            && file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil })
+            && file.tensors.allSatisfy({ Target(ggufName: $0.name) != nil || $0.name == Llama3RopeScaling.tensorName })
     }
 }

@@ -40,6 +40,8 @@ package struct LlamaModelConfig: Sendable, Hashable {
     package var tieWordEmbeddings: Bool
     /// The `llama.rope.scaling.*` entries, in the converter's order.
     package var ropeScaling: [GGUFMetadataEntry]
+    /// Llama 3.1's rope scaling (`rope_type: "llama3"`), written as the tensor `rope_freqs.weight`, or `nil`.
+    package var llama3Rope: Llama3RopeScaling?
     /// Whether `is_causal` is `false` (then `llama.causal_attention` = false is written).
     package var nonCausal: Bool
     /// The parsed JSON (for token ids).
@@ -123,6 +125,7 @@ package struct LlamaModelConfig: Sendable, Hashable {
         let rope = (json["rope_parameters"]?.objectValue ?? json["rope_scaling"]?.objectValue) ?? JSONObject()
         ropeTheta = try number(rope["rope_theta"] ?? json["rope_theta"], "rope_theta", default: 10000)
         var scaling: [GGUFMetadataEntry] = []
+        llama3Rope = nil
         let ropeType = rope["rope_type"]?.stringValue ?? rope["type"]?.stringValue
         if let ropeType {
             let factor = rope["factor"].flatMap(\.doubleValue)
@@ -156,10 +159,19 @@ package struct LlamaModelConfig: Sendable, Hashable {
             case "su", "longrope":
                 put("rope.scaling.type", .string("longrope"))
             case let other where other.lowercased() == "llama3":
-                throw CheckpointError(
-                    .unsupported,
-                    "config.json asks for llama3 rope scaling, whose rope_freqs tensor nf4kit does not write yet; "
-                        + "use --layout hf", file: file)
+                // No keys: the converter writes the factors as the tensor rope_freqs.weight instead.
+                func positive(_ key: String, _ fallback: Double) throws(CheckpointError) -> Double {
+                    let value = try number(rope[key], key, default: fallback)
+                    guard value > 0 else {
+                        throw fail("config.json's llama3 rope scaling has '\(key)' \(value), expected a positive value")
+                    }
+                    return value
+                }
+                llama3Rope = Llama3RopeScaling(
+                    theta: ropeTheta, dimension: headDimension, factor: try positive("factor", 8),
+                    lowFrequencyFactor: try positive("low_freq_factor", 1),
+                    highFrequencyFactor: try positive("high_freq_factor", 4),
+                    originalContextLength: try positive("original_max_position_embeddings", 8192))
             default:
                 break  // "default", "dynamic" and unknown types add no keys (the converter only logs them)
             }
