@@ -226,7 +226,7 @@ public final class GGUFWriter: Sendable {
     }
 
     /// Writes the data of tensor `index` from a view; a view of a mapped file is copied inside the kernel when the
-    /// system can (``OutputFile/write(_:at:)-(TensorBytes,_)``).
+    /// system can (see ``OutputFile``).
     public func write(tensorAt index: Int, _ bytes: TensorBytes) throws(CheckpointError) {
         try claim(index, byteCount: bytes.count)
         try output.write(bytes, at: layout.tensorOffsets[index])
