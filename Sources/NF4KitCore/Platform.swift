@@ -76,6 +76,37 @@ enum Platform {
         return true
     }
 
+    /// Copies up to `count` bytes from `input` at `inputOffset` to `output` at `outputOffset` inside the kernel
+    /// (`copy_file_range(2)`: page cache to page cache, no mapping faulted in), retrying EINTR. Returns the count
+    /// copied (0 at the input's end) or -1 with errno set (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP when unsupported).
+    static func copyFileRange(
+        from input: Int32, at inputOffset: Int64, to output: Int32, at outputOffset: Int64, count: Int
+    ) -> Int {
+        guard let copyFileRange = copyFileRangeFunction else {
+            errno = ENOSYS
+            return -1
+        }
+        var from = off_t(inputOffset), to = off_t(outputOffset)
+        while true {
+            let copied = copyFileRange(input, &from, output, &to, count, 0)
+            if copied < 0 && errno == EINTR { continue }
+            return copied
+        }
+    }
+
+    /// `copy_file_range` from the C library, looked up at run time (the Swift Glibc module does not declare it).
+    private typealias CopyFileRange =
+        @convention(c) (
+            Int32, UnsafeMutablePointer<off_t>?, Int32, UnsafeMutablePointer<off_t>?, Int, UInt32
+        ) -> Int
+    private static let copyFileRangeFunction: CopyFileRange? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "copy_file_range") else { return nil }
+        return unsafeBitCast(symbol, to: CopyFileRange.self)
+    }()
+
+    /// A second descriptor for the same open file, closed on exec; -1 with errno set on failure.
+    static func duplicate(_ fd: Int32) -> Int32 { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+
     /// Reads up to `count` bytes at `offset` into `buffer`; returns the count read or -1.
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) -> Int {
         var done = 0

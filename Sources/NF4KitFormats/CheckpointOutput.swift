@@ -199,8 +199,12 @@ package final class CheckpointOutput: @unchecked Sendable {
         }
     }
 
-    /// Writes a tensor from a byte view.
+    /// Writes a tensor from a byte view (into a GGUF file, a view of a mapped file is copied inside the kernel).
     package func write(_ name: String, bytes: TensorBytes) throws(CheckpointError) {
+        if case .gguf(let writer, let index) = storage {
+            try writer.write(tensorAt: try position(name, index), bytes)
+            return
+        }
         try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in try write(name, bytes: raw) }
     }
 

@@ -5,7 +5,7 @@ import NF4KitQuant
 // The export's per-tensor conversion over f32 buffers: widen or dequantize, scale, permute rows, round, encode.
 extension GGUFExport {
     /// Converts one item to its output bytes and hands them to `write`.
-    static func produce(_ item: Item, write: (UnsafeRawBufferPointer) throws -> Void) throws {
+    static func produce(_ item: Item, write: TensorSink) throws {
         // A tensor computed on demand (a merge's, ``MergePipeline/tensorSource(base:adapters:options:)``) is computed
         // here, so that its error stops the export.
         try item.tensor.bytes.materialize()
@@ -17,7 +17,7 @@ extension GGUFExport {
         {
             defer { item.tensor.bytes.releasePages() }
             guard let permutation = item.permutation else {
-                try item.tensor.bytes.withUnsafeBytes { raw in try write(raw) }
+                try write.copy(item.tensor.bytes)
                 return
             }
             let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(item.tensor.bytes.count, 1), alignment: 64)

@@ -74,6 +74,17 @@ package final class OutputFile: @unchecked Sendable {
         }
     }
 
+    /// Writes a byte view at `offset` of the output: copied inside the kernel from the input file when the view is
+    /// part of a file mapping and the system can copy between the two files, otherwise (or for what is left after a
+    /// short copy) written from memory.
+    package func write(_ bytes: TensorBytes, at offset: Int64) throws(CheckpointError) {
+        let copied = bytes.region.copy(bytes.range, into: fd, at: offset)
+        guard copied < bytes.count else { return }
+        try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in
+            try write(UnsafeRawBufferPointer(rebasing: raw[copied...]), at: offset + Int64(copied))
+        }
+    }
+
     /// Sets the file's length (so a planned file can be written out of order).
     package func setLength(_ length: Int64) throws(CheckpointError) {
         guard Platform.truncate(fd, to: length) else {

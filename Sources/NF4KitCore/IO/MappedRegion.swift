@@ -15,6 +15,8 @@ public final class MappedRegion: @unchecked Sendable {
     public let path: String
     private let isMapped: Bool
     private let deferred: Deferred?
+    /// A descriptor of the mapped file (a file mapping only), for ``copy(_:into:at:)``; -1 when there is none.
+    private let fileDescriptor: Int32
     /// The SIGBUS guard slot of a file mapping (see `MappingGuard`).
     private var guardSlot: Int?
 
@@ -34,6 +36,7 @@ public final class MappedRegion: @unchecked Sendable {
         if size == 0 {
             base = nil
             isMapped = false
+            fileDescriptor = -1
             return
         }
         guard let pointer = Platform.mapReadOnly(fd, count: Int(size)) else {
@@ -41,6 +44,8 @@ public final class MappedRegion: @unchecked Sendable {
         }
         base = pointer
         isMapped = true
+        // Kept (the same open file as the mapping, not the path again) so that copies can go kernel to kernel.
+        fileDescriptor = Platform.duplicate(fd)
         guardSlot = MappingGuard.register(pointer, count: Int(size), path: path)
     }
 
@@ -50,6 +55,7 @@ public final class MappedRegion: @unchecked Sendable {
         path = description
         count = bytes.count
         isMapped = false
+        fileDescriptor = -1
         if bytes.count == 0 {
             base = nil
             return
@@ -67,6 +73,7 @@ public final class MappedRegion: @unchecked Sendable {
         path = description
         self.count = count
         isMapped = false
+        fileDescriptor = -1
         if count == 0 {
             base = nil
             return
@@ -96,6 +103,7 @@ public final class MappedRegion: @unchecked Sendable {
         path = description
         self.count = count
         isMapped = false
+        fileDescriptor = -1
         base = nil
         deferred = count == 0 ? nil : Deferred(count: count, fill: fill)
     }
@@ -118,7 +126,25 @@ public final class MappedRegion: @unchecked Sendable {
         Platform.releasePages(base, range: range.clamped(to: 0..<count))
     }
 
+    /// Copies the bytes of `range` into the file `output` at `offset` inside the kernel (``Platform/copyFileRange``),
+    /// for a file mapping; returns how many leading bytes of `range` were copied, which is fewer (0 for a region
+    /// that is not a file mapping, or where the system cannot copy between these files) when the caller must write
+    /// the rest itself.
+    package func copy(_ range: Range<Int>, into output: Int32, at offset: Int64) -> Int {
+        guard fileDescriptor >= 0 else { return 0 }
+        var done = 0
+        while done < range.count {
+            let copied = Platform.copyFileRange(
+                from: fileDescriptor, at: Int64(range.lowerBound + done), to: output, at: offset + Int64(done),
+                count: range.count - done)
+            if copied <= 0 { break }
+            done += copied
+        }
+        return done
+    }
+
     deinit {
+        if fileDescriptor >= 0 { Platform.close(fileDescriptor) }
         guard let base else { return }
         if isMapped {
             if let guardSlot { MappingGuard.unregister(guardSlot) }

@@ -181,13 +181,19 @@ public final class GGUFWriter: Sendable {
     ///
     /// - Throws: ``CheckpointError`` `.invalidArgument` for a wrong size or a tensor written twice, `.io` on failure.
     public func write(tensorAt index: Int, _ bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+        try claim(index, byteCount: bytes.count)
+        try output.write(bytes, at: layout.tensorOffsets[index])
+    }
+
+    /// Checks that `byteCount` is tensor `index`'s planned size and that it is written once, and marks it written.
+    private func claim(_ index: Int, byteCount: Int) throws(CheckpointError) {
         precondition(layout.tensors.indices.contains(index), "GGUFWriter.write: no tensor \(index)")
         let name = layout.tensors[index].name
-        guard bytes.count == layout.byteCounts[index] else {
+        guard byteCount == layout.byteCounts[index] else {
             throw CheckpointError(
                 .invalidArgument,
                 "tensor '\(name)' needs \(layout.byteCounts[index]) bytes of \(layout.tensors[index].type.name) data, "
-                    + "got \(bytes.count)",
+                    + "got \(byteCount)",
                 file: output.path, tensor: name)
         }
         let fresh = written.withLock { flags in
@@ -198,7 +204,6 @@ public final class GGUFWriter: Sendable {
             throw CheckpointError(
                 .invalidArgument, "tensor '\(name)' was written twice", file: output.path, tensor: name)
         }
-        try output.write(bytes, at: layout.tensorOffsets[index])
     }
 
     /// Writes `bytes` at byte `offset` inside tensor `index`, for tensors produced in pieces. The tensor counts as
@@ -220,9 +225,11 @@ public final class GGUFWriter: Sendable {
         if completes { written.withLock { $0[index] = true } }
     }
 
-    /// Writes the data of tensor `index` from a view.
+    /// Writes the data of tensor `index` from a view; a view of a mapped file is copied inside the kernel when the
+    /// system can (see ``OutputFile``).
     public func write(tensorAt index: Int, _ bytes: TensorBytes) throws(CheckpointError) {
-        try bytes.withUnsafeBytes { (raw) throws(CheckpointError) in try write(tensorAt: index, raw) }
+        try claim(index, byteCount: bytes.count)
+        try output.write(bytes, at: layout.tensorOffsets[index])
     }
 
     /// Checks that every tensor was written, then fsyncs and renames the file to its final name.
