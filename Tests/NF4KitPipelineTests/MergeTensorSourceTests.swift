@@ -11,6 +11,7 @@ import Testing
 
     @Test func `its tensors are PEFT's merged weights, unchanged ones read from the base file`() throws {
         let source = try MergePipeline.tensorSource(base: Self.base, adapters: [Self.adapter], options: MergeOptions())
+            .source
         let golden = try SafetensorsReader.read(path: Fixture.path("llama-g/merged/model.safetensors")).tensorsByName
         #expect(source.checkpoint.tensors.map(\.name).sorted() == golden.keys.sorted())
         var computed = 0
@@ -32,7 +33,7 @@ import Testing
     @Test func `a merge's error comes out of materialize, before any byte is read`() throws {
         var options = MergeOptions()
         options.weights = [1e30]  // finite in f32, far above the f16 maximum of the output
-        let source = try MergePipeline.tensorSource(base: Self.base, adapters: [Self.adapter], options: options)
+        let source = try MergePipeline.tensorSource(base: Self.base, adapters: [Self.adapter], options: options).source
         let merged = try #require(
             source.checkpoint.tensors.first { $0.name.hasSuffix("layers.0.self_attn.q_proj.weight") })
         let error = #expect(throws: CheckpointError.self) { try merged.bytes.materialize() }
@@ -43,6 +44,7 @@ import Testing
         options.cancellation = CancellationToken()
         options.cancellation.cancel()
         let cancelled = try MergePipeline.tensorSource(base: Self.base, adapters: [Self.adapter], options: options)
+            .source
         let other = try #require(cancelled.checkpoint.tensors.first { $0.name == merged.name })
         #expect(throws: CancellationError.self) { try other.bytes.materialize() }
     }

@@ -47,6 +47,8 @@ extension GGUFExport {
         let merged = try MergePipeline.tensorSource(base: base, adapters: adapters, options: merge)
         var exportOptions = options
         if exportOptions.name == nil { exportOptions.name = lastComponent(base) }
-        return try exportModel(source: merged, output: output, options: exportOptions, progress: progress)
+        var summary = try exportModel(source: merged.source, output: output, options: exportOptions, progress: progress)
+        summary.warnings = merged.warnings.map { "\($0)" }
+        return summary
     }
 }

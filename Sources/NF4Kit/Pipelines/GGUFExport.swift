@@ -74,6 +74,8 @@ public enum GGUFExport {
         public var tensorsDequantized: Int
         /// Wall-clock seconds.
         public var seconds: Double
+        /// Things to tell the user (a merge's warnings, such as an adapter made for another base).
+        public var warnings: [String] = []
     }
 
     /// Converts a Hugging Face folder (model or PEFT LoRA adapter) to a GGUF file in llama.cpp's layout.
@@ -93,7 +95,17 @@ public enum GGUFExport {
         let source = try ModelSource.open(input)
         try CheckpointOutput.checkDestination(
             output, form: .gguf, overwrite: options.overwrite, inputs: source.inputPaths)
-        if source.isAdapter { return try exportAdapter(source: source, output: output, options: options) }
+        if source.isAdapter {
+            if let fileType = options.quantFileType {
+                // convert_lora_to_gguf.py writes f32, f16, bf16 or q8_0; llama-quantize's types are for models.
+                throw CheckpointError(
+                    .invalidArgument,
+                    "a llama.cpp LoRA adapter holds f32, f16, bf16 or q8_0 tensors (convert_lora_to_gguf.py's "
+                        + "--outtype); \(fileType.name) is a model file type of llama-quantize",
+                    file: input)
+            }
+            return try exportAdapter(source: source, output: output, options: options)
+        }
         return try exportModel(source: source, output: output, options: options, progress: progress)
     }
 

@@ -122,14 +122,20 @@ public enum GGUFImport {
         }
         let file = try GGUFFile.read(path: ggufPath)
         let hyper = try hyperparameters(of: file)
+        let checkpoint = try checkpoint(of: file, hyper, dtype: dtype)
+        let sideFiles = try [("config.json", configJSON(file, hyper, dtype: dtype))] + tokenizerFiles(file)
+        return Model(checkpoint: checkpoint, sideFiles: sideFiles.map { (name: $0.0, bytes: $0.1) })
+    }
+
+    /// The tensors of a Llama GGUF with Hugging Face names, q/k rows un-permuted, decoded to `dtype`.
+    private static func checkpoint(
+        of file: GGUFFile, _ hyper: Hyperparameters, dtype: DType
+    ) throws(CheckpointError) -> Checkpoint {
         var tensors: [Tensor] = []
         for entry in try plan(file, hyper) {
             tensors.append(try tensor(entry, in: file, hyper, dtype: dtype))
         }
-        let sideFiles = try [("config.json", configJSON(file, hyper, dtype: dtype))] + tokenizerFiles(file)
-        return Model(
-            checkpoint: Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata),
-            sideFiles: sideFiles.map { (name: $0.0, bytes: $0.1) })
+        return Checkpoint(format: .gguf, files: [file.path], tensors: tensors, metadata: file.textMetadata)
     }
 
     // MARK: - Pieces
@@ -361,7 +367,8 @@ extension GGUFImport {
     public static func readCheckpoint(path: String) throws(CheckpointError) -> Checkpoint {
         let file = try GGUFFile.read(path: path)
         guard isLlamaLayout(file) else { return try GGUFBridge.checkpoint(from: file) }
-        return try model(ggufPath: path).checkpoint
+        // The tensors only: a diff or a quantization needs no tokenizer (a BPE one is not imported yet).
+        return try checkpoint(of: file, try hyperparameters(of: file), dtype: .f32)
     }
 
     /// Whether `file` is a Llama GGUF in llama.cpp's layout (what the import reads back), not a GGUF with Hugging

@@ -18,9 +18,12 @@ extension MergePipeline {
     /// it; its checkpoint lists the adapters' files beside the base's, so an output guard keeps both from being
     /// replaced.
     ///
+    /// - Returns: The source, and the warnings `run` would print (an adapter made for another base, and the like).
     /// - Throws: The setup errors of `run`; `.invalidArgument` when the output is not plain (`--to nf4|fp4`, or
     ///   `same` on a 4-bit base), whose tensor sizes are known only after quantizing.
-    static func tensorSource(base: String, adapters: [String], options: MergeOptions) throws -> ModelSource {
+    static func tensorSource(
+        base: String, adapters: [String], options: MergeOptions
+    ) throws -> (source: ModelSource, warnings: [MergeWarning]) {
         let setup = try MergeSetup(base: base, adapters: adapters, options: options)
         let target = setup.target
         guard target.quantization == nil, target.plainDType != nil || setup.baseModel.quantization == nil else {
@@ -70,7 +73,7 @@ extension MergePipeline {
                 adjustedConfig(config, form: target, base: setup.baseModel, plan: setup.plan, untie: setup.untie)
                 ?? config
         }
-        return source
+        return (source, setup.warnings)
     }
 }
 

@@ -30,6 +30,7 @@ extension Merge {
                 progress: renderer.callback)
         }
         if !outputOptions.quiet {
+            for warning in summary.warnings { FileAccess.writeStandardError("Warning: \(warning)\n") }
             FileAccess.writeStandardError(
                 "Merged \(adapters.count) adapter(s) into \(summary.outputPath) as \(fileType.name): "
                     + "\(summary.tensorCount) tensors, \(Format.fixed(summary.seconds, 2)) s.\n")

@@ -87,6 +87,11 @@ struct Merge: AsyncParsableCommand {
             if layout == .llama {
                 throw ValidationError("--to \(to.format!.rawValue) has no llama.cpp form; use --to f16|bf16|f32|q8_0.")
             }
+            if layout == nil {
+                throw ValidationError(
+                    "--to \(to.format!.rawValue): merge writes a 4-bit result to .safetensors or a folder; a .gguf "
+                        + "output takes f16, bf16, f32, q8_0 or a llama-quantize type such as q4_k_m.")
+            }
             return false
         }
         return layout != .hf
@@ -128,6 +133,7 @@ struct Merge: AsyncParsableCommand {
                     options: export, progress: renderer.callback)
             }
             guard !quiet else { return }
+            for warning in summary.warnings { FileAccess.writeStandardError("Warning: \(warning)\n") }
             let seconds = (summary.seconds * 100).rounded() / 100
             FileAccess.writeStandardError(
                 "Merged \(adapters.count) adapter(s) and wrote \(summary.tensorCount) tensors in llama.cpp's layout "
