@@ -25,10 +25,12 @@ package enum LlamaVocabulary {
             if FileAccess.exists(dir + "tokenizer.json") {
                 return try BPEVocabulary.metadata(folder: dir, config: config)
             }
+            let packed = ["tokenizer.json.gz", "tokenizer.model.gz"].first { FileAccess.exists(dir + $0) }
             throw CheckpointError(
                 .unsupported,
                 "the folder has no tokenizer.model or tokenizer.json, so llama.cpp could not tokenize with the "
-                    + "GGUF; add the tokenizer files or use --layout hf",
+                    + "GGUF; add the tokenizer files or use --layout hf"
+                    + (packed.map { " (\($0) is there: decompress it first)" } ?? ""),
                 file: folder)
         }
         var out: [GGUFMetadataEntry] = []
