@@ -20,7 +20,7 @@ extension InspectionReport {
     private static let jsonWriter = JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ")
 
     /// The document's members, the tensor rows made on demand: the one field list both ``jsonValue`` and
-    /// ``writeJSON(to:)`` write.
+    /// ``writeJSON(flushingEvery:to:)`` write.
     private var jsonMembers: [(key: String, value: JSONPiece)] {
         let rows = tensors
         return [
