@@ -5,21 +5,33 @@ extension InspectionReport {
     ///
     /// Absent values (`bitsPerQuantizedParameter` without 4-bit weights, `adapter` for a model, `training` without
     /// options) are `null`. docs/inspect.md lists every field.
-    public var jsonValue: JSONValue {
-        object([
-            ("schemaVersion", .integer(InspectionReport.schemaVersion)),
-            ("summary", summaryJSON),
-            ("tensors", .array(tensors.map(InspectionReport.json(_:)))),
-            ("memory", memoryJSON),
-            ("adapter", adapter.map(InspectionReport.json(_:)) ?? .null),
-            ("gguf", gguf?.jsonValue ?? .null),
-            ("training", training.map(InspectionReport.json(_:)) ?? .null),
-        ])
-    }
+    public var jsonValue: JSONValue { JSONValue(members: jsonMembers) }
 
     /// The JSON text: sorted keys, 2-space indent, UTF-8, ending in a newline.
-    public var jsonText: String {
-        JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ").string(jsonValue) + "\n"
+    public var jsonText: String { InspectionReport.jsonWriter.string(jsonValue) + "\n" }
+
+    /// Writes ``jsonText`` to `sink` in pieces of about `threshold` UTF-8 bytes, making one tensor row at a time,
+    /// so a header of millions of tensors never becomes one tree or one string.
+    public func writeJSON(flushingEvery threshold: Int = 1 << 20, to sink: (String) throws -> Void) rethrows {
+        try InspectionReport.jsonWriter.writeObject(jsonMembers, flushingEvery: threshold, to: sink)
+        try sink("\n")
+    }
+
+    private static let jsonWriter = JSONWriter(indent: 2, sortKeys: true, itemSeparator: ",", keySeparator: ": ")
+
+    /// The document's members, the tensor rows made on demand: the one field list both ``jsonValue`` and
+    /// ``writeJSON(flushingEvery:to:)`` write.
+    private var jsonMembers: [(key: String, value: JSONPiece)] {
+        let rows = tensors
+        return [
+            ("schemaVersion", .value(.integer(InspectionReport.schemaVersion))),
+            ("summary", .value(summaryJSON)),
+            ("tensors", .elements(count: rows.count) { InspectionReport.json(rows[$0]) }),
+            ("memory", .value(memoryJSON)),
+            ("adapter", .value(adapter.map(InspectionReport.json(_:)) ?? .null)),
+            ("gguf", .value(gguf?.jsonValue ?? .null)),
+            ("training", .value(training.map(InspectionReport.json(_:)) ?? .null)),
+        ]
     }
 
     private var summaryJSON: JSONValue {

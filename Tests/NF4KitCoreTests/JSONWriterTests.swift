@@ -58,6 +58,26 @@ import Testing
         )
     }
 
+    @Test func `writeObject streams the text string(_:) writes`() throws {
+        // The sample's members, its array "b" made element by element; expected: the pythonPretty text above.
+        let object = try #require(Self.sample.objectValue)
+        let members: [(key: String, value: JSONPiece)] = object.members.map { member in
+            guard let elements = member.value.arrayValue else { return (member.key, .value(member.value)) }
+            return (member.key, .elements(count: elements.count) { elements[$0] })
+        }
+        #expect(JSONValue(members: members) == Self.sample)
+        for threshold in [1, 16, 1 << 20] {
+            var pieces: [String] = []
+            JSONWriter.pythonPretty.writeObject(members, flushingEvery: threshold) { pieces.append($0) }
+            #expect(pieces.joined() == JSONWriter.pythonPretty.string(Self.sample))
+            if threshold == 1 { #expect(pieces.count > members.count) }
+            if threshold == 1 << 20 { #expect(pieces.count == 1) }
+        }
+        var empty: [String] = []
+        JSONWriter.pythonPretty.writeObject([]) { empty.append($0) }
+        #expect(empty == ["{}"])
+    }
+
     @Test func `writer output parses back to the same value`() throws {
         for writer in [JSONWriter.compact, .pythonDefault, .pythonPretty, .pythonIndented] where !writer.sortKeys {
             #expect(try StrictJSON.parse(writer.bytes(Self.sample)) == Self.sample)

@@ -39,12 +39,12 @@ public struct JSONWriter: Sendable {
     /// The serialised UTF-8 bytes.
     public func bytes(_ value: JSONValue) -> [UInt8] { Array(string(value).utf8) }
 
-    private func newline(_ level: Int, into out: inout String) {
+    func newline(_ level: Int, into out: inout String) {
         guard let indent else { return }
         out += "\n" + String(repeating: " ", count: indent * level)
     }
 
-    private func write(_ value: JSONValue, level: Int, into out: inout String) {
+    func write(_ value: JSONValue, level: Int, into out: inout String) {
         switch value {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -69,11 +69,7 @@ public struct JSONWriter: Sendable {
                 return
             }
             out += "{"
-            let members =
-                sortKeys
-                ? object.members.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
-                : object.members
-            for (i, member) in members.enumerated() {
+            for (i, member) in ordered(object.members).enumerated() {
                 if i > 0 { out += itemSeparator }
                 newline(level + 1, into: &out)
                 writeString(member.key, into: &out)
@@ -85,6 +81,12 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    /// `members` in the order they are written: sorted by the Unicode scalars of their keys with `sortKeys`.
+    func ordered<Value>(_ members: [(key: String, value: Value)]) -> [(key: String, value: Value)] {
+        guard sortKeys else { return members }
+        return members.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
+    }
+
     private static let hexDigits = Array("0123456789abcdef")
 
     private func hex4(_ value: UInt32, into out: inout String) {
@@ -94,7 +96,7 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    private func writeString(_ s: String, into out: inout String) {
+    func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -117,8 +117,12 @@ struct Inspect: AsyncParsableCommand {
                     adapterDType: loraDType.dtype)
             }
             let report = try InspectionReport.inspect(source, training: training)
-            let text = json ? report.jsonText : InspectionTextRenderer(report: report, showTensors: tensors).render()
-            print(text, terminator: "")
+            if json {
+                // Streamed in pieces of about 1 MiB: a header of millions of tensors never becomes one string.
+                report.writeJSON { print($0, terminator: "") }
+            } else {
+                print(InspectionTextRenderer(report: report, showTensors: tensors).render(), terminator: "")
+            }
         }
     }
 
