@@ -16,21 +16,9 @@ package enum BPEVocabulary {
     package static func metadata(
         folder dir: String, config: LlamaModelConfig
     ) throws(CheckpointError) -> [GGUFMetadataEntry] {
-        var out: [GGUFMetadataEntry] = []
-        func put(_ key: String, _ value: GGUFValue) {
-            if let index = out.firstIndex(where: { $0.key == key }) {
-                out[index].value = value  // gguf-py overwrites a repeated key in place
-            } else {
-                out.append(GGUFMetadataEntry(key: key, value: value))
-            }
-        }
+        var (out, tokenizerConfig) = try LlamaVocabulary.start(dir: dir)
+        func put(_ key: String, _ value: GGUFValue) { out.put(key, value) }
         let tokenizerConfigPath = dir + "tokenizer_config.json"
-        let tokenizerConfig =
-            FileAccess.exists(tokenizerConfigPath)
-            ? try ModelSource.readJSONObject(tokenizerConfigPath) : nil
-        if let prefix = tokenizerConfig?["add_prefix_space"]?.boolValue {
-            put("tokenizer.ggml.add_space_prefix", .bool(prefix))
-        }
 
         let path = dir + "tokenizer.json"
         let tokenizer = try ModelSource.readJSONObject(path)

@@ -33,21 +33,9 @@ package enum LlamaVocabulary {
                     + (packed.map { " (\($0) is there: decompress it first)" } ?? ""),
                 file: folder)
         }
-        var out: [GGUFMetadataEntry] = []
-        func put(_ key: String, _ value: GGUFValue) {
-            if let index = out.firstIndex(where: { $0.key == key }) {
-                out[index].value = value  // gguf-py overwrites a repeated key in place
-            } else {
-                out.append(GGUFMetadataEntry(key: key, value: value))
-            }
-        }
+        var (out, tokenizerConfig) = try LlamaVocabulary.start(dir: dir)
+        func put(_ key: String, _ value: GGUFValue) { out.put(key, value) }
         let tokenizerConfigPath = dir + "tokenizer_config.json"
-        let tokenizerConfig =
-            FileAccess.exists(tokenizerConfigPath)
-            ? try ModelSource.readJSONObject(tokenizerConfigPath) : nil
-        if let prefix = tokenizerConfig?["add_prefix_space"]?.boolValue {
-            put("tokenizer.ggml.add_space_prefix", .bool(prefix))
-        }
 
         let model = try SentencePieceModel.read(path: modelPath)
         let vocabSize = config.vocabSize
@@ -121,6 +109,20 @@ package enum LlamaVocabulary {
             fim.write(into: put)
         }
         return out
+    }
+
+    /// What both tokenizer families start from: an empty key list and the folder's tokenizer_config.json (if any),
+    /// with `tokenizer.ggml.add_space_prefix` when it says `add_prefix_space`.
+    static func start(
+        dir: String
+    ) throws(CheckpointError) -> (metadata: [GGUFMetadataEntry], tokenizerConfig: JSONObject?) {
+        var out: [GGUFMetadataEntry] = []
+        let path = dir + "tokenizer_config.json"
+        let tokenizerConfig = FileAccess.exists(path) ? try ModelSource.readJSONObject(path) : nil
+        if let prefix = tokenizerConfig?["add_prefix_space"]?.boolValue {
+            out.put("tokenizer.ggml.add_space_prefix", .bool(prefix))
+        }
+        return (out, tokenizerConfig)
     }
 
     /// convert_hf_to_gguf.py's `does_token_look_special`.
@@ -411,5 +413,16 @@ struct SpecialVocab {
         }
         if let lowercase { put("tokenizer.ggml.normalizer.lowercase", .bool(lowercase)) }
         if let stripAccents { put("tokenizer.ggml.normalizer.strip_accents", .bool(stripAccents)) }
+    }
+}
+
+extension [GGUFMetadataEntry] {
+    /// Sets `key` as gguf-py's writer does: a repeated key overwrites its value in place.
+    mutating func put(_ key: String, _ value: GGUFValue) {
+        if let index = firstIndex(where: { $0.key == key }) {
+            self[index].value = value
+        } else {
+            append(GGUFMetadataEntry(key: key, value: value))
+        }
     }
 }
