@@ -48,4 +48,31 @@ import Testing
         #expect(result.stderr.contains("merge writes a 4-bit result to .safetensors or a folder"), "\(result.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
+
+    @Test func `requantizing a k-quant GGUF warns that the errors add up, and an F16 one does not`() throws {
+        let dir = TemporaryDirectory("cli-gguf-mistakes")
+        defer { dir.cleanup() }
+        let again = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-g/gguf/Q4_K_M.gguf"), "-o", dir.file("q8.gguf"), "--to", "q8_0",
+        ])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("warning: 16 tensors were already quantized"), "\(again.stderr)")
+        let first = try NF4KitCLI.run([
+            "convert", Fixture.path("llama-g/gguf/F16.gguf"), "-o", dir.file("q4.gguf"), "--to", "q4_k_m",
+        ])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(!first.stderr.contains("warning"), "\(first.stderr)")
+    }
+
+    @Test func `an adapter that does not fit its base says which base it took and how to give another`() throws {
+        let dir = TemporaryDirectory("cli-gguf-mistakes")
+        defer { dir.cleanup() }
+        // llama3-rope's adapter names llama3-bpe/hf (a 2-head model) in base_model_name_or_path, and is made for an
+        // 8-head one: without --base the shapes do not fit.
+        let result = try NF4KitCLI.run(["convert", Fixture.path("llama3-rope/lora"), "-o", dir.file("l.gguf")])
+        #expect(result.status == 65, "\(result.stderr)")
+        #expect(
+            result.stderr.contains("from base_model_name_or_path; give --base BASE for another"), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
 }

@@ -105,7 +105,9 @@ extension GGUFExport {
                 throw CheckpointError(
                     .shapeMismatch,
                     "module '\(module.path)': lora_A \(a.shape) and lora_B \(b.shape) do not fit the base weight "
-                        + "\(Shape(target)) with rank \(rank)", file: source.path, tensor: a.name)
+                        + "\(Shape(target)) with rank \(rank) (the base is \(basePath)"
+                        + (options.base == nil ? ", from base_model_name_or_path; give --base BASE for another" : "")
+                        + ")", file: source.path, tensor: a.name)
             }
             // llama.cpp applies alpha / r (or 1 when alpha is 0); PEFT applies its own scaling: fold the ratio.
             let peft = Double(adapterConfig.scaling(forModule: module.path, rank: rank))

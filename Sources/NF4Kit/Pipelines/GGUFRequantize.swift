@@ -20,6 +20,9 @@ public enum GGUFRequantize {
         public var tensors: [LlamaQuantMix.Assignment]
         /// The output file size in bytes.
         public var outputByteCount: Int64
+        /// Tensors that were block-quantized already and were quantized again to another type (what llama-quantize
+        /// does only with `--allow-requantize`: the error of both quantizations adds up).
+        public var requantizedTensorCount = 0
     }
 
     /// The output metadata and tensor types for `file`, without touching tensor data.
@@ -88,6 +91,7 @@ public enum GGUFRequantize {
         let writer = try GGUFWriter(path: output, layout: layout, overwrite: overwrite, inputs: [input])
         let tracker = ProgressTracker(
             tensorsTotal: tensors.count, bytesTotal: layout.byteCounts.reduce(0, +), report: progress)
+        var requantized = 0
         for (index, assignment) in tensors.enumerated() {
             guard let info = file.tensor(named: assignment.tensor.name) else {
                 preconditionFailure("GGUFRequantize: planned tensor \(assignment.tensor.name) is not in the file")
@@ -96,13 +100,16 @@ public enum GGUFRequantize {
             if assignment.type == info.type {
                 try writer.write(tensorAt: index, bytes)
             } else {
+                if info.type.isQuantized { requantized += 1 }
                 let encoded = try convert(info, bytes, to: assignment.type, file: file.path, threads: threads)
                 try writer.write(tensorAt: index, encoded)
             }
             tracker.finished(info.name, bytes: layout.byteCounts[index])
         }
         try writer.finish()
-        return Summary(fileType: fileType, tensors: tensors, outputByteCount: layout.fileSize)
+        var summary = Summary(fileType: fileType, tensors: tensors, outputByteCount: layout.fileSize)
+        summary.requantizedTensorCount = requantized
+        return summary
     }
 
     /// The hyperparameters the mix reads, from `general.architecture` and `<arch>.*` keys.

@@ -42,6 +42,13 @@ extension Convert {
                     let summary = try GGUFRequantize.run(
                         input: input, output: outputOptions.output, fileType: fileType, overwrite: outputOptions.force,
                         threads: threads ?? FileAccess.processorCount, progress: renderer.callback)
+                    if summary.requantizedTensorCount > 0 && !outputOptions.quiet {
+                        FileAccess.writeStandardError(
+                            "warning: \(summary.requantizedTensorCount) tensors were already quantized and were "
+                                + "quantized again (llama-quantize asks for --allow-requantize): the errors add up; "
+                                + "start from the F16/BF16 GGUF or the Hugging Face folder for the best \(fileType.name)\n"
+                        )
+                    }
                     report(
                         "\(summary.tensors.count) tensors as \(fileType.name)", bytes: Int(summary.outputByteCount),
                         start)
