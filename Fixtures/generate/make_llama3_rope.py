@@ -1,6 +1,6 @@
 """Writes Fixtures/files/llama3-rope: a 1-layer Llama whose config.json carries Llama 3.2's llama3 rope scaling.
 
-Run with a Python that has torch and safetensors (e.g. /work/ref/convvenv/bin/python). The tokenizer files are
+Run with a Python that has torch and safetensors (a venv with the torch CPU wheel). The tokenizer files are
 llama-g's (SentencePiece, 1000 tokens); the tests copy them in, so only config.json and model.safetensors are kept.
 The reference GGUF is then convert_hf_to_gguf.py --outtype bf16 of the assembled folder (see Fixtures/README.md).
 """

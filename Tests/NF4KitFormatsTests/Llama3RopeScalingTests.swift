@@ -3,7 +3,7 @@ import NF4KitFormats
 import Testing
 
 /// Llama 3.1's rope factors (`rope_freqs.weight`) against what convert_hf_to_gguf.py's torch float32 arithmetic gave
-/// (torch 2.13 CPU, /work/ref/convvenv) for the real configs, and the config.json parsing around them.
+/// (torch 2.13 CPU) for the real configs, and the config.json parsing around them.
 @Suite struct Llama3RopeScalingTests {
     /// Expected factors: `ones` leading 1s, then the smooth band's float32 bit patterns, then the factor.
     static func expected(count: Int, ones: Int, band: [UInt32], factor: Float) -> [UInt32] {
