@@ -65,15 +65,10 @@ package enum BPEVocabulary {
             try place(text, entry["id"]?.intValue)
             added[entry["id"]?.intValue ?? 0] = (text, entry["special"]?.boolValue ?? false)
         }
-        for (key, entry) in tokenizerConfig?["added_tokens_decoder"]?.objectValue ?? JSONObject() {
-            guard let id = Int(key), let text = entry["content"]?.stringValue else {
-                throw CheckpointError(
-                    .malformedHeader, "added_tokens_decoder entry '\(key)' needs an integer id and a content string",
-                    file: tokenizerConfigPath)
-            }
+        for (id, text, special) in try LlamaVocabulary.addedTokensDecoder(tokenizerConfig, file: tokenizerConfigPath) {
             guard added[id] == nil else { continue }
             try place(text, id)
-            added[id] = (text, entry["special"]?.boolValue ?? false)
+            added[id] = (text, special)
         }
         let addedTexts = Set(added.values.map(\.text))
 

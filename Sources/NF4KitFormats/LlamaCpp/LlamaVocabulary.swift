@@ -71,24 +71,16 @@ package enum LlamaVocabulary {
                 types[id] = SentencePieceModel.PieceType.userDefined.rawValue
             }
         }
-        if let decoder = tokenizerConfig?["added_tokens_decoder"]?.objectValue {
-            for (key, entry) in decoder {
-                guard let id = Int(key), id >= 0, let content = entry["content"]?.stringValue else {
-                    throw CheckpointError(
-                        .malformedHeader,
-                        "added_tokens_decoder entry '\(key)' needs an integer id and a content string",
-                        file: tokenizerConfigPath)
-                }
-                guard id < vocabSize else { continue }
-                if entry["special"]?.boolValue == true || looksSpecial(content) {
-                    types[id] = SentencePieceModel.PieceType.control.rawValue
-                    tokens[id] = content
-                } else {
-                    types[id] = SentencePieceModel.PieceType.userDefined.rawValue
-                    tokens[id] = String(content.map { $0 == "\u{2581}" ? " " : $0 })
-                }
-                scores[id] = -1000
+        for (id, content, special) in try addedTokensDecoder(tokenizerConfig, file: tokenizerConfigPath) {
+            guard id < vocabSize else { continue }
+            if special || looksSpecial(content) {
+                types[id] = SentencePieceModel.PieceType.control.rawValue
+                tokens[id] = content
+            } else {
+                types[id] = SentencePieceModel.PieceType.userDefined.rawValue
+                tokens[id] = String(content.map { $0 == "\u{2581}" ? " " : $0 })
             }
+            scores[id] = -1000
         }
         put("tokenizer.ggml.model", .string("llama"))
         put("tokenizer.ggml.pre", .string("default"))
@@ -109,6 +101,25 @@ package enum LlamaVocabulary {
             fim.write(into: put)
         }
         return out
+    }
+
+    /// The entries of tokenizer_config.json's `added_tokens_decoder` (`{"128000": {"content": ..., "special": ...}}`),
+    /// in file order, as both tokenizer families read them.
+    /// - Throws: `.malformedHeader` naming `file` for a key that is not a non-negative integer or an entry without a
+    ///   content string.
+    static func addedTokensDecoder(
+        _ tokenizerConfig: JSONObject?, file: String
+    ) throws(CheckpointError) -> [(id: Int, content: String, special: Bool)] {
+        var entries: [(id: Int, content: String, special: Bool)] = []
+        for (key, entry) in tokenizerConfig?["added_tokens_decoder"]?.objectValue ?? JSONObject() {
+            guard let id = Int(key), id >= 0, let content = entry["content"]?.stringValue else {
+                throw CheckpointError(
+                    .malformedHeader, "added_tokens_decoder entry '\(key)' needs an integer id and a content string",
+                    file: file)
+            }
+            entries.append((id, content, entry["special"]?.boolValue ?? false))
+        }
+        return entries
     }
 
     /// What both tokenizer families start from: an empty key list and the folder's tokenizer_config.json (if any),
